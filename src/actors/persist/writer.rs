@@ -1,0 +1,110 @@
+//! The primary-store writer: a supervised actor that accepts every `StateChange`
+//! into an ordered queue first and removes entries only once the store committed
+//! them, one transaction per batch. While one batch commits the next accumulates,
+//! so write rate adapts to load (group commit). A failed batch stops the actor;
+//! the supervisor restarts it and the queue, kept in the struct, is flushed again.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix::prelude::*;
+
+use super::PersistHealth;
+use crate::actors::Publish;
+use crate::domain::{ChangeKind, StateChange};
+use crate::store::Store;
+
+const MAX_BACKOFF: Duration = Duration::from_secs(5);
+
+pub struct StoreWriter {
+    store: Arc<dyn Store>,
+    health: Arc<PersistHealth>,
+    queue: VecDeque<Arc<StateChange>>,
+    batch_max: usize,
+    in_flight: bool,
+    backoff: Duration,
+}
+
+impl StoreWriter {
+    pub fn new(store: Arc<dyn Store>, health: Arc<PersistHealth>, batch_max: usize) -> Self {
+        StoreWriter {
+            store,
+            health,
+            queue: VecDeque::new(),
+            batch_max,
+            in_flight: false,
+            backoff: Duration::from_millis(50),
+        }
+    }
+
+    fn flush(&mut self, ctx: &mut Context<Self>) {
+        if self.in_flight || self.queue.is_empty() {
+            return;
+        }
+        let n = self.queue.len().min(self.batch_max);
+        let batch: Vec<_> = self.queue.iter().take(n).cloned().collect();
+        let last_seq = batch.last().map(|c| c.seq).unwrap_or(0);
+        self.in_flight = true;
+        let store = Arc::clone(&self.store);
+        async move { store.write_batch(batch).await }
+            .into_actor(self)
+            .map(move |res, act, ctx| {
+                act.in_flight = false;
+                match res {
+                    Ok(()) => {
+                        act.queue.drain(..n);
+                        act.health.set_queue_len(act.queue.len());
+                        act.health.set_committed(last_seq);
+                        act.backoff = Duration::from_millis(50);
+                        act.flush(ctx);
+                    }
+                    Err(e) => {
+                        let msg = e.to_string();
+                        tracing::error!(store = act.store.kind(), error = %msg, queued = act.queue.len(),
+                            retry_in = ?act.backoff, "batch write failed; writer restarts");
+                        act.health.record_failure(&msg);
+                        // No further flush until the restart: keep the backoff.
+                        act.in_flight = true;
+                        let wait = act.backoff;
+                        act.backoff = (act.backoff * 2).min(MAX_BACKOFF);
+                        ctx.run_later(wait, |_, ctx| ctx.stop());
+                    }
+                }
+            })
+            .spawn(ctx);
+    }
+}
+
+impl Actor for StoreWriter {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        self.flush(ctx);
+    }
+}
+
+impl Supervised for StoreWriter {
+    fn restarting(&mut self, _ctx: &mut Context<Self>) {
+        self.in_flight = false;
+        self.health.record_restart();
+        tracing::warn!(
+            store = self.store.kind(),
+            queued = self.queue.len(),
+            "store writer restarting"
+        );
+    }
+}
+
+impl Handler<Publish> for StoreWriter {
+    type Result = ();
+
+    fn handle(&mut self, msg: Publish, ctx: &mut Context<Self>) {
+        if matches!(msg.0.kind, ChangeKind::Evicted(_)) {
+            return;
+        }
+        self.queue.push_back(msg.0);
+        self.health.set_queue_len(self.queue.len());
+        self.flush(ctx);
+    }
+}

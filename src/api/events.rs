@@ -1,0 +1,136 @@
+//! `GET /v1/workflows/{id}/events`: Server-Sent Events. Each event carries
+//! `id:` = its per-workflow seq and `event:` = its type; `Last-Event-ID` (header or
+//! `?last_event_id=`) replays exactly the events after it, from memory for a running
+//! workflow and from the stored log otherwise. The stream closes after the terminal
+//! event.
+
+use std::collections::VecDeque;
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_web::web::Bytes;
+use actix_web::{http::header, web, HttpRequest, HttpResponse};
+use futures::stream;
+use tokio::sync::mpsc;
+
+use super::allow_only;
+use super::workflows::find;
+use crate::actors::registry::{SubscribeEvents, Subscription};
+use crate::domain::Event;
+use crate::error::ApiError;
+use crate::AppState;
+
+const KEEP_ALIVE: Duration = Duration::from_secs(15);
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        web::resource("/v1/workflows/{id}/events")
+            .route(web::get().to(events))
+            .default_service(allow_only("GET")),
+    );
+}
+
+pub fn frame(e: &Event) -> Bytes {
+    let data = serde_json::to_string(e).unwrap_or_else(|_| "{}".into());
+    Bytes::from(format!(
+        "id: {}\nevent: {}\ndata: {data}\n\n",
+        e.seq,
+        e.kind.as_str()
+    ))
+}
+
+/// The seq to resume after: `Last-Event-ID` header, else `?last_event_id=`, else 0.
+pub fn last_event_id(req: &HttpRequest) -> Result<u64, ApiError> {
+    let raw = req
+        .headers()
+        .get("Last-Event-ID")
+        .map(|v| v.to_str().unwrap_or("invalid").to_string())
+        .or_else(|| {
+            web::Query::<std::collections::HashMap<String, String>>::from_query(req.query_string())
+                .ok()
+                .and_then(|q| q.get("last_event_id").cloned())
+        });
+    match raw {
+        None => Ok(0),
+        Some(s) if s.trim().is_empty() => Ok(0),
+        Some(s) => s.trim().parse().map_err(|_| {
+            ApiError::validation(
+                "Last-Event-ID",
+                format!("Last-Event-ID must be a non-negative integer, got '{s}'"),
+            )
+        }),
+    }
+}
+
+struct SseState {
+    backlog: VecDeque<Arc<Event>>,
+    rx: Option<mpsc::Receiver<Arc<Event>>>,
+    ping: tokio::time::Interval,
+    done: bool,
+}
+
+/// Backlog first, then live events; ends after a terminal event or when the
+/// registry closes the channel (the client may reconnect with Last-Event-ID).
+pub fn sse_response(
+    backlog: Vec<Arc<Event>>,
+    rx: Option<mpsc::Receiver<Arc<Event>>>,
+) -> HttpResponse {
+    let state = SseState {
+        backlog: backlog.into(),
+        rx,
+        ping: tokio::time::interval(KEEP_ALIVE),
+        done: false,
+    };
+    let body = stream::unfold(state, |mut st| async move {
+        if st.done {
+            return None;
+        }
+        if let Some(ev) = st.backlog.pop_front() {
+            st.done = ev.kind.is_terminal();
+            return Some((Ok::<_, Infallible>(frame(&ev)), st));
+        }
+        let rx = st.rx.as_mut()?;
+        tokio::select! {
+            ev = rx.recv() => {
+                let ev = ev?;
+                st.done = ev.kind.is_terminal();
+                Some((Ok(frame(&ev)), st))
+            }
+            _ = st.ping.tick() => Some((Ok(Bytes::from_static(b": keep-alive\n\n")), st)),
+        }
+    });
+    HttpResponse::Ok()
+        .insert_header((header::CONTENT_TYPE, "text/event-stream"))
+        .insert_header((header::CACHE_CONTROL, "no-cache"))
+        .insert_header(("X-Accel-Buffering", "no"))
+        .streaming(body)
+}
+
+async fn events(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let after = last_event_id(&req)?;
+    let id = id.into_inner();
+    match state
+        .registry
+        .send(SubscribeEvents {
+            id: id.clone(),
+            after,
+        })
+        .await?
+    {
+        Subscription::Live { backlog, rx } => Ok(sse_response(backlog, Some(rx))),
+        Subscription::NotActive => {
+            let (wf, _) = find(&state, &id).await?;
+            state.read_barrier().await;
+            let stored = state.store.events_after(&wf.id, after).await?;
+            Ok(sse_response(
+                stored.into_iter().map(Arc::new).collect(),
+                None,
+            ))
+        }
+    }
+}

@@ -1,0 +1,90 @@
+//! `/health` (status healthy|degraded|unhealthy with per-component detail) and
+//! `/ready` (can this instance take new work).
+
+use actix_web::{web, HttpResponse};
+use serde_json::json;
+
+use super::allow_only;
+use crate::actors::registry::Stats;
+use crate::AppState;
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        web::resource("/health")
+            .route(web::get().to(health))
+            .default_service(allow_only("GET")),
+    )
+    .service(
+        web::resource("/ready")
+            .route(web::get().to(ready))
+            .default_service(allow_only("GET")),
+    );
+}
+
+async fn health(state: web::Data<AppState>) -> HttpResponse {
+    let registry = state.registry.send(Stats).await;
+    let ping = state.store.ping().await;
+    let p = &state.primary;
+    let store_status = match (&ping, p.is_failing()) {
+        (Err(_), _) => "unhealthy",
+        (Ok(_), true) => "degraded",
+        (Ok(_), false) if p.queue_len() * 2 > p.max_queue => "degraded",
+        _ => "healthy",
+    };
+    let store = json!({
+        "status": store_status,
+        "kind": state.store.kind(),
+        "latency_ms": ping.as_ref().ok().map(|d| d.as_secs_f64() * 1000.0),
+        "error": ping.as_ref().err().map(|e| e.to_string()).or_else(|| p.last_error().filter(|_| p.is_failing())),
+        "queue_depth": p.queue_len(),
+        "max_queue": p.max_queue,
+        "committed_seq": p.committed(),
+        "write_failures": p.failures(),
+        "writer_restarts": p.restarts(),
+    });
+    let (registry_json, registry_ok, active) = match &registry {
+        Ok(s) => (
+            json!({"status": "healthy", "active": s.active, "running": s.running,
+            "retained": s.retained, "max_active": s.max_active, "sse_clients": s.sse_clients,
+            "shutting_down": s.shutting_down}),
+            true,
+            s.active,
+        ),
+        Err(e) => (
+            json!({"status": "unhealthy", "error": e.to_string()}),
+            false,
+            0,
+        ),
+    };
+    let status = if !registry_ok || store_status == "unhealthy" {
+        "unhealthy"
+    } else if store_status == "degraded" {
+        "degraded"
+    } else {
+        "healthy"
+    };
+    let body = json!({
+        "status": status,
+        "version": env!("CARGO_PKG_VERSION"),
+        "uptime_seconds": state.started.elapsed().as_secs_f64(),
+        "active_workflows": active,
+        "components": { "registry": registry_json, "store": store },
+    });
+    if status == "unhealthy" {
+        HttpResponse::ServiceUnavailable().json(body)
+    } else {
+        HttpResponse::Ok().json(body)
+    }
+}
+
+async fn ready(state: web::Data<AppState>) -> HttpResponse {
+    match state.registry.send(Stats).await {
+        Ok(s) if !s.shutting_down && !state.primary.is_full() => {
+            HttpResponse::Ok().json(json!({"ready": true}))
+        }
+        Ok(s) => HttpResponse::ServiceUnavailable().json(json!({"ready": false,
+            "reason": if s.shutting_down { "shutting_down" } else { "store_queue_full" }})),
+        Err(e) => HttpResponse::ServiceUnavailable()
+            .json(json!({"ready": false, "reason": e.to_string()})),
+    }
+}

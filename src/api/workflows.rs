@@ -1,0 +1,379 @@
+//! `/v1/workflows`: create, list, read, result, cancel.
+
+use std::sync::Arc;
+
+use actix_web::{http::header, web, HttpRequest, HttpResponse};
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::allow_only;
+use super::body::{field_name, read_json};
+use crate::actors::registry::{Cancel, CancelOutcome, Create, Get, NewWorkflow};
+use crate::domain::{Pattern, PatternConfig, ResearchConfig, SearchConfig, Status, Workflow};
+use crate::error::ApiError;
+use crate::store::ListQuery;
+use crate::AppState;
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        web::resource("/v1/workflows")
+            .route(web::post().to(create))
+            .route(web::get().to(list))
+            .default_service(allow_only("GET, POST")),
+    )
+    .service(
+        web::resource("/v1/workflows/{id}")
+            .route(web::get().to(get))
+            .default_service(allow_only("GET")),
+    )
+    .service(
+        web::resource("/v1/workflows/{id}/result")
+            .route(web::get().to(result))
+            .default_service(allow_only("GET")),
+    )
+    .service(
+        web::resource("/v1/workflows/{id}/cancel")
+            .route(web::post().to(cancel))
+            .default_service(allow_only("POST")),
+    );
+}
+
+const MAX_TASK_CHARS: usize = 100_000;
+const MAX_TITLE_CHARS: usize = 200;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateBody {
+    pub pattern: Option<String>,
+    pub task: Option<String>,
+    pub title: Option<String>,
+    pub config: Option<Value>,
+}
+
+/// Checks a create request; every error names the field.
+pub fn validate(body: CreateBody) -> Result<NewWorkflow, ApiError> {
+    let pattern_name = body.pattern.ok_or_else(|| {
+        ApiError::validation("pattern", "pattern is required: 'research' or 'search'")
+    })?;
+    let pattern = Pattern::parse(&pattern_name).ok_or_else(|| {
+        ApiError::validation(
+            "pattern",
+            format!("unknown pattern '{pattern_name}'; expected 'research' or 'search' (aliases: 'beltalowda', 'swarm')"),
+        )
+    })?;
+    let task = body
+        .task
+        .ok_or_else(|| ApiError::validation("task", "task is required"))?;
+    let task = task.trim().to_string();
+    if task.is_empty() {
+        return Err(ApiError::validation("task", "task must not be empty"));
+    }
+    if task.chars().count() > MAX_TASK_CHARS {
+        return Err(ApiError::validation(
+            "task",
+            format!("task is longer than {MAX_TASK_CHARS} characters"),
+        ));
+    }
+    let title = match body.title {
+        Some(t) if t.trim().is_empty() => {
+            return Err(ApiError::validation(
+                "title",
+                "title must not be empty when given",
+            ))
+        }
+        Some(t) if t.chars().count() > MAX_TITLE_CHARS => {
+            return Err(ApiError::validation(
+                "title",
+                format!("title is longer than {MAX_TITLE_CHARS} characters"),
+            ))
+        }
+        Some(t) => t.trim().to_string(),
+        None => default_title(&task),
+    };
+    let config = match body.config {
+        None | Some(Value::Null) => PatternConfig::default_for(pattern),
+        Some(v @ Value::Object(_)) => parse_config(pattern, v)?,
+        Some(_) => {
+            return Err(ApiError::validation(
+                "config",
+                "config must be a JSON object",
+            ))
+        }
+    };
+    config
+        .validate()
+        .map_err(|(field, message)| ApiError::validation(field, message))?;
+    Ok(NewWorkflow {
+        pattern,
+        task,
+        title,
+        config,
+    })
+}
+
+fn parse_config(pattern: Pattern, v: Value) -> Result<PatternConfig, ApiError> {
+    fn de<T: serde::de::DeserializeOwned>(v: Value) -> Result<T, ApiError> {
+        serde_path_to_error::deserialize(v).map_err(|e| {
+            let msg = e.inner().to_string();
+            let field = field_name(&e.path().to_string(), &msg);
+            ApiError::validation(format!("config.{field}"), format!("config: {msg}"))
+        })
+    }
+    Ok(match pattern {
+        Pattern::Research => PatternConfig::Research(de::<ResearchConfig>(v)?),
+        Pattern::Search => PatternConfig::Search(de::<SearchConfig>(v)?),
+    })
+}
+
+fn default_title(task: &str) -> String {
+    let first = task.lines().next().unwrap_or(task);
+    let mut t: String = first.chars().take(80).collect();
+    if first.chars().count() > 80 {
+        t.push('…');
+    }
+    t
+}
+
+fn links(id: &str) -> Value {
+    json!({
+        "self": format!("/v1/workflows/{id}"),
+        "result": format!("/v1/workflows/{id}/result"),
+        "events": format!("/v1/workflows/{id}/events"),
+        "cancel": format!("/v1/workflows/{id}/cancel"),
+    })
+}
+
+async fn create(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    let limit = state.config.server.max_body_bytes;
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok());
+    let body: CreateBody = read_json(payload, limit, declared).await?;
+    let new = validate(body)?;
+    let created = state.registry.send(Create(new)).await??;
+    state.acknowledge(created.seq).await?;
+    let wf = created.workflow;
+    Ok(HttpResponse::Created()
+        .insert_header((header::LOCATION, format!("/v1/workflows/{}", wf.id)))
+        .json(json!({
+            "id": wf.id,
+            "status": wf.status,
+            "pattern": wf.pattern,
+            "title": wf.title,
+            "created_at": wf.created_at,
+            "links": links(&wf.id),
+        })))
+}
+
+/// Finds a workflow in memory, else in the store. Says where it came from.
+pub async fn find(state: &AppState, id: &str) -> Result<(Arc<Workflow>, &'static str), ApiError> {
+    if let Some(wf) = state.registry.send(Get(id.to_string())).await? {
+        return Ok((wf, "memory"));
+    }
+    state.read_barrier().await;
+    match state.store.get_workflow(id).await? {
+        Some(wf) => Ok((Arc::new(wf), "store")),
+        None => Err(ApiError::WorkflowNotFound(id.to_string())),
+    }
+}
+
+async fn get(state: web::Data<AppState>, id: web::Path<String>) -> Result<HttpResponse, ApiError> {
+    let (wf, from) = find(&state, &id).await?;
+    Ok(HttpResponse::Ok()
+        .insert_header(("X-Served-From", from))
+        .json(wf))
+}
+
+async fn result(
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let (wf, _) = find(&state, &id).await?;
+    if !wf.status.is_terminal() {
+        return Err(ApiError::NotFinished(wf.id.clone()));
+    }
+    state.read_barrier().await;
+    match state.store.get_result(&wf.id).await? {
+        Some(r) => Ok(HttpResponse::Ok().json(r)),
+        None => Err(ApiError::Internal(format!(
+            "the result of '{}' is missing from the store",
+            wf.id
+        ))),
+    }
+}
+
+async fn cancel(
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    match state.registry.send(Cancel(id.to_string())).await? {
+        CancelOutcome::Cancelled { workflow, seq } => {
+            state.acknowledge(seq).await?;
+            Ok(HttpResponse::Ok().json(workflow))
+        }
+        CancelOutcome::AlreadyFinished(wf) => Err(already_finished(&wf)),
+        CancelOutcome::Unknown => {
+            let (wf, _) = find(&state, &id).await?;
+            Err(already_finished(&wf))
+        }
+    }
+}
+
+fn already_finished(wf: &Workflow) -> ApiError {
+    ApiError::AlreadyFinished {
+        id: wf.id.clone(),
+        status: wf.status.to_string(),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct ListParams {
+    status: Option<String>,
+    pattern: Option<String>,
+    cursor: Option<String>,
+    limit: Option<String>,
+}
+
+const DEFAULT_PAGE: usize = 50;
+const MAX_PAGE: usize = 500;
+
+async fn list(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResponse, ApiError> {
+    let p = web::Query::<ListParams>::from_query(req.query_string())
+        .map_err(|e| ApiError::validation("query", e.to_string()))?
+        .into_inner();
+    let status = p
+        .status
+        .map(|s| {
+            Status::parse(&s).ok_or_else(|| {
+                ApiError::validation(
+                    "status",
+                    format!("unknown status '{s}'; expected pending, running, interrupted, completed, failed or cancelled"),
+                )
+            })
+        })
+        .transpose()?;
+    let pattern = p
+        .pattern
+        .map(|s| {
+            Pattern::parse(&s).ok_or_else(|| {
+                ApiError::validation(
+                    "pattern",
+                    format!("unknown pattern '{s}'; expected research or search"),
+                )
+            })
+        })
+        .transpose()?;
+    let limit = match p.limit {
+        None => DEFAULT_PAGE,
+        Some(l) => match l.parse::<usize>() {
+            Ok(n) if (1..=MAX_PAGE).contains(&n) => n,
+            _ => {
+                return Err(ApiError::validation(
+                    "limit",
+                    format!("limit must be an integer between 1 and {MAX_PAGE}, got '{l}'"),
+                ))
+            }
+        },
+    };
+    if let Some(c) = &p.cursor {
+        if !c.starts_with("wf_") || c.len() > 64 {
+            return Err(ApiError::validation(
+                "cursor",
+                "cursor is not one this server issued",
+            ));
+        }
+    }
+    state.read_barrier().await;
+    let mut items = state
+        .store
+        .list(ListQuery {
+            status,
+            pattern,
+            before_id: p.cursor,
+            limit: limit + 1,
+        })
+        .await?;
+    let next_cursor = if items.len() > limit {
+        items.truncate(limit);
+        items.last().map(|w| w.id.clone())
+    } else {
+        None
+    };
+    Ok(HttpResponse::Ok().json(json!({ "items": items, "next_cursor": next_cursor })))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn body(v: Value) -> CreateBody {
+        serde_json::from_value(v).unwrap()
+    }
+
+    fn field_of(v: Value) -> String {
+        match validate(body(v)) {
+            Err(ApiError::Validation { field, .. }) => field,
+            Err(e) => panic!("unexpected error {e}"),
+            Ok(_) => panic!("accepted"),
+        }
+    }
+
+    #[test]
+    fn each_bad_field_is_named() {
+        assert_eq!(field_of(json!({"task": "x"})), "pattern");
+        assert_eq!(field_of(json!({"pattern": "poem", "task": "x"})), "pattern");
+        assert_eq!(field_of(json!({"pattern": "research"})), "task");
+        assert_eq!(
+            field_of(json!({"pattern": "research", "task": "  "})),
+            "task"
+        );
+        assert_eq!(
+            field_of(json!({"pattern": "research", "task": "x", "title": ""})),
+            "title"
+        );
+        assert_eq!(
+            field_of(json!({"pattern": "research", "task": "x", "config": {"num_agents": 2}})),
+            "config.num_agents"
+        );
+        assert_eq!(
+            field_of(json!({"pattern": "research", "task": "x", "config": {"num_agents": 21}})),
+            "config.num_agents"
+        );
+        assert_eq!(
+            field_of(json!({"pattern": "research", "task": "x", "config": {"bogus": 1}})),
+            "config.bogus"
+        );
+        assert_eq!(
+            field_of(json!({"pattern": "research", "task": "x", "config": {"num_agents": "five"}})),
+            "config.num_agents"
+        );
+        assert_eq!(
+            field_of(
+                json!({"pattern": "search", "task": "x", "config": {"agent_types": ["text", "x"]}})
+            ),
+            "config.agent_types[1]"
+        );
+        assert_eq!(
+            field_of(json!({"pattern": "research", "task": "x", "config": [1]})),
+            "config"
+        );
+    }
+
+    #[test]
+    fn defaults_and_aliases() {
+        let w = validate(body(
+            json!({"pattern": "swarm", "task": "  find things \n more"}),
+        ))
+        .unwrap();
+        assert_eq!(w.pattern, Pattern::Search);
+        assert_eq!(w.task, "find things \n more");
+        assert_eq!(w.title, "find things ");
+        assert_eq!(w.config, PatternConfig::default_for(Pattern::Search));
+    }
+}

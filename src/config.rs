@@ -1,0 +1,419 @@
+//! Typed, layered configuration: built-in defaults < config file (`--config`, default
+//! `config/default.toml`) < environment `MCPO__SECTION__KEY` < command-line flags.
+//! Every key is documented in `config/default.toml`; a test keeps the two in sync.
+
+use std::collections::BTreeMap;
+use std::net::ToSocketAddrs;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use figment::providers::{Env, Format, Serialized, Toml};
+use figment::Figment;
+use serde::{Deserialize, Serialize};
+
+/// The default file, relative to the working directory. It is optional unless
+/// named explicitly with `--config`.
+pub const DEFAULT_CONFIG_PATH: &str = "config/default.toml";
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    pub server: ServerConfig,
+    pub storage: StorageConfig,
+    pub limits: LimitsConfig,
+    pub retention: RetentionConfig,
+    pub shutdown: ShutdownConfig,
+    pub execution: ExecutionConfig,
+    pub log: LogConfig,
+    /// Named LLM providers; `execution.default_provider` names one of them.
+    pub providers: BTreeMap<String, ProviderConfig>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerConfig {
+    /// Listen address, `host:port`.
+    pub bind: String,
+    /// Largest accepted request body; larger bodies get 413.
+    pub max_body_bytes: usize,
+    /// HTTP worker threads; 0 = one per CPU core.
+    pub workers: usize,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Durability {
+    /// Answer a create or cancel only after the primary store committed it.
+    Sync,
+    /// Answer at once; a crash may lose the last few milliseconds of changes.
+    Async,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StorageConfig {
+    /// Embedded SQLite database file (the primary store when no PostgreSQL is set).
+    pub sqlite_path: PathBuf,
+    pub durability: Durability,
+    /// How long a sync create/cancel waits for the store before answering 503.
+    #[serde(with = "humantime_serde")]
+    pub ack_timeout: Duration,
+    /// Changes waiting for the store at most; when full, creates get 503.
+    pub max_queue: usize,
+    /// Changes written in one transaction at most.
+    pub batch_max: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LimitsConfig {
+    /// Pending + running workflows at most; creates beyond get 429.
+    pub max_active: usize,
+    /// The `Retry-After` given with a 429.
+    #[serde(with = "humantime_serde")]
+    pub retry_after: Duration,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RetentionConfig {
+    /// Finished workflows kept in memory at most (oldest completion evicted first).
+    pub max_completed: usize,
+    /// Finished workflows older than this (by completion) leave memory.
+    #[serde(with = "humantime_serde")]
+    pub max_age: Duration,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ShutdownConfig {
+    /// Time from SIGTERM to exit: running workflows may finish during the first
+    /// part; the rest are marked interrupted and everything is flushed.
+    #[serde(with = "humantime_serde")]
+    pub grace: Duration,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ExecutionConfig {
+    /// Provider used when a request names none.
+    pub default_provider: String,
+    /// Threads that run workflow executors; 0 = one per CPU core.
+    pub threads: usize,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    pub format: LogFormat,
+    /// A tracing filter (`info`, `mcp_orchestrator=debug`); `RUST_LOG` wins when set.
+    pub level: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase", deny_unknown_fields)]
+pub enum ProviderConfig {
+    /// Offline provider: deterministic text after a fixed latency, labelled simulated.
+    Simulated {
+        #[serde(default = "default_sim_latency")]
+        latency_ms: u64,
+    },
+}
+
+fn default_sim_latency() -> u64 {
+    50
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        let mut providers = BTreeMap::new();
+        providers.insert(
+            "simulated".to_string(),
+            ProviderConfig::Simulated {
+                latency_ms: default_sim_latency(),
+            },
+        );
+        Config {
+            server: ServerConfig::default(),
+            storage: StorageConfig::default(),
+            limits: LimitsConfig::default(),
+            retention: RetentionConfig::default(),
+            shutdown: ShutdownConfig::default(),
+            execution: ExecutionConfig::default(),
+            log: LogConfig::default(),
+            providers,
+        }
+    }
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            bind: "127.0.0.1:5060".into(),
+            max_body_bytes: 1024 * 1024,
+            workers: 0,
+        }
+    }
+}
+
+impl Default for StorageConfig {
+    fn default() -> Self {
+        StorageConfig {
+            sqlite_path: PathBuf::from("data/orchestrator.db"),
+            durability: Durability::Sync,
+            ack_timeout: Duration::from_secs(5),
+            max_queue: 100_000,
+            batch_max: 2_000,
+        }
+    }
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        LimitsConfig {
+            max_active: 50,
+            retry_after: Duration::from_secs(5),
+        }
+    }
+}
+
+impl Default for RetentionConfig {
+    fn default() -> Self {
+        RetentionConfig {
+            max_completed: 100,
+            max_age: Duration::from_secs(7 * 24 * 3600),
+        }
+    }
+}
+
+impl Default for ShutdownConfig {
+    fn default() -> Self {
+        ShutdownConfig {
+            grace: Duration::from_secs(30),
+        }
+    }
+}
+
+impl Default for ExecutionConfig {
+    fn default() -> Self {
+        ExecutionConfig {
+            default_provider: "simulated".into(),
+            threads: 0,
+        }
+    }
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig {
+            format: LogFormat::Text,
+            level: "info".into(),
+        }
+    }
+}
+
+/// A configuration problem, always naming the key (or file) and the reason.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid configuration: {0}")]
+pub struct ConfigError(pub String);
+
+impl Config {
+    /// Loads the layers. `file` is the `--config` argument: a named file must
+    /// exist; without one, `config/default.toml` is read when present.
+    pub fn load(file: Option<&Path>) -> Result<Config, ConfigError> {
+        let mut fig = Figment::from(Serialized::defaults(Config::default()));
+        match file {
+            Some(path) => {
+                if !path.is_file() {
+                    return Err(ConfigError(format!(
+                        "config file '{}' does not exist or is not a file",
+                        path.display()
+                    )));
+                }
+                fig = fig.merge(Toml::file(path));
+            }
+            None => {
+                let default = Path::new(DEFAULT_CONFIG_PATH);
+                if default.is_file() {
+                    fig = fig.merge(Toml::file(default));
+                }
+            }
+        }
+        fig = fig.merge(Env::prefixed("MCPO__").split("__"));
+        let config: Config = fig.extract().map_err(|e| ConfigError(describe(e)))?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Checks what types alone cannot say; every message names the key.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let bad = |key: &str, reason: String| Err(ConfigError(format!("{key}: {reason}")));
+        match self.server.bind.to_socket_addrs().map(|a| a.count()) {
+            Ok(n) if n > 0 => {}
+            _ => {
+                return bad(
+                    "server.bind",
+                    format!("'{}' is not a host:port address", self.server.bind),
+                )
+            }
+        }
+        if self.server.max_body_bytes < 1024 {
+            return bad("server.max_body_bytes", "must be at least 1024".into());
+        }
+        if self.storage.sqlite_path.as_os_str().is_empty() {
+            return bad("storage.sqlite_path", "must not be empty".into());
+        }
+        if self.storage.max_queue == 0 || self.storage.batch_max == 0 {
+            return bad(
+                "storage.max_queue/storage.batch_max",
+                "must be at least 1".into(),
+            );
+        }
+        if self.limits.max_active == 0 {
+            return bad("limits.max_active", "must be at least 1".into());
+        }
+        if self.shutdown.grace < Duration::from_millis(100) {
+            return bad("shutdown.grace", "must be at least 100ms".into());
+        }
+        if !self
+            .providers
+            .contains_key(&self.execution.default_provider)
+        {
+            return bad(
+                "execution.default_provider",
+                format!(
+                    "'{}' is not a configured provider (configured: {})",
+                    self.execution.default_provider,
+                    self.providers
+                        .keys()
+                        .cloned()
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            );
+        }
+        Ok(())
+    }
+
+    /// The effective configuration as TOML, with secrets redacted.
+    pub fn to_redacted_toml(&self) -> String {
+        // No secret values live in the config itself: API keys are read from the
+        // environment variables the config names. Keep this the one place to redact.
+        toml::to_string_pretty(self).unwrap_or_else(|e| format!("# cannot render: {e}"))
+    }
+}
+
+/// figment's errors name the key, the source and the reason; keep them on one line.
+fn describe(e: figment::Error) -> String {
+    e.into_iter()
+        .map(|e| {
+            let key = e.path.join(".");
+            let source = e
+                .metadata
+                .as_ref()
+                .map(|m| match &m.source {
+                    Some(src) => format!(" (from {src})"),
+                    None => format!(" (from {})", m.name),
+                })
+                .unwrap_or_default();
+            if key.is_empty() {
+                format!("{}{source}", e.kind)
+            } else {
+                format!("{key}: {}{source}", e.kind)
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SHIPPED: &str = include_str!("../config/default.toml");
+
+    /// Keys of a TOML document, dotted, leaves only.
+    fn keys(v: &toml::Value, prefix: &str, out: &mut Vec<String>) {
+        if let toml::Value::Table(t) = v {
+            for (k, v) in t {
+                let key = if prefix.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{prefix}.{k}")
+                };
+                if v.is_table() {
+                    keys(v, &key, out);
+                } else {
+                    out.push(key);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn shipped_default_file_matches_built_in_defaults() {
+        let parsed: Config = toml::from_str(SHIPPED).expect("config/default.toml parses");
+        assert_eq!(
+            parsed,
+            Config::default(),
+            "config/default.toml differs from Config::default()"
+        );
+    }
+
+    #[test]
+    fn shipped_default_file_lists_and_documents_every_key() {
+        let defaults = toml::Value::try_from(Config::default()).unwrap();
+        let mut want = Vec::new();
+        keys(&defaults, "", &mut want);
+        let shipped: toml::Value = toml::from_str(SHIPPED).unwrap();
+        let mut have = Vec::new();
+        keys(&shipped, "", &mut have);
+        want.sort();
+        have.sort();
+        assert_eq!(have, want);
+        // Each key line is preceded by a comment line (or is the provider kind).
+        let lines: Vec<&str> = SHIPPED.lines().collect();
+        for (i, l) in lines.iter().enumerate() {
+            let l = l.trim();
+            if l.is_empty() || l.starts_with('#') || l.starts_with('[') || l.starts_with("kind") {
+                continue;
+            }
+            assert!(
+                lines[i - 1].trim().starts_with('#'),
+                "undocumented key: {l}"
+            );
+        }
+    }
+
+    #[test]
+    fn validation_names_the_key() {
+        let mut c = Config::default();
+        c.limits.max_active = 0;
+        assert!(c
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("limits.max_active"));
+        let mut c = Config::default();
+        c.execution.default_provider = "nope".into();
+        assert!(c
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("execution.default_provider"));
+        let mut c = Config::default();
+        c.server.bind = "not an address".into();
+        assert!(c
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("server.bind"));
+    }
+}

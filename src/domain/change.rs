@@ -1,0 +1,25 @@
+//! A `StateChange` is the unit the registry emits and every subscriber consumes:
+//! stores persist it, the evictor indexes it, metrics count it. `seq` is a
+//! process-wide, gap-free counter, so "committed up to seq N" is a watermark.
+
+use std::sync::Arc;
+
+use super::{Event, Workflow, WorkflowResult};
+
+#[derive(Debug, Clone)]
+pub struct StateChange {
+    pub seq: u64,
+    pub kind: ChangeKind,
+}
+
+#[derive(Debug, Clone)]
+pub enum ChangeKind {
+    /// Insert or replace the workflow record.
+    Workflow(Arc<Workflow>),
+    /// Append one event (idempotent on `(workflow_id, seq)`).
+    Event(Arc<Event>),
+    /// Insert or replace the (possibly partial) result of a finished workflow.
+    Result(Arc<WorkflowResult>),
+    /// The in-memory copy was dropped; stores keep theirs.
+    Evicted(String),
+}

@@ -1,0 +1,22 @@
+//! Pure data types and the workflow state machine: no I/O, no actors.
+
+pub mod change;
+pub mod event;
+pub mod pattern;
+pub mod result;
+pub mod status;
+pub mod workflow;
+
+pub use change::{ChangeKind, StateChange};
+pub use event::{Event, EventType};
+pub use pattern::{Pattern, PatternConfig, ResearchConfig, SearchConfig, AGENT_TYPES};
+pub use result::{AgentResult, Document, SynthesisResult, TokenUsage, WorkflowResult};
+pub use status::{Status, TransitionError};
+pub use workflow::{Progress, Stage, Workflow, WorkflowError};
+
+/// Timestamps are UTC with microsecond precision so they survive a store round trip
+/// unchanged (SQLite and PostgreSQL both keep microseconds).
+pub fn now() -> chrono::DateTime<chrono::Utc> {
+    use chrono::SubsecRound;
+    chrono::Utc::now().trunc_subsecs(6)
+}

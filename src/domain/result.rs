@@ -1,0 +1,99 @@
+//! What a workflow produces: agent results, syntheses, documents, cost.
+
+use serde::{Deserialize, Serialize};
+
+use super::{Pattern, Status};
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TokenUsage {
+    pub input: u64,
+    pub output: u64,
+    pub total: u64,
+}
+
+impl TokenUsage {
+    pub fn new(input: u64, output: u64) -> TokenUsage {
+        TokenUsage {
+            input,
+            output,
+            total: input + output,
+        }
+    }
+
+    pub fn add(&mut self, other: TokenUsage) {
+        self.input += other.input;
+        self.output += other.output;
+        self.total += other.total;
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AgentResult {
+    pub agent_id: String,
+    pub agent_type: String,
+    pub subtask: String,
+    pub content: String,
+    /// `completed` or `failed`.
+    pub status: String,
+    pub model: String,
+    pub tokens: TokenUsage,
+    pub cost: f64,
+    pub execution_time: f64,
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SynthesisResult {
+    /// `group` or `final`.
+    pub level: String,
+    pub group: Option<u32>,
+    /// agent_ids (group) or group numbers (final) this synthesis drew on.
+    pub sources: Vec<String>,
+    pub content: String,
+    pub model: String,
+    pub tokens: TokenUsage,
+    pub cost: f64,
+    pub execution_time: f64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Document {
+    pub name: String,
+    pub format: String,
+    pub content: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WorkflowResult {
+    pub workflow_id: String,
+    pub pattern: Pattern,
+    pub status: Status,
+    pub simulated: bool,
+    pub subtasks: Vec<String>,
+    pub agent_results: Vec<AgentResult>,
+    pub synthesis_results: Vec<SynthesisResult>,
+    pub final_synthesis: Option<String>,
+    pub documents: Vec<Document>,
+    pub execution_time: f64,
+    pub total_cost: f64,
+    pub tokens: TokenUsage,
+}
+
+impl WorkflowResult {
+    pub fn empty(workflow_id: &str, pattern: Pattern, simulated: bool) -> WorkflowResult {
+        WorkflowResult {
+            workflow_id: workflow_id.to_string(),
+            pattern,
+            status: Status::Pending,
+            simulated,
+            subtasks: Vec::new(),
+            agent_results: Vec::new(),
+            synthesis_results: Vec::new(),
+            final_synthesis: None,
+            documents: Vec::new(),
+            execution_time: 0.0,
+            total_cost: 0.0,
+            tokens: TokenUsage::default(),
+        }
+    }
+}

@@ -1,0 +1,191 @@
+//! The workflow record: what the API returns and the stores keep, field for field.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use super::{Pattern, PatternConfig, Status, TokenUsage, TransitionError};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Workflow {
+    pub id: String,
+    pub pattern: Pattern,
+    pub task: String,
+    pub title: String,
+    pub config: PatternConfig,
+    pub status: Status,
+    pub created_at: DateTime<Utc>,
+    pub started_at: Option<DateTime<Utc>>,
+    pub completed_at: Option<DateTime<Utc>>,
+    pub error: Option<WorkflowError>,
+    pub progress: Progress,
+    pub provider: String,
+    /// True when the provider is the offline simulator: results are not real.
+    pub simulated: bool,
+    pub total_cost_usd: f64,
+    pub tokens: TokenUsage,
+    /// Seconds from start to completion, once terminal.
+    pub execution_time: Option<f64>,
+    /// How many times the workflow was interrupted (restart) and resumed.
+    pub resumes: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WorkflowError {
+    pub code: String,
+    pub message: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Stage {
+    Queued,
+    Decomposing,
+    Agents,
+    Synthesis,
+    Documents,
+    Done,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Progress {
+    pub stage: Stage,
+    pub completed_agents: u32,
+    pub total_agents: u32,
+    pub percent: f64,
+}
+
+impl Progress {
+    /// Percent weighs stages by the calls they make: agents dominate.
+    pub fn recompute(&mut self) {
+        let agents = if self.total_agents == 0 {
+            0.0
+        } else {
+            f64::from(self.completed_agents) / f64::from(self.total_agents)
+        };
+        let pct = match self.stage {
+            Stage::Queued => 0.0,
+            Stage::Decomposing => 5.0,
+            Stage::Agents => 10.0 + 70.0 * agents,
+            Stage::Synthesis => 85.0,
+            Stage::Documents => 95.0,
+            Stage::Done => 100.0,
+        };
+        self.percent = (pct * 10.0).round() / 10.0;
+    }
+}
+
+impl Workflow {
+    pub fn new(
+        id: String,
+        pattern: Pattern,
+        task: String,
+        title: String,
+        config: PatternConfig,
+        provider: String,
+        simulated: bool,
+    ) -> Workflow {
+        let total_agents = config.total_agents();
+        Workflow {
+            id,
+            pattern,
+            task,
+            title,
+            config,
+            status: Status::Pending,
+            created_at: super::now(),
+            started_at: None,
+            completed_at: None,
+            error: None,
+            progress: Progress {
+                stage: Stage::Queued,
+                completed_agents: 0,
+                total_agents,
+                percent: 0.0,
+            },
+            provider,
+            simulated,
+            total_cost_usd: 0.0,
+            tokens: TokenUsage::default(),
+            execution_time: None,
+            resumes: 0,
+        }
+    }
+
+    /// Applies a status transition with its timestamps; illegal moves are errors
+    /// and leave the workflow untouched.
+    pub fn transition(&mut self, to: Status, at: DateTime<Utc>) -> Result<(), TransitionError> {
+        self.status.check(to)?;
+        self.status = to;
+        match to {
+            Status::Running if self.started_at.is_none() => self.started_at = Some(at),
+            Status::Running => self.resumes += 1,
+            _ => {}
+        }
+        if to.is_terminal() {
+            self.completed_at = Some(at);
+            let start = self.started_at.unwrap_or(self.created_at);
+            self.execution_time = Some((at - start).num_microseconds().unwrap_or(0) as f64 / 1e6);
+            if to == Status::Completed {
+                self.progress.stage = Stage::Done;
+                self.progress.recompute();
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn wf() -> Workflow {
+        Workflow::new(
+            "wf_1".into(),
+            Pattern::Research,
+            "t".into(),
+            "t".into(),
+            PatternConfig::default_for(Pattern::Research),
+            "simulated".into(),
+            true,
+        )
+    }
+
+    #[test]
+    fn completed_at_is_set_once_on_terminal() {
+        let mut w = wf();
+        let t1 = crate::domain::now();
+        w.transition(Status::Running, t1).unwrap();
+        assert_eq!(w.started_at, Some(t1));
+        assert_eq!(w.completed_at, None);
+        let t2 = t1 + chrono::Duration::milliseconds(1500);
+        w.transition(Status::Completed, t2).unwrap();
+        assert_eq!(w.completed_at, Some(t2));
+        assert_eq!(w.execution_time, Some(1.5));
+        let t3 = t2 + chrono::Duration::seconds(1);
+        assert!(w.transition(Status::Failed, t3).is_err());
+        assert_eq!(w.completed_at, Some(t2));
+        assert_eq!(w.status, Status::Completed);
+    }
+
+    #[test]
+    fn resume_keeps_started_at_and_counts() {
+        let mut w = wf();
+        let t = crate::domain::now();
+        w.transition(Status::Running, t).unwrap();
+        w.transition(Status::Interrupted, t).unwrap();
+        w.transition(Status::Running, t + chrono::Duration::seconds(5))
+            .unwrap();
+        assert_eq!(w.started_at, Some(t));
+        assert_eq!(w.resumes, 1);
+    }
+
+    #[test]
+    fn illegal_transition_leaves_record_untouched() {
+        let mut w = wf();
+        let before = w.clone();
+        assert!(w
+            .transition(Status::Completed, crate::domain::now())
+            .is_err());
+        assert_eq!(w, before);
+    }
+}

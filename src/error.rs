@@ -1,0 +1,146 @@
+//! The one table that decides how every API error looks on the wire: each variant
+//! maps to an HTTP status and a stable snake_case code, and the body is always
+//! `{"error": {"code", "message", "field"?}}` (DESIGN §4).
+
+use actix_web::http::{header, StatusCode};
+use actix_web::{HttpResponse, ResponseError};
+use serde::Serialize;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("{message}")]
+    Validation { field: String, message: String },
+    #[error("request body is not valid JSON: {0}")]
+    InvalidJson(String),
+    #[error(
+        "request body is {size} bytes, over the limit of {limit} bytes (server.max_body_bytes)"
+    )]
+    PayloadTooLarge { size: usize, limit: usize },
+    #[error("no workflow with id '{0}'")]
+    WorkflowNotFound(String),
+    #[error("no route for {0}")]
+    RouteNotFound(String),
+    #[error("method {method} is not allowed here; allowed: {allowed}")]
+    MethodNotAllowed { method: String, allowed: String },
+    #[error("workflow '{0}' has not finished yet; its result is available once it is completed, failed or cancelled")]
+    NotFinished(String),
+    #[error("workflow '{id}' already finished with status '{status}'")]
+    AlreadyFinished { id: String, status: String },
+    #[error("{active} workflows are pending or running, the limit (limits.max_active) is {limit}; retry after one finishes")]
+    ActiveLimitReached {
+        active: usize,
+        limit: usize,
+        retry_after_secs: u64,
+    },
+    #[error("the server is shutting down and admits no new work")]
+    ShuttingDown,
+    #[error("the store did not acknowledge the write: {0}")]
+    StoreUnavailable(String),
+    #[error("a core component is unavailable: {0}")]
+    Unavailable(String),
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+#[derive(Serialize)]
+struct Envelope<'a> {
+    error: Body<'a>,
+}
+
+#[derive(Serialize)]
+struct Body<'a> {
+    code: &'a str,
+    message: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    field: Option<&'a str>,
+}
+
+impl ApiError {
+    pub fn validation(field: impl Into<String>, message: impl Into<String>) -> Self {
+        ApiError::Validation {
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+
+    /// The stable, machine-readable code clients match on.
+    pub fn code(&self) -> &'static str {
+        match self {
+            ApiError::Validation { .. } => "validation_error",
+            ApiError::InvalidJson(_) => "invalid_json",
+            ApiError::PayloadTooLarge { .. } => "payload_too_large",
+            ApiError::WorkflowNotFound(_) => "workflow_not_found",
+            ApiError::RouteNotFound(_) => "not_found",
+            ApiError::MethodNotAllowed { .. } => "method_not_allowed",
+            ApiError::NotFinished(_) => "not_finished",
+            ApiError::AlreadyFinished { .. } => "already_finished",
+            ApiError::ActiveLimitReached { .. } => "active_limit_reached",
+            ApiError::ShuttingDown => "shutting_down",
+            ApiError::StoreUnavailable(_) => "store_unavailable",
+            ApiError::Unavailable(_) => "service_unavailable",
+            ApiError::Internal(_) => "internal_error",
+        }
+    }
+
+    fn field(&self) -> Option<&str> {
+        match self {
+            ApiError::Validation { field, .. } => Some(field),
+            _ => None,
+        }
+    }
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            ApiError::Validation { .. } | ApiError::InvalidJson(_) => StatusCode::BAD_REQUEST,
+            ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::WorkflowNotFound(_) | ApiError::RouteNotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::NotFinished(_) | ApiError::AlreadyFinished { .. } => StatusCode::CONFLICT,
+            ApiError::ActiveLimitReached { .. } => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::ShuttingDown | ApiError::StoreUnavailable(_) | ApiError::Unavailable(_) => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
+            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let mut resp = HttpResponse::build(self.status_code());
+        match self {
+            ApiError::ActiveLimitReached {
+                retry_after_secs, ..
+            } => {
+                resp.insert_header((header::RETRY_AFTER, retry_after_secs.to_string()));
+            }
+            ApiError::ShuttingDown | ApiError::StoreUnavailable(_) => {
+                resp.insert_header((header::RETRY_AFTER, "5"));
+            }
+            ApiError::MethodNotAllowed { allowed, .. } => {
+                resp.insert_header((header::ALLOW, allowed.as_str()));
+            }
+            _ => {}
+        }
+        resp.json(Envelope {
+            error: Body {
+                code: self.code(),
+                message: self.to_string(),
+                field: self.field(),
+            },
+        })
+    }
+}
+
+/// An actor that cannot be reached is a service that cannot answer right now.
+impl From<actix::MailboxError> for ApiError {
+    fn from(e: actix::MailboxError) -> Self {
+        ApiError::Unavailable(format!("internal actor: {e}"))
+    }
+}
+
+impl From<crate::store::StoreError> for ApiError {
+    fn from(e: crate::store::StoreError) -> Self {
+        ApiError::StoreUnavailable(e.to_string())
+    }
+}

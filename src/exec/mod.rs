@@ -1,0 +1,129 @@
+//! Execution: one future per running workflow drives its pattern and reports every
+//! step to the registry as a message. The registry decides what a step means for
+//! state; the executor never touches state itself.
+
+pub mod decompose;
+pub mod executor;
+pub mod patterns;
+pub mod provider;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use actix::prelude::*;
+
+use crate::domain::{
+    AgentResult, Document, PatternConfig, SynthesisResult, TokenUsage, WorkflowError,
+};
+pub use executor::Executor;
+use provider::Provider;
+
+/// One step of a running workflow.
+#[derive(Debug, Clone)]
+pub enum Step {
+    /// The executor took the workflow up (pending/interrupted → running).
+    Begin,
+    Decomposed {
+        subtasks: Vec<String>,
+        tokens: TokenUsage,
+        cost: f64,
+    },
+    AgentStarted {
+        agent_id: String,
+        agent_type: String,
+        subtask: String,
+    },
+    AgentCompleted(AgentResult),
+    SynthesisStarted {
+        level: String,
+        group: Option<u32>,
+    },
+    SynthesisCompleted(SynthesisResult),
+    Documents {
+        documents: Vec<Document>,
+        final_synthesis: Option<String>,
+    },
+    Finished(Result<(), WorkflowError>),
+}
+
+/// The registry's answer to a step: `Err(Halted)` means stop now (the workflow was
+/// cancelled, or the process is shutting down).
+#[derive(Debug, Clone, Copy)]
+pub struct Halted;
+
+#[derive(Message)]
+#[rtype(result = "Result<(), Halted>")]
+pub struct Report {
+    pub id: String,
+    pub step: Step,
+}
+
+/// What a resumed workflow already has: its subtasks and the agents that finished.
+#[derive(Debug, Clone, Default)]
+pub struct Resume {
+    pub subtasks: Option<Vec<String>>,
+    pub done_agents: HashMap<String, AgentResult>,
+}
+
+/// Everything one workflow run needs.
+pub struct Run {
+    pub id: String,
+    pub task: String,
+    pub title: String,
+    pub config: PatternConfig,
+    pub provider: Arc<dyn Provider>,
+    pub resume: Resume,
+    pub registry: Recipient<Report>,
+}
+
+/// Why a pattern stopped before finishing normally.
+pub enum Stop {
+    Halted,
+    Failed(WorkflowError),
+}
+
+impl From<Halted> for Stop {
+    fn from(_: Halted) -> Stop {
+        Stop::Halted
+    }
+}
+
+impl Run {
+    pub async fn step(&self, step: Step) -> Result<(), Halted> {
+        match self
+            .registry
+            .send(Report {
+                id: self.id.clone(),
+                step,
+            })
+            .await
+        {
+            Ok(r) => r,
+            Err(_) => Err(Halted),
+        }
+    }
+}
+
+pub fn fail(code: &str, message: impl Into<String>) -> Stop {
+    Stop::Failed(WorkflowError {
+        code: code.to_string(),
+        message: message.into(),
+    })
+}
+
+/// Drives one workflow from start to its terminal step.
+pub async fn drive(run: Run) {
+    if run.step(Step::Begin).await.is_err() {
+        return;
+    }
+    let outcome = match &run.config {
+        PatternConfig::Research(c) => patterns::research::run(&run, c).await,
+        PatternConfig::Search(c) => patterns::search::run(&run, c).await,
+    };
+    let finished = match outcome {
+        Ok(()) => Ok(()),
+        Err(Stop::Failed(e)) => Err(e),
+        Err(Stop::Halted) => return,
+    };
+    let _ = run.step(Step::Finished(finished)).await;
+}

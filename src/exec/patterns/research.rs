@@ -1,0 +1,104 @@
+//! `research`: decompose the task into N subtasks → N agents in parallel (bounded)
+//! → group syntheses of `synthesis_group_size` → one final synthesis → report.
+
+use futures::{stream, StreamExt, TryStreamExt};
+
+use super::{material, report, run_agents, successful, synthesize, AgentSpec};
+use crate::domain::ResearchConfig;
+use crate::exec::decompose::parse_subtasks;
+use crate::exec::provider::{CallRole, ChatRequest};
+use crate::exec::{fail, Run, Step, Stop};
+
+const DECOMPOSE_SYSTEM: &str =
+    "You split research tasks into independent subtasks. Answer with a JSON array of strings only.";
+
+pub async fn run(run: &Run, cfg: &ResearchConfig) -> Result<(), Stop> {
+    let n = cfg.num_agents;
+    let subtasks = match &run.resume.subtasks {
+        Some(s) => s.clone(),
+        None => {
+            let answer = run
+                .provider
+                .chat(ChatRequest {
+                    role: CallRole::Decompose,
+                    model: None,
+                    system: DECOMPOSE_SYSTEM.into(),
+                    prompt: format!(
+                        "Break this task into exactly {n} independent research subtasks.\n{}",
+                        run.task
+                    ),
+                    expected_items: Some(n),
+                })
+                .await
+                .map_err(|e| fail("decomposition_failed", format!("decomposition failed: {e}")))?;
+            let subtasks = parse_subtasks(&answer.text, n as usize, &run.task);
+            run.step(Step::Decomposed {
+                subtasks: subtasks.clone(),
+                tokens: answer.tokens,
+                cost: answer.cost_usd,
+            })
+            .await?;
+            subtasks
+        }
+    };
+    let specs = subtasks
+        .iter()
+        .enumerate()
+        .map(|(i, s)| AgentSpec {
+            agent_id: format!("agent_{:02}", i + 1),
+            agent_type: "research".into(),
+            subtask: s.clone(),
+        })
+        .collect();
+    let results = run_agents(run, specs, cfg.max_concurrent_agents).await?;
+    let ok = successful(&results)?;
+
+    let mut syntheses = Vec::new();
+    let mut final_synthesis = None;
+    if cfg.enable_synthesis {
+        let groups: Vec<Vec<&crate::domain::AgentResult>> = ok
+            .chunks(cfg.synthesis_group_size as usize)
+            .map(|c| c.to_vec())
+            .collect();
+        let calls: Vec<_> = groups
+            .into_iter()
+            .enumerate()
+            .map(|(i, g)| {
+                let sources = g.iter().map(|r| r.agent_id.clone()).collect();
+                synthesize(run, "group", Some(i as u32 + 1), sources, material(&g))
+            })
+            .collect();
+        let group_results: Vec<_> = stream::iter(calls)
+            .buffered(cfg.max_concurrent_agents.max(1) as usize)
+            .try_collect()
+            .await?;
+        let final_material: String = group_results
+            .iter()
+            .map(|g: &crate::domain::SynthesisResult| {
+                format!("## Group {}\n{}\n", g.group.unwrap_or(0), g.content)
+            })
+            .collect();
+        let sources = group_results
+            .iter()
+            .map(|g| format!("group_{}", g.group.unwrap_or(0)))
+            .collect();
+        let fin = synthesize(run, "final", None, sources, final_material).await?;
+        final_synthesis = Some(fin.content.clone());
+        syntheses = group_results;
+        syntheses.push(fin);
+    }
+    let doc = report::markdown(
+        &run.title,
+        &run.task,
+        run.provider.simulated(),
+        &results,
+        &syntheses,
+        final_synthesis.as_deref(),
+    );
+    run.step(Step::Documents {
+        documents: vec![doc],
+        final_synthesis,
+    })
+    .await?;
+    Ok(())
+}

@@ -1,0 +1,233 @@
+//! mcp-orchestrator: long-lived multi-agent LLM workflows behind an HTTP API, with
+//! state that survives restarts. `start` wires the actors, `create_app` builds the
+//! HTTP app (shared by the binary and the tests), `serve` runs both until a signal.
+
+pub mod actors;
+pub mod api;
+pub mod config;
+pub mod domain;
+pub mod error;
+pub mod events;
+pub mod exec;
+pub mod store;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use actix::prelude::*;
+use actix_web::dev::{ServiceFactory, ServiceRequest, ServiceResponse};
+use actix_web::{web, App, HttpServer};
+
+use actors::evictor::Evictor;
+use actors::persist::{PersistHealth, StoreWriter};
+use actors::registry::{BeginShutdown, InterruptAll, RegistryConfig, Stats, WorkflowRegistry};
+use config::{Config, Durability};
+use error::ApiError;
+use exec::Executor;
+use store::sqlite::SqliteStore;
+use store::Store;
+
+/// What every request handler shares.
+pub struct AppState {
+    pub config: Arc<Config>,
+    pub registry: Addr<WorkflowRegistry>,
+    pub store: Arc<dyn Store>,
+    pub primary: Arc<PersistHealth>,
+    pub started: Instant,
+}
+
+impl AppState {
+    /// With sync durability, waits until change `seq` is committed to the primary
+    /// store: only then may a create or cancel be acknowledged.
+    pub async fn acknowledge(&self, seq: u64) -> Result<(), ApiError> {
+        if self.config.storage.durability == Durability::Sync {
+            self.primary
+                .wait_committed(seq, self.config.storage.ack_timeout)
+                .await
+                .map_err(|e| ApiError::StoreUnavailable(e.0))?;
+        }
+        Ok(())
+    }
+
+    /// Before reading the store for something memory no longer has: wait (bounded)
+    /// until every change emitted so far is committed. A store that is down makes
+    /// the read itself fail, so the wait's own failure is not an error.
+    pub async fn read_barrier(&self) {
+        let _ = self.primary.barrier(self.config.storage.ack_timeout).await;
+    }
+}
+
+pub fn create_app(
+    state: web::Data<AppState>,
+) -> App<
+    impl ServiceFactory<
+        ServiceRequest,
+        Config = (),
+        Response = ServiceResponse<impl actix_web::body::MessageBody>,
+        Error = actix_web::Error,
+        InitError = (),
+    >,
+> {
+    App::new()
+        .app_data(state)
+        .configure(api::configure)
+        .default_service(web::to(api::not_found))
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct StartError(pub String);
+
+/// The running actors, for `serve` and the tests.
+pub struct Runtime {
+    pub state: web::Data<AppState>,
+    pub executor: Arc<Executor>,
+}
+
+/// Opens the primary store, restores state and starts the actors. Must run inside
+/// an actix `System`.
+pub async fn start(config: Config) -> Result<Runtime, StartError> {
+    let config = Arc::new(config);
+    let sqlite = SqliteStore::open(&config.storage.sqlite_path, config.storage.durability)
+        .map_err(StartError)?;
+    let store: Arc<dyn Store> = Arc::new(sqlite);
+    let t0 = Instant::now();
+    let startup = store
+        .load_startup(config.retention.max_completed, config.retention.max_age)
+        .await
+        .map_err(|e| {
+            StartError(format!(
+                "storage.sqlite_path '{}': cannot read stored workflows: {e}",
+                config.storage.sqlite_path.display()
+            ))
+        })?;
+    tracing::info!(
+        active = startup.active.len(),
+        retained = startup.retained.len(),
+        took_ms = t0.elapsed().as_millis() as u64,
+        "restored state from {}",
+        store.kind()
+    );
+
+    let primary = Arc::new(PersistHealth::new(store.kind(), config.storage.max_queue));
+    let writer = {
+        let (store, primary, batch) = (
+            Arc::clone(&store),
+            Arc::clone(&primary),
+            config.storage.batch_max,
+        );
+        Supervisor::start(move |_| StoreWriter::new(store, primary, batch))
+    };
+    let executor = Arc::new(Executor::new(config.execution.threads));
+    let providers = exec::provider::build(&config.providers);
+    let registry_cfg = RegistryConfig {
+        max_active: config.limits.max_active,
+        retry_after_secs: config.limits.retry_after.as_secs().max(1),
+        default_provider: config.execution.default_provider.clone(),
+    };
+    let retention = config.retention.clone();
+    let (primary2, executor2) = (Arc::clone(&primary), Arc::clone(&executor));
+    let registry = WorkflowRegistry::create(move |ctx| {
+        let evictor = Evictor::new(
+            ctx.address().recipient(),
+            retention.max_completed,
+            retention.max_age,
+            &startup.retained,
+        )
+        .start();
+        WorkflowRegistry::new(
+            registry_cfg,
+            vec![writer.recipient(), evictor.recipient()],
+            primary2,
+            executor2,
+            providers,
+            startup.active,
+            startup.retained,
+        )
+    });
+    let state = web::Data::new(AppState {
+        config,
+        registry,
+        store,
+        primary,
+        started: Instant::now(),
+    });
+    Ok(Runtime { state, executor })
+}
+
+/// Runs the server until SIGTERM/SIGINT, then shuts down gracefully.
+pub async fn serve(config: Config) -> Result<(), StartError> {
+    let rt = start(config).await?;
+    let cfg = Arc::clone(&rt.state.config);
+    let state = rt.state.clone();
+    let mut server = HttpServer::new(move || create_app(state.clone()))
+        .disable_signals()
+        .shutdown_timeout(1);
+    if cfg.server.workers > 0 {
+        server = server.workers(cfg.server.workers);
+    }
+    let server = server.bind(&cfg.server.bind).map_err(|e| {
+        StartError(format!(
+            "server.bind '{}': cannot listen: {e}",
+            cfg.server.bind
+        ))
+    })?;
+    for addr in server.addrs() {
+        // Tests and scripts read this line to find the port.
+        println!("mcp-orchestrator listening on http://{addr}");
+        tracing::info!(%addr, store = rt.state.store.kind(), "listening");
+    }
+    let server = server.run();
+    let handle = server.handle();
+    let mut server_task = actix_rt::spawn(server);
+    tokio::select! {
+        sig = wait_for_signal() => tracing::info!(signal = sig, "shutting down"),
+        res = &mut server_task => {
+            return Err(StartError(format!("HTTP server stopped unexpectedly: {res:?}")));
+        }
+    }
+    shutdown(&rt, cfg.shutdown.grace).await;
+    let _ = tokio::time::timeout(Duration::from_secs(2), handle.stop(true)).await;
+    Ok(())
+}
+
+async fn wait_for_signal() -> &'static str {
+    use tokio::signal::unix::{signal, SignalKind};
+    match (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) {
+        (Ok(mut term), Ok(mut int)) => tokio::select! {
+            _ = term.recv() => "SIGTERM",
+            _ = int.recv() => "SIGINT",
+        },
+        _ => {
+            let _ = tokio::signal::ctrl_c().await;
+            "SIGINT"
+        }
+    }
+}
+
+/// Stop admitting; let running workflows finish while most of the grace period
+/// lasts; interrupt the rest (resumed at the next start); flush the store.
+pub async fn shutdown(rt: &Runtime, grace: Duration) {
+    let t0 = Instant::now();
+    let reserve = (grace / 3).min(Duration::from_secs(5));
+    let registry = &rt.state.registry;
+    let _ = registry.send(BeginShutdown).await;
+    while t0.elapsed() + reserve < grace {
+        match registry.send(Stats).await {
+            Ok(s) if s.running > 0 => tokio::time::sleep(Duration::from_millis(20)).await,
+            _ => break,
+        }
+    }
+    let last = registry.send(InterruptAll).await.unwrap_or(0);
+    let left = grace
+        .saturating_sub(t0.elapsed())
+        .saturating_sub(Duration::from_millis(300));
+    match rt.state.primary.wait_committed(last, left).await {
+        Ok(()) => tracing::info!(flushed_seq = last, "store flushed"),
+        Err(e) => tracing::error!(error = %e.0, "store not fully flushed at shutdown"),
+    }
+    rt.executor.stop();
+}

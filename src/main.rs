@@ -1,0 +1,100 @@
+//! The command line: `serve` (default), `migrate`, `check-config`.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use mcp_orchestrator::config::{Config, LogFormat};
+use mcp_orchestrator::store::sqlite::SqliteStore;
+
+#[derive(Parser)]
+#[command(
+    name = "mcp-orchestrator",
+    version,
+    about = "Multi-agent LLM workflows behind an HTTP API, with durable state"
+)]
+struct Cli {
+    /// Config file (default: config/default.toml when present).
+    #[arg(long, global = true)]
+    config: Option<PathBuf>,
+    /// Overrides server.bind.
+    #[arg(long, global = true)]
+    bind: Option<String>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the server (the default).
+    Serve,
+    /// Apply database migrations and exit.
+    Migrate,
+    /// Validate the configuration and print the effective values (secrets redacted).
+    CheckConfig,
+}
+
+fn init_tracing(cfg: &mcp_orchestrator::config::LogConfig) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env()
+        .or_else(|_| EnvFilter::try_new(&cfg.level))
+        .unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match cfg.format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Text => builder.init(),
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let mut config = match Config::load(cli.config.as_deref()) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("mcp-orchestrator: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    if let Some(bind) = cli.bind {
+        config.server.bind = bind;
+        if let Err(e) = config.validate() {
+            eprintln!("mcp-orchestrator: {e}");
+            return ExitCode::from(2);
+        }
+    }
+    match cli.command.unwrap_or(Command::Serve) {
+        Command::CheckConfig => {
+            println!(
+                "# effective configuration (secrets redacted)\n{}",
+                config.to_redacted_toml()
+            );
+            ExitCode::SUCCESS
+        }
+        Command::Migrate => match SqliteStore::migrate(&config.storage.sqlite_path) {
+            Ok(()) => {
+                println!(
+                    "migrations applied to {}",
+                    config.storage.sqlite_path.display()
+                );
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("mcp-orchestrator: {e}");
+                ExitCode::from(1)
+            }
+        },
+        Command::Serve => {
+            init_tracing(&config.log);
+            let system = actix_rt::System::new();
+            match system.block_on(mcp_orchestrator::serve(config)) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("mcp-orchestrator: {e}");
+                    ExitCode::from(1)
+                }
+            }
+        }
+    }
+}

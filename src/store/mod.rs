@@ -1,0 +1,64 @@
+//! The primary store (system of record) behind one interface: embedded SQLite now,
+//! PostgreSQL when configured. Writes arrive only as batches of `StateChange`s from
+//! the writer actor; reads serve what memory no longer holds.
+
+pub mod sqlite;
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+use crate::domain::{Event, Pattern, StateChange, Status, Workflow, WorkflowResult};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("{0}")]
+    Backend(String),
+    #[error("stored data is corrupt: {0}")]
+    Corrupt(String),
+}
+
+/// Filters and cursor for listing; newest first.
+#[derive(Debug, Clone, Default)]
+pub struct ListQuery {
+    pub status: Option<Status>,
+    pub pattern: Option<Pattern>,
+    /// Return workflows with ids below this one (ids are time-ordered UUIDv7).
+    pub before_id: Option<String>,
+    pub limit: usize,
+}
+
+/// An unfinished workflow and its event log, for resuming after a restart.
+#[derive(Debug, Clone)]
+pub struct StoredActive {
+    pub workflow: Workflow,
+    pub events: Vec<Event>,
+}
+
+/// What start-up restores into memory.
+#[derive(Debug, Default)]
+pub struct Startup {
+    pub active: Vec<StoredActive>,
+    /// Newest-completed first, at most `retention.max_completed`.
+    pub retained: Vec<Workflow>,
+}
+
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// `sqlite` or `postgres`, for health and logs.
+    fn kind(&self) -> &'static str;
+    /// Commits the whole batch in one transaction, or nothing. Idempotent: replaying
+    /// a batch never duplicates an event.
+    async fn write_batch(&self, batch: Vec<std::sync::Arc<StateChange>>) -> Result<(), StoreError>;
+    async fn get_workflow(&self, id: &str) -> Result<Option<Workflow>, StoreError>;
+    async fn get_result(&self, id: &str) -> Result<Option<WorkflowResult>, StoreError>;
+    async fn events_after(&self, id: &str, after_seq: u64) -> Result<Vec<Event>, StoreError>;
+    async fn list(&self, q: ListQuery) -> Result<Vec<Workflow>, StoreError>;
+    async fn load_startup(
+        &self,
+        max_completed: usize,
+        max_age: Duration,
+    ) -> Result<Startup, StoreError>;
+    /// A round trip to the store; its latency goes into `/health`.
+    async fn ping(&self) -> Result<Duration, StoreError>;
+}

@@ -1,0 +1,331 @@
+//! Embedded SQLite primary store: one writer connection (used only by the writer
+//! actor, one batch at a time) and a small pool of readers; WAL mode lets readers
+//! run while a batch commits. All calls run on the blocking pool.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use rusqlite::{params, Connection, OptionalExtension};
+
+use super::{ListQuery, Startup, Store, StoreError, StoredActive};
+use crate::config::Durability;
+use crate::domain::{ChangeKind, Event, EventType, StateChange, Workflow, WorkflowResult};
+
+mod embedded {
+    refinery::embed_migrations!("migrations/sqlite");
+}
+
+const MAX_IDLE_READERS: usize = 8;
+
+/// A cheap-to-clone handle; connections live in the shared inner part.
+#[derive(Clone)]
+pub struct SqliteStore(Arc<Inner>);
+
+struct Inner {
+    path: PathBuf,
+    writer: Mutex<Connection>,
+    readers: Mutex<Vec<Connection>>,
+}
+
+fn backend(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Backend(e.to_string())
+}
+
+fn us(t: DateTime<Utc>) -> i64 {
+    t.timestamp_micros()
+}
+
+impl SqliteStore {
+    /// Opens (creating if missing) and migrates the database. Errors are one line
+    /// naming the path, fit to print at start-up.
+    pub fn open(path: &Path, durability: Durability) -> Result<SqliteStore, String> {
+        let shown = path.display();
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|e| {
+                format!(
+                    "storage.sqlite_path '{shown}': cannot create directory '{}': {e}",
+                    dir.display()
+                )
+            })?;
+        }
+        let mut conn = Self::connect(path)
+            .map_err(|e| format!("storage.sqlite_path '{shown}': cannot open database: {e}"))?;
+        let sync = match durability {
+            Durability::Sync => "FULL",
+            Durability::Async => "NORMAL",
+        };
+        conn.execute_batch(&format!("PRAGMA synchronous = {sync};"))
+            .map_err(|e| format!("storage.sqlite_path '{shown}': {e}"))?;
+        embedded::migrations::runner()
+            .run(&mut conn)
+            .map_err(|e| format!("storage.sqlite_path '{shown}': migration failed: {e}"))?;
+        Ok(SqliteStore(Arc::new(Inner {
+            path: path.to_path_buf(),
+            writer: Mutex::new(conn),
+            readers: Mutex::new(Vec::new()),
+        })))
+    }
+
+    /// Applies migrations only (the `migrate` command).
+    pub fn migrate(path: &Path) -> Result<(), String> {
+        Self::open(path, Durability::Sync).map(|_| ())
+    }
+
+    fn connect(path: &Path) -> rusqlite::Result<Connection> {
+        let conn = Connection::open(path)?;
+        conn.busy_timeout(Duration::from_secs(10))?;
+        // Reading the journal mode also proves the file is a database.
+        let _: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
+        conn.execute_batch("PRAGMA foreign_keys = OFF;")?;
+        Ok(conn)
+    }
+
+    /// Runs `f` with a reader connection on the blocking pool.
+    async fn read<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        let this = Arc::clone(&self.0);
+        tokio::task::spawn_blocking(move || {
+            let conn = match this.readers.lock().map_err(backend)?.pop() {
+                Some(c) => c,
+                None => Self::connect(&this.path).map_err(backend)?,
+            };
+            let out = f(&conn);
+            let mut idle = this.readers.lock().map_err(backend)?;
+            if idle.len() < MAX_IDLE_READERS {
+                idle.push(conn);
+            }
+            out
+        })
+        .await
+        .map_err(backend)?
+    }
+}
+
+fn parse<T: serde::de::DeserializeOwned>(what: &str, json: &str) -> Result<T, StoreError> {
+    serde_json::from_str(json).map_err(|e| StoreError::Corrupt(format!("{what}: {e}")))
+}
+
+fn row_event(
+    workflow_id: String,
+    seq: i64,
+    kind: String,
+    ts_us: i64,
+    data: String,
+) -> Result<Event, StoreError> {
+    let kind: EventType = parse("event type", &format!("\"{kind}\""))?;
+    Ok(Event {
+        workflow_id,
+        seq: seq as u64,
+        kind,
+        timestamp: DateTime::from_timestamp_micros(ts_us)
+            .ok_or_else(|| StoreError::Corrupt(format!("event timestamp {ts_us}")))?,
+        data: parse("event data", &data)?,
+    })
+}
+
+fn write_batch(conn: &mut Connection, batch: &[Arc<StateChange>]) -> rusqlite::Result<()> {
+    // Only the last record of each workflow in the batch needs writing.
+    let mut last_record: HashMap<&str, &Workflow> = HashMap::new();
+    for change in batch {
+        if let ChangeKind::Workflow(wf) = &change.kind {
+            last_record.insert(&wf.id, wf);
+        }
+    }
+    let tx = conn.transaction()?;
+    {
+        let mut upsert = tx.prepare_cached(
+            "INSERT INTO workflows (id, pattern, status, created_at_us, completed_at_us, total_cost_usd, execution_time, record)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+             ON CONFLICT (id) DO UPDATE SET status = excluded.status, completed_at_us = excluded.completed_at_us,
+               total_cost_usd = excluded.total_cost_usd, execution_time = excluded.execution_time, record = excluded.record",
+        )?;
+        for wf in last_record.values() {
+            let record = serde_json::to_string(wf)
+                .map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?;
+            upsert.execute(params![
+                wf.id,
+                wf.pattern.as_str(),
+                wf.status.as_str(),
+                us(wf.created_at),
+                wf.completed_at.map(us),
+                wf.total_cost_usd,
+                wf.execution_time,
+                record
+            ])?;
+        }
+        let mut event = tx.prepare_cached(
+            "INSERT OR IGNORE INTO events (workflow_id, seq, type, ts_us, data) VALUES (?1, ?2, ?3, ?4, ?5)",
+        )?;
+        let mut result = tx.prepare_cached(
+            "INSERT INTO results (workflow_id, result) VALUES (?1, ?2)
+             ON CONFLICT (workflow_id) DO UPDATE SET result = excluded.result",
+        )?;
+        for change in batch {
+            match &change.kind {
+                ChangeKind::Event(ev) => {
+                    event.execute(params![
+                        ev.workflow_id,
+                        ev.seq as i64,
+                        ev.kind.as_str(),
+                        us(ev.timestamp),
+                        ev.data.to_string()
+                    ])?;
+                }
+                ChangeKind::Result(res) => {
+                    let json = serde_json::to_string(res)
+                        .map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?;
+                    result.execute(params![res.workflow_id, json])?;
+                }
+                ChangeKind::Workflow(_) | ChangeKind::Evicted(_) => {}
+            }
+        }
+    }
+    tx.commit()
+}
+
+fn query_events(conn: &Connection, id: &str, after: u64) -> Result<Vec<Event>, StoreError> {
+    let mut stmt = conn
+        .prepare_cached(
+            "SELECT workflow_id, seq, type, ts_us, data FROM events WHERE workflow_id = ?1 AND seq > ?2 ORDER BY seq",
+        )
+        .map_err(backend)?;
+    let rows = stmt
+        .query_map(params![id, after as i64], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+        })
+        .map_err(backend)?;
+    rows.map(|r| {
+        let (w, s, t, ts, d) = r.map_err(backend)?;
+        row_event(w, s, t, ts, d)
+    })
+    .collect()
+}
+
+fn query_records(
+    conn: &Connection,
+    sql: &str,
+    args: &[&dyn rusqlite::ToSql],
+) -> Result<Vec<Workflow>, StoreError> {
+    let mut stmt = conn.prepare_cached(sql).map_err(backend)?;
+    let rows = stmt
+        .query_map(args, |r| r.get::<_, String>(0))
+        .map_err(backend)?;
+    rows.map(|r| parse("workflow record", &r.map_err(backend)?))
+        .collect()
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    fn kind(&self) -> &'static str {
+        "sqlite"
+    }
+
+    async fn write_batch(&self, batch: Vec<Arc<StateChange>>) -> Result<(), StoreError> {
+        let this = Arc::clone(&self.0);
+        tokio::task::spawn_blocking(move || {
+            let mut conn = this.writer.lock().map_err(backend)?;
+            write_batch(&mut conn, &batch).map_err(backend)
+        })
+        .await
+        .map_err(backend)?
+    }
+
+    async fn get_workflow(&self, id: &str) -> Result<Option<Workflow>, StoreError> {
+        let id = id.to_string();
+        self.read(move |c| {
+            let rec: Option<String> = c
+                .query_row("SELECT record FROM workflows WHERE id = ?1", [&id], |r| {
+                    r.get(0)
+                })
+                .optional()
+                .map_err(backend)?;
+            rec.map(|j| parse("workflow record", &j)).transpose()
+        })
+        .await
+    }
+
+    async fn get_result(&self, id: &str) -> Result<Option<WorkflowResult>, StoreError> {
+        let id = id.to_string();
+        self.read(move |c| {
+            let rec: Option<String> = c
+                .query_row(
+                    "SELECT result FROM results WHERE workflow_id = ?1",
+                    [&id],
+                    |r| r.get(0),
+                )
+                .optional()
+                .map_err(backend)?;
+            rec.map(|j| parse("result", &j)).transpose()
+        })
+        .await
+    }
+
+    async fn events_after(&self, id: &str, after_seq: u64) -> Result<Vec<Event>, StoreError> {
+        let id = id.to_string();
+        self.read(move |c| query_events(c, &id, after_seq)).await
+    }
+
+    async fn list(&self, q: ListQuery) -> Result<Vec<Workflow>, StoreError> {
+        self.read(move |c| {
+            let status = q.status.map(|s| s.as_str());
+            let pattern = q.pattern.map(|p| p.as_str());
+            let limit = q.limit as i64;
+            query_records(
+                c,
+                "SELECT record FROM workflows
+                 WHERE (?1 IS NULL OR status = ?1) AND (?2 IS NULL OR pattern = ?2) AND (?3 IS NULL OR id < ?3)
+                 ORDER BY id DESC LIMIT ?4",
+                &[&status, &pattern, &q.before_id, &limit],
+            )
+        })
+        .await
+    }
+
+    async fn load_startup(
+        &self,
+        max_completed: usize,
+        max_age: Duration,
+    ) -> Result<Startup, StoreError> {
+        let oldest = Utc::now()
+            - chrono::Duration::from_std(max_age).unwrap_or(chrono::Duration::days(36500));
+        self.read(move |c| {
+            let active = query_records(
+                c,
+                "SELECT record FROM workflows WHERE status IN ('pending', 'running', 'interrupted') ORDER BY id",
+                &[],
+            )?;
+            let active = active
+                .into_iter()
+                .map(|workflow| {
+                    let events = query_events(c, &workflow.id, 0)?;
+                    Ok(StoredActive { workflow, events })
+                })
+                .collect::<Result<Vec<_>, StoreError>>()?;
+            let limit = max_completed as i64;
+            let retained = query_records(
+                c,
+                "SELECT record FROM workflows WHERE completed_at_us >= ?1 ORDER BY completed_at_us DESC LIMIT ?2",
+                &[&us(oldest), &limit],
+            )?;
+            Ok(Startup { active, retained })
+        })
+        .await
+    }
+
+    async fn ping(&self) -> Result<Duration, StoreError> {
+        self.read(|c| {
+            let t = Instant::now();
+            c.query_row("SELECT 1", [], |r| r.get::<_, i64>(0))
+                .map_err(backend)?;
+            Ok(t.elapsed())
+        })
+        .await
+    }
+}
