@@ -39,6 +39,8 @@ async fn health(state: web::Data<AppState>) -> HttpResponse {
         "queue_depth": p.queue_len(),
         "max_queue": p.max_queue,
         "committed_seq": p.committed(),
+        "batches_written": p.written().0,
+        "changes_written": p.written().1,
         "write_failures": p.failures(),
         "writer_restarts": p.restarts(),
     });

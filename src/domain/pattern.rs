@@ -185,8 +185,10 @@ mod tests {
 
     #[test]
     fn research_limits_name_the_field() {
-        let mut c = ResearchConfig::default();
-        c.num_agents = 21;
+        let c = ResearchConfig {
+            num_agents: 21,
+            ..Default::default()
+        };
         let err = PatternConfig::Research(c).validate().unwrap_err();
         assert_eq!(err.0, "config.num_agents");
         let c = ResearchConfig {

@@ -21,6 +21,8 @@ pub struct PersistHealth {
     pub max_queue: usize,
     failures: AtomicU64,
     restarts: AtomicU64,
+    batches: AtomicU64,
+    changes: AtomicU64,
     failing: AtomicBool,
     last_error: Mutex<Option<String>>,
 }
@@ -39,6 +41,8 @@ impl PersistHealth {
             max_queue,
             failures: AtomicU64::new(0),
             restarts: AtomicU64::new(0),
+            batches: AtomicU64::new(0),
+            changes: AtomicU64::new(0),
             failing: AtomicBool::new(false),
             last_error: Mutex::new(None),
         }
@@ -54,6 +58,21 @@ impl PersistHealth {
 
     pub fn committed(&self) -> u64 {
         *self.committed.borrow()
+    }
+
+    /// A batch of `changes` committed in one transaction, up to change `seq`.
+    fn record_batch(&self, changes: usize, seq: u64) {
+        self.batches.fetch_add(1, Ordering::Relaxed);
+        self.changes.fetch_add(changes as u64, Ordering::Relaxed);
+        self.set_committed(seq);
+    }
+
+    /// (transactions committed, changes committed) since start.
+    pub fn written(&self) -> (u64, u64) {
+        (
+            self.batches.load(Ordering::Relaxed),
+            self.changes.load(Ordering::Relaxed),
+        )
     }
 
     fn set_committed(&self, seq: u64) {

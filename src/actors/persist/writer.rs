@@ -55,7 +55,7 @@ impl StoreWriter {
                     Ok(()) => {
                         act.queue.drain(..n);
                         act.health.set_queue_len(act.queue.len());
-                        act.health.set_committed(last_seq);
+                        act.health.record_batch(n, last_seq);
                         act.backoff = Duration::from_millis(50);
                         act.flush(ctx);
                     }

@@ -1,0 +1,333 @@
+//! Test harness: starts the real binary on a free loopback port with its own data
+//! directory, and talks to it over real HTTP. Each test is isolated by its own
+//! temporary directory, so tests run in parallel and repeatedly.
+
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_mcp-orchestrator");
+
+pub struct Server {
+    pub base: String,
+    pub dir: PathBuf,
+    child: Option<Child>,
+    pub http: reqwest::Client,
+}
+
+#[derive(Clone, Default)]
+pub struct Builder {
+    env: Vec<(String, String)>,
+    dir: Option<PathBuf>,
+    args: Vec<String>,
+}
+
+impl Builder {
+    pub fn env(mut self, k: &str, v: impl ToString) -> Self {
+        self.env.push((k.to_string(), v.to_string()));
+        self
+    }
+
+    /// Reuse a data directory (to restart on the same state).
+    pub fn dir(mut self, dir: &Path) -> Self {
+        self.dir = Some(dir.to_path_buf());
+        self
+    }
+
+    pub fn arg(mut self, a: &str) -> Self {
+        self.args.push(a.to_string());
+        self
+    }
+
+    pub fn latency_ms(self, ms: u64) -> Self {
+        self.env("MCPO__PROVIDERS__SIMULATED__LATENCY_MS", ms)
+    }
+
+    pub fn start(self) -> Server {
+        let dir = self.dir.unwrap_or_else(new_dir);
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(dir.join("server.log"))
+            .expect("server log");
+        let mut cmd = Command::new(BIN);
+        cmd.current_dir(&dir)
+            .args(&self.args)
+            .env_remove("RUST_LOG")
+            .env("MCPO__SERVER__BIND", "127.0.0.1:0")
+            .env("MCPO__SERVER__WORKERS", "2")
+            .env("MCPO__EXECUTION__THREADS", "2")
+            .env("MCPO__STORAGE__SQLITE_PATH", dir.join("orchestrator.db"))
+            .env("MCPO__LOG__LEVEL", "info")
+            .stdout(Stdio::piped())
+            .stderr(log);
+        for (k, v) in &self.env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().expect("spawn server binary");
+        let stdout = child.stdout.take().expect("stdout");
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Some(addr) = line.strip_prefix("mcp-orchestrator listening on ") {
+                    let _ = tx.send(addr.to_string());
+                }
+            }
+        });
+        let base = match rx.recv_timeout(Duration::from_secs(60)) {
+            Ok(b) => b,
+            Err(_) => {
+                let _ = child.kill();
+                panic!("server did not start; log:\n{}", read_log(&dir));
+            }
+        };
+        Server {
+            base,
+            dir,
+            child: Some(child),
+            http: reqwest::Client::builder()
+                .timeout(Duration::from_secs(60))
+                .build()
+                .expect("client"),
+        }
+    }
+}
+
+pub fn server() -> Builder {
+    Builder::default()
+}
+
+pub fn new_dir() -> PathBuf {
+    let d = tempfile::Builder::new()
+        .prefix("mcpo-test-")
+        .tempdir()
+        .expect("tempdir");
+    d.keep()
+}
+
+pub fn read_log(dir: &Path) -> String {
+    std::fs::read_to_string(dir.join("server.log")).unwrap_or_default()
+}
+
+pub struct Resp {
+    pub status: u16,
+    pub headers: reqwest::header::HeaderMap,
+    pub body: Value,
+}
+
+impl Server {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    pub fn pid(&self) -> i32 {
+        self.child.as_ref().map(|c| c.id() as i32).unwrap_or(0)
+    }
+
+    async fn into_resp(r: reqwest::Response) -> Resp {
+        let status = r.status().as_u16();
+        let headers = r.headers().clone();
+        let text = r.text().await.unwrap_or_default();
+        let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
+        Resp {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    pub async fn get(&self, path: &str) -> Resp {
+        Self::into_resp(self.http.get(self.url(path)).send().await.expect("GET")).await
+    }
+
+    pub async fn post(&self, path: &str, body: &Value) -> Resp {
+        Self::into_resp(
+            self.http
+                .post(self.url(path))
+                .json(body)
+                .send()
+                .await
+                .expect("POST"),
+        )
+        .await
+    }
+
+    pub async fn post_raw(&self, path: &str, body: Vec<u8>) -> Resp {
+        let r = self
+            .http
+            .post(self.url(path))
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .expect("POST");
+        Self::into_resp(r).await
+    }
+
+    pub async fn request(&self, method: reqwest::Method, path: &str) -> Resp {
+        Self::into_resp(
+            self.http
+                .request(method, self.url(path))
+                .send()
+                .await
+                .expect("request"),
+        )
+        .await
+    }
+
+    /// Creates a workflow and returns its id (asserting 201).
+    pub async fn create(&self, body: Value) -> String {
+        let r = self.post("/v1/workflows", &body).await;
+        assert_eq!(r.status, 201, "create failed: {:?}", r.body);
+        r.body["id"].as_str().expect("id").to_string()
+    }
+
+    pub async fn workflow(&self, id: &str) -> Value {
+        let r = self.get(&format!("/v1/workflows/{id}")).await;
+        assert_eq!(r.status, 200, "GET {id}: {:?}", r.body);
+        r.body
+    }
+
+    /// Polls until the workflow has `status`; returns the record.
+    pub async fn wait_status(&self, id: &str, status: &str, within: Duration) -> Value {
+        let t = Instant::now();
+        loop {
+            let wf = self.workflow(id).await;
+            if wf["status"] == status {
+                return wf;
+            }
+            assert!(
+                t.elapsed() < within,
+                "workflow {id} did not reach {status} within {within:?}; now {}",
+                wf["status"]
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Reads an SSE stream to its end (bounded by `within`).
+    pub async fn sse(
+        &self,
+        id: &str,
+        last_event_id: Option<u64>,
+        within: Duration,
+    ) -> Vec<SseEvent> {
+        let mut req = self
+            .http
+            .get(self.url(&format!("/v1/workflows/{id}/events")));
+        if let Some(n) = last_event_id {
+            req = req.header("Last-Event-ID", n.to_string());
+        }
+        let resp = req.send().await.expect("SSE request");
+        assert_eq!(resp.status().as_u16(), 200);
+        assert_eq!(
+            resp.headers()["content-type"].to_str().unwrap(),
+            "text/event-stream"
+        );
+        let text = tokio::time::timeout(within, resp.text())
+            .await
+            .expect("SSE stream did not close in time")
+            .expect("SSE body");
+        parse_sse(&text)
+    }
+
+    pub fn signal(&self, sig: i32) {
+        // SAFETY: sending a signal to our own child process.
+        unsafe {
+            libc::kill(self.pid(), sig);
+        }
+    }
+
+    /// Waits for the process to exit; returns its status and how long it took.
+    pub fn wait_exit(&mut self, within: Duration) -> (ExitStatus, Duration) {
+        let t = Instant::now();
+        let child = self.child.as_mut().expect("child");
+        loop {
+            if let Some(st) = child.try_wait().expect("try_wait") {
+                self.child = None;
+                return (st, t.elapsed());
+            }
+            if t.elapsed() > within {
+                let _ = child.kill();
+                panic!(
+                    "server did not exit within {within:?}; log:\n{}",
+                    read_log(&self.dir)
+                );
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    pub fn kill9(&mut self) {
+        self.signal(libc::SIGKILL);
+        self.wait_exit(Duration::from_secs(10));
+    }
+
+    pub fn log(&self) -> String {
+        read_log(&self.dir)
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        if std::thread::panicking() {
+            let log = read_log(&self.dir);
+            let tail: String = log
+                .chars()
+                .rev()
+                .take(4000)
+                .collect::<Vec<_>>()
+                .into_iter()
+                .rev()
+                .collect();
+            eprintln!("--- server log tail ({}) ---\n{tail}", self.dir.display());
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct SseEvent {
+    pub id: Option<u64>,
+    pub event: Option<String>,
+    pub data: Value,
+}
+
+pub fn parse_sse(text: &str) -> Vec<SseEvent> {
+    text.split("\n\n")
+        .filter_map(|block| {
+            let mut ev = SseEvent {
+                id: None,
+                event: None,
+                data: Value::Null,
+            };
+            let mut has_data = false;
+            for line in block.lines() {
+                if let Some(v) = line.strip_prefix("id: ") {
+                    ev.id = v.parse().ok();
+                } else if let Some(v) = line.strip_prefix("event: ") {
+                    ev.event = Some(v.to_string());
+                } else if let Some(v) = line.strip_prefix("data: ") {
+                    ev.data = serde_json::from_str(v).unwrap_or(Value::String(v.to_string()));
+                    has_data = true;
+                }
+            }
+            has_data.then_some(ev)
+        })
+        .collect()
+}
+
+pub fn research(task: &str, num_agents: u32) -> Value {
+    serde_json::json!({"pattern": "research", "task": task, "config": {"num_agents": num_agents}})
+}
+
+pub const SEC: Duration = Duration::from_secs(1);

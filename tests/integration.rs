@@ -1,0 +1,10 @@
+//! All integration tests in one binary (faster to link): each module drives the
+//! real server binary over HTTP.
+
+mod common;
+
+mod api;
+mod cancel;
+mod lifecycle;
+mod limits;
+mod startup;

@@ -1,0 +1,122 @@
+//! The bounded active set and FIFO eviction by completion time (core runtime 4, 5).
+
+use std::time::Duration;
+
+use serde_json::json;
+
+use crate::common::*;
+
+#[tokio::test]
+async fn exactly_max_active_of_200_concurrent_creates_are_admitted() {
+    let s = server()
+        .latency_ms(300)
+        .env("MCPO__LIMITS__MAX_ACTIVE", 10)
+        .start();
+    let body = research("crowd", 3);
+    let reqs = (0..200).map(|_| s.post("/v1/workflows", &body));
+    let answers = futures::future::join_all(reqs).await;
+    let admitted: Vec<&Resp> = answers.iter().filter(|r| r.status == 201).collect();
+    let refused: Vec<&Resp> = answers.iter().filter(|r| r.status == 429).collect();
+    assert_eq!(admitted.len(), 10);
+    assert_eq!(refused.len(), 190);
+    for r in &refused {
+        assert_eq!(r.body["error"]["code"], "active_limit_reached");
+        let retry: u64 = r.headers["retry-after"].to_str().unwrap().parse().unwrap();
+        assert!(retry >= 1);
+    }
+    // Refused creates stored nothing.
+    let all = s.get("/v1/workflows?limit=500").await;
+    assert_eq!(all.body["items"].as_array().unwrap().len(), 10);
+
+    // Once one finishes, creating succeeds again.
+    let first = admitted[0].body["id"].as_str().unwrap();
+    s.wait_status(first, "completed", 30 * SEC).await;
+    let again = s.post("/v1/workflows", &body).await;
+    assert_eq!(again.status, 201, "{:?}", again.body);
+}
+
+#[tokio::test]
+async fn eviction_retires_earliest_completed_not_shortest() {
+    let dir = new_dir();
+    let s = server()
+        .dir(&dir)
+        .latency_ms(15)
+        .env("MCPO__RETENTION__MAX_COMPLETED", 3)
+        .start();
+    // Each later workflow is shorter but completes later: durations are the
+    // reverse of completion order.
+    let mut ids = Vec::new();
+    let mut durations = Vec::new();
+    for n in [14u32, 12, 10, 8, 6, 3] {
+        let id = s
+            .create(json!({"pattern": "research", "task": format!("n={n}"),
+                           "config": {"num_agents": n, "max_concurrent_agents": 1, "enable_synthesis": false}}))
+            .await;
+        let wf = s.wait_status(&id, "completed", 30 * SEC).await;
+        durations.push(wf["execution_time"].as_f64().unwrap());
+        ids.push(id);
+    }
+    for w in durations.windows(2) {
+        assert!(w[0] > w[1], "setup: durations must decrease: {durations:?}");
+    }
+    // Let the evictor act, then see where each workflow is served from.
+    let mut from = Vec::new();
+    for _ in 0..100 {
+        from.clear();
+        for id in &ids {
+            let r = s.get(&format!("/v1/workflows/{id}")).await;
+            assert_eq!(r.status, 200, "an evicted workflow is still readable");
+            from.push(r.headers["x-served-from"].to_str().unwrap().to_string());
+        }
+        if from.iter().filter(|f| *f == "memory").count() == 3 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(
+        from,
+        ["store", "store", "store", "memory", "memory", "memory"]
+    );
+    let h = s.get("/health").await.body;
+    assert_eq!(h["components"]["registry"]["retained"], 3);
+
+    // Evicted records read back identical to what memory served.
+    let mut before = Vec::new();
+    for id in &ids {
+        before.push(s.workflow(id).await);
+    }
+    drop(s);
+    let s = server()
+        .dir(&dir)
+        .env("MCPO__RETENTION__MAX_COMPLETED", 3)
+        .start();
+    for (i, id) in ids.iter().enumerate() {
+        let r = s.get(&format!("/v1/workflows/{id}")).await;
+        assert_eq!(r.body, before[i]);
+        let want = if i < 3 { "store" } else { "memory" };
+        assert_eq!(
+            r.headers["x-served-from"], want,
+            "restart restores the newest-completed"
+        );
+    }
+}
+
+#[tokio::test]
+async fn retention_max_age_evicts_old_completions() {
+    let s = server()
+        .latency_ms(0)
+        .env("MCPO__RETENTION__MAX_AGE", "300ms")
+        .start();
+    let id = s.create(research("aging", 3)).await;
+    s.wait_status(&id, "completed", 20 * SEC).await;
+    let mut served = String::new();
+    for _ in 0..100 {
+        let r = s.get(&format!("/v1/workflows/{id}")).await;
+        served = r.headers["x-served-from"].to_str().unwrap().to_string();
+        if served == "store" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(served, "store");
+}
