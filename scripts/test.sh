@@ -42,4 +42,14 @@ log "cargo clippy"
 cargo clippy --all-targets --quiet -- -D warnings
 
 log "cargo test"
-cargo test --quiet 2>&1 | tee /tmp/mcpo-cargo-test.log
+results="$(mktemp)"
+# No doctests: the crate has none, and an empty last run would hide the real count.
+cargo test --quiet --lib --bins --tests 2>&1 | tee "$results"
+status=${PIPESTATUS[0]}
+
+passed=$(grep -Eo '[0-9]+ passed' "$results" | awk '{s+=$1} END {print s+0}')
+failed=$(grep -Eo '[0-9]+ failed' "$results" | awk '{s+=$1} END {print s+0}')
+rm -f "$results"
+[ "$passed" -gt 0 ] || die "no test ran"
+echo "tests: $passed passed, $failed failed"
+exit "$status"
