@@ -100,6 +100,10 @@ pub struct ExecutionConfig {
     pub default_provider: String,
     /// Threads that run workflow executors; 0 = one per CPU core.
     pub threads: usize,
+    /// Budget per workflow in USD when the request sets none; 0 = unlimited.
+    pub default_budget_usd: f64,
+    /// Token limit per workflow when the request sets none; 0 = unlimited.
+    pub default_max_tokens_total: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -125,10 +129,65 @@ pub enum ProviderConfig {
         #[serde(default = "default_sim_latency")]
         latency_ms: u64,
     },
+    /// Any OpenAI-compatible `/v1/chat/completions` endpoint.
+    Openai(OpenAiConfig),
 }
 
 fn default_sim_latency() -> u64 {
     50
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OpenAiConfig {
+    /// Base URL up to and including `/v1`, e.g. `https://api.openai.com/v1`.
+    pub base_url: String,
+    /// Name of the environment variable holding the API key (never the key itself).
+    #[serde(default = "default_key_env")]
+    pub api_key_env: String,
+    /// Default model; requests may override per role.
+    pub model: String,
+    /// USD per million input (prompt) tokens.
+    #[serde(default)]
+    pub input_price_per_mtok: f64,
+    /// USD per million output (completion) tokens.
+    #[serde(default)]
+    pub output_price_per_mtok: f64,
+    /// Per-attempt timeout; a workflow's per-role timeout wins when set.
+    #[serde(default = "default_llm_timeout", with = "humantime_serde")]
+    pub timeout: Duration,
+    /// Retries after the first attempt on 429, 5xx, timeouts, connection errors
+    /// and malformed answers.
+    #[serde(default = "default_retries")]
+    pub max_retries: u32,
+    /// First backoff; doubles per retry (with jitter), capped at 30 s.
+    #[serde(default = "default_backoff", with = "humantime_serde")]
+    pub retry_backoff: Duration,
+    /// Requests per minute across all workflows using this provider (a queue).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requests_per_minute: Option<u32>,
+    /// Tokens per minute across all workflows using this provider (a queue).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tokens_per_minute: Option<u32>,
+    /// `max_tokens` sent with each request, when set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_output_tokens: Option<u32>,
+}
+
+fn default_key_env() -> String {
+    "OPENAI_API_KEY".into()
+}
+
+fn default_llm_timeout() -> Duration {
+    Duration::from_secs(120)
+}
+
+fn default_retries() -> u32 {
+    3
+}
+
+fn default_backoff() -> Duration {
+    Duration::from_millis(500)
 }
 
 impl Default for Config {
@@ -206,6 +265,8 @@ impl Default for ExecutionConfig {
         ExecutionConfig {
             default_provider: "simulated".into(),
             threads: 0,
+            default_budget_usd: 0.0,
+            default_max_tokens_total: 0,
         }
     }
 }
@@ -282,6 +343,49 @@ impl Config {
         if self.shutdown.grace < Duration::from_millis(100) {
             return bad("shutdown.grace", "must be at least 100ms".into());
         }
+        if !(self.execution.default_budget_usd >= 0.0
+            && self.execution.default_budget_usd.is_finite())
+        {
+            return bad(
+                "execution.default_budget_usd",
+                "must be 0 (unlimited) or positive".into(),
+            );
+        }
+        for (name, p) in &self.providers {
+            if let ProviderConfig::Openai(o) = p {
+                let key = |k: &str| format!("providers.{name}.{k}");
+                if !(o.base_url.starts_with("http://") || o.base_url.starts_with("https://")) {
+                    return bad(
+                        &key("base_url"),
+                        format!("'{}' is not an http(s) URL", o.base_url),
+                    );
+                }
+                if o.model.trim().is_empty() {
+                    return bad(&key("model"), "must not be empty".into());
+                }
+                if o.api_key_env.trim().is_empty() {
+                    return bad(
+                        &key("api_key_env"),
+                        "must name an environment variable".into(),
+                    );
+                }
+                if o.input_price_per_mtok < 0.0 || o.output_price_per_mtok < 0.0 {
+                    return bad(
+                        &key("input_price_per_mtok/output_price_per_mtok"),
+                        "must not be negative".into(),
+                    );
+                }
+                if o.requests_per_minute == Some(0) || o.tokens_per_minute == Some(0) {
+                    return bad(
+                        &key("requests_per_minute/tokens_per_minute"),
+                        "must be at least 1 when set".into(),
+                    );
+                }
+                if o.timeout.is_zero() {
+                    return bad(&key("timeout"), "must be positive".into());
+                }
+            }
+        }
         if !self
             .providers
             .contains_key(&self.execution.default_provider)
@@ -300,6 +404,20 @@ impl Config {
             );
         }
         Ok(())
+    }
+
+    /// Problems that do not stop the server but will refuse some work.
+    pub fn warnings(&self) -> Vec<String> {
+        self.providers
+            .iter()
+            .filter_map(|(name, p)| match p {
+                ProviderConfig::Openai(o) if std::env::var_os(&o.api_key_env).is_none() => Some(format!(
+                    "providers.{name}.api_key_env: environment variable {} is not set; workflows using provider '{name}' are refused with 422 provider_unavailable",
+                    o.api_key_env
+                )),
+                _ => None,
+            })
+            .collect()
     }
 
     /// The effective configuration as TOML, with secrets redacted.

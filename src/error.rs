@@ -32,6 +32,8 @@ pub enum ApiError {
         limit: usize,
         retry_after_secs: u64,
     },
+    #[error("{0}")]
+    ProviderUnavailable(String),
     #[error("the server is shutting down and admits no new work")]
     ShuttingDown,
     #[error("the store did not acknowledge the write: {0}")]
@@ -75,6 +77,7 @@ impl ApiError {
             ApiError::NotFinished(_) => "not_finished",
             ApiError::AlreadyFinished { .. } => "already_finished",
             ApiError::ActiveLimitReached { .. } => "active_limit_reached",
+            ApiError::ProviderUnavailable(_) => "provider_unavailable",
             ApiError::ShuttingDown => "shutting_down",
             ApiError::StoreUnavailable(_) => "store_unavailable",
             ApiError::Unavailable(_) => "service_unavailable",
@@ -99,6 +102,7 @@ impl ResponseError for ApiError {
             ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::NotFinished(_) | ApiError::AlreadyFinished { .. } => StatusCode::CONFLICT,
             ApiError::ActiveLimitReached { .. } => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::ProviderUnavailable(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::ShuttingDown | ApiError::StoreUnavailable(_) | ApiError::Unavailable(_) => {
                 StatusCode::SERVICE_UNAVAILABLE
             }

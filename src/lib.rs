@@ -124,6 +124,8 @@ pub async fn start(config: Config) -> Result<Runtime, StartError> {
         max_active: config.limits.max_active,
         retry_after_secs: config.limits.retry_after.as_secs().max(1),
         default_provider: config.execution.default_provider.clone(),
+        default_budget_usd: config.execution.default_budget_usd,
+        default_max_tokens_total: config.execution.default_max_tokens_total,
     };
     let retention = config.retention.clone();
     let (primary2, executor2) = (Arc::clone(&primary), Arc::clone(&executor));

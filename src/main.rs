@@ -66,6 +66,9 @@ fn main() -> ExitCode {
     }
     match cli.command.unwrap_or(Command::Serve) {
         Command::CheckConfig => {
+            for w in config.warnings() {
+                eprintln!("warning: {w}");
+            }
             println!(
                 "# effective configuration (secrets redacted)\n{}",
                 config.to_redacted_toml()
@@ -87,6 +90,9 @@ fn main() -> ExitCode {
         },
         Command::Serve => {
             init_tracing(&config.log);
+            for w in config.warnings() {
+                tracing::warn!("{w}");
+            }
             let system = actix_rt::System::new();
             match system.block_on(mcp_orchestrator::serve(config)) {
                 Ok(()) => ExitCode::SUCCESS,

@@ -5,6 +5,8 @@ mod common;
 
 mod api;
 mod cancel;
+mod compat;
 mod lifecycle;
 mod limits;
+mod providers;
 mod startup;

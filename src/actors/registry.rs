@@ -27,6 +27,10 @@ pub struct RegistryConfig {
     pub max_active: usize,
     pub retry_after_secs: u64,
     pub default_provider: String,
+    /// 0 = unlimited.
+    pub default_budget_usd: f64,
+    /// 0 = unlimited.
+    pub default_max_tokens_total: u64,
 }
 
 /// A pending, running or interrupted workflow, with what it has produced so far.
@@ -317,7 +321,39 @@ impl WorkflowRegistry {
                 self.finish_failed(id, e);
             }
         }
+        let over = self.active.get(id).and_then(|a| self.over_budget(a));
+        if let Some(message) = over {
+            let code = "budget_exceeded".to_string();
+            tracing::warn!(workflow_id = id, %message, "budget exceeded; cancelling outstanding calls");
+            self.finish_failed(id, WorkflowError { code, message });
+            return Err(Halted);
+        }
         Ok(())
+    }
+
+    /// The reason a workflow must stop for spending, if it must.
+    fn over_budget(&self, a: &Active) -> Option<String> {
+        let opts = a.wf.config.exec();
+        let usd = opts
+            .budget_usd
+            .or((self.cfg.default_budget_usd > 0.0).then_some(self.cfg.default_budget_usd));
+        let tokens = opts
+            .max_tokens_total
+            .or((self.cfg.default_max_tokens_total > 0)
+                .then_some(self.cfg.default_max_tokens_total));
+        if let Some(b) = usd.filter(|b| a.wf.total_cost_usd >= *b) {
+            return Some(format!(
+                "spent ${:.6} of a ${b} budget (config.budget_usd)",
+                a.wf.total_cost_usd
+            ));
+        }
+        if let Some(t) = tokens.filter(|t| a.wf.tokens.total >= *t) {
+            return Some(format!(
+                "used {} of {t} tokens (config.max_tokens_total)",
+                a.wf.tokens.total
+            ));
+        }
+        None
     }
 
     /// Rebuilds a stored unfinished workflow; one that was running when the process
@@ -451,6 +487,9 @@ impl Handler<Create> for WorkflowRegistry {
                 format!("provider '{provider_name}' is not configured"),
             ));
         };
+        provider
+            .check_available()
+            .map_err(ApiError::ProviderUnavailable)?;
         let id = format!("wf_{}", uuid::Uuid::now_v7().simple());
         let wf = Workflow::new(
             id.clone(),

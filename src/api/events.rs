@@ -63,24 +63,26 @@ pub fn last_event_id(req: &HttpRequest) -> Result<u64, ApiError> {
     }
 }
 
+/// How one event is written on the wire.
+pub type Framer = fn(&Event) -> Bytes;
+
 struct SseState {
     backlog: VecDeque<Arc<Event>>,
     rx: Option<mpsc::Receiver<Arc<Event>>>,
     ping: tokio::time::Interval,
     done: bool,
+    frame: Framer,
 }
 
 /// Backlog first, then live events; ends after a terminal event or when the
 /// registry closes the channel (the client may reconnect with Last-Event-ID).
-pub fn sse_response(
-    backlog: Vec<Arc<Event>>,
-    rx: Option<mpsc::Receiver<Arc<Event>>>,
-) -> HttpResponse {
+pub fn sse_response(stream: EventStream, frame: Framer) -> HttpResponse {
     let state = SseState {
-        backlog: backlog.into(),
-        rx,
+        backlog: stream.backlog.into(),
+        rx: stream.rx,
         ping: tokio::time::interval(KEEP_ALIVE),
         done: false,
+        frame,
     };
     let body = stream::unfold(state, |mut st| async move {
         if st.done {
@@ -88,14 +90,16 @@ pub fn sse_response(
         }
         if let Some(ev) = st.backlog.pop_front() {
             st.done = ev.kind.is_terminal();
-            return Some((Ok::<_, Infallible>(frame(&ev)), st));
+            let bytes = (st.frame)(&ev);
+            return Some((Ok::<_, Infallible>(bytes), st));
         }
         let rx = st.rx.as_mut()?;
         tokio::select! {
             ev = rx.recv() => {
                 let ev = ev?;
                 st.done = ev.kind.is_terminal();
-                Some((Ok(frame(&ev)), st))
+                let bytes = (st.frame)(&ev);
+                Some((Ok(bytes), st))
             }
             _ = st.ping.tick() => Some((Ok(Bytes::from_static(b": keep-alive\n\n")), st)),
         }
@@ -107,30 +111,41 @@ pub fn sse_response(
         .streaming(body)
 }
 
+/// A workflow's events after some seq: a backlog, then live ones while it runs.
+pub struct EventStream {
+    backlog: Vec<Arc<Event>>,
+    rx: Option<mpsc::Receiver<Arc<Event>>>,
+}
+
+/// Live from the registry while the workflow runs here, else the stored log.
+pub async fn open(state: &AppState, id: &str, after: u64) -> Result<EventStream, ApiError> {
+    let sub = SubscribeEvents {
+        id: id.to_string(),
+        after,
+    };
+    match state.registry.send(sub).await? {
+        Subscription::Live { backlog, rx } => Ok(EventStream {
+            backlog,
+            rx: Some(rx),
+        }),
+        Subscription::NotActive => {
+            let (wf, _) = find(state, id).await?;
+            state.read_barrier().await;
+            let stored = state.store.events_after(&wf.id, after).await?;
+            Ok(EventStream {
+                backlog: stored.into_iter().map(Arc::new).collect(),
+                rx: None,
+            })
+        }
+    }
+}
+
 async fn events(
     state: web::Data<AppState>,
     req: HttpRequest,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let after = last_event_id(&req)?;
-    let id = id.into_inner();
-    match state
-        .registry
-        .send(SubscribeEvents {
-            id: id.clone(),
-            after,
-        })
-        .await?
-    {
-        Subscription::Live { backlog, rx } => Ok(sse_response(backlog, Some(rx))),
-        Subscription::NotActive => {
-            let (wf, _) = find(&state, &id).await?;
-            state.read_barrier().await;
-            let stored = state.store.events_after(&wf.id, after).await?;
-            Ok(sse_response(
-                stored.into_iter().map(Arc::new).collect(),
-                None,
-            ))
-        }
-    }
+    let stream = open(&state, &id, after).await?;
+    Ok(sse_response(stream, frame))
 }

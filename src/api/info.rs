@@ -1,5 +1,4 @@
-//! Descriptive routes: `GET /` (server info) and `GET /v1/patterns` (defaults and
-//! limits per pattern).
+//! `GET /v1/patterns`: defaults and limits per pattern.
 
 use actix_web::{web, HttpResponse};
 use serde_json::json;
@@ -10,31 +9,10 @@ use crate::AppState;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(
-        web::resource("/")
-            .route(web::get().to(root))
-            .default_service(allow_only("GET")),
-    )
-    .service(
         web::resource("/v1/patterns")
             .route(web::get().to(patterns))
             .default_service(allow_only("GET")),
     );
-}
-
-async fn root(state: web::Data<AppState>) -> HttpResponse {
-    HttpResponse::Ok().json(json!({
-        "name": "mcp-orchestrator",
-        "version": env!("CARGO_PKG_VERSION"),
-        "status": "running",
-        "store": state.store.kind(),
-        "default_provider": state.config.execution.default_provider,
-        "endpoints": {
-            "workflows": "/v1/workflows",
-            "patterns": "/v1/patterns",
-            "health": "/health",
-            "ready": "/ready",
-        },
-    }))
 }
 
 async fn patterns(state: web::Data<AppState>) -> HttpResponse {

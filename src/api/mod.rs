@@ -1,6 +1,7 @@
 //! HTTP routes, one module per route family; `configure` is the route table.
 
 pub mod body;
+pub mod compat;
 pub mod events;
 pub mod health;
 pub mod info;
@@ -14,7 +15,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.configure(workflows::configure)
         .configure(events::configure)
         .configure(health::configure)
-        .configure(info::configure);
+        .configure(info::configure)
+        .configure(compat::configure);
 }
 
 /// The default of a resource: a known path with a method it does not take → 405.

@@ -9,7 +9,7 @@ pub mod workflow;
 
 pub use change::{ChangeKind, StateChange};
 pub use event::{Event, EventType};
-pub use pattern::{Pattern, PatternConfig, ResearchConfig, SearchConfig, AGENT_TYPES};
+pub use pattern::{ExecOptions, Pattern, PatternConfig, ResearchConfig, SearchConfig, AGENT_TYPES};
 pub use result::{AgentResult, Document, SynthesisResult, TokenUsage, WorkflowResult};
 pub use status::{Status, TransitionError};
 pub use workflow::{Progress, Stage, Workflow, WorkflowError};

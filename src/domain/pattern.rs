@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 pub enum Pattern {
     /// decompose → N agents → group syntheses → final synthesis → report
     Research,
-    /// one agent per agent type → synthesis → report
+    /// agents over the requested agent types → synthesis → report
     Search,
 }
 
@@ -42,53 +42,108 @@ impl Pattern {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct ResearchConfig {
+/// Execution options both patterns take: provider and models per role, quorum,
+/// spending limits and per-role timeouts. Absent means "the configured default".
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ExecOptions {
+    pub provider: Option<String>,
+    /// Model for decomposition and synthesis.
+    pub primary_model: Option<String>,
+    /// Model for agents.
+    pub agent_model: Option<String>,
+    pub min_successful_agents: Option<u32>,
+    pub budget_usd: Option<f64>,
+    pub max_tokens_total: Option<u64>,
+    pub agent_timeout_secs: Option<f64>,
+    pub synthesis_timeout_secs: Option<f64>,
+    pub final_timeout_secs: Option<f64>,
+}
+
+/// Declares a pattern config struct with the shared execution options appended, so
+/// the JSON stays flat (as the old API was) and unknown keys are still refused.
+macro_rules! pattern_config {
+    ($(#[$meta:meta])* $name:ident { $($(#[$fmeta:meta])* $field:ident : $ty:ty = $default:expr,)* }) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+        #[serde(deny_unknown_fields, default)]
+        pub struct $name {
+            $($(#[$fmeta])* pub $field: $ty,)*
+            /// Provider name; `execution.default_provider` when absent.
+            #[serde(skip_serializing_if = "Option::is_none")]
+            pub provider: Option<String>,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            pub primary_model: Option<String>,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            pub agent_model: Option<String>,
+            /// Agents that must succeed for synthesis; default half, rounded up.
+            #[serde(skip_serializing_if = "Option::is_none")]
+            pub min_successful_agents: Option<u32>,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            pub budget_usd: Option<f64>,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            pub max_tokens_total: Option<u64>,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            pub agent_timeout_secs: Option<f64>,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            pub synthesis_timeout_secs: Option<f64>,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            pub final_timeout_secs: Option<f64>,
+        }
+
+        impl Default for $name {
+            fn default() -> Self {
+                $name {
+                    $($field: $default,)*
+                    provider: None,
+                    primary_model: None,
+                    agent_model: None,
+                    min_successful_agents: None,
+                    budget_usd: None,
+                    max_tokens_total: None,
+                    agent_timeout_secs: None,
+                    synthesis_timeout_secs: None,
+                    final_timeout_secs: None,
+                }
+            }
+        }
+
+        impl $name {
+            pub fn exec(&self) -> ExecOptions {
+                ExecOptions {
+                    provider: self.provider.clone(),
+                    primary_model: self.primary_model.clone(),
+                    agent_model: self.agent_model.clone(),
+                    min_successful_agents: self.min_successful_agents,
+                    budget_usd: self.budget_usd,
+                    max_tokens_total: self.max_tokens_total,
+                    agent_timeout_secs: self.agent_timeout_secs,
+                    synthesis_timeout_secs: self.synthesis_timeout_secs,
+                    final_timeout_secs: self.final_timeout_secs,
+                }
+            }
+        }
+    };
+}
+
+pattern_config!(ResearchConfig {
     /// Subtasks (and agents), 3–20.
-    pub num_agents: u32,
+    num_agents: u32 = 5,
     /// Agents running at once, 1–20.
-    pub max_concurrent_agents: u32,
+    max_concurrent_agents: u32 = 5,
     /// Agent results per group synthesis, 2–10.
-    pub synthesis_group_size: u32,
+    synthesis_group_size: u32 = 3,
     /// Without synthesis the report is the agents' results.
-    pub enable_synthesis: bool,
-    /// Provider name; `execution.default_provider` when absent.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub provider: Option<String>,
-}
+    enable_synthesis: bool = true,
+});
 
-impl Default for ResearchConfig {
-    fn default() -> Self {
-        ResearchConfig {
-            num_agents: 5,
-            max_concurrent_agents: 5,
-            synthesis_group_size: 3,
-            enable_synthesis: true,
-            provider: None,
-        }
-    }
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct SearchConfig {
-    /// One agent per type, from `AGENT_TYPES`, no repeats.
-    pub agent_types: Vec<String>,
-    pub max_concurrent_agents: u32,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub provider: Option<String>,
-}
-
-impl Default for SearchConfig {
-    fn default() -> Self {
-        SearchConfig {
-            agent_types: vec!["text".into(), "news".into(), "academic".into()],
-            max_concurrent_agents: 9,
-            provider: None,
-        }
-    }
-}
+pattern_config!(SearchConfig {
+    /// Agent types, from `AGENT_TYPES`, no repeats; agents cycle through them.
+    agent_types: Vec<String> = vec!["text".into(), "news".into(), "academic".into()],
+    /// Agents, 1–20; default one per agent type.
+    num_agents: Option<u32> = None,
+    max_concurrent_agents: u32 = 9,
+    enable_synthesis: bool = true,
+});
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(untagged)]
@@ -97,8 +152,10 @@ pub enum PatternConfig {
     Search(SearchConfig),
 }
 
+type Invalid = (String, String);
+
 /// A range check that names the field (`config.num_agents`) on failure.
-fn in_range(field: &str, v: u32, lo: u32, hi: u32) -> Result<(), (String, String)> {
+fn in_range(field: &str, v: u32, lo: u32, hi: u32) -> Result<(), Invalid> {
     if (lo..=hi).contains(&v) {
         Ok(())
     } else {
@@ -106,6 +163,16 @@ fn in_range(field: &str, v: u32, lo: u32, hi: u32) -> Result<(), (String, String
             format!("config.{field}"),
             format!("config.{field} must be between {lo} and {hi}, got {v}"),
         ))
+    }
+}
+
+fn positive(field: &str, v: Option<f64>) -> Result<(), Invalid> {
+    match v {
+        Some(x) if !(x.is_finite() && x > 0.0) => Err((
+            format!("config.{field}"),
+            format!("config.{field} must be a positive number, got {x}"),
+        )),
+        _ => Ok(()),
     }
 }
 
@@ -118,7 +185,7 @@ impl PatternConfig {
     }
 
     /// Validates limits; the error is `(field, message)`.
-    pub fn validate(&self) -> Result<(), (String, String)> {
+    pub fn validate(&self) -> Result<(), Invalid> {
         match self {
             PatternConfig::Research(c) => {
                 in_range("num_agents", c.num_agents, 3, 20)?;
@@ -127,6 +194,9 @@ impl PatternConfig {
             }
             PatternConfig::Search(c) => {
                 in_range("max_concurrent_agents", c.max_concurrent_agents, 1, 20)?;
+                if let Some(n) = c.num_agents {
+                    in_range("num_agents", n, 1, 20)?;
+                }
                 if c.agent_types.is_empty() {
                     return Err((
                         "config.agent_types".into(),
@@ -152,7 +222,39 @@ impl PatternConfig {
                 }
             }
         }
+        let e = self.exec();
+        if let Some(m) = e.min_successful_agents {
+            in_range("min_successful_agents", m, 1, self.total_agents())?;
+        }
+        positive("budget_usd", e.budget_usd)?;
+        if e.max_tokens_total == Some(0) {
+            return Err((
+                "config.max_tokens_total".into(),
+                "config.max_tokens_total must be at least 1".into(),
+            ));
+        }
+        positive("agent_timeout_secs", e.agent_timeout_secs)?;
+        positive("synthesis_timeout_secs", e.synthesis_timeout_secs)?;
+        positive("final_timeout_secs", e.final_timeout_secs)?;
+        for (field, v) in [
+            ("primary_model", &e.primary_model),
+            ("agent_model", &e.agent_model),
+        ] {
+            if v.as_deref().is_some_and(|m| m.trim().is_empty()) {
+                return Err((
+                    format!("config.{field}"),
+                    format!("config.{field} must not be empty"),
+                ));
+            }
+        }
         Ok(())
+    }
+
+    pub fn exec(&self) -> ExecOptions {
+        match self {
+            PatternConfig::Research(c) => c.exec(),
+            PatternConfig::Search(c) => c.exec(),
+        }
     }
 
     pub fn provider(&self) -> Option<&str> {
@@ -166,8 +268,15 @@ impl PatternConfig {
     pub fn total_agents(&self) -> u32 {
         match self {
             PatternConfig::Research(c) => c.num_agents,
-            PatternConfig::Search(c) => c.agent_types.len() as u32,
+            PatternConfig::Search(c) => c.num_agents.unwrap_or(c.agent_types.len() as u32),
         }
+    }
+
+    /// Agents that must succeed before synthesis: configured, else half rounded up.
+    pub fn min_successful(&self) -> u32 {
+        self.exec()
+            .min_successful_agents
+            .unwrap_or_else(|| self.total_agents().div_ceil(2))
     }
 }
 
@@ -213,5 +322,43 @@ mod tests {
             ..Default::default()
         };
         assert!(PatternConfig::Search(c).validate().is_err());
+    }
+
+    #[test]
+    fn quorum_defaults_to_half_rounded_up_and_is_bounded() {
+        let c = |n, m| {
+            PatternConfig::Research(ResearchConfig {
+                num_agents: n,
+                min_successful_agents: m,
+                ..Default::default()
+            })
+        };
+        assert_eq!(c(5, None).min_successful(), 3);
+        assert_eq!(c(4, None).min_successful(), 2);
+        assert_eq!(c(5, Some(5)).min_successful(), 5);
+        assert_eq!(
+            c(5, Some(6)).validate().unwrap_err().0,
+            "config.min_successful_agents"
+        );
+        let s = PatternConfig::Search(SearchConfig {
+            num_agents: Some(6),
+            ..Default::default()
+        });
+        assert_eq!(s.total_agents(), 6);
+        assert_eq!(s.min_successful(), 3);
+    }
+
+    #[test]
+    fn budgets_and_timeouts_must_be_positive() {
+        let c = PatternConfig::Research(ResearchConfig {
+            budget_usd: Some(0.0),
+            ..Default::default()
+        });
+        assert_eq!(c.validate().unwrap_err().0, "config.budget_usd");
+        let c = PatternConfig::Research(ResearchConfig {
+            agent_timeout_secs: Some(-1.0),
+            ..Default::default()
+        });
+        assert_eq!(c.validate().unwrap_err().0, "config.agent_timeout_secs");
     }
 }

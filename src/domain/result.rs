@@ -39,6 +39,12 @@ pub struct AgentResult {
     pub tokens: TokenUsage,
     pub cost: f64,
     pub execution_time: f64,
+    /// Provider attempts beyond the first.
+    #[serde(default)]
+    pub retries: u32,
+    /// Seconds spent waiting for the provider's quota.
+    #[serde(default)]
+    pub queued_time: f64,
     pub error: Option<String>,
 }
 
@@ -54,6 +60,8 @@ pub struct SynthesisResult {
     pub tokens: TokenUsage,
     pub cost: f64,
     pub execution_time: f64,
+    #[serde(default)]
+    pub retries: u32,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -5,13 +5,13 @@ pub mod report;
 pub mod research;
 pub mod search;
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use futures::{stream, StreamExt, TryStreamExt};
 
 use super::provider::{CallRole, ChatRequest};
 use super::{fail, Halted, Run, Step, Stop};
-use crate::domain::{AgentResult, SynthesisResult, TokenUsage};
+use crate::domain::{AgentResult, ExecOptions, SynthesisResult, TokenUsage};
 
 pub struct AgentSpec {
     pub agent_id: String,
@@ -20,6 +20,31 @@ pub struct AgentSpec {
 }
 
 const AGENT_SYSTEM: &str = "You are a focused research agent. Answer the subtask thoroughly and concisely, citing what your findings rest on.";
+fn secs(s: Option<f64>) -> Option<Duration> {
+    s.map(Duration::from_secs_f64)
+}
+
+/// Model and timeout per role, from the workflow's options.
+pub struct Roles {
+    pub primary_model: Option<String>,
+    pub agent_model: Option<String>,
+    pub agent_timeout: Option<Duration>,
+    pub synthesis_timeout: Option<Duration>,
+    pub final_timeout: Option<Duration>,
+}
+
+impl Roles {
+    pub fn from(o: &ExecOptions) -> Roles {
+        Roles {
+            primary_model: o.primary_model.clone(),
+            agent_model: o.agent_model.clone(),
+            agent_timeout: secs(o.agent_timeout_secs),
+            synthesis_timeout: secs(o.synthesis_timeout_secs),
+            final_timeout: secs(o.final_timeout_secs),
+        }
+    }
+}
+
 const SYNTHESIS_SYSTEM: &str = "You synthesise findings from several agents into one coherent, well-structured answer. Keep what the sources agree on, flag what they dispute.";
 
 /// Runs the agents, at most `concurrency` at once, results in spec order. Agents a
@@ -30,14 +55,18 @@ pub async fn run_agents(
     concurrency: u32,
 ) -> Result<Vec<AgentResult>, Halted> {
     // Collected first: a lazy map closure in the stream trips Send inference.
-    let agents: Vec<_> = specs.into_iter().map(|spec| run_agent(run, spec)).collect();
+    let roles = Roles::from(&run.config.exec());
+    let agents: Vec<_> = specs
+        .into_iter()
+        .map(|spec| run_agent(run, &roles, spec))
+        .collect();
     stream::iter(agents)
         .buffered(concurrency.max(1) as usize)
         .try_collect()
         .await
 }
 
-async fn run_agent(run: &Run, spec: AgentSpec) -> Result<AgentResult, Halted> {
+async fn run_agent(run: &Run, roles: &Roles, spec: AgentSpec) -> Result<AgentResult, Halted> {
     if let Some(done) = run.resume.done_agents.get(&spec.agent_id) {
         return Ok(done.clone());
     }
@@ -52,13 +81,14 @@ async fn run_agent(run: &Run, spec: AgentSpec) -> Result<AgentResult, Halted> {
         .provider
         .chat(ChatRequest {
             role: CallRole::Agent,
-            model: None,
+            model: roles.agent_model.clone(),
             system: AGENT_SYSTEM.into(),
             prompt: format!(
                 "Overall task: {}\nYour role: {} agent.\nSubtask:\n{}",
                 run.task, spec.agent_type, spec.subtask
             ),
             expected_items: None,
+            timeout: roles.agent_timeout,
         })
         .await;
     let execution_time = started.elapsed().as_secs_f64();
@@ -73,6 +103,8 @@ async fn run_agent(run: &Run, spec: AgentSpec) -> Result<AgentResult, Halted> {
             tokens: a.tokens,
             cost: a.cost_usd,
             execution_time,
+            retries: a.retries,
+            queued_time: a.queued.as_secs_f64(),
             error: None,
         },
         Err(e) => AgentResult {
@@ -85,6 +117,8 @@ async fn run_agent(run: &Run, spec: AgentSpec) -> Result<AgentResult, Halted> {
             tokens: TokenUsage::default(),
             cost: 0.0,
             execution_time,
+            retries: 0,
+            queued_time: 0.0,
             error: Some(e.to_string()),
         },
     };
@@ -92,17 +126,23 @@ async fn run_agent(run: &Run, spec: AgentSpec) -> Result<AgentResult, Halted> {
     Ok(result)
 }
 
-/// Agents that succeeded; failing the workflow when none did.
-pub fn successful(results: &[AgentResult]) -> Result<Vec<&AgentResult>, Stop> {
+/// Agents that succeeded; failing the workflow when fewer than the quorum
+/// (`min_successful_agents`, default half rounded up) did.
+pub fn successful<'a>(run: &Run, results: &'a [AgentResult]) -> Result<Vec<&'a AgentResult>, Stop> {
     let ok: Vec<&AgentResult> = results.iter().filter(|r| r.status == "completed").collect();
-    if ok.is_empty() {
+    let min = run.config.min_successful() as usize;
+    if ok.len() < min.max(1) {
         let first = results
             .iter()
             .find_map(|r| r.error.clone())
             .unwrap_or_else(|| "no agents ran".into());
         return Err(fail(
-            "all_agents_failed",
-            format!("all {} agents failed; first error: {first}", results.len()),
+            "insufficient_agents",
+            format!(
+                "only {} of {} agents succeeded, {min} needed (config.min_successful_agents); first error: {first}",
+                ok.len(),
+                results.len()
+            ),
         ));
     }
     Ok(ok)
@@ -111,6 +151,7 @@ pub fn successful(results: &[AgentResult]) -> Result<Vec<&AgentResult>, Stop> {
 /// One synthesis call with its started/completed steps.
 pub async fn synthesize(
     run: &Run,
+    roles: &Roles,
     level: &str,
     group: Option<u32>,
     sources: Vec<String>,
@@ -126,10 +167,15 @@ pub async fn synthesize(
         .provider
         .chat(ChatRequest {
             role: CallRole::Synthesis,
-            model: None,
+            model: roles.primary_model.clone(),
             system: SYNTHESIS_SYSTEM.into(),
             prompt: format!("Task: {}\n\nFindings to synthesise:\n{material}", run.task),
             expected_items: None,
+            timeout: if level == "final" {
+                roles.final_timeout
+            } else {
+                roles.synthesis_timeout
+            },
         })
         .await
         .map_err(|e| fail("synthesis_failed", format!("{level} synthesis failed: {e}")))?;
@@ -142,6 +188,7 @@ pub async fn synthesize(
         tokens: answer.tokens,
         cost: answer.cost_usd,
         execution_time: started.elapsed().as_secs_f64(),
+        retries: answer.retries,
     };
     run.step(Step::SynthesisCompleted(result.clone())).await?;
     Ok(result)

@@ -3,7 +3,7 @@
 
 use futures::{stream, StreamExt, TryStreamExt};
 
-use super::{material, report, run_agents, successful, synthesize, AgentSpec};
+use super::{material, report, run_agents, successful, synthesize, AgentSpec, Roles};
 use crate::domain::ResearchConfig;
 use crate::exec::decompose::parse_subtasks;
 use crate::exec::provider::{CallRole, ChatRequest};
@@ -14,6 +14,7 @@ const DECOMPOSE_SYSTEM: &str =
 
 pub async fn run(run: &Run, cfg: &ResearchConfig) -> Result<(), Stop> {
     let n = cfg.num_agents;
+    let roles = Roles::from(&cfg.exec());
     let subtasks = match &run.resume.subtasks {
         Some(s) => s.clone(),
         None => {
@@ -21,13 +22,14 @@ pub async fn run(run: &Run, cfg: &ResearchConfig) -> Result<(), Stop> {
                 .provider
                 .chat(ChatRequest {
                     role: CallRole::Decompose,
-                    model: None,
+                    model: roles.primary_model.clone(),
                     system: DECOMPOSE_SYSTEM.into(),
                     prompt: format!(
                         "Break this task into exactly {n} independent research subtasks.\n{}",
                         run.task
                     ),
                     expected_items: Some(n),
+                    timeout: roles.final_timeout,
                 })
                 .await
                 .map_err(|e| fail("decomposition_failed", format!("decomposition failed: {e}")))?;
@@ -51,7 +53,7 @@ pub async fn run(run: &Run, cfg: &ResearchConfig) -> Result<(), Stop> {
         })
         .collect();
     let results = run_agents(run, specs, cfg.max_concurrent_agents).await?;
-    let ok = successful(&results)?;
+    let ok = successful(run, &results)?;
 
     let mut syntheses = Vec::new();
     let mut final_synthesis = None;
@@ -65,7 +67,14 @@ pub async fn run(run: &Run, cfg: &ResearchConfig) -> Result<(), Stop> {
             .enumerate()
             .map(|(i, g)| {
                 let sources = g.iter().map(|r| r.agent_id.clone()).collect();
-                synthesize(run, "group", Some(i as u32 + 1), sources, material(&g))
+                synthesize(
+                    run,
+                    &roles,
+                    "group",
+                    Some(i as u32 + 1),
+                    sources,
+                    material(&g),
+                )
             })
             .collect();
         let group_results: Vec<_> = stream::iter(calls)
@@ -82,7 +91,7 @@ pub async fn run(run: &Run, cfg: &ResearchConfig) -> Result<(), Stop> {
             .iter()
             .map(|g| format!("group_{}", g.group.unwrap_or(0)))
             .collect();
-        let fin = synthesize(run, "final", None, sources, final_material).await?;
+        let fin = synthesize(run, &roles, "final", None, sources, final_material).await?;
         final_synthesis = Some(fin.content.clone());
         syntheses = group_results;
         syntheses.push(fin);

@@ -1,13 +1,17 @@
-//! `search`: one agent per requested agent type → one synthesis → report.
+//! `search`: agents over the requested agent types (one per type by default;
+//! `num_agents` cycles through them) → one synthesis → report.
 
-use super::{material, report, run_agents, successful, synthesize, AgentSpec};
+use super::{material, report, run_agents, successful, synthesize, AgentSpec, Roles};
 use crate::domain::SearchConfig;
 use crate::exec::{Run, Step, Stop};
 
 pub async fn run(run: &Run, cfg: &SearchConfig) -> Result<(), Stop> {
+    let n = cfg.num_agents.unwrap_or(cfg.agent_types.len() as u32) as usize;
     let specs = cfg
         .agent_types
         .iter()
+        .cycle()
+        .take(n)
         .enumerate()
         .map(|(i, t)| AgentSpec {
             agent_id: format!("{t}_agent_{:02}", i + 1),
@@ -16,11 +20,16 @@ pub async fn run(run: &Run, cfg: &SearchConfig) -> Result<(), Stop> {
         })
         .collect();
     let results = run_agents(run, specs, cfg.max_concurrent_agents).await?;
-    let ok = successful(&results)?;
-    let sources = ok.iter().map(|r| r.agent_id.clone()).collect();
-    let fin = synthesize(run, "final", None, sources, material(&ok)).await?;
-    let final_synthesis = Some(fin.content.clone());
-    let syntheses = vec![fin];
+    let ok = successful(run, &results)?;
+    let mut syntheses = Vec::new();
+    let mut final_synthesis = None;
+    if cfg.enable_synthesis {
+        let roles = Roles::from(&cfg.exec());
+        let sources = ok.iter().map(|r| r.agent_id.clone()).collect();
+        let fin = synthesize(run, &roles, "final", None, sources, material(&ok)).await?;
+        final_synthesis = Some(fin.content.clone());
+        syntheses.push(fin);
+    }
     let doc = report::markdown(
         &run.title,
         &run.task,

@@ -1,17 +1,20 @@
-//! The interface every LLM provider implements. An OpenAI-compatible HTTP provider
-//! plugs in here next to the offline simulator; patterns only see `Provider`.
+//! The interface every LLM provider implements: the offline simulator and any
+//! OpenAI-compatible HTTP endpoint. Patterns only see `Provider`.
 
+pub mod openai;
+pub mod quota;
 pub mod simulated;
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::Duration;
 
 use async_trait::async_trait;
 
 use crate::config::ProviderConfig;
 use crate::domain::TokenUsage;
 
-/// What a call is for; providers may pick a model per role.
+/// What a call is for; the pattern picks the model per role.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CallRole {
     Decompose,
@@ -19,15 +22,27 @@ pub enum CallRole {
     Synthesis,
 }
 
+impl CallRole {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CallRole::Decompose => "decompose",
+            CallRole::Agent => "agent",
+            CallRole::Synthesis => "synthesis",
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct ChatRequest {
     pub role: CallRole,
-    /// Overrides the provider's model when set.
+    /// Overrides the provider's default model when set.
     pub model: Option<String>,
     pub system: String,
     pub prompt: String,
     /// For decomposition: how many items the answer should list.
     pub expected_items: Option<u32>,
+    /// Per-attempt timeout; the provider's own when absent.
+    pub timeout: Option<Duration>,
 }
 
 #[derive(Debug, Clone)]
@@ -36,19 +51,44 @@ pub struct ChatResponse {
     pub model: String,
     pub tokens: TokenUsage,
     pub cost_usd: f64,
+    /// Attempts beyond the first.
     pub retries: u32,
+    /// Time spent waiting for the provider's quota.
+    pub queued: Duration,
 }
 
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum ProviderError {
     #[error("provider timed out after {0:?}")]
-    Timeout(std::time::Duration),
+    Timeout(Duration),
     #[error("provider answered HTTP {status}: {message}")]
     Http { status: u16, message: String },
     #[error("provider answer is malformed: {0}")]
     Malformed(String),
     #[error("cannot reach provider: {0}")]
     Connect(String),
+    #[error("provider unavailable: {0}")]
+    Unavailable(String),
+    #[error("{last} (gave up after {attempts} attempts)")]
+    Exhausted {
+        attempts: u32,
+        last: Box<ProviderError>,
+    },
+}
+
+impl ProviderError {
+    /// Worth another attempt: rate limits, server errors, timeouts, broken answers.
+    pub fn retryable(&self) -> bool {
+        match self {
+            ProviderError::Timeout(_) | ProviderError::Malformed(_) | ProviderError::Connect(_) => {
+                true
+            }
+            ProviderError::Http { status, .. } => {
+                *status == 429 || *status >= 500 || *status == 408
+            }
+            ProviderError::Unavailable(_) | ProviderError::Exhausted { .. } => false,
+        }
+    }
 }
 
 #[async_trait]
@@ -56,6 +96,11 @@ pub trait Provider: Send + Sync {
     fn name(&self) -> &str;
     /// Results of a simulated provider are labelled as such everywhere.
     fn simulated(&self) -> bool;
+    /// Whether the provider can take work now (e.g. its API key is set); the reason
+    /// when not. Checked when a workflow is created.
+    fn check_available(&self) -> Result<(), String> {
+        Ok(())
+    }
     async fn chat(&self, req: ChatRequest) -> Result<ChatResponse, ProviderError>;
 }
 
@@ -67,14 +112,17 @@ pub fn build(configs: &std::collections::BTreeMap<String, ProviderConfig>) -> Pr
         .iter()
         .map(|(name, cfg)| {
             let p: Arc<dyn Provider> = match cfg {
-                ProviderConfig::Simulated { latency_ms } => {
-                    Arc::new(simulated::SimulatedProvider::new(
-                        name,
-                        std::time::Duration::from_millis(*latency_ms),
-                    ))
-                }
+                ProviderConfig::Simulated { latency_ms } => Arc::new(
+                    simulated::SimulatedProvider::new(name, Duration::from_millis(*latency_ms)),
+                ),
+                ProviderConfig::Openai(c) => Arc::new(openai::OpenAiProvider::new(name, c.clone())),
             };
             (name.clone(), p)
         })
         .collect()
+}
+
+/// A rough token count for quota reservations before the provider reports usage.
+pub fn estimate_tokens(s: &str) -> u64 {
+    (s.len() as u64).div_ceil(4)
 }

@@ -99,6 +99,7 @@ impl Provider for SimulatedProvider {
             tokens,
             cost_usd: 0.0,
             retries: 0,
+            queued: Duration::ZERO,
         })
     }
 }

@@ -1,0 +1,542 @@
+//! The old Python server's API, kept working for existing clients:
+//! `POST /tools/{orchestrate_research, orchestrate_search, get_orchestration_status,
+//! cancel_orchestration, list_orchestrator_patterns}`, `GET /stream/{task_id}` and
+//! `GET /`, with the old request fields, response shapes and status codes. Errors
+//! are `{"success": false, "error": "..."}`. Unknown request fields are ignored, as
+//! the old server did. Everything runs through the same registry as `/v1`.
+
+use actix_web::http::{header, StatusCode};
+use actix_web::web::Bytes;
+use actix_web::{web, HttpRequest, HttpResponse, ResponseError};
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::allow_only;
+use super::body::read_json;
+use super::events::{last_event_id, open, sse_response};
+use super::workflows::find;
+use crate::actors::registry::{Cancel, CancelOutcome, Create, NewWorkflow};
+use crate::domain::{
+    Event, Pattern, PatternConfig, ResearchConfig, SearchConfig, Stage, Status, Workflow,
+    WorkflowResult, AGENT_TYPES,
+};
+use crate::error::ApiError;
+use crate::AppState;
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    let tool = |path: &'static str| web::resource(path).default_service(allow_only("POST"));
+    cfg.service(tool("/tools/orchestrate_research").route(web::post().to(orchestrate_research)))
+        .service(tool("/tools/orchestrate_search").route(web::post().to(orchestrate_search)))
+        .service(tool("/tools/get_orchestration_status").route(web::post().to(get_status)))
+        .service(tool("/tools/cancel_orchestration").route(web::post().to(cancel)))
+        .service(tool("/tools/list_orchestrator_patterns").route(web::post().to(list_patterns)))
+        .service(
+            web::resource("/stream/{task_id}")
+                .route(web::get().to(stream))
+                .default_service(allow_only("GET")),
+        )
+        .service(
+            web::resource("/")
+                .route(web::get().to(root))
+                .default_service(allow_only("GET")),
+        );
+}
+
+/// An `ApiError` in the old shape: same status, `{"success": false, "error"}`.
+#[derive(Debug)]
+pub struct CompatError(pub ApiError);
+
+impl std::fmt::Display for CompatError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The old API named fields without the `config.` prefix of /v1.
+        f.write_str(&self.0.to_string().replace("config.", ""))
+    }
+}
+
+impl ResponseError for CompatError {
+    fn status_code(&self) -> StatusCode {
+        self.0.status_code()
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let mut resp = HttpResponse::build(self.status_code());
+        if let Some(v) = self.0.error_response().headers().get(header::RETRY_AFTER) {
+            resp.insert_header((header::RETRY_AFTER, v.clone()));
+        }
+        resp.json(json!({"success": false, "error": self.to_string(), "code": self.0.code()}))
+    }
+}
+
+impl From<ApiError> for CompatError {
+    fn from(e: ApiError) -> Self {
+        CompatError(e)
+    }
+}
+
+impl From<actix::MailboxError> for CompatError {
+    fn from(e: actix::MailboxError) -> Self {
+        CompatError(e.into())
+    }
+}
+
+type Reply = Result<HttpResponse, CompatError>;
+
+async fn body<T: serde::de::DeserializeOwned>(
+    state: &AppState,
+    payload: web::Payload,
+) -> Result<T, CompatError> {
+    Ok(read_json(payload, state.config.server.max_body_bytes, None).await?)
+}
+
+fn bounded(
+    field: &str,
+    v: Option<i64>,
+    default: u32,
+    lo: u32,
+    hi: u32,
+) -> Result<u32, CompatError> {
+    match v {
+        None => Ok(default),
+        Some(n) if n >= i64::from(lo) && n <= i64::from(hi) => Ok(n as u32),
+        Some(n) => Err(ApiError::validation(
+            field,
+            format!("{field} must be between {lo} and {hi}, got {n}"),
+        )
+        .into()),
+    }
+}
+
+fn required(field: &str, v: Option<String>) -> Result<String, CompatError> {
+    match v.map(|s| s.trim().to_string()) {
+        Some(s) if !s.is_empty() => Ok(s),
+        _ => {
+            Err(ApiError::validation(field, format!("Missing required parameter: {field}")).into())
+        }
+    }
+}
+
+/// The old `context` object travels with the task text.
+fn with_context(task: String, context: Option<Value>) -> String {
+    match context {
+        Some(Value::Object(m)) if !m.is_empty() => {
+            format!("{task}\n\nContext:\n{}", Value::Object(m))
+        }
+        _ => task,
+    }
+}
+
+/// Admits a workflow and acknowledges it like `/v1` does.
+async fn admit(
+    state: &AppState,
+    new: NewWorkflow,
+) -> Result<std::sync::Arc<Workflow>, CompatError> {
+    new.config
+        .validate()
+        .map_err(|(field, message)| ApiError::validation(field, message))?;
+    let created = state.registry.send(Create(new)).await??;
+    state.acknowledge(created.seq).await?;
+    Ok(created.workflow)
+}
+
+fn started(wf: &Workflow, webhook_url: Option<String>, message: String) -> HttpResponse {
+    HttpResponse::Ok().json(json!({
+        "success": true,
+        "task_id": wf.id,
+        "status": wf.status,
+        "stream_url": format!("/stream/{}", wf.id),
+        "webhook_url": webhook_url,
+        "message": message,
+        "estimated_completion": Value::Null,
+    }))
+}
+
+#[derive(Deserialize)]
+struct ResearchBody {
+    task: Option<String>,
+    title: Option<String>,
+    num_agents: Option<i64>,
+    enable_synthesis: Option<bool>,
+    synthesis_group_size: Option<i64>,
+    primary_model: Option<String>,
+    agent_model: Option<String>,
+    belter_timeout: Option<f64>,
+    drummer_timeout: Option<f64>,
+    camina_timeout: Option<f64>,
+    parallel_execution: Option<bool>,
+    max_concurrent_agents: Option<i64>,
+    context: Option<Value>,
+    webhook_url: Option<String>,
+    provider: Option<String>,
+}
+
+async fn orchestrate_research(state: web::Data<AppState>, payload: web::Payload) -> Reply {
+    let b: ResearchBody = body(&state, payload).await?;
+    let task = required("task", b.task)?;
+    let num_agents = bounded("num_agents", b.num_agents, 5, 3, 20)?;
+    let parallel = b.parallel_execution.unwrap_or(true);
+    let config = ResearchConfig {
+        num_agents,
+        max_concurrent_agents: if parallel {
+            bounded("max_concurrent_agents", b.max_concurrent_agents, 10, 1, 20)?
+        } else {
+            1
+        },
+        // The old server's default group size was 5.
+        synthesis_group_size: bounded("synthesis_group_size", b.synthesis_group_size, 5, 2, 10)?,
+        enable_synthesis: b.enable_synthesis.unwrap_or(true),
+        provider: b.provider,
+        primary_model: b.primary_model,
+        agent_model: b.agent_model,
+        agent_timeout_secs: b.belter_timeout,
+        synthesis_timeout_secs: b.drummer_timeout,
+        final_timeout_secs: b.camina_timeout,
+        ..Default::default()
+    };
+    let title = b
+        .title
+        .filter(|t| !t.trim().is_empty())
+        .unwrap_or_else(|| task.chars().take(80).collect());
+    let wf = admit(
+        &state,
+        NewWorkflow {
+            pattern: Pattern::Research,
+            task: with_context(task, b.context),
+            title,
+            config: PatternConfig::Research(config),
+        },
+    )
+    .await?;
+    let msg = format!("Research workflow started with {num_agents} agents");
+    Ok(started(&wf, b.webhook_url, msg))
+}
+
+#[derive(Deserialize)]
+struct SearchBody {
+    query: Option<String>,
+    num_agents: Option<i64>,
+    agent_types: Option<Vec<String>>,
+    parallel_execution: Option<bool>,
+    timeout_seconds: Option<f64>,
+    enable_synthesis: Option<bool>,
+    max_concurrent_agents: Option<i64>,
+    context: Option<Value>,
+    webhook_url: Option<String>,
+    provider: Option<String>,
+}
+
+/// The old server picked agent types from the query when none were given.
+pub fn detect_agent_types(query: &str) -> Vec<String> {
+    let q = query.to_lowercase();
+    let rules: [(&str, &[&str]); 7] = [
+        (
+            "news",
+            &["news", "latest", "today", "breaking", "recent", "announce"],
+        ),
+        (
+            "academic",
+            &[
+                "paper",
+                "study",
+                "research",
+                "journal",
+                "theory",
+                "scientific",
+            ],
+        ),
+        (
+            "technical",
+            &[
+                "code",
+                "api",
+                "library",
+                "software",
+                "programming",
+                "rust",
+                "python",
+            ],
+        ),
+        (
+            "product",
+            &["buy", "price", "product", "review", "cheap", "best"],
+        ),
+        ("image", &["image", "photo", "picture", "diagram"]),
+        ("video", &["video", "youtube", "watch"]),
+        ("social", &["twitter", "reddit", "social", "opinion"]),
+    ];
+    let mut types: Vec<String> = rules
+        .iter()
+        .filter(|(_, words)| words.iter().any(|w| q.contains(w)))
+        .map(|(t, _)| t.to_string())
+        .collect();
+    types.insert(0, "text".into());
+    if types.len() < 3 {
+        types.push("general".into());
+    }
+    types
+}
+
+async fn orchestrate_search(state: web::Data<AppState>, payload: web::Payload) -> Reply {
+    let b: SearchBody = body(&state, payload).await?;
+    let query = required("query", b.query)?;
+    let num_agents = bounded("num_agents", b.num_agents, 5, 1, 20)?;
+    if let Some(t) = b
+        .agent_types
+        .iter()
+        .flatten()
+        .find(|t| !AGENT_TYPES.contains(&t.as_str()))
+    {
+        return Err(ApiError::validation(
+            "agent_types",
+            format!(
+                "Invalid agent type '{t}'; valid types: {}",
+                AGENT_TYPES.join(", ")
+            ),
+        )
+        .into());
+    }
+    let mut agent_types = b
+        .agent_types
+        .filter(|t| !t.is_empty())
+        .unwrap_or_else(|| detect_agent_types(&query));
+    agent_types.dedup();
+    let parallel = b.parallel_execution.unwrap_or(true);
+    let config = SearchConfig {
+        agent_types: agent_types.clone(),
+        num_agents: Some(num_agents),
+        max_concurrent_agents: if parallel {
+            bounded("max_concurrent_agents", b.max_concurrent_agents, 10, 1, 20)?
+        } else {
+            1
+        },
+        enable_synthesis: b.enable_synthesis.unwrap_or(true),
+        provider: b.provider,
+        agent_timeout_secs: b.timeout_seconds,
+        ..Default::default()
+    };
+    let wf = admit(
+        &state,
+        NewWorkflow {
+            pattern: Pattern::Search,
+            title: query.chars().take(80).collect(),
+            task: with_context(query, b.context),
+            config: PatternConfig::Search(config),
+        },
+    )
+    .await?;
+    let msg = format!(
+        "Search workflow started with {num_agents} agents ({})",
+        agent_types.join(", ")
+    );
+    Ok(started(&wf, b.webhook_url, msg))
+}
+
+#[derive(Deserialize)]
+struct TaskBody {
+    task_id: Option<String>,
+}
+
+fn old_stage(s: Stage) -> &'static str {
+    match s {
+        Stage::Queued => "queued",
+        Stage::Decomposing => "task_decomposition",
+        Stage::Agents => "agent_execution",
+        Stage::Synthesis => "synthesis",
+        Stage::Documents => "document_generation",
+        Stage::Done => "completed",
+    }
+}
+
+/// A result in the old data model (AgentResult.result, tokens_used, drummer/camina…).
+fn old_result(wf: &Workflow, r: &WorkflowResult) -> Value {
+    let agents: Vec<Value> = r
+        .agent_results
+        .iter()
+        .map(|a| {
+            json!({
+                "agent_id": a.agent_id, "agent_type": a.agent_type, "subtask": a.subtask,
+                "status": if a.status == "completed" { "success" } else { "failed" },
+                "result": a.content, "tokens_used": a.tokens.total, "cost": a.cost,
+                "execution_time": a.execution_time, "error": a.error,
+                "metadata": {"model": a.model, "retries": a.retries},
+            })
+        })
+        .collect();
+    let syntheses: Vec<Value> = r
+        .synthesis_results
+        .iter()
+        .map(|s| {
+            let (level, id) = match s.group {
+                Some(g) if s.level == "group" => ("drummer", format!("drummer-{g:03}")),
+                _ => ("camina", "camina-001".to_string()),
+            };
+            json!({
+                "level": level, "synthesis_id": id, "synthesis": s.content,
+                "tokens_used": s.tokens.total, "cost": s.cost, "execution_time": s.execution_time,
+                "metadata": {"sources": s.sources, "model": s.model},
+            })
+        })
+        .collect();
+    let docs: Vec<Value> = r
+        .documents
+        .iter()
+        .map(|d| json!({"format": d.format, "name": d.name, "size_bytes": d.content.len(), "content": d.content}))
+        .collect();
+    json!({
+        "title": wf.title,
+        "final_synthesis": r.final_synthesis,
+        "agent_results": agents,
+        "synthesis_results": syntheses,
+        "generated_documents": docs,
+        "total_cost": r.total_cost,
+        "execution_time": r.execution_time,
+        "simulated": r.simulated,
+    })
+}
+
+async fn get_status(state: web::Data<AppState>, payload: web::Payload) -> Reply {
+    let b: TaskBody = body(&state, payload).await?;
+    let id = required("task_id", b.task_id)?;
+    let (wf, _) = find(&state, &id).await.map_err(not_found_as_task)?;
+    let p = &wf.progress;
+    let mut out = json!({"success": true, "task_id": wf.id, "status": wf.status, "started_at": wf.started_at});
+    match wf.status {
+        Status::Completed => {
+            state.read_barrier().await;
+            let result = state
+                .store
+                .get_result(&wf.id)
+                .await
+                .map_err(ApiError::from)?;
+            out["result"] = result.map(|r| old_result(&wf, &r)).unwrap_or(Value::Null);
+            out["completed_at"] = json!(wf.completed_at);
+        }
+        Status::Failed => {
+            out["success"] = json!(false);
+            out["error"] = json!(wf.error.as_ref().map(|e| e.message.clone()));
+            out["error_code"] = json!(wf.error.as_ref().map(|e| e.code.clone()));
+            out["failed_at"] = json!(wf.completed_at);
+        }
+        Status::Cancelled => {
+            out["cancelled_at"] = json!(wf.completed_at);
+            out["partial_results"] =
+                json!({"completed_agents": p.completed_agents, "total_agents": p.total_agents});
+        }
+        Status::Pending | Status::Running | Status::Interrupted => {
+            out["progress"] = json!({
+                "current_stage": old_stage(p.stage),
+                "completed_agents": p.completed_agents,
+                "total_agents": p.total_agents,
+                "percent_complete": p.percent,
+            });
+            out["estimated_completion"] = Value::Null;
+        }
+    }
+    Ok(HttpResponse::Ok().json(out))
+}
+
+fn not_found_as_task(e: ApiError) -> CompatError {
+    match e {
+        ApiError::WorkflowNotFound(id) => CompatError(ApiError::WorkflowNotFound(id)),
+        other => CompatError(other),
+    }
+}
+
+async fn cancel(state: web::Data<AppState>, payload: web::Payload) -> Reply {
+    let b: TaskBody = body(&state, payload).await?;
+    let id = required("task_id", b.task_id)?;
+    let wf = match state.registry.send(Cancel(id.clone())).await? {
+        CancelOutcome::Cancelled { workflow, seq } => {
+            state.acknowledge(seq).await?;
+            workflow
+        }
+        CancelOutcome::AlreadyFinished(wf) => return Err(already(&wf)),
+        CancelOutcome::Unknown => {
+            let (wf, _) = find(&state, &id).await?;
+            return Err(already(&wf));
+        }
+    };
+    Ok(HttpResponse::Ok().json(json!({
+        "success": true,
+        "task_id": wf.id,
+        "status": wf.status,
+        "message": "Workflow cancelled successfully",
+        "partial_results": {
+            "completed_agents": wf.progress.completed_agents,
+            "total_agents": wf.progress.total_agents,
+        },
+    })))
+}
+
+fn already(wf: &Workflow) -> CompatError {
+    CompatError(ApiError::AlreadyFinished {
+        id: wf.id.clone(),
+        status: wf.status.to_string(),
+    })
+}
+
+async fn list_patterns() -> HttpResponse {
+    HttpResponse::Ok().json(json!({
+        "success": true,
+        "patterns": [
+            {
+                "name": "beltalowda",
+                "v1_name": "research",
+                "display_name": "Beltalowda Hierarchical Research",
+                "description": "3-tier synthesis: Belters → Drummers → Camina",
+                "use_cases": ["Comprehensive research reports", "Literature reviews", "Market analysis"],
+                "typical_agents": "8-15",
+                "parameters": {"num_agents": {"min": 3, "max": 20, "default": 5},
+                               "synthesis_group_size": {"default": 5}, "max_concurrent_agents": {"default": 10}},
+            },
+            {
+                "name": "swarm",
+                "v1_name": "search",
+                "display_name": "Swarm Multi-Agent Search",
+                "description": "9 specialized agent types for diverse searches",
+                "use_cases": ["Multi-source fact checking", "Trend analysis", "Product research"],
+                "agent_types": AGENT_TYPES,
+                "typical_agents": "4-8",
+                "parameters": {"num_agents": {"min": 1, "max": 20, "default": 5}},
+            }
+        ],
+        "count": 2,
+    }))
+}
+
+/// The old stream's event shape: `{event, task_id, timestamp, data}`.
+fn old_frame(e: &Event) -> Bytes {
+    let data = json!({"event": e.kind.as_str(), "task_id": e.workflow_id, "timestamp": e.timestamp, "data": e.data});
+    Bytes::from(format!(
+        "id: {}\nevent: {}\ndata: {data}\n\n",
+        e.seq,
+        e.kind.as_str()
+    ))
+}
+
+async fn stream(state: web::Data<AppState>, req: HttpRequest, id: web::Path<String>) -> Reply {
+    let after = last_event_id(&req)?;
+    let events = open(&state, &id, after).await?;
+    Ok(sse_response(events, old_frame))
+}
+
+async fn root(state: web::Data<AppState>) -> HttpResponse {
+    HttpResponse::Ok().json(json!({
+        "name": "MCP Orchestrator Server",
+        "version": env!("CARGO_PKG_VERSION"),
+        "description": "Multi-agent LLM workflows with durable state (Rust rewrite of the unified MCP server)",
+        "endpoints": {
+            "health": "/health",
+            "orchestrate_research": "/tools/orchestrate_research",
+            "orchestrate_search": "/tools/orchestrate_search",
+            "get_orchestration_status": "/tools/get_orchestration_status",
+            "cancel_orchestration": "/tools/cancel_orchestration",
+            "list_orchestrator_patterns": "/tools/list_orchestrator_patterns",
+            "stream": "/stream/{task_id}",
+            "workflows": "/v1/workflows",
+            "patterns": "/v1/patterns",
+        },
+        "orchestrators": ["beltalowda", "swarm"],
+        "store": state.store.kind(),
+        "default_provider": state.config.execution.default_provider,
+    }))
+}
