@@ -25,6 +25,7 @@ pub struct Config {
     pub shutdown: ShutdownConfig,
     pub execution: ExecutionConfig,
     pub log: LogConfig,
+    pub webhooks: WebhooksConfig,
     /// Named LLM providers; `execution.default_provider` names one of them.
     pub providers: BTreeMap<String, ProviderConfig>,
 }
@@ -104,6 +105,61 @@ pub struct ExecutionConfig {
     pub default_budget_usd: f64,
     /// Token limit per workflow when the request sets none; 0 = unlimited.
     pub default_max_tokens_total: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WebhooksConfig {
+    /// Accept `http://` webhook URLs (development only; `https` otherwise).
+    pub allow_http: bool,
+    /// Hosts exempt from the private-address (SSRF) guard; a list in the file,
+    /// comma-separated in the environment.
+    #[serde(deserialize_with = "string_or_list")]
+    pub allow_hosts: Vec<String>,
+    /// First retry delay; doubles per retry, with jitter.
+    #[serde(with = "humantime_serde")]
+    pub retry_backoff: Duration,
+    /// Retries after the first attempt.
+    pub max_retries: u32,
+    /// Timeout of one delivery attempt.
+    #[serde(with = "humantime_serde")]
+    pub attempt_timeout: Duration,
+    /// Deliveries in flight at once, overall.
+    pub max_concurrent: usize,
+    /// Deliveries in flight at once to one host.
+    pub max_per_host: usize,
+}
+
+impl Default for WebhooksConfig {
+    fn default() -> Self {
+        WebhooksConfig {
+            allow_http: false,
+            allow_hosts: Vec::new(),
+            retry_backoff: Duration::from_secs(5),
+            max_retries: 3,
+            attempt_timeout: Duration::from_secs(10),
+            max_concurrent: 32,
+            max_per_host: 4,
+        }
+    }
+}
+
+/// Accepts `["a", "b"]` or `"a,b"` (environment variables carry lists that way).
+fn string_or_list<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Either {
+        One(String),
+        Many(Vec<String>),
+    }
+    Ok(match Either::deserialize(d)? {
+        Either::One(s) => s
+            .split(',')
+            .map(|x| x.trim().to_string())
+            .filter(|x| !x.is_empty())
+            .collect(),
+        Either::Many(v) => v,
+    })
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -207,6 +263,7 @@ impl Default for Config {
             shutdown: ShutdownConfig::default(),
             execution: ExecutionConfig::default(),
             log: LogConfig::default(),
+            webhooks: WebhooksConfig::default(),
             providers,
         }
     }
@@ -342,6 +399,15 @@ impl Config {
         }
         if self.shutdown.grace < Duration::from_millis(100) {
             return bad("shutdown.grace", "must be at least 100ms".into());
+        }
+        if self.webhooks.max_concurrent == 0 || self.webhooks.max_per_host == 0 {
+            return bad(
+                "webhooks.max_concurrent/webhooks.max_per_host",
+                "must be at least 1".into(),
+            );
+        }
+        if self.webhooks.attempt_timeout.is_zero() {
+            return bad("webhooks.attempt_timeout", "must be positive".into());
         }
         if !(self.execution.default_budget_usd >= 0.0
             && self.execution.default_budget_usd.is_finite())

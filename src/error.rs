@@ -18,6 +18,8 @@ pub enum ApiError {
     PayloadTooLarge { size: usize, limit: usize },
     #[error("no workflow with id '{0}'")]
     WorkflowNotFound(String),
+    #[error("no webhook subscription with id '{0}'")]
+    WebhookNotFound(String),
     #[error("no route for {0}")]
     RouteNotFound(String),
     #[error("method {method} is not allowed here; allowed: {allowed}")]
@@ -72,6 +74,7 @@ impl ApiError {
             ApiError::InvalidJson(_) => "invalid_json",
             ApiError::PayloadTooLarge { .. } => "payload_too_large",
             ApiError::WorkflowNotFound(_) => "workflow_not_found",
+            ApiError::WebhookNotFound(_) => "webhook_not_found",
             ApiError::RouteNotFound(_) => "not_found",
             ApiError::MethodNotAllowed { .. } => "method_not_allowed",
             ApiError::NotFinished(_) => "not_finished",
@@ -98,7 +101,9 @@ impl ResponseError for ApiError {
         match self {
             ApiError::Validation { .. } | ApiError::InvalidJson(_) => StatusCode::BAD_REQUEST,
             ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
-            ApiError::WorkflowNotFound(_) | ApiError::RouteNotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::WorkflowNotFound(_)
+            | ApiError::WebhookNotFound(_)
+            | ApiError::RouteNotFound(_) => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::NotFinished(_) | ApiError::AlreadyFinished { .. } => StatusCode::CONFLICT,
             ApiError::ActiveLimitReached { .. } => StatusCode::TOO_MANY_REQUESTS,

@@ -20,9 +20,13 @@ use actix_web::{web, App, HttpServer};
 
 use actors::evictor::Evictor;
 use actors::persist::{PersistHealth, StoreWriter};
-use actors::registry::{BeginShutdown, InterruptAll, RegistryConfig, Stats, WorkflowRegistry};
+use actors::registry::{
+    BeginShutdown, InterruptAll, RegistryConfig, RegistryParts, Stats, WorkflowRegistry,
+};
 use config::{Config, Durability};
 use error::ApiError;
+use events::guard::Guard;
+use events::webhooks::{Deliver, SetRecorder, WebhookDispatcher, WebhookStats};
 use exec::Executor;
 use store::sqlite::SqliteStore;
 use store::Store;
@@ -33,6 +37,9 @@ pub struct AppState {
     pub registry: Addr<WorkflowRegistry>,
     pub store: Arc<dyn Store>,
     pub primary: Arc<PersistHealth>,
+    /// Checks webhook URLs at registration (and the dispatcher at delivery).
+    pub guard: Guard,
+    pub webhook_stats: Arc<WebhookStats>,
     pub started: Instant,
 }
 
@@ -82,6 +89,8 @@ pub struct StartError(pub String);
 pub struct Runtime {
     pub state: web::Data<AppState>,
     pub executor: Arc<Executor>,
+    /// Kept so the webhook thread lives as long as the runtime.
+    _webhook_arbiter: Arbiter,
 }
 
 /// Opens the primary store, restores state and starts the actors. Must run inside
@@ -127,34 +136,76 @@ pub async fn start(config: Config) -> Result<Runtime, StartError> {
         default_budget_usd: config.execution.default_budget_usd,
         default_max_tokens_total: config.execution.default_max_tokens_total,
     };
+    let (subscriptions, pending_deliveries) = store
+        .load_webhooks()
+        .await
+        .map_err(|e| StartError(format!("cannot read stored webhooks: {e}")))?;
+    // Deliveries run on their own thread: slow receivers never touch the registry.
+    let webhook_arbiter = Arbiter::new();
+    let webhook_stats = Arc::new(WebhookStats::default());
+    let dispatcher = {
+        let (cfg, stats) = (config.webhooks.clone(), Arc::clone(&webhook_stats));
+        WebhookDispatcher::start_in_arbiter(&webhook_arbiter.handle(), move |_| {
+            WebhookDispatcher::new(cfg, stats)
+        })
+    };
+    let secrets: std::collections::HashMap<String, String> = subscriptions
+        .iter()
+        .map(|s| (s.id.clone(), s.secret.clone()))
+        .collect();
+
     let retention = config.retention.clone();
-    let (primary2, executor2) = (Arc::clone(&primary), Arc::clone(&executor));
+    let parts = RegistryParts {
+        cfg: registry_cfg,
+        subscribers: vec![writer.recipient()],
+        primary: Arc::clone(&primary),
+        executor: Arc::clone(&executor),
+        providers,
+        dispatcher: Some(dispatcher.clone().recipient()),
+        restored_active: startup.active,
+        retained: startup.retained,
+        webhooks: subscriptions,
+    };
     let registry = WorkflowRegistry::create(move |ctx| {
         let evictor = Evictor::new(
             ctx.address().recipient(),
             retention.max_completed,
             retention.max_age,
-            &startup.retained,
+            &parts.retained,
         )
         .start();
-        WorkflowRegistry::new(
-            registry_cfg,
-            vec![writer.recipient(), evictor.recipient()],
-            primary2,
-            executor2,
-            providers,
-            startup.active,
-            startup.retained,
-        )
+        let mut parts = parts;
+        parts.subscribers.push(evictor.recipient());
+        WorkflowRegistry::new(parts)
     });
+    dispatcher.do_send(SetRecorder(registry.clone().recipient()));
+    if !pending_deliveries.is_empty() {
+        tracing::info!(
+            count = pending_deliveries.len(),
+            "resuming pending webhook deliveries"
+        );
+    }
+    for d in pending_deliveries {
+        let secret = secrets.get(&d.subscription_id).cloned();
+        dispatcher.do_send(Deliver {
+            delivery: d,
+            secret,
+        });
+    }
     let state = web::Data::new(AppState {
+        guard: Guard::new(&config.webhooks),
         config,
         registry,
         store,
         primary,
+        webhook_stats,
         started: Instant::now(),
     });
-    Ok(Runtime { state, executor })
+    Ok(Runtime {
+        state,
+        executor,
+        _webhook_arbiter: webhook_arbiter,
+    })
 }
 
 /// Runs the server until SIGTERM/SIGINT, then shuts down gracefully.

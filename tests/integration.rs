@@ -10,3 +10,4 @@ mod lifecycle;
 mod limits;
 mod providers;
 mod startup;
+mod webhooks;

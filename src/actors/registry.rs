@@ -14,10 +14,12 @@ use super::evictor::Evict;
 use super::persist::PersistHealth;
 use super::Publish;
 use crate::domain::{
-    now, AgentResult, ChangeKind, Event, EventType, Pattern, PatternConfig, Stage, StateChange,
-    Status, SynthesisResult, Workflow, WorkflowError, WorkflowResult,
+    now, AgentResult, ChangeKind, Delivery, DeliveryStatus, Event, EventType, Pattern,
+    PatternConfig, Stage, StateChange, Status, Subscription, SynthesisResult, Workflow,
+    WorkflowError, WorkflowResult,
 };
 use crate::error::ApiError;
+use crate::events::webhooks::{Deliver, RecordDelivery};
 use crate::events::EventBus;
 use crate::exec::provider::Providers;
 use crate::exec::{Executor, Halted, Report, Resume, Run, Step};
@@ -48,6 +50,56 @@ struct Outbox {
     subscribers: Vec<Recipient<Publish>>,
     primary: Arc<PersistHealth>,
     bus: EventBus,
+    webhooks: WebhookIndex,
+    dispatcher: Option<Recipient<Deliver>>,
+    events_emitted: u64,
+}
+
+/// Webhook subscriptions by workflow, and the global ones.
+#[derive(Default)]
+struct WebhookIndex {
+    subs: HashMap<String, Arc<Subscription>>,
+    by_workflow: HashMap<String, Vec<String>>,
+    global: Vec<String>,
+}
+
+impl WebhookIndex {
+    fn insert(&mut self, s: Arc<Subscription>) {
+        match &s.workflow_id {
+            Some(w) => self
+                .by_workflow
+                .entry(w.clone())
+                .or_default()
+                .push(s.id.clone()),
+            None => self.global.push(s.id.clone()),
+        }
+        self.subs.insert(s.id.clone(), s);
+    }
+
+    fn remove(&mut self, id: &str) -> Option<Arc<Subscription>> {
+        let s = self.subs.remove(id)?;
+        match &s.workflow_id {
+            Some(w) => {
+                if let Some(v) = self.by_workflow.get_mut(w) {
+                    v.retain(|x| x != id);
+                    if v.is_empty() {
+                        self.by_workflow.remove(w);
+                    }
+                }
+            }
+            None => self.global.retain(|x| x != id),
+        }
+        Some(s)
+    }
+
+    fn matching(&self, ev: &Event) -> Vec<Arc<Subscription>> {
+        let own = self.by_workflow.get(&ev.workflow_id).into_iter().flatten();
+        own.chain(self.global.iter())
+            .filter_map(|id| self.subs.get(id))
+            .filter(|s| s.wants(ev.kind))
+            .cloned()
+            .collect()
+    }
 }
 
 impl Outbox {
@@ -74,12 +126,58 @@ impl Outbox {
         });
         a.events.push(Arc::clone(&ev));
         self.bus.publish(&ev);
-        self.emit(ChangeKind::Event(ev))
+        self.events_emitted += 1;
+        let seq = self.emit(ChangeKind::Event(Arc::clone(&ev)));
+        self.deliveries(&ev);
+        seq
+    }
+
+    /// One delivery per matching webhook subscription, persisted with the event.
+    fn deliveries(&mut self, ev: &Event) {
+        for s in self.webhooks.matching(ev) {
+            let d = Delivery {
+                id: format!("dl_{}", uuid::Uuid::now_v7().simple()),
+                subscription_id: s.id.clone(),
+                workflow_id: ev.workflow_id.clone(),
+                url: s.url.clone(),
+                event: ev.kind,
+                event_seq: ev.seq,
+                payload: json!({"event": ev.kind, "task_id": ev.workflow_id, "timestamp": ev.timestamp, "data": ev.data}),
+                status: DeliveryStatus::Pending,
+                attempts: Vec::new(),
+                next_attempt_at: None,
+                created_at: now(),
+                completed_at: None,
+            };
+            self.emit(ChangeKind::Delivery(Arc::new(d.clone())));
+            if let Some(dispatcher) = &self.dispatcher {
+                dispatcher.do_send(Deliver {
+                    delivery: d,
+                    secret: Some(s.secret.clone()),
+                });
+            }
+        }
     }
 
     fn record(&mut self, a: &Active) -> u64 {
         self.emit(ChangeKind::Workflow(Arc::new(a.wf.clone())))
     }
+}
+
+/// Everything the registry starts with.
+pub struct RegistryParts {
+    pub cfg: RegistryConfig,
+    /// Receive every StateChange, in order.
+    pub subscribers: Vec<Recipient<Publish>>,
+    pub primary: Arc<PersistHealth>,
+    pub executor: Arc<Executor>,
+    pub providers: Providers,
+    pub dispatcher: Option<Recipient<Deliver>>,
+    /// Unfinished workflows to resume.
+    pub restored_active: Vec<StoredActive>,
+    /// Finished workflows to keep in memory.
+    pub retained: Vec<Workflow>,
+    pub webhooks: Vec<Subscription>,
 }
 
 pub struct WorkflowRegistry {
@@ -94,32 +192,32 @@ pub struct WorkflowRegistry {
 }
 
 impl WorkflowRegistry {
-    pub fn new(
-        cfg: RegistryConfig,
-        subscribers: Vec<Recipient<Publish>>,
-        primary: Arc<PersistHealth>,
-        executor: Arc<Executor>,
-        providers: Providers,
-        restored_active: Vec<StoredActive>,
-        retained: Vec<Workflow>,
-    ) -> WorkflowRegistry {
+    pub fn new(p: RegistryParts) -> WorkflowRegistry {
+        let mut webhooks = WebhookIndex::default();
+        for s in p.webhooks {
+            webhooks.insert(Arc::new(s));
+        }
         WorkflowRegistry {
-            cfg,
+            cfg: p.cfg,
             active: HashMap::new(),
-            retained: retained
+            retained: p
+                .retained
                 .into_iter()
                 .map(|w| (w.id.clone(), Arc::new(w)))
                 .collect(),
             out: Outbox {
                 seq: 0,
-                subscribers,
-                primary,
+                subscribers: p.subscribers,
+                primary: p.primary,
                 bus: EventBus::default(),
+                webhooks,
+                dispatcher: p.dispatcher,
+                events_emitted: 0,
             },
-            executor,
-            providers,
+            executor: p.executor,
+            providers: p.providers,
             shutting_down: false,
-            restored: restored_active,
+            restored: p.restored_active,
         }
     }
 
@@ -444,6 +542,27 @@ pub struct NewWorkflow {
     pub task: String,
     pub title: String,
     pub config: PatternConfig,
+    /// A webhook for this workflow's events (URL already checked by the guard).
+    pub webhook: Option<WebhookSpec>,
+}
+
+pub struct WebhookSpec {
+    pub url: String,
+    pub secret: String,
+    pub events: Vec<EventType>,
+}
+
+impl WebhookSpec {
+    pub fn into_subscription(self, workflow_id: Option<String>) -> Subscription {
+        Subscription {
+            id: format!("wh_{}", uuid::Uuid::now_v7().simple()),
+            workflow_id,
+            url: self.url,
+            secret: self.secret,
+            events: self.events,
+            created_at: now(),
+        }
+    }
 }
 
 pub struct Created {
@@ -507,7 +626,12 @@ impl Handler<Create> for WorkflowRegistry {
             events: Vec::new(),
             abort: None,
         };
-        let seq = self.out.record(&a);
+        let mut seq = self.out.record(&a);
+        if let Some(spec) = req.webhook {
+            let s = Arc::new(spec.into_subscription(Some(id.clone())));
+            seq = self.out.emit(ChangeKind::Webhook(Arc::clone(&s)));
+            self.out.webhooks.insert(s);
+        }
         self.active.insert(id.clone(), a);
         self.start_run(&id, ctx);
         Ok(Created {
@@ -583,7 +707,7 @@ impl Handler<Evict> for WorkflowRegistry {
     }
 }
 
-pub enum Subscription {
+pub enum EventFeed {
     /// Events after the requested seq so far, then live ones until the end.
     Live {
         backlog: Vec<Arc<Event>>,
@@ -594,7 +718,7 @@ pub enum Subscription {
 }
 
 #[derive(Message)]
-#[rtype(result = "Subscription")]
+#[rtype(result = "EventFeed")]
 pub struct SubscribeEvents {
     pub id: String,
     pub after: u64,
@@ -618,15 +742,17 @@ impl Handler<SubscribeEvents> for WorkflowRegistry {
                     .cloned()
                     .collect();
                 let rx = self.out.bus.subscribe(&msg.id);
-                MessageResult(Subscription::Live { backlog, rx })
+                MessageResult(EventFeed::Live { backlog, rx })
             }
-            None => MessageResult(Subscription::NotActive),
+            None => MessageResult(EventFeed::NotActive),
         }
     }
 }
 
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct RegistryStats {
+    pub events_emitted: u64,
+    pub webhooks_registered: usize,
     pub active: usize,
     pub running: usize,
     pub retained: usize,
@@ -644,6 +770,8 @@ impl Handler<Stats> for WorkflowRegistry {
 
     fn handle(&mut self, _: Stats, _: &mut Context<Self>) -> Self::Result {
         MessageResult(RegistryStats {
+            events_emitted: self.out.events_emitted,
+            webhooks_registered: self.out.webhooks.subs.len(),
             active: self.active.len(),
             running: self
                 .active
@@ -702,5 +830,86 @@ impl Handler<InterruptAll> for WorkflowRegistry {
             self.out.bus.close(&id);
         }
         self.out.seq
+    }
+}
+
+/// Registers a subscription; returns it with the change seq to acknowledge.
+#[derive(Message)]
+#[rtype(result = "(Arc<Subscription>, u64)")]
+pub struct AddWebhook(pub Subscription);
+
+impl Handler<AddWebhook> for WorkflowRegistry {
+    type Result = MessageResult<AddWebhook>;
+
+    fn handle(&mut self, AddWebhook(s): AddWebhook, _: &mut Context<Self>) -> Self::Result {
+        let s = Arc::new(s);
+        let seq = self.out.emit(ChangeKind::Webhook(Arc::clone(&s)));
+        self.out.webhooks.insert(Arc::clone(&s));
+        MessageResult((s, seq))
+    }
+}
+
+/// Removes a subscription by id, or a workflow's subscriptions to a URL.
+#[derive(Message)]
+#[rtype(result = "Option<(Vec<Arc<Subscription>>, u64)>")]
+pub enum RemoveWebhook {
+    Id(String),
+    WorkflowUrl { workflow_id: String, url: String },
+}
+
+impl Handler<RemoveWebhook> for WorkflowRegistry {
+    type Result = Option<(Vec<Arc<Subscription>>, u64)>;
+
+    fn handle(&mut self, msg: RemoveWebhook, _: &mut Context<Self>) -> Self::Result {
+        let ids: Vec<String> = match msg {
+            RemoveWebhook::Id(id) => vec![id],
+            RemoveWebhook::WorkflowUrl { workflow_id, url } => self
+                .out
+                .webhooks
+                .by_workflow
+                .get(&workflow_id)
+                .into_iter()
+                .flatten()
+                .filter(|id| {
+                    self.out
+                        .webhooks
+                        .subs
+                        .get(*id)
+                        .is_some_and(|s| s.url == url)
+                })
+                .cloned()
+                .collect(),
+        };
+        let mut removed = Vec::new();
+        let mut seq = 0;
+        for id in ids {
+            if let Some(s) = self.out.webhooks.remove(&id) {
+                seq = self.out.emit(ChangeKind::WebhookRemoved(id));
+                removed.push(s);
+            }
+        }
+        (!removed.is_empty()).then_some((removed, seq))
+    }
+}
+
+#[derive(Message)]
+#[rtype(result = "Vec<Arc<Subscription>>")]
+pub struct ListWebhooks;
+
+impl Handler<ListWebhooks> for WorkflowRegistry {
+    type Result = MessageResult<ListWebhooks>;
+
+    fn handle(&mut self, _: ListWebhooks, _: &mut Context<Self>) -> Self::Result {
+        let mut all: Vec<Arc<Subscription>> = self.out.webhooks.subs.values().cloned().collect();
+        all.sort_by(|a, b| a.id.cmp(&b.id));
+        MessageResult(all)
+    }
+}
+
+impl Handler<RecordDelivery> for WorkflowRegistry {
+    type Result = ();
+
+    fn handle(&mut self, RecordDelivery(d): RecordDelivery, _: &mut Context<Self>) {
+        self.out.emit(ChangeKind::Delivery(Arc::new(d)));
     }
 }

@@ -15,12 +15,13 @@ use super::allow_only;
 use super::body::read_json;
 use super::events::{last_event_id, open, sse_response};
 use super::workflows::find;
-use crate::actors::registry::{Cancel, CancelOutcome, Create, NewWorkflow};
+use crate::actors::registry::{Cancel, CancelOutcome, Create, NewWorkflow, WebhookSpec};
 use crate::domain::{
     Event, Pattern, PatternConfig, ResearchConfig, SearchConfig, Stage, Status, Workflow,
     WorkflowResult, AGENT_TYPES,
 };
 use crate::error::ApiError;
+use crate::events::webhooks::new_secret;
 use crate::AppState;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -138,8 +139,34 @@ async fn admit(
     Ok(created.workflow)
 }
 
-fn started(wf: &Workflow, webhook_url: Option<String>, message: String) -> HttpResponse {
-    HttpResponse::Ok().json(json!({
+/// The old `webhook_url` parameter: a per-workflow webhook with a generated secret
+/// (returned once as `webhook_secret`), checked by the SSRF guard.
+async fn webhook(
+    state: &AppState,
+    url: &Option<String>,
+) -> Result<Option<WebhookSpec>, CompatError> {
+    let Some(url) = url.as_deref().map(str::trim).filter(|u| !u.is_empty()) else {
+        return Ok(None);
+    };
+    state
+        .guard
+        .check(url)
+        .await
+        .map_err(|e| ApiError::validation("webhook_url", format!("Invalid webhook_url: {e}")))?;
+    Ok(Some(WebhookSpec {
+        url: url.to_string(),
+        secret: new_secret(),
+        events: Vec::new(),
+    }))
+}
+
+fn started(
+    wf: &Workflow,
+    webhook_url: Option<String>,
+    secret: Option<String>,
+    message: String,
+) -> HttpResponse {
+    let mut out = json!({
         "success": true,
         "task_id": wf.id,
         "status": wf.status,
@@ -147,7 +174,11 @@ fn started(wf: &Workflow, webhook_url: Option<String>, message: String) -> HttpR
         "webhook_url": webhook_url,
         "message": message,
         "estimated_completion": Value::Null,
-    }))
+    });
+    if let Some(s) = secret {
+        out["webhook_secret"] = json!(s);
+    }
+    HttpResponse::Ok().json(out)
 }
 
 #[derive(Deserialize)]
@@ -192,6 +223,8 @@ async fn orchestrate_research(state: web::Data<AppState>, payload: web::Payload)
         final_timeout_secs: b.camina_timeout,
         ..Default::default()
     };
+    let hook = webhook(&state, &b.webhook_url).await?;
+    let secret = hook.as_ref().map(|h| h.secret.clone());
     let title = b
         .title
         .filter(|t| !t.trim().is_empty())
@@ -203,11 +236,12 @@ async fn orchestrate_research(state: web::Data<AppState>, payload: web::Payload)
             task: with_context(task, b.context),
             title,
             config: PatternConfig::Research(config),
+            webhook: hook,
         },
     )
     .await?;
     let msg = format!("Research workflow started with {num_agents} agents");
-    Ok(started(&wf, b.webhook_url, msg))
+    Ok(started(&wf, b.webhook_url, secret, msg))
 }
 
 #[derive(Deserialize)]
@@ -299,6 +333,8 @@ async fn orchestrate_search(state: web::Data<AppState>, payload: web::Payload) -
         .filter(|t| !t.is_empty())
         .unwrap_or_else(|| detect_agent_types(&query));
     agent_types.dedup();
+    let hook = webhook(&state, &b.webhook_url).await?;
+    let secret = hook.as_ref().map(|h| h.secret.clone());
     let parallel = b.parallel_execution.unwrap_or(true);
     let config = SearchConfig {
         agent_types: agent_types.clone(),
@@ -320,6 +356,7 @@ async fn orchestrate_search(state: web::Data<AppState>, payload: web::Payload) -
             title: query.chars().take(80).collect(),
             task: with_context(query, b.context),
             config: PatternConfig::Search(config),
+            webhook: hook,
         },
     )
     .await?;
@@ -327,7 +364,7 @@ async fn orchestrate_search(state: web::Data<AppState>, payload: web::Payload) -
         "Search workflow started with {num_agents} agents ({})",
         agent_types.join(", ")
     );
-    Ok(started(&wf, b.webhook_url, msg))
+    Ok(started(&wf, b.webhook_url, secret, msg))
 }
 
 #[derive(Deserialize)]

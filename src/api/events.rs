@@ -16,7 +16,7 @@ use tokio::sync::mpsc;
 
 use super::allow_only;
 use super::workflows::find;
-use crate::actors::registry::{SubscribeEvents, Subscription};
+use crate::actors::registry::{EventFeed, SubscribeEvents};
 use crate::domain::Event;
 use crate::error::ApiError;
 use crate::AppState;
@@ -124,11 +124,11 @@ pub async fn open(state: &AppState, id: &str, after: u64) -> Result<EventStream,
         after,
     };
     match state.registry.send(sub).await? {
-        Subscription::Live { backlog, rx } => Ok(EventStream {
+        EventFeed::Live { backlog, rx } => Ok(EventStream {
             backlog,
             rx: Some(rx),
         }),
-        Subscription::NotActive => {
+        EventFeed::NotActive => {
             let (wf, _) = find(state, id).await?;
             state.read_barrier().await;
             let stored = state.store.events_after(&wf.id, after).await?;

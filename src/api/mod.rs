@@ -5,6 +5,7 @@ pub mod compat;
 pub mod events;
 pub mod health;
 pub mod info;
+pub mod webhooks;
 pub mod workflows;
 
 use actix_web::{web, HttpRequest};
@@ -16,7 +17,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .configure(events::configure)
         .configure(health::configure)
         .configure(info::configure)
-        .configure(compat::configure);
+        .configure(compat::configure)
+        .configure(webhooks::configure);
 }
 
 /// The default of a resource: a known path with a method it does not take → 405.

@@ -48,6 +48,7 @@ pub struct CreateBody {
     pub task: Option<String>,
     pub title: Option<String>,
     pub config: Option<Value>,
+    pub webhook: Option<super::webhooks::WebhookBody>,
 }
 
 /// Checks a create request; every error names the field.
@@ -103,11 +104,13 @@ pub fn validate(body: CreateBody) -> Result<NewWorkflow, ApiError> {
     config
         .validate()
         .map_err(|(field, message)| ApiError::validation(field, message))?;
+    let webhook = body.webhook.map(|w| w.into_spec("webhook.")).transpose()?;
     Ok(NewWorkflow {
         pattern,
         task,
         title,
         config,
+        webhook,
     })
 }
 
@@ -156,6 +159,13 @@ async fn create(
         .and_then(|v| v.parse().ok());
     let body: CreateBody = read_json(payload, limit, declared).await?;
     let new = validate(body)?;
+    if let Some(w) = &new.webhook {
+        state
+            .guard
+            .check(&w.url)
+            .await
+            .map_err(|e| ApiError::validation("webhook.url", e))?;
+    }
     let created = state.registry.send(Create(new)).await??;
     state.acknowledge(created.seq).await?;
     let wf = created.workflow;

@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use super::{Event, Workflow, WorkflowResult};
+use super::{Delivery, Event, Subscription, Workflow, WorkflowResult};
 
 #[derive(Debug, Clone)]
 pub struct StateChange {
@@ -22,4 +22,10 @@ pub enum ChangeKind {
     Result(Arc<WorkflowResult>),
     /// The in-memory copy was dropped; stores keep theirs.
     Evicted(String),
+    /// Insert or replace a webhook subscription.
+    Webhook(Arc<Subscription>),
+    /// Delete a webhook subscription (its deliveries stay).
+    WebhookRemoved(String),
+    /// Insert or replace a delivery with its attempts so far.
+    Delivery(Arc<Delivery>),
 }

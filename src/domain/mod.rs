@@ -5,6 +5,7 @@ pub mod event;
 pub mod pattern;
 pub mod result;
 pub mod status;
+pub mod webhook;
 pub mod workflow;
 
 pub use change::{ChangeKind, StateChange};
@@ -12,6 +13,7 @@ pub use event::{Event, EventType};
 pub use pattern::{ExecOptions, Pattern, PatternConfig, ResearchConfig, SearchConfig, AGENT_TYPES};
 pub use result::{AgentResult, Document, SynthesisResult, TokenUsage, WorkflowResult};
 pub use status::{Status, TransitionError};
+pub use webhook::{Attempt, Delivery, DeliveryStatus, Subscription};
 pub use workflow::{Progress, Stage, Workflow, WorkflowError};
 
 /// Timestamps are UTC with microsecond precision so they survive a store round trip

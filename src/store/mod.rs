@@ -8,7 +8,9 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
-use crate::domain::{Event, Pattern, StateChange, Status, Workflow, WorkflowResult};
+use crate::domain::{
+    Delivery, Event, Pattern, StateChange, Status, Subscription, Workflow, WorkflowResult,
+};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -59,6 +61,10 @@ pub trait Store: Send + Sync + 'static {
         max_completed: usize,
         max_age: Duration,
     ) -> Result<Startup, StoreError>;
+    /// Every webhook subscription, and the deliveries still pending (to resume).
+    async fn load_webhooks(&self) -> Result<(Vec<Subscription>, Vec<Delivery>), StoreError>;
+    /// A workflow's deliveries, oldest event first.
+    async fn deliveries_for(&self, workflow_id: &str) -> Result<Vec<Delivery>, StoreError>;
     /// A round trip to the store; its latency goes into `/health`.
     async fn ping(&self) -> Result<Duration, StoreError>;
 }

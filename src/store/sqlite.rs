@@ -13,7 +13,9 @@ use rusqlite::{params, Connection, OptionalExtension};
 
 use super::{ListQuery, Startup, Store, StoreError, StoredActive};
 use crate::config::Durability;
-use crate::domain::{ChangeKind, Event, EventType, StateChange, Workflow, WorkflowResult};
+use crate::domain::{
+    ChangeKind, Delivery, Event, EventType, StateChange, Subscription, Workflow, WorkflowResult,
+};
 
 mod embedded {
     refinery::embed_migrations!("migrations/sqlite");
@@ -130,6 +132,10 @@ fn row_event(
     })
 }
 
+fn to_json<T: serde::Serialize>(v: &T) -> rusqlite::Result<String> {
+    serde_json::to_string(v).map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))
+}
+
 fn write_batch(conn: &mut Connection, batch: &[Arc<StateChange>]) -> rusqlite::Result<()> {
     // Only the last record of each workflow in the batch needs writing.
     let mut last_record: HashMap<&str, &Workflow> = HashMap::new();
@@ -183,6 +189,22 @@ fn write_batch(conn: &mut Connection, batch: &[Arc<StateChange>]) -> rusqlite::R
                         .map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?;
                     result.execute(params![res.workflow_id, json])?;
                 }
+                ChangeKind::Webhook(w) => {
+                    tx.prepare_cached(
+                        "INSERT OR REPLACE INTO webhooks (id, workflow_id, url, created_at_us, record) VALUES (?1, ?2, ?3, ?4, ?5)",
+                    )?
+                    .execute(params![w.id, w.workflow_id, w.url, us(w.created_at), to_json(w.as_ref())?])?;
+                }
+                ChangeKind::WebhookRemoved(id) => {
+                    tx.prepare_cached("DELETE FROM webhooks WHERE id = ?1")?
+                        .execute([id])?;
+                }
+                ChangeKind::Delivery(d) => {
+                    tx.prepare_cached(
+                        "INSERT OR REPLACE INTO deliveries (id, workflow_id, subscription_id, status, event_seq, record) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                    )?
+                    .execute(params![d.id, d.workflow_id, d.subscription_id, d.status.as_str(), d.event_seq as i64, to_json(d.as_ref())?])?;
+                }
                 ChangeKind::Workflow(_) | ChangeKind::Evicted(_) => {}
             }
         }
@@ -208,17 +230,26 @@ fn query_events(conn: &Connection, id: &str, after: u64) -> Result<Vec<Event>, S
     .collect()
 }
 
+/// Rows whose first column is a JSON record.
+fn query_json<T: serde::de::DeserializeOwned>(
+    conn: &Connection,
+    sql: &str,
+    args: &[&dyn rusqlite::ToSql],
+) -> Result<Vec<T>, StoreError> {
+    let mut stmt = conn.prepare_cached(sql).map_err(backend)?;
+    let rows = stmt
+        .query_map(args, |r| r.get::<_, String>(0))
+        .map_err(backend)?;
+    rows.map(|r| parse("stored record", &r.map_err(backend)?))
+        .collect()
+}
+
 fn query_records(
     conn: &Connection,
     sql: &str,
     args: &[&dyn rusqlite::ToSql],
 ) -> Result<Vec<Workflow>, StoreError> {
-    let mut stmt = conn.prepare_cached(sql).map_err(backend)?;
-    let rows = stmt
-        .query_map(args, |r| r.get::<_, String>(0))
-        .map_err(backend)?;
-    rows.map(|r| parse("workflow record", &r.map_err(backend)?))
-        .collect()
+    query_json(conn, sql, args)
 }
 
 #[async_trait]
@@ -315,6 +346,31 @@ impl Store for SqliteStore {
                 &[&us(oldest), &limit],
             )?;
             Ok(Startup { active, retained })
+        })
+        .await
+    }
+
+    async fn load_webhooks(&self) -> Result<(Vec<Subscription>, Vec<Delivery>), StoreError> {
+        self.read(|c| {
+            let subs = query_json(c, "SELECT record FROM webhooks ORDER BY created_at_us", &[])?;
+            let pending = query_json(
+                c,
+                "SELECT record FROM deliveries WHERE status = 'pending' ORDER BY workflow_id, event_seq",
+                &[],
+            )?;
+            Ok((subs, pending))
+        })
+        .await
+    }
+
+    async fn deliveries_for(&self, workflow_id: &str) -> Result<Vec<Delivery>, StoreError> {
+        let id = workflow_id.to_string();
+        self.read(move |c| {
+            query_json(
+                c,
+                "SELECT record FROM deliveries WHERE workflow_id = ?1 ORDER BY event_seq, id",
+                &[&id],
+            )
         })
         .await
     }

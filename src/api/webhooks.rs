@@ -1,0 +1,308 @@
+//! Webhook routes: global subscriptions at `/v1/webhooks` (create, list, read,
+//! delete), a workflow's deliveries at `/v1/workflows/{id}/deliveries`, and the old
+//! server's `/webhook/register`, `/webhook/unregister` and `/stats`.
+
+use actix_web::{web, HttpResponse};
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::allow_only;
+use super::body::read_json;
+use super::compat::CompatError;
+use super::workflows::find;
+use crate::actors::registry::{AddWebhook, ListWebhooks, RemoveWebhook, Stats, WebhookSpec};
+use crate::domain::{now, EventType, Subscription};
+use crate::error::ApiError;
+use crate::events::webhooks::new_secret;
+use crate::AppState;
+use std::sync::atomic::Ordering;
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        web::resource("/v1/webhooks")
+            .route(web::post().to(create))
+            .route(web::get().to(list))
+            .default_service(allow_only("GET, POST")),
+    )
+    .service(
+        web::resource("/v1/webhooks/{id}")
+            .route(web::get().to(get))
+            .route(web::delete().to(delete))
+            .default_service(allow_only("GET, DELETE")),
+    )
+    .service(
+        web::resource("/v1/workflows/{id}/deliveries")
+            .route(web::get().to(deliveries))
+            .default_service(allow_only("GET")),
+    )
+    .service(
+        web::resource("/webhook/register")
+            .route(web::post().to(register))
+            .default_service(allow_only("POST")),
+    )
+    .service(
+        web::resource("/webhook/unregister")
+            .route(web::post().to(unregister))
+            .default_service(allow_only("POST")),
+    )
+    .service(
+        web::resource("/stats")
+            .route(web::get().to(stats))
+            .default_service(allow_only("GET")),
+    );
+}
+
+/// A webhook as requests give it (in the workflow create body or `/v1/webhooks`).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookBody {
+    pub url: Option<String>,
+    pub secret: Option<String>,
+    pub events: Option<Vec<String>>,
+}
+
+const MIN_SECRET: usize = 8;
+
+fn parse_events(prefix: &str, events: Option<Vec<String>>) -> Result<Vec<EventType>, ApiError> {
+    events
+        .unwrap_or_default()
+        .iter()
+        .enumerate()
+        .map(|(i, e)| {
+            serde_json::from_value::<EventType>(Value::String(e.clone())).map_err(|_| {
+                ApiError::validation(
+                    format!("{prefix}events[{i}]"),
+                    format!("unknown event type '{e}'"),
+                )
+            })
+        })
+        .collect()
+}
+
+impl WebhookBody {
+    /// Validates everything but the destination (the guard checks that, async).
+    /// A missing secret is generated; `prefix` names fields (`webhook.` or ``).
+    pub fn into_spec(self, prefix: &str) -> Result<WebhookSpec, ApiError> {
+        let url = self.url.filter(|u| !u.trim().is_empty()).ok_or_else(|| {
+            ApiError::validation(format!("{prefix}url"), format!("{prefix}url is required"))
+        })?;
+        let secret = match self.secret {
+            Some(s) if s.len() < MIN_SECRET => {
+                return Err(ApiError::validation(
+                    format!("{prefix}secret"),
+                    format!("{prefix}secret must be at least {MIN_SECRET} characters"),
+                ))
+            }
+            Some(s) => s,
+            None => new_secret(),
+        };
+        Ok(WebhookSpec {
+            url: url.trim().to_string(),
+            secret,
+            events: parse_events(prefix, self.events)?,
+        })
+    }
+}
+
+/// A subscription as the API shows it: never the secret.
+fn view(s: &Subscription) -> Value {
+    json!({
+        "id": s.id,
+        "workflow_id": s.workflow_id,
+        "url": s.url,
+        "events": s.events,
+        "created_at": s.created_at,
+    })
+}
+
+async fn create(
+    state: web::Data<AppState>,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    let body: WebhookBody = read_json(payload, state.config.server.max_body_bytes, None).await?;
+    let generated = body.secret.is_none();
+    let spec = body.into_spec("")?;
+    state
+        .guard
+        .check(&spec.url)
+        .await
+        .map_err(|e| ApiError::validation("url", e))?;
+    let secret = spec.secret.clone();
+    let (sub, seq) = state
+        .registry
+        .send(AddWebhook(spec.into_subscription(None)))
+        .await?;
+    state.acknowledge(seq).await?;
+    let mut out = view(&sub);
+    if generated {
+        // Shown once: the receiver needs it to verify signatures.
+        out["secret"] = json!(secret);
+    }
+    Ok(HttpResponse::Created()
+        .insert_header(("Location", format!("/v1/webhooks/{}", sub.id)))
+        .json(out))
+}
+
+async fn list(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    let all = state.registry.send(ListWebhooks).await?;
+    let items: Vec<Value> = all.iter().map(|s| view(s)).collect();
+    Ok(HttpResponse::Ok().json(json!({ "items": items })))
+}
+
+async fn get(state: web::Data<AppState>, id: web::Path<String>) -> Result<HttpResponse, ApiError> {
+    let all = state.registry.send(ListWebhooks).await?;
+    match all.iter().find(|s| s.id == *id) {
+        Some(s) => Ok(HttpResponse::Ok().json(view(s))),
+        None => Err(ApiError::WebhookNotFound(id.to_string())),
+    }
+}
+
+async fn delete(
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    match state
+        .registry
+        .send(RemoveWebhook::Id(id.to_string()))
+        .await?
+    {
+        Some((_, seq)) => {
+            state.acknowledge(seq).await?;
+            Ok(HttpResponse::NoContent().finish())
+        }
+        None => Err(ApiError::WebhookNotFound(id.to_string())),
+    }
+}
+
+async fn deliveries(
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let (wf, _) = find(&state, &id).await?;
+    state.read_barrier().await;
+    let items = state.store.deliveries_for(&wf.id).await?;
+    Ok(HttpResponse::Ok().json(json!({ "items": items })))
+}
+
+#[derive(Deserialize)]
+struct RegisterBody {
+    task_id: Option<String>,
+    webhook_url: Option<String>,
+    secret: Option<String>,
+    events: Option<Vec<String>>,
+}
+
+fn missing(field: &str) -> CompatError {
+    CompatError(ApiError::validation(
+        field,
+        format!("Missing required parameter: {field}"),
+    ))
+}
+
+async fn register(
+    state: web::Data<AppState>,
+    payload: web::Payload,
+) -> Result<HttpResponse, CompatError> {
+    let b: RegisterBody = read_json(payload, state.config.server.max_body_bytes, None).await?;
+    let task_id = b
+        .task_id
+        .filter(|s| !s.is_empty())
+        .ok_or_else(|| missing("task_id"))?;
+    let url = b
+        .webhook_url
+        .filter(|s| !s.is_empty())
+        .ok_or_else(|| missing("webhook_url"))?;
+    let secret = b
+        .secret
+        .filter(|s| !s.is_empty())
+        .ok_or_else(|| missing("secret"))?;
+    let spec = WebhookBody {
+        url: Some(url.clone()),
+        secret: Some(secret),
+        events: b.events,
+    }
+    .into_spec("")?;
+    state
+        .guard
+        .check(&url)
+        .await
+        .map_err(|e| ApiError::validation("webhook_url", format!("Invalid webhook_url: {e}")))?;
+    let (wf, _) = find(&state, &task_id).await?;
+    let (sub, seq) = state
+        .registry
+        .send(AddWebhook(spec.into_subscription(Some(wf.id.clone()))))
+        .await?;
+    state.acknowledge(seq).await?;
+    let events: Vec<EventType> = sub.events.clone();
+    Ok(HttpResponse::Ok().json(json!({
+        "success": true,
+        "task_id": wf.id,
+        "webhook_url": sub.url,
+        "registered_at": sub.created_at,
+        "events": if events.is_empty() { json!("all") } else { json!(events) },
+        "webhook_id": sub.id,
+    })))
+}
+
+#[derive(Deserialize)]
+struct UnregisterBody {
+    task_id: Option<String>,
+    webhook_url: Option<String>,
+}
+
+async fn unregister(
+    state: web::Data<AppState>,
+    payload: web::Payload,
+) -> Result<HttpResponse, CompatError> {
+    let b: UnregisterBody = read_json(payload, state.config.server.max_body_bytes, None).await?;
+    let task_id = b
+        .task_id
+        .filter(|s| !s.is_empty())
+        .ok_or_else(|| missing("task_id"))?;
+    let url = b
+        .webhook_url
+        .filter(|s| !s.is_empty())
+        .ok_or_else(|| missing("webhook_url"))?;
+    let removed = state
+        .registry
+        .send(RemoveWebhook::WorkflowUrl {
+            workflow_id: task_id.clone(),
+            url: url.clone(),
+        })
+        .await?;
+    match removed {
+        Some((_, seq)) => {
+            state.acknowledge(seq).await?;
+            Ok(HttpResponse::Ok().json(json!({
+                "success": true,
+                "task_id": task_id,
+                "webhook_url": url,
+                "unregistered_at": now(),
+            })))
+        }
+        None => Err(CompatError(ApiError::WebhookNotFound(format!(
+            "{task_id} -> {url}"
+        )))),
+    }
+}
+
+/// The old server's streaming-bridge statistics (counters since process start).
+async fn stats(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    let s = state.registry.send(Stats).await?;
+    let w = &state.webhook_stats;
+    let delivered = w.delivered.load(Ordering::Relaxed);
+    let failed = w.failed.load(Ordering::Relaxed);
+    Ok(HttpResponse::Ok().json(json!({
+        "active_streams": s.sse_clients,
+        "total_events_emitted": s.events_emitted,
+        "webhooks": {
+            "registered": s.webhooks_registered,
+            "total_deliveries": delivered + failed,
+            "delivered": delivered,
+            "failed_deliveries": failed,
+            "attempts": w.attempts.load(Ordering::Relaxed),
+            "pending": w.pending.load(Ordering::Relaxed),
+            "retry_queue_size": w.retrying.load(Ordering::Relaxed),
+        },
+    })))
+}
