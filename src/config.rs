@@ -26,6 +26,8 @@ pub struct Config {
     pub execution: ExecutionConfig,
     pub log: LogConfig,
     pub webhooks: WebhooksConfig,
+    pub redis: RedisConfig,
+    pub postgres: PostgresConfig,
     /// Named LLM providers; `execution.default_provider` names one of them.
     pub providers: BTreeMap<String, ProviderConfig>,
 }
@@ -162,6 +164,45 @@ fn string_or_list<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>,
     })
 }
 
+/// Redis hot mirror of active and recent workflows (optional).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct RedisConfig {
+    /// `redis://[user:pass@]host:port[/db]` or `rediss://…`; unset = no Redis.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+}
+
+/// PostgreSQL as the primary store (optional; embedded SQLite otherwise).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct PostgresConfig {
+    /// `postgres://user[:pass]@host:port/db`; unset = embedded SQLite is primary.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+}
+
+/// A URL with its password replaced by `***`, for logs, errors and `check-config`.
+pub fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    let (authority, tail) = match rest.find('/') {
+        Some(i) => rest.split_at(i),
+        None => (rest, ""),
+    };
+    match authority.rsplit_once('@') {
+        Some((userinfo, host)) => {
+            let user = userinfo.split_once(':').map(|(u, _)| format!("{u}:***"));
+            format!(
+                "{scheme}://{}@{host}{tail}",
+                user.unwrap_or_else(|| userinfo.to_string())
+            )
+        }
+        None => url.to_string(),
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum LogFormat {
@@ -264,6 +305,8 @@ impl Default for Config {
             execution: ExecutionConfig::default(),
             log: LogConfig::default(),
             webhooks: WebhooksConfig::default(),
+            redis: RedisConfig::default(),
+            postgres: PostgresConfig::default(),
             providers,
         }
     }
@@ -488,9 +531,12 @@ impl Config {
 
     /// The effective configuration as TOML, with secrets redacted.
     pub fn to_redacted_toml(&self) -> String {
-        // No secret values live in the config itself: API keys are read from the
-        // environment variables the config names. Keep this the one place to redact.
-        toml::to_string_pretty(self).unwrap_or_else(|e| format!("# cannot render: {e}"))
+        // API keys are read from the environment variables the config names; the
+        // only secrets in the config are database passwords in URLs.
+        let mut c = self.clone();
+        c.redis.url = c.redis.url.as_deref().map(redact_url);
+        c.postgres.url = c.postgres.url.as_deref().map(redact_url);
+        toml::to_string_pretty(&c).unwrap_or_else(|e| format!("# cannot render: {e}"))
     }
 }
 
@@ -574,6 +620,26 @@ mod tests {
                 "undocumented key: {l}"
             );
         }
+    }
+
+    #[test]
+    fn redacts_url_passwords() {
+        assert_eq!(
+            redact_url("redis://user:s3cret@host:6379/2"),
+            "redis://user:***@host:6379/2"
+        );
+        assert_eq!(
+            redact_url("postgres://postgres:pw@127.0.0.1/test?sslmode=disable"),
+            "postgres://postgres:***@127.0.0.1/test?sslmode=disable"
+        );
+        assert_eq!(
+            redact_url("redis://127.0.0.1:6379"),
+            "redis://127.0.0.1:6379"
+        );
+        assert_eq!(redact_url("rediss://:pw@h"), "rediss://:***@h");
+        let mut c = Config::default();
+        c.redis.url = Some("redis://:hunter2@h:1".into());
+        assert!(!c.to_redacted_toml().contains("hunter2"));
     }
 
     #[test]

@@ -44,33 +44,27 @@ async fn health(state: web::Data<AppState>) -> HttpResponse {
         "write_failures": p.failures(),
         "writer_restarts": p.restarts(),
     });
-    let (registry_json, registry_ok, active) = match &registry {
+    let (registry_json, active) = match &registry {
         Ok(s) => (
             json!({"status": "healthy", "active": s.active, "running": s.running,
             "retained": s.retained, "max_active": s.max_active, "sse_clients": s.sse_clients,
             "shutting_down": s.shutting_down}),
-            true,
             s.active,
         ),
-        Err(e) => (
-            json!({"status": "unhealthy", "error": e.to_string()}),
-            false,
-            0,
-        ),
+        Err(e) => (json!({"status": "unhealthy", "error": e.to_string()}), 0),
     };
-    let status = if !registry_ok || store_status == "unhealthy" {
-        "unhealthy"
-    } else if store_status == "degraded" {
-        "degraded"
-    } else {
-        "healthy"
-    };
+    // One entry per component, each with its own "status"; the overall status is
+    // the worst of them. Optional components (redis, ...) add themselves here.
+    let mut components = serde_json::Map::new();
+    components.insert("registry".into(), registry_json);
+    components.insert("store".into(), store);
+    let status = worst(components.values());
     let body = json!({
         "status": status,
         "version": env!("CARGO_PKG_VERSION"),
         "uptime_seconds": state.started.elapsed().as_secs_f64(),
         "active_workflows": active,
-        "components": { "registry": registry_json, "store": store },
+        "components": components,
     });
     if status == "unhealthy" {
         HttpResponse::ServiceUnavailable().json(body)
@@ -89,4 +83,18 @@ async fn ready(state: web::Data<AppState>) -> HttpResponse {
         Err(e) => HttpResponse::ServiceUnavailable()
             .json(json!({"ready": false, "reason": e.to_string()})),
     }
+}
+
+/// The worst component status: unhealthy > degraded > healthy.
+fn worst<'a>(components: impl Iterator<Item = &'a serde_json::Value>) -> &'static str {
+    let rank = |s: &str| match s {
+        "unhealthy" => 2,
+        "degraded" => 1,
+        _ => 0,
+    };
+    let max = components
+        .map(|c| rank(c["status"].as_str().unwrap_or("unhealthy")))
+        .max()
+        .unwrap_or(0);
+    ["healthy", "degraded", "unhealthy"][max]
 }

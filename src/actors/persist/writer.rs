@@ -12,7 +12,7 @@ use actix::prelude::*;
 
 use super::PersistHealth;
 use crate::actors::Publish;
-use crate::domain::{ChangeKind, StateChange};
+use crate::domain::StateChange;
 use crate::store::Store;
 
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
@@ -100,9 +100,8 @@ impl Handler<Publish> for StoreWriter {
     type Result = ();
 
     fn handle(&mut self, msg: Publish, ctx: &mut Context<Self>) {
-        if matches!(msg.0.kind, ChangeKind::Evicted(_)) {
-            return;
-        }
+        // Evictions are queued too (stores skip them) so the committed watermark
+        // passes their seq: a read barrier waits for every emitted change.
         self.queue.push_back(msg.0);
         self.health.set_queue_len(self.queue.len());
         self.flush(ctx);
