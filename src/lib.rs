@@ -37,6 +37,8 @@ pub struct AppState {
     pub registry: Addr<WorkflowRegistry>,
     pub store: Arc<dyn Store>,
     pub primary: Arc<PersistHealth>,
+    /// The Redis mirror's writer health, when `redis.url` is set.
+    pub mirror: Option<Arc<PersistHealth>>,
     /// Checks webhook URLs at registration (and the dispatcher at delivery).
     pub guard: Guard,
     pub webhook_stats: Arc<WebhookStats>,
@@ -198,6 +200,7 @@ pub async fn start(config: Config) -> Result<Runtime, StartError> {
         registry,
         store,
         primary,
+        mirror: None,
         webhook_stats,
         started: Instant::now(),
     });
