@@ -19,6 +19,7 @@ use actix_web::dev::{ServiceFactory, ServiceRequest, ServiceResponse};
 use actix_web::{web, App, HttpServer};
 
 use actors::evictor::Evictor;
+use actors::metrics::MetricsActor;
 use actors::persist::{PersistHealth, StoreWriter};
 use actors::registry::{
     BeginShutdown, InterruptAll, RegistryConfig, RegistryParts, Stats, WorkflowRegistry,
@@ -79,6 +80,7 @@ pub fn create_app(
 > {
     App::new()
         .app_data(state)
+        .wrap(actix_web::middleware::from_fn(api::observe::observe))
         .configure(api::configure)
         .default_service(web::to(api::not_found))
 }
@@ -159,7 +161,7 @@ pub async fn start(config: Config) -> Result<Runtime, StartError> {
     let retention = config.retention.clone();
     let parts = RegistryParts {
         cfg: registry_cfg,
-        subscribers: vec![writer.recipient()],
+        subscribers: vec![writer.recipient(), MetricsActor::new().start().recipient()],
         primary: Arc::clone(&primary),
         executor: Arc::clone(&executor),
         providers,

@@ -1,7 +1,8 @@
 //! The actors and how they are wired: the registry emits `Publish` to every
-//! subscriber (primary store writer, evictor; metrics and Redis later).
+//! subscriber (primary store writer, evictor, metrics; Redis later).
 
 pub mod evictor;
+pub mod metrics;
 pub mod persist;
 pub mod registry;
 

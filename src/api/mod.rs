@@ -5,6 +5,8 @@ pub mod compat;
 pub mod events;
 pub mod health;
 pub mod info;
+pub mod metrics;
+pub mod observe;
 pub mod webhooks;
 pub mod workflows;
 
@@ -18,7 +20,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .configure(health::configure)
         .configure(info::configure)
         .configure(compat::configure)
-        .configure(webhooks::configure);
+        .configure(webhooks::configure)
+        .configure(metrics::configure);
 }
 
 /// The default of a resource: a known path with a method it does not take → 405.

@@ -1,6 +1,7 @@
 //! The interface every LLM provider implements: the offline simulator and any
 //! OpenAI-compatible HTTP endpoint. Patterns only see `Provider`.
 
+pub mod instrumented;
 pub mod openai;
 pub mod quota;
 pub mod simulated;
@@ -111,13 +112,21 @@ pub fn build(configs: &std::collections::BTreeMap<String, ProviderConfig>) -> Pr
     configs
         .iter()
         .map(|(name, cfg)| {
-            let p: Arc<dyn Provider> = match cfg {
-                ProviderConfig::Simulated { latency_ms } => Arc::new(
-                    simulated::SimulatedProvider::new(name, Duration::from_millis(*latency_ms)),
+            let (p, model): (Arc<dyn Provider>, &str) = match cfg {
+                ProviderConfig::Simulated { latency_ms } => (
+                    Arc::new(simulated::SimulatedProvider::new(
+                        name,
+                        Duration::from_millis(*latency_ms),
+                    )),
+                    "simulated",
                 ),
-                ProviderConfig::Openai(c) => Arc::new(openai::OpenAiProvider::new(name, c.clone())),
+                ProviderConfig::Openai(c) => (
+                    Arc::new(openai::OpenAiProvider::new(name, c.clone())),
+                    c.model.as_str(),
+                ),
             };
-            (name.clone(), p)
+            // Every call is counted the same way, whatever the provider.
+            (name.clone(), instrumented::Instrumented::wrap(p, model))
         })
         .collect()
 }

@@ -1,0 +1,265 @@
+//! Metrics: every metric name the service exports (documented constants, in one
+//! place), the Prometheus recorder behind `/metrics`, and the `MetricsActor`, which
+//! sees every `StateChange` and counts workflow lifecycles from it.
+//!
+//! Counting rules, so nothing is counted twice: a workflow is "created" when its
+//! first record (status `pending`) is emitted — restored workflows never emit that
+//! again — and "completed" when its terminal record is emitted, which the registry
+//! does exactly once per workflow (terminal states never change). Counters are per
+//! process, as Prometheus expects; a restart resets them (a counter reset), and
+//! restored or resumed workflows do not re-count their creation.
+//! Gauges that mirror someone else's state (active workflows, persister queues,
+//! webhook totals, SSE clients) are read at scrape time by `refresh`, so they can
+//! never drift.
+
+use std::sync::atomic::Ordering;
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use actix::prelude::*;
+use metrics::{
+    counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram, Unit,
+};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+
+use super::persist::PersistHealth;
+use super::registry::RegistryStats;
+use super::Publish;
+use crate::domain::ChangeKind;
+use crate::events::webhooks::WebhookStats;
+
+// ---- the names (the seed's first, exactly as users know them) ----
+
+/// Counter: workflows accepted, by `orchestrator_type` (research | search).
+pub const WORKFLOWS_CREATED: &str = "workflows_created_total";
+/// Counter: workflows that reached a terminal state, by `orchestrator_type` and
+/// `status` (completed | failed | cancelled).
+pub const WORKFLOWS_COMPLETED: &str = "workflows_completed_total";
+/// Histogram: seconds from start to terminal state, by `orchestrator_type`.
+pub const WORKFLOW_DURATION: &str = "workflow_duration_seconds";
+/// Histogram: total LLM cost of a finished workflow in USD, by `orchestrator_type`.
+pub const WORKFLOW_COST: &str = "workflow_cost_usd";
+/// Gauge: pending + running + interrupted workflows held in memory.
+pub const ACTIVE_WORKFLOWS: &str = "active_workflows";
+/// Gauge: bytes Redis reports in use (0 while no Redis is configured).
+pub const REDIS_MEMORY: &str = "redis_memory_bytes";
+/// Gauge: uncompressed / compressed size of results stored in Redis.
+pub const REDIS_COMPRESSION_RATIO: &str = "redis_compression_ratio";
+/// Counter: finished workflows dropped from memory by the retention policy.
+pub const EVICTIONS: &str = "workflows_evicted_total";
+/// Gauge: finished workflows still held in memory.
+pub const RETAINED_WORKFLOWS: &str = "retained_workflows";
+/// Counter: HTTP requests by `method`, `route` (the pattern, not the raw path) and
+/// `status`.
+pub const HTTP_REQUESTS: &str = "http_requests_total";
+/// Histogram: HTTP request latency by `method`, `route` and `status`.
+pub const HTTP_DURATION: &str = "http_request_duration_seconds";
+/// Gauge: changes waiting in a persister's queue, by `persister` (primary | redis).
+pub const PERSISTER_QUEUE: &str = "persister_queue_depth";
+/// Counter: changes a persister committed, by `persister`.
+pub const PERSISTER_WRITES: &str = "persister_writes_total";
+/// Counter: failed write attempts, by `persister`.
+pub const PERSISTER_FAILURES: &str = "persister_failures_total";
+/// Counter: persister restarts by its supervisor, by `persister`.
+pub const PERSISTER_RESTARTS: &str = "persister_restarts_total";
+/// Counter: LLM calls by `provider`, `model` and `outcome` (ok | error).
+pub const LLM_REQUESTS: &str = "llm_requests_total";
+/// Counter: LLM tokens by `provider`, `model` and `kind` (input | output).
+pub const LLM_TOKENS: &str = "llm_tokens_total";
+/// Histogram: LLM call latency (retries included, quota wait excluded), by
+/// `provider` and `model`.
+pub const LLM_DURATION: &str = "llm_request_duration_seconds";
+/// Histogram: time a call waited for its provider's quota, by `provider`.
+pub const LLM_QUEUE_WAIT: &str = "llm_queue_wait_seconds";
+/// Counter: webhook deliveries that reached a final state, by `outcome`
+/// (delivered | failed).
+pub const WEBHOOK_DELIVERIES: &str = "webhook_deliveries_total";
+/// Counter: webhook delivery attempts (retries included).
+pub const WEBHOOK_ATTEMPTS: &str = "webhook_attempts_total";
+/// Gauge: webhook deliveries not yet final.
+pub const WEBHOOK_PENDING: &str = "webhook_deliveries_pending";
+/// Gauge: connected Server-Sent-Events clients.
+pub const SSE_CLIENTS: &str = "sse_clients";
+/// Counter: workflow events emitted.
+pub const EVENTS_EMITTED: &str = "workflow_events_total";
+
+const DURATION_BUCKETS: &[f64] = &[
+    0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0,
+];
+const COST_BUCKETS: &[f64] = &[
+    0.0, 0.0001, 0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+const LATENCY_BUCKETS: &[f64] = &[
+    0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0,
+];
+
+static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+
+/// Installs the process-wide Prometheus recorder (once) and returns its handle.
+/// A second recorder cannot be installed (tests in one process share this one).
+pub fn install() -> PrometheusHandle {
+    HANDLE
+        .get_or_init(|| {
+            let buckets = [
+                (WORKFLOW_DURATION, DURATION_BUCKETS),
+                (WORKFLOW_COST, COST_BUCKETS),
+                (HTTP_DURATION, LATENCY_BUCKETS),
+                (LLM_DURATION, LATENCY_BUCKETS),
+                (LLM_QUEUE_WAIT, LATENCY_BUCKETS),
+            ];
+            let mut b = PrometheusBuilder::new();
+            for (name, values) in buckets {
+                // Only fails on an empty bucket list, which these are not.
+                b = match b.set_buckets_for_metric(Matcher::Full(name.into()), values) {
+                    Ok(b) => b,
+                    Err(e) => {
+                        tracing::error!(metric = name, error = %e, "bad histogram buckets");
+                        PrometheusBuilder::new()
+                    }
+                };
+            }
+            let recorder = b.build_recorder();
+            let handle = recorder.handle();
+            if let Err(e) = metrics::set_global_recorder(recorder) {
+                tracing::warn!(error = %e, "a metrics recorder was already installed");
+            }
+            describe();
+            // Present from the start, even without Redis: dashboards show 0, not
+            // "no data".
+            gauge!(REDIS_MEMORY).set(0.0);
+            gauge!(ACTIVE_WORKFLOWS).set(0.0);
+            handle
+        })
+        .clone()
+}
+
+fn describe() {
+    describe_counter!(WORKFLOWS_CREATED, "Total workflows created");
+    describe_counter!(
+        WORKFLOWS_COMPLETED,
+        "Total workflows that reached a terminal state"
+    );
+    describe_histogram!(WORKFLOW_DURATION, Unit::Seconds, "Workflow execution time");
+    describe_histogram!(WORKFLOW_COST, "Workflow API cost in USD");
+    describe_gauge!(ACTIVE_WORKFLOWS, "Current active workflows");
+    describe_gauge!(REDIS_MEMORY, Unit::Bytes, "Redis memory usage");
+    describe_gauge!(
+        REDIS_COMPRESSION_RATIO,
+        "Uncompressed to compressed size of results stored in Redis"
+    );
+    describe_counter!(EVICTIONS, "Finished workflows evicted from memory");
+    describe_gauge!(RETAINED_WORKFLOWS, "Finished workflows held in memory");
+    describe_counter!(HTTP_REQUESTS, "HTTP requests by route pattern and status");
+    describe_histogram!(
+        HTTP_DURATION,
+        Unit::Seconds,
+        "HTTP request latency by route pattern and status"
+    );
+    describe_gauge!(PERSISTER_QUEUE, "Changes waiting in a persister's queue");
+    describe_counter!(PERSISTER_WRITES, "Changes committed by a persister");
+    describe_counter!(PERSISTER_FAILURES, "Failed persister write attempts");
+    describe_counter!(PERSISTER_RESTARTS, "Persister restarts by its supervisor");
+    describe_counter!(LLM_REQUESTS, "LLM calls by provider, model and outcome");
+    describe_counter!(LLM_TOKENS, "LLM tokens by provider, model and kind");
+    describe_histogram!(
+        LLM_DURATION,
+        Unit::Seconds,
+        "LLM call latency including retries, excluding quota wait"
+    );
+    describe_histogram!(
+        LLM_QUEUE_WAIT,
+        Unit::Seconds,
+        "Time LLM calls waited for the provider's quota"
+    );
+    describe_counter!(WEBHOOK_DELIVERIES, "Webhook deliveries by final outcome");
+    describe_counter!(WEBHOOK_ATTEMPTS, "Webhook delivery attempts");
+    describe_gauge!(WEBHOOK_PENDING, "Webhook deliveries not yet final");
+    describe_gauge!(SSE_CLIENTS, "Connected Server-Sent-Events clients");
+    describe_counter!(EVENTS_EMITTED, "Workflow events emitted");
+}
+
+/// Sets the gauges and counters that mirror other components' state; called on
+/// every scrape.
+pub fn refresh(
+    stats: Option<&RegistryStats>,
+    persisters: &[(&'static str, &PersistHealth)],
+    webhooks: &WebhookStats,
+) {
+    if let Some(s) = stats {
+        gauge!(ACTIVE_WORKFLOWS).set(s.active as f64);
+        gauge!(RETAINED_WORKFLOWS).set(s.retained as f64);
+        gauge!(SSE_CLIENTS).set(s.sse_clients as f64);
+        counter!(EVENTS_EMITTED).absolute(s.events_emitted);
+    }
+    for (label, p) in persisters {
+        let l = [("persister", *label)];
+        gauge!(PERSISTER_QUEUE, &l).set(p.queue_len() as f64);
+        counter!(PERSISTER_WRITES, &l).absolute(p.written().1);
+        counter!(PERSISTER_FAILURES, &l).absolute(p.failures());
+        counter!(PERSISTER_RESTARTS, &l).absolute(p.restarts());
+    }
+    let load = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
+    counter!(WEBHOOK_DELIVERIES, "outcome" => "delivered").absolute(load(&webhooks.delivered));
+    counter!(WEBHOOK_DELIVERIES, "outcome" => "failed").absolute(load(&webhooks.failed));
+    counter!(WEBHOOK_ATTEMPTS).absolute(load(&webhooks.attempts));
+    gauge!(WEBHOOK_PENDING).set(load(&webhooks.pending) as f64);
+}
+
+/// How often histogram samples are folded into buckets between scrapes, so
+/// memory stays bounded when nobody scrapes.
+const UPKEEP: Duration = Duration::from_secs(5);
+
+/// Counts workflow lifecycles from the registry's changes.
+pub struct MetricsActor {
+    handle: PrometheusHandle,
+}
+
+impl MetricsActor {
+    pub fn new() -> MetricsActor {
+        MetricsActor { handle: install() }
+    }
+
+    fn observe(&mut self, kind: &ChangeKind) {
+        match kind {
+            ChangeKind::Workflow(wf) => {
+                let t = wf.pattern.as_str();
+                if wf.status == crate::domain::Status::Pending && wf.started_at.is_none() {
+                    counter!(WORKFLOWS_CREATED, "orchestrator_type" => t).increment(1);
+                } else if wf.status.is_terminal() {
+                    let status = wf.status.as_str();
+                    counter!(WORKFLOWS_COMPLETED, "orchestrator_type" => t, "status" => status)
+                        .increment(1);
+                    histogram!(WORKFLOW_DURATION, "orchestrator_type" => t)
+                        .record(wf.execution_time.unwrap_or(0.0));
+                    histogram!(WORKFLOW_COST, "orchestrator_type" => t).record(wf.total_cost_usd);
+                }
+            }
+            ChangeKind::Evicted(_) => counter!(EVICTIONS).increment(1),
+            _ => {}
+        }
+    }
+}
+
+impl Default for MetricsActor {
+    fn default() -> Self {
+        MetricsActor::new()
+    }
+}
+
+impl Actor for MetricsActor {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        // Registered at zero so rates and dashboards work before the first eviction.
+        counter!(EVICTIONS).absolute(0);
+        ctx.run_interval(UPKEEP, |act, _| act.handle.run_upkeep());
+    }
+}
+
+impl Handler<Publish> for MetricsActor {
+    type Result = ();
+
+    fn handle(&mut self, Publish(change): Publish, _: &mut Context<Self>) {
+        self.observe(&change.kind);
+    }
+}

@@ -1,0 +1,91 @@
+//! The middleware every request passes: a request id (the caller's `X-Request-Id`
+//! when it is sane, else a new one) that is returned in the response, put in the
+//! request's extensions for handlers (a create hands it to the workflow) and on a
+//! tracing span around the request; and the HTTP metrics, labelled by the matched
+//! route pattern (`/v1/workflows/{id}`), never the raw path, so ids cannot blow up
+//! the number of series.
+
+use std::time::Instant;
+
+use actix_web::body::MessageBody;
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::header::{HeaderName, HeaderValue};
+use actix_web::middleware::Next;
+use actix_web::{Error, HttpMessage, HttpRequest};
+use metrics::{counter, histogram};
+use tracing::Instrument;
+
+use crate::actors::metrics::{HTTP_DURATION, HTTP_REQUESTS};
+
+pub const REQUEST_ID_HEADER: &str = "x-request-id";
+const MAX_REQUEST_ID: usize = 128;
+
+/// The id of the request being handled (in the request's extensions).
+#[derive(Debug, Clone)]
+pub struct RequestId(pub String);
+
+/// The request id of `req`, if the middleware ran.
+pub fn request_id(req: &HttpRequest) -> Option<String> {
+    req.extensions().get::<RequestId>().map(|r| r.0.clone())
+}
+
+/// A caller's id is kept when it is short and plain (it ends up in logs);
+/// anything else is replaced by a fresh one.
+fn accept(raw: Option<&HeaderValue>) -> String {
+    raw.and_then(|v| v.to_str().ok())
+        .map(str::trim)
+        .filter(|s| {
+            !s.is_empty()
+                && s.len() <= MAX_REQUEST_ID
+                && s
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-_.:/+=".contains(&b))
+        })
+        .map(str::to_string)
+        .unwrap_or_else(|| uuid::Uuid::new_v4().simple().to_string())
+}
+
+pub async fn observe(
+    req: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<impl MessageBody>, Error> {
+    let t0 = Instant::now();
+    let id = accept(req.headers().get(REQUEST_ID_HEADER));
+    req.extensions_mut().insert(RequestId(id.clone()));
+    let method = req.method().to_string();
+    let span = tracing::info_span!("request", request_id = %id, %method);
+    let res = next.call(req).instrument(span).await;
+    let (route, status) = match &res {
+        Ok(r) => (
+            r.request()
+                .match_pattern()
+                .unwrap_or_else(|| "unmatched".into()),
+            r.status().as_u16(),
+        ),
+        Err(e) => ("unmatched".into(), e.as_response_error().status_code().as_u16()),
+    };
+    let status = status.to_string();
+    let labels = [("method", method), ("route", route), ("status", status)];
+    counter!(HTTP_REQUESTS, &labels).increment(1);
+    histogram!(HTTP_DURATION, &labels).record(t0.elapsed().as_secs_f64());
+    let mut res = res?;
+    if let Ok(v) = HeaderValue::from_str(&id) {
+        res.headers_mut()
+            .insert(HeaderName::from_static(REQUEST_ID_HEADER), v);
+    }
+    Ok(res)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keeps_plain_ids_and_replaces_others() {
+        let v = |s: &str| HeaderValue::from_str(s).unwrap();
+        assert_eq!(accept(Some(&v("abc-123"))), "abc-123");
+        assert_ne!(accept(Some(&v("bad id\t"))), "bad id\t");
+        assert_eq!(accept(Some(&v(&"x".repeat(200)))).len(), 32);
+        assert_eq!(accept(None).len(), 32);
+    }
+}
