@@ -41,6 +41,8 @@ struct Active {
     result: WorkflowResult,
     events: Vec<Arc<Event>>,
     abort: Option<AbortHandle>,
+    /// The HTTP request that created it (this process only), for its log lines.
+    request_id: Option<String>,
 }
 
 /// Numbering and fan-out of changes; kept apart from the maps so a handler can
@@ -254,6 +256,7 @@ impl WorkflowRegistry {
             provider,
             resume,
             registry: ctx.address().recipient(),
+            request_id: a.request_id.clone(),
         };
         a.abort = Some(self.executor.spawn(run));
     }
@@ -312,7 +315,7 @@ impl WorkflowRegistry {
         }
         self.out.event(a, kind, data);
         let seq = self.out.record(a);
-        tracing::info!(workflow_id = id, status = %to, "workflow finished");
+        tracing::info!(workflow_id = id, request_id = a.request_id.as_deref(), status = %to, "workflow finished");
         self.retire(id).map(|wf| (wf, seq))
     }
 
@@ -484,6 +487,7 @@ impl WorkflowRegistry {
             result,
             events: stored.events.into_iter().map(Arc::new).collect(),
             abort: None,
+            request_id: None,
         };
         if a.wf.status == Status::Running && a.wf.transition(Status::Interrupted, now()).is_ok() {
             self.out.event(
@@ -544,6 +548,8 @@ pub struct NewWorkflow {
     pub config: PatternConfig,
     /// A webhook for this workflow's events (URL already checked by the guard).
     pub webhook: Option<WebhookSpec>,
+    /// The creating HTTP request's id, carried into the workflow's log lines.
+    pub request_id: Option<String>,
 }
 
 pub struct WebhookSpec {
@@ -625,6 +631,7 @@ impl Handler<Create> for WorkflowRegistry {
             wf,
             events: Vec::new(),
             abort: None,
+            request_id: req.request_id,
         };
         let mut seq = self.out.record(&a);
         if let Some(spec) = req.webhook {

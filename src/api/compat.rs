@@ -129,14 +129,17 @@ fn with_context(task: String, context: Option<Value>) -> String {
 /// Admits a workflow and acknowledges it like `/v1` does.
 async fn admit(
     state: &AppState,
-    new: NewWorkflow,
+    mut new: NewWorkflow,
 ) -> Result<std::sync::Arc<Workflow>, CompatError> {
+    new.request_id = super::observe::current_request_id();
     new.config
         .validate()
         .map_err(|(field, message)| ApiError::validation(field, message))?;
     let created = state.registry.send(Create(new)).await??;
     state.acknowledge(created.seq).await?;
-    Ok(created.workflow)
+    let wf = created.workflow;
+    tracing::info!(workflow_id = %wf.id, pattern = wf.pattern.as_str(), "workflow created");
+    Ok(wf)
 }
 
 /// The old `webhook_url` parameter: a per-workflow webhook with a generated secret
@@ -237,6 +240,7 @@ async fn orchestrate_research(state: web::Data<AppState>, payload: web::Payload)
             title,
             config: PatternConfig::Research(config),
             webhook: hook,
+            request_id: None,
         },
     )
     .await?;
@@ -357,6 +361,7 @@ async fn orchestrate_search(state: web::Data<AppState>, payload: web::Payload) -
             task: with_context(query, b.context),
             config: PatternConfig::Search(config),
             webhook: hook,
+            request_id: None,
         },
     )
     .await?;

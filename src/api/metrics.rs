@@ -26,6 +26,9 @@ async fn render(state: web::Data<AppState>) -> HttpResponse {
     }
     metrics::refresh(stats.as_ref(), &persisters, &state.webhook_stats);
     HttpResponse::Ok()
-        .insert_header((header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8"))
+        .insert_header((
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        ))
         .body(handle.render())
 }

@@ -1,6 +1,6 @@
 //! The middleware every request passes: a request id (the caller's `X-Request-Id`
 //! when it is sane, else a new one) that is returned in the response, put in the
-//! request's extensions for handlers (a create hands it to the workflow) and on a
+//! handler's task (a create hands it to the workflow) and on a
 //! tracing span around the request; and the HTTP metrics, labelled by the matched
 //! route pattern (`/v1/workflows/{id}`), never the raw path, so ids cannot blow up
 //! the number of series.
@@ -11,7 +11,7 @@ use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::middleware::Next;
-use actix_web::{Error, HttpMessage, HttpRequest};
+use actix_web::Error;
 use metrics::{counter, histogram};
 use tracing::Instrument;
 
@@ -20,13 +20,14 @@ use crate::actors::metrics::{HTTP_DURATION, HTTP_REQUESTS};
 pub const REQUEST_ID_HEADER: &str = "x-request-id";
 const MAX_REQUEST_ID: usize = 128;
 
-/// The id of the request being handled (in the request's extensions).
-#[derive(Debug, Clone)]
-pub struct RequestId(pub String);
+tokio::task_local! {
+    /// The id of the request whose handler is running on this task.
+    static REQUEST_ID: String;
+}
 
-/// The request id of `req`, if the middleware ran.
-pub fn request_id(req: &HttpRequest) -> Option<String> {
-    req.extensions().get::<RequestId>().map(|r| r.0.clone())
+/// The request id of the request being handled, when called from a handler.
+pub fn current_request_id() -> Option<String> {
+    REQUEST_ID.try_with(Clone::clone).ok()
 }
 
 /// A caller's id is kept when it is short and plain (it ends up in logs);
@@ -37,8 +38,7 @@ fn accept(raw: Option<&HeaderValue>) -> String {
         .filter(|s| {
             !s.is_empty()
                 && s.len() <= MAX_REQUEST_ID
-                && s
-                    .bytes()
+                && s.bytes()
                     .all(|b| b.is_ascii_alphanumeric() || b"-_.:/+=".contains(&b))
         })
         .map(str::to_string)
@@ -51,10 +51,11 @@ pub async fn observe(
 ) -> Result<ServiceResponse<impl MessageBody>, Error> {
     let t0 = Instant::now();
     let id = accept(req.headers().get(REQUEST_ID_HEADER));
-    req.extensions_mut().insert(RequestId(id.clone()));
     let method = req.method().to_string();
     let span = tracing::info_span!("request", request_id = %id, %method);
-    let res = next.call(req).instrument(span).await;
+    let res = REQUEST_ID
+        .scope(id.clone(), next.call(req).instrument(span))
+        .await;
     let (route, status) = match &res {
         Ok(r) => (
             r.request()
@@ -62,7 +63,10 @@ pub async fn observe(
                 .unwrap_or_else(|| "unmatched".into()),
             r.status().as_u16(),
         ),
-        Err(e) => ("unmatched".into(), e.as_response_error().status_code().as_u16()),
+        Err(e) => (
+            "unmatched".into(),
+            e.as_response_error().status_code().as_u16(),
+        ),
     };
     let status = status.to_string();
     let labels = [("method", method), ("route", route), ("status", status)];

@@ -111,6 +111,7 @@ pub fn validate(body: CreateBody) -> Result<NewWorkflow, ApiError> {
         title,
         config,
         webhook,
+        request_id: None,
     })
 }
 
@@ -158,7 +159,8 @@ async fn create(
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse().ok());
     let body: CreateBody = read_json(payload, limit, declared).await?;
-    let new = validate(body)?;
+    let mut new = validate(body)?;
+    new.request_id = super::observe::current_request_id();
     if let Some(w) = &new.webhook {
         state
             .guard
@@ -169,6 +171,7 @@ async fn create(
     let created = state.registry.send(Create(new)).await??;
     state.acknowledge(created.seq).await?;
     let wf = created.workflow;
+    tracing::info!(workflow_id = %wf.id, pattern = wf.pattern.as_str(), "workflow created");
     Ok(HttpResponse::Created()
         .insert_header((header::LOCATION, format!("/v1/workflows/{}", wf.id)))
         .json(json!({

@@ -11,6 +11,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use actix::prelude::*;
+use tracing::Instrument;
 
 use crate::domain::{
     AgentResult, Document, PatternConfig, SynthesisResult, TokenUsage, WorkflowError,
@@ -74,6 +75,8 @@ pub struct Run {
     pub provider: Arc<dyn Provider>,
     pub resume: Resume,
     pub registry: Recipient<Report>,
+    /// The creating HTTP request's id: every log line of the run carries it.
+    pub request_id: Option<String>,
 }
 
 /// Why a pattern stopped before finishing normally.
@@ -111,11 +114,25 @@ pub fn fail(code: &str, message: impl Into<String>) -> Stop {
     })
 }
 
-/// Drives one workflow from start to its terminal step.
+/// Drives one workflow from start to its terminal step, inside a span that names
+/// the workflow and the request that created it.
 pub async fn drive(run: Run) {
+    let span = tracing::info_span!(
+        "workflow",
+        workflow_id = %run.id,
+        request_id = run.request_id.as_deref().unwrap_or("-"),
+    );
+    drive_run(run).instrument(span).await;
+}
+
+async fn drive_run(run: Run) {
     if run.step(Step::Begin).await.is_err() {
         return;
     }
+    tracing::info!(
+        task_chars = run.task.chars().count(),
+        "workflow run started"
+    );
     let outcome = match &run.config {
         PatternConfig::Research(c) => patterns::research::run(&run, c).await,
         PatternConfig::Search(c) => patterns::search::run(&run, c).await,
@@ -123,7 +140,14 @@ pub async fn drive(run: Run) {
     let finished = match outcome {
         Ok(()) => Ok(()),
         Err(Stop::Failed(e)) => Err(e),
-        Err(Stop::Halted) => return,
+        Err(Stop::Halted) => {
+            tracing::info!("workflow run halted");
+            return;
+        }
     };
+    match &finished {
+        Ok(()) => tracing::info!("workflow run finished"),
+        Err(e) => tracing::warn!(code = %e.code, error = %e.message, "workflow run failed"),
+    }
     let _ = run.step(Step::Finished(finished)).await;
 }

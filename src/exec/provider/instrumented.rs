@@ -53,7 +53,8 @@ impl Provider for Instrumented {
                 counter!(LLM_REQUESTS, with(&pm, ("outcome", "ok"))).increment(1);
                 counter!(LLM_TOKENS, with(&pm, ("kind", "input"))).increment(r.tokens.input);
                 counter!(LLM_TOKENS, with(&pm, ("kind", "output"))).increment(r.tokens.output);
-                histogram!(LLM_DURATION, &pm).record(elapsed.saturating_sub(r.queued).as_secs_f64());
+                histogram!(LLM_DURATION, &pm)
+                    .record(elapsed.saturating_sub(r.queued).as_secs_f64());
                 histogram!(LLM_QUEUE_WAIT, "provider" => provider).record(r.queued.as_secs_f64());
             }
             Err(_) => {
