@@ -9,6 +9,7 @@ pub mod domain;
 pub mod error;
 pub mod events;
 pub mod exec;
+pub mod probe;
 pub mod store;
 
 use std::sync::Arc;

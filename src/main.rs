@@ -1,4 +1,4 @@
-//! The command line: `serve` (default), `migrate`, `check-config`.
+//! The command line: `serve` (default), `migrate`, `check-config`, `healthcheck`.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -32,6 +32,13 @@ enum Command {
     Migrate,
     /// Validate the configuration and print the effective values (secrets redacted).
     CheckConfig,
+    /// Probe `GET /health` on the configured listener; exit 0 when it answers 200
+    /// (the container's HEALTHCHECK: the runtime image has no curl).
+    Healthcheck {
+        /// Seconds to wait for the answer.
+        #[arg(long, default_value_t = 5)]
+        timeout: u64,
+    },
 }
 
 fn init_tracing(cfg: &mcp_orchestrator::config::LogConfig) {
@@ -65,6 +72,21 @@ fn main() -> ExitCode {
         }
     }
     match cli.command.unwrap_or(Command::Serve) {
+        Command::Healthcheck { timeout } => {
+            let probe = mcp_orchestrator::probe::target(&config.server.bind).and_then(|addr| {
+                mcp_orchestrator::probe::check(addr, std::time::Duration::from_secs(timeout))
+            });
+            match probe {
+                Ok(status) => {
+                    println!("{status}");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("mcp-orchestrator healthcheck: {e}");
+                    ExitCode::from(1)
+                }
+            }
+        }
         Command::CheckConfig => {
             for w in config.warnings() {
                 eprintln!("warning: {w}");

@@ -576,6 +576,8 @@ async fn root(state: web::Data<AppState>) -> HttpResponse {
             "stream": "/stream/{task_id}",
             "workflows": "/v1/workflows",
             "patterns": "/v1/patterns",
+            "metrics": "/metrics",
+            "dashboard": "/dashboard",
         },
         "orchestrators": ["beltalowda", "swarm"],
         "store": state.store.kind(),

@@ -2,6 +2,7 @@
 
 pub mod body;
 pub mod compat;
+pub mod dashboard;
 pub mod events;
 pub mod health;
 pub mod info;
@@ -21,7 +22,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .configure(info::configure)
         .configure(compat::configure)
         .configure(webhooks::configure)
-        .configure(metrics::configure);
+        .configure(metrics::configure)
+        .configure(dashboard::configure);
 }
 
 /// The default of a resource: a known path with a method it does not take → 405.

@@ -1,0 +1,224 @@
+// The live dashboard: polls /metrics, /health and /v1/workflows, draws the charts
+// in plain SVG and streams a selected workflow's events over SSE. No dependencies.
+"use strict";
+
+const POLL_MS = 2000;
+const MAX_SAMPLES = 90;
+const TERMINAL = ["completed", "failed", "cancelled"];
+const EVENT_TYPES = ["workflow_started", "task_decomposed", "agent_started", "agent_progress",
+  "agent_completed", "synthesis_started", "synthesis_completed", "documents_generated",
+  "workflow_completed", "workflow_failed", "workflow_cancelled", "workflow_interrupted",
+  "workflow_resumed", "error"];
+
+const $ = (id) => document.getElementById(id);
+const samples = [];
+let selected = null; // { id, source }
+
+/** Prometheus text format → [{name, labels, value}]. */
+function parseMetrics(text) {
+  const out = [];
+  for (const line of text.split("\n")) {
+    if (!line || line.startsWith("#")) continue;
+    const m = line.match(/^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{(.*)\})?\s+(\S+)/);
+    if (!m) continue;
+    const labels = {};
+    for (const l of (m[3] || "").matchAll(/([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"/g)) labels[l[1]] = l[2];
+    out.push({ name: m[1], labels, value: Number(m[4]) });
+  }
+  return out;
+}
+
+function sum(metrics, name, filter = () => true) {
+  return metrics.filter((m) => m.name === name && filter(m.labels)).reduce((a, m) => a + m.value, 0);
+}
+
+async function getJson(path) {
+  const r = await fetch(path, { headers: { accept: "application/json" } });
+  if (!r.ok) throw new Error(`${path}: HTTP ${r.status}`);
+  return r.json();
+}
+
+function text(el, v) { if (el.textContent !== String(v)) el.textContent = v; }
+function usd(v) { return "$" + Number(v || 0).toFixed(4); }
+function short(id) { return id.length > 14 ? id.slice(0, 7) + "…" + id.slice(-6) : id; }
+function secs(v) { return v == null ? "–" : Number(v).toFixed(2) + " s"; }
+
+function cell(tr, content, cls) {
+  const td = document.createElement("td");
+  if (content instanceof Node) td.appendChild(content); else td.textContent = content;
+  if (cls) td.className = cls;
+  tr.appendChild(td);
+  return td;
+}
+
+function cancelButton(id) {
+  const b = document.createElement("button");
+  b.type = "button";
+  b.textContent = "Cancel";
+  b.dataset.cancel = id;
+  b.addEventListener("click", (e) => { e.stopPropagation(); cancel(id); });
+  return b;
+}
+
+function fillActive(items) {
+  const body = $("active-table").tBodies[0];
+  body.replaceChildren(...items.map((w) => {
+    const tr = document.createElement("tr");
+    tr.dataset.id = w.id;
+    tr.dataset.status = w.status;
+    cell(tr, short(w.id)).title = w.id;
+    cell(tr, w.pattern);
+    cell(tr, w.status, "status-" + w.status);
+    cell(tr, `${w.progress.completed_agents}/${w.progress.total_agents} · ${Math.round(w.progress.percent)}%`);
+    cell(tr, cancelButton(w.id));
+    tr.addEventListener("click", () => select(w.id));
+    return tr;
+  }));
+}
+
+function fillRecent(items) {
+  const body = $("recent-table").tBodies[0];
+  body.replaceChildren(...items.map((w) => {
+    const tr = document.createElement("tr");
+    tr.dataset.id = w.id;
+    tr.dataset.status = w.status;
+    cell(tr, short(w.id)).title = w.id;
+    cell(tr, w.pattern);
+    cell(tr, w.status, "status-" + w.status);
+    cell(tr, secs(w.execution_time));
+    cell(tr, usd(w.total_cost_usd));
+    tr.addEventListener("click", () => select(w.id));
+    return tr;
+  }));
+}
+
+/** A line chart of `values` into an SVG element, scaled to its maximum. */
+function draw(svg, values, fmt) {
+  const W = 400, H = 140, pad = 4;
+  const max = Math.max(...values, 1e-9);
+  const n = Math.max(values.length - 1, 1);
+  const pts = values.map((v, i) => `${(i / n) * W},${H - pad - (v / max) * (H - 2 * pad)}`).join(" ");
+  const ns = "http://www.w3.org/2000/svg";
+  const axis = document.createElementNS(ns, "line");
+  Object.entries({ x1: 0, y1: H - pad, x2: W, y2: H - pad, class: "axis" }).forEach(([k, v]) => axis.setAttribute(k, v));
+  const line = document.createElementNS(ns, "polyline");
+  line.setAttribute("class", "line");
+  line.setAttribute("points", pts);
+  const label = document.createElementNS(ns, "text");
+  label.setAttribute("x", 4); label.setAttribute("y", 12);
+  label.textContent = "max " + fmt(max === 1e-9 ? 0 : max) + " · now " + fmt(values[values.length - 1] || 0);
+  svg.replaceChildren(axis, line, label);
+}
+
+function charts() {
+  const thr = samples.map((s, i) => {
+    if (i === 0) return 0;
+    const p = samples[i - 1];
+    const dt = (s.t - p.t) / 60000;
+    return dt > 0 ? Math.max(0, s.finished - p.finished) / dt : 0;
+  });
+  draw($("chart-throughput"), thr, (v) => v.toFixed(1) + "/min");
+  draw($("chart-cost"), samples.map((s) => s.cost), usd);
+}
+
+async function refresh() {
+  try {
+    const [metricsText, health, running, pending, interrupted, recent] = await Promise.all([
+      fetch("/metrics").then((r) => r.text()),
+      getJson("/health"),
+      getJson("/v1/workflows?status=running&limit=100"),
+      getJson("/v1/workflows?status=pending&limit=100"),
+      getJson("/v1/workflows?status=interrupted&limit=100"),
+      getJson("/v1/workflows?limit=100"),
+    ]);
+    const m = parseMetrics(metricsText);
+    const completed = (s) => sum(m, "workflows_completed_total", (l) => l.status === s);
+    const totals = { completed: completed("completed"), failed: completed("failed"), cancelled: completed("cancelled") };
+    text($("active"), health.active_workflows);
+    text($("created"), sum(m, "workflows_created_total"));
+    text($("completed"), totals.completed);
+    text($("failed"), totals.failed);
+    text($("cancelled"), totals.cancelled);
+    const cost = sum(m, "workflow_cost_usd_sum");
+    text($("cost"), usd(cost));
+    text($("tokens"), sum(m, "llm_tokens_total"));
+    const h = $("health");
+    text(h, health.status);
+    h.className = "pill " + health.status;
+    samples.push({ t: Date.now(), finished: totals.completed + totals.failed + totals.cancelled, cost });
+    if (samples.length > MAX_SAMPLES) samples.shift();
+    charts();
+    fillActive([...running.items, ...pending.items, ...interrupted.items]);
+    fillRecent(recent.items.filter((w) => TERMINAL.includes(w.status))
+      .sort((a, b) => String(b.completed_at).localeCompare(String(a.completed_at))).slice(0, 10));
+    text($("updated"), "updated " + new Date().toLocaleTimeString());
+    document.body.dataset.refreshed = String(Number(document.body.dataset.refreshed || 0) + 1);
+  } catch (e) {
+    text($("updated"), "refresh failed: " + e.message);
+  }
+}
+
+function showWorkflow(w) {
+  text($("detail-id"), w.id);
+  text($("detail-title"), w.title);
+  text($("detail-status"), w.status);
+  $("detail-status").className = "status-" + w.status;
+  text($("detail-progress"), `${w.progress.stage} ${Math.round(w.progress.percent)}%`);
+  text($("detail-cost"), usd(w.total_cost_usd));
+  $("detail-cancel").hidden = TERMINAL.includes(w.status);
+}
+
+async function loadDetail(id) {
+  try {
+    const w = await getJson("/v1/workflows/" + encodeURIComponent(id));
+    if (selected && selected.id === id) showWorkflow(w);
+  } catch (e) {
+    text($("detail-status"), "unavailable: " + e.message);
+  }
+}
+
+function closeDetail() {
+  if (selected && selected.source) selected.source.close();
+  selected = null;
+  $("detail").hidden = true;
+}
+
+/** Opens a workflow's detail view; its events stream live over SSE. */
+function select(id) {
+  closeDetail();
+  selected = { id, source: null };
+  $("detail").hidden = false;
+  $("timeline").replaceChildren();
+  history.replaceState(null, "", "#wf=" + encodeURIComponent(id));
+  loadDetail(id);
+  const source = new EventSource("/v1/workflows/" + encodeURIComponent(id) + "/events");
+  selected.source = source;
+  const onEvent = (msg) => {
+    let ev;
+    try { ev = JSON.parse(msg.data); } catch (_) { return; }
+    const li = document.createElement("li");
+    li.dataset.type = ev.type || msg.type;
+    li.textContent = `#${ev.seq} ${new Date(ev.timestamp).toLocaleTimeString()} ${ev.type || msg.type}` +
+      (ev.data && ev.data.agent_id ? " " + ev.data.agent_id : "");
+    $("timeline").appendChild(li);
+    loadDetail(id);
+    // The server closes the stream after the terminal event: do not reconnect.
+    if (["workflow_completed", "workflow_failed", "workflow_cancelled"].includes(msg.type)) source.close();
+  };
+  for (const t of EVENT_TYPES) source.addEventListener(t, onEvent);
+  source.onerror = () => { if (source.readyState === EventSource.CLOSED) loadDetail(id); };
+}
+
+async function cancel(id) {
+  const r = await fetch("/v1/workflows/" + encodeURIComponent(id) + "/cancel", { method: "POST" });
+  if (!r.ok && r.status !== 409) text($("updated"), `cancel failed: HTTP ${r.status}`);
+  if (selected && selected.id === id) loadDetail(id);
+  refresh();
+}
+
+$("detail-close").addEventListener("click", closeDetail);
+$("detail-cancel").addEventListener("click", () => selected && cancel(selected.id));
+const fromHash = location.hash.match(/^#wf=(.+)$/);
+if (fromHash) select(decodeURIComponent(fromHash[1]));
+refresh();
+setInterval(refresh, POLL_MS);
