@@ -1,0 +1,165 @@
+// The dashboard in real headless Chromium (Debian's, driven by playwright-core;
+// no browser is ever downloaded) against the real binary: the page loads without
+// console errors, its numbers match the API, a workflow started during the test
+// appears and reaches completed without a reload, and cancel from the page works.
+// Saves a screenshot to tests/browser/out/dashboard.png.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import { existsSync, mkdirSync, mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { chromium } from "playwright-core";
+
+const HERE = dirname(fileURLToPath(import.meta.url));
+const CHROMIUM = process.env.CHROMIUM_PATH || "/usr/bin/chromium";
+const BIN = process.env.MCPO_BIN;
+
+function startServer() {
+  assert.ok(BIN && existsSync(BIN), `MCPO_BIN must name the built binary (got ${BIN})`);
+  const dir = mkdtempSync(join(tmpdir(), "mcpo-browser-"));
+  const child = spawn(BIN, [], {
+    cwd: dir,
+    stdio: ["ignore", "pipe", "inherit"],
+    env: {
+      ...process.env,
+      RUST_LOG: "warn",
+      MCPO__SERVER__BIND: "127.0.0.1:0",
+      MCPO__STORAGE__SQLITE_PATH: join(dir, "orchestrator.db"),
+      // The default provider takes ~0.3 s a call: a workflow lives a few seconds.
+      MCPO__PROVIDERS__SIMULATED__LATENCY_MS: "300",
+      // Slower: a workflow started during the test runs ~8 s, seen by several polls.
+      MCPO__PROVIDERS__MEDIUM__KIND: "simulated",
+      MCPO__PROVIDERS__MEDIUM__LATENCY_MS: "2000",
+      // One that never finishes on its own, to cancel from the page.
+      MCPO__PROVIDERS__SLOW__KIND: "simulated",
+      MCPO__PROVIDERS__SLOW__LATENCY_MS: "600000",
+    },
+  });
+  const base = new Promise((resolve, reject) => {
+    let buf = "";
+    child.stdout.on("data", (d) => {
+      buf += d;
+      const m = buf.match(/listening on (http:\/\/\S+)/);
+      if (m) resolve(m[1]);
+    });
+    child.on("exit", (code) => reject(new Error(`server exited early with ${code}`)));
+  });
+  return { child, base };
+}
+
+async function api(base, method, path, body) {
+  const r = await fetch(base + path, {
+    method,
+    headers: body ? { "content-type": "application/json" } : {},
+    body: body ? JSON.stringify(body) : undefined,
+  });
+  const text = await r.text();
+  return { status: r.status, body: text.startsWith("{") ? JSON.parse(text) : text };
+}
+
+// Polls from here: the page's CSP (rightly) forbids the eval that
+// page.waitForFunction would need.
+async function waitFor(what, fn, ms = 30000) {
+  const t = Date.now();
+  for (;;) {
+    const v = await fn();
+    if (v) return v;
+    if (Date.now() - t > ms) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+function completedFromMetrics(text, status) {
+  return text.split("\n")
+    .filter((l) => l.startsWith("workflows_completed_total{") && l.includes(`status="${status}"`))
+    .reduce((a, l) => a + Number(l.split(" ").pop()), 0);
+}
+
+test("dashboard in headless Chromium", async () => {
+  assert.ok(existsSync(CHROMIUM), `Chromium is missing at ${CHROMIUM}: apt-get install chromium`);
+  const { child, base: baseP } = startServer();
+  const base = await baseP;
+  const browser = await chromium.launch({
+    executablePath: CHROMIUM,
+    args: ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+      "--disable-component-update", "--disable-sync", "--no-first-run"],
+  });
+  try {
+    // Two finished before the page opens, so the numbers are not all zero.
+    const done = [];
+    for (const n of [3, 4]) {
+      const r = await api(base, "POST", "/v1/workflows", { pattern: "research", task: `warm-up ${n}`, config: { num_agents: n } });
+      assert.equal(r.status, 201);
+      done.push(r.body.id);
+    }
+    for (const id of done) {
+      await waitFor(`${id} completed`, async () => (await api(base, "GET", `/v1/workflows/${id}`)).body.status === "completed");
+    }
+
+    const page = await browser.newPage({ viewport: { width: 1400, height: 1000 } });
+    const problems = [];
+    page.on("console", (m) => { if (m.type() === "error") problems.push("console: " + m.text()); });
+    page.on("pageerror", (e) => problems.push("pageerror: " + e.message));
+    page.on("requestfailed", (r) => {
+      // An SSE stream the page closes itself is reported as aborted; that is fine.
+      if (!r.url().endsWith("/events")) problems.push("requestfailed: " + r.url());
+    });
+    const external = [];
+    page.on("request", (r) => { if (!r.url().startsWith(base) && !r.url().startsWith("data:")) external.push(r.url()); });
+
+    await page.goto(base + "/dashboard");
+    await page.evaluate(() => { window.__noReload = true; });
+    await waitFor("first refresh", async () => Number(await page.getAttribute("body", "data-refreshed")) >= 1);
+
+    // Numbers match the API (nothing is running now, so they are stable).
+    const health = (await api(base, "GET", "/health")).body;
+    const metrics = (await api(base, "GET", "/metrics")).body;
+    const completedList = (await api(base, "GET", "/v1/workflows?status=completed")).body.items;
+    assert.equal(await page.textContent("#active"), String(health.active_workflows));
+    assert.equal(await page.textContent("#completed"), String(completedFromMetrics(metrics, "completed")));
+    assert.equal(await page.textContent("#completed"), String(completedList.length));
+    assert.equal(await page.textContent("#created"), "2");
+    assert.equal(await page.locator("#recent-table tbody tr").count(), 2);
+
+    // A workflow started now appears, and reaches completed without a reload.
+    const live = (await api(base, "POST", "/v1/workflows", { pattern: "research", task: "live one", config: { num_agents: 3, provider: "medium" } })).body.id;
+    await page.waitForSelector(`#active-table tr[data-id="${live}"]`, { timeout: 15000 });
+    await page.click(`#active-table tr[data-id="${live}"]`);
+    await page.waitForSelector('#timeline li[data-type="agent_completed"]', { timeout: 15000 });
+    await waitFor("#detail-status = completed", async () => (await page.textContent("#detail-status")) === "completed", 30000);
+    await page.waitForSelector('#timeline li[data-type="workflow_completed"]');
+    await page.waitForSelector(`#recent-table tr[data-id="${live}"][data-status="completed"]`, { timeout: 15000 });
+    assert.equal((await api(base, "GET", `/v1/workflows/${live}`)).body.status, "completed");
+    await waitFor("#completed = 3", async () => (await page.textContent("#completed")) === "3", 15000);
+
+    // Cancel from the page.
+    const slow = (await api(base, "POST", "/v1/workflows", { pattern: "search", task: "never ends", config: { provider: "slow" } })).body.id;
+    await page.waitForSelector(`#active-table tr[data-id="${slow}"]`, { timeout: 15000 });
+    await page.click(`#active-table tr[data-id="${slow}"]`);
+    await page.waitForSelector('#timeline li[data-type="workflow_started"]', { timeout: 15000 });
+    await page.click("#detail-cancel");
+    await waitFor("#detail-status = cancelled", async () => (await page.textContent("#detail-status")) === "cancelled", 15000);
+    await page.waitForSelector(`#recent-table tr[data-id="${slow}"][data-status="cancelled"]`, { timeout: 15000 });
+    assert.equal((await api(base, "GET", `/v1/workflows/${slow}`)).body.status, "cancelled");
+    await waitFor("#cancelled = 1", async () => (await page.textContent("#cancelled")) === "1", 15000);
+
+    assert.equal(await page.evaluate(() => window.__noReload), true, "the page reloaded");
+    const out = join(HERE, "out");
+    mkdirSync(out, { recursive: true });
+    await page.screenshot({ path: join(out, "dashboard.png"), fullPage: true });
+    assert.deepEqual(external, [], "the page fetched something from elsewhere");
+    assert.deepEqual(problems, [], "console errors or failed requests");
+  } catch (e) {
+    const out = join(HERE, "out");
+    mkdirSync(out, { recursive: true });
+    for (const p of browser.contexts().flatMap((c) => c.pages())) {
+      await p.screenshot({ path: join(out, "failure.png"), fullPage: true }).catch(() => {});
+    }
+    throw e;
+  } finally {
+    await browser.close();
+    child.kill("SIGTERM");
+  }
+});
