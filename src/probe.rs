@@ -29,8 +29,10 @@ pub fn target(bind: &str) -> Result<SocketAddr, String> {
 pub fn check(addr: SocketAddr, timeout: Duration) -> Result<String, String> {
     let mut s = TcpStream::connect_timeout(&addr, timeout)
         .map_err(|e| format!("cannot connect to {addr}: {e}"))?;
-    s.set_read_timeout(Some(timeout)).map_err(|e| e.to_string())?;
-    s.set_write_timeout(Some(timeout)).map_err(|e| e.to_string())?;
+    s.set_read_timeout(Some(timeout))
+        .map_err(|e| e.to_string())?;
+    s.set_write_timeout(Some(timeout))
+        .map_err(|e| e.to_string())?;
     let req = format!("GET /health HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
     s.write_all(req.as_bytes())
         .map_err(|e| format!("cannot send to {addr}: {e}"))?;
@@ -62,7 +64,10 @@ mod tests {
 
     #[test]
     fn wildcard_binds_are_probed_on_loopback() {
-        assert_eq!(target("0.0.0.0:5060").unwrap().to_string(), "127.0.0.1:5060");
+        assert_eq!(
+            target("0.0.0.0:5060").unwrap().to_string(),
+            "127.0.0.1:5060"
+        );
         assert_eq!(target("127.0.0.1:7").unwrap().to_string(), "127.0.0.1:7");
         assert!(target("nonsense").is_err());
     }

@@ -315,7 +315,7 @@ impl WorkflowRegistry {
         }
         self.out.event(a, kind, data);
         let seq = self.out.record(a);
-        tracing::info!(workflow_id = id, request_id = a.request_id.as_deref(), status = %to, "workflow finished");
+        tracing::info!(workflow_id = id, request_id = %a.request_id.as_deref().unwrap_or("-"), status = %to, "workflow finished");
         self.retire(id).map(|wf| (wf, seq))
     }
 

@@ -120,7 +120,7 @@ pub async fn drive(run: Run) {
     let span = tracing::info_span!(
         "workflow",
         workflow_id = %run.id,
-        request_id = run.request_id.as_deref().unwrap_or("-"),
+        request_id = %run.request_id.as_deref().unwrap_or("-"),
     );
     drive_run(run).instrument(span).await;
 }

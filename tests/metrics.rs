@@ -1,0 +1,275 @@
+//! `/metrics` over real HTTP: the exposition passes `promtool check metrics`, and
+//! the counters hold exactly what a known sequence of workflows did; a restart
+//! does not count restored workflows again.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+
+use crate::common::{research, server, Server, SEC};
+
+/// `name{labels}` → value, from the Prometheus text format.
+pub fn samples(text: &str) -> HashMap<String, f64> {
+    text.lines()
+        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+        .filter_map(|l| {
+            let (series, value) = l.rsplit_once(' ')?;
+            Some((series.to_string(), value.parse().ok()?))
+        })
+        .collect()
+}
+
+pub async fn scrape(s: &Server) -> String {
+    let r = s
+        .http
+        .get(s.url("/metrics"))
+        .send()
+        .await
+        .expect("GET /metrics");
+    assert_eq!(r.status().as_u16(), 200);
+    let ct = r.headers()["content-type"]
+        .to_str()
+        .unwrap_or("")
+        .to_string();
+    assert!(ct.starts_with("text/plain; version=0.0.4"), "{ct}");
+    r.text().await.expect("metrics body")
+}
+
+fn value(m: &HashMap<String, f64>, series: &str) -> f64 {
+    m.get(series).copied().unwrap_or(0.0)
+}
+
+/// Polls until `series` has `want` (metrics that lag a moment behind the API).
+async fn wait_value(s: &Server, series: &str, want: f64) {
+    let t = Instant::now();
+    loop {
+        let got = value(&samples(&scrape(s).await), series);
+        if got == want {
+            return;
+        }
+        assert!(t.elapsed() < 20 * SEC, "{series} = {got}, want {want}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+pub fn promtool_check(text: &str) {
+    use std::io::Write;
+    let mut child = std::process::Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("promtool is missing: apt-get install prometheus (scripts/test.sh does)");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(text.as_bytes())
+        .expect("write to promtool");
+    let out = child.wait_with_output().expect("promtool");
+    assert!(
+        out.status.success(),
+        "promtool check metrics failed:\n{}{}\n--- exposition ---\n{text}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn slow_server() -> crate::common::Builder {
+    server()
+        .env("MCPO__PROVIDERS__SLOW__KIND", "simulated")
+        .env("MCPO__PROVIDERS__SLOW__LATENCY_MS", 600_000)
+}
+
+#[tokio::test]
+async fn counters_match_a_known_sequence_and_promtool_accepts_them() {
+    let s = slow_server()
+        .env("MCPO__RETENTION__MAX_COMPLETED", 2)
+        .start();
+    // Before anything ran: the seed's gauges are there, at zero.
+    let m = samples(&scrape(&s).await);
+    assert_eq!(m.get("active_workflows"), Some(&0.0));
+    assert_eq!(m.get("redis_memory_bytes"), Some(&0.0));
+
+    // 3 research completed, 1 search cancelled, 1 research failed (token budget).
+    let mut done = Vec::new();
+    for i in 0..3 {
+        done.push(s.create(research(&format!("metric run {i}"), 3)).await);
+    }
+    let slow = s
+        .create(json!({"pattern": "search", "task": "never ends", "config": {"provider": "slow"}}))
+        .await;
+    let failing = s
+        .create(json!({"pattern": "research", "task": "too expensive",
+            "config": {"num_agents": 3, "max_tokens_total": 1}}))
+        .await;
+    for id in &done {
+        s.wait_status(id, "completed", 30 * SEC).await;
+    }
+    s.wait_status(&failing, "failed", 30 * SEC).await;
+    s.wait_status(&slow, "running", 30 * SEC).await;
+
+    // An SSE client is counted while connected.
+    let stream = s
+        .http
+        .get(s.url(&format!("/v1/workflows/{slow}/events")))
+        .send()
+        .await
+        .expect("SSE");
+    let m = samples(&scrape(&s).await);
+    assert_eq!(value(&m, "sse_clients"), 1.0);
+    assert_eq!(value(&m, "active_workflows"), 1.0);
+    drop(stream);
+
+    let r = s
+        .post(&format!("/v1/workflows/{slow}/cancel"), &json!({}))
+        .await;
+    assert_eq!(r.status, 200);
+    s.get(&format!("/v1/workflows/{slow}")).await;
+    s.get("/v1/workflows/wf_does_not_exist").await;
+
+    // 5 finished, 2 retained: 3 evicted.
+    wait_value(&s, "workflows_evicted_total", 3.0).await;
+    let text = scrape(&s).await;
+    promtool_check(&text);
+    let m = samples(&text);
+    let expect = [
+        (
+            r#"workflows_created_total{orchestrator_type="research"}"#,
+            4.0,
+        ),
+        (
+            r#"workflows_created_total{orchestrator_type="search"}"#,
+            1.0,
+        ),
+        (
+            r#"workflows_completed_total{orchestrator_type="research",status="completed"}"#,
+            3.0,
+        ),
+        (
+            r#"workflows_completed_total{orchestrator_type="research",status="failed"}"#,
+            1.0,
+        ),
+        (
+            r#"workflows_completed_total{orchestrator_type="search",status="cancelled"}"#,
+            1.0,
+        ),
+        (
+            r#"workflow_duration_seconds_count{orchestrator_type="research"}"#,
+            4.0,
+        ),
+        (
+            r#"workflow_cost_usd_count{orchestrator_type="search"}"#,
+            1.0,
+        ),
+        ("active_workflows", 0.0),
+        ("redis_memory_bytes", 0.0),
+        (
+            r#"http_requests_total{method="POST",route="/v1/workflows",status="201"}"#,
+            5.0,
+        ),
+        (
+            r#"http_requests_total{method="POST",route="/v1/workflows/{id}/cancel",status="200"}"#,
+            1.0,
+        ),
+        (
+            r#"http_requests_total{method="GET",route="/v1/workflows/{id}",status="404"}"#,
+            1.0,
+        ),
+        (r#"persister_queue_depth{persister="primary"}"#, 0.0),
+        (r#"persister_failures_total{persister="primary"}"#, 0.0),
+        (r#"webhook_deliveries_total{outcome="delivered"}"#, 0.0),
+    ];
+    for (series, want) in expect {
+        assert_eq!(m.get(series), Some(&want), "{series}\n{text}");
+    }
+    // Nothing else finished or was created.
+    let total = |prefix: &str| -> f64 {
+        m.iter()
+            .filter(|(k, _)| k.starts_with(prefix))
+            .map(|(_, v)| v)
+            .sum()
+    };
+    assert_eq!(total("workflows_completed_total{"), 5.0);
+    assert_eq!(total("workflows_created_total{"), 5.0);
+    // Routes are patterns: no workflow id ever becomes a label value.
+    assert!(!text.contains("route=\"/v1/workflows/wf_"), "{text}");
+    assert!(value(&m, r#"persister_writes_total{persister="primary"}"#) > 0.0);
+    assert!(
+        value(
+            &m,
+            r#"llm_requests_total{provider="simulated",model="simulated",outcome="ok"}"#
+        ) >= 15.0
+    );
+    assert!(
+        value(
+            &m,
+            r#"llm_tokens_total{provider="simulated",model="simulated",kind="input"}"#
+        ) > 0.0
+    );
+    assert!(
+        value(
+            &m,
+            r#"llm_request_duration_seconds_count{provider="simulated",model="simulated"}"#
+        ) > 0.0
+    );
+    for help in [
+        "# HELP workflows_created_total",
+        "# HELP workflow_duration_seconds",
+        "# TYPE workflow_cost_usd histogram",
+        "# HELP llm_queue_wait_seconds",
+    ] {
+        assert!(text.contains(help), "missing {help}");
+    }
+}
+
+#[tokio::test]
+async fn a_restart_does_not_count_restored_workflows_again() {
+    let s = slow_server().start();
+    let dir = s.dir.clone();
+    let a = s.create(research("before restart", 3)).await;
+    s.wait_status(&a, "completed", 30 * SEC).await;
+    let slow = s
+        .create(json!({"pattern": "research", "task": "resumed later",
+            "config": {"num_agents": 3, "provider": "slow"}}))
+        .await;
+    s.wait_status(&slow, "running", 30 * SEC).await;
+    let mut s = s;
+    s.kill9();
+
+    // Same data; the "slow" provider is fast now, so the resumed run finishes.
+    let s = server()
+        .dir(&dir)
+        .env("MCPO__PROVIDERS__SLOW__KIND", "simulated")
+        .env("MCPO__PROVIDERS__SLOW__LATENCY_MS", 10)
+        .start();
+    s.wait_status(&slow, "completed", 30 * SEC).await;
+    let text = scrape(&s).await;
+    promtool_check(&text);
+    let m = samples(&text);
+    let created: f64 = m
+        .iter()
+        .filter(|(k, _)| k.starts_with("workflows_created_total"))
+        .map(|(_, v)| v)
+        .sum();
+    assert_eq!(
+        created, 0.0,
+        "restored workflows counted as created:\n{text}"
+    );
+    let completed: f64 = m
+        .iter()
+        .filter(|(k, _)| k.starts_with("workflows_completed_total"))
+        .map(|(_, v)| v)
+        .sum();
+    // Only the resumed one finished in this process; the one restored finished does not count.
+    assert_eq!(completed, 1.0, "{text}");
+    assert_eq!(
+        value(
+            &m,
+            r#"workflows_completed_total{orchestrator_type="research",status="completed"}"#
+        ),
+        1.0
+    );
+}
