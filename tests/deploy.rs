@@ -107,10 +107,7 @@ fn regex_lite_groups(s: &str) -> String {
         "group_left",
         "group_right",
     ] {
-        loop {
-            let Some(pos) = find_keyword(&out, kw) else {
-                break;
-            };
+        while let Some(pos) = find_keyword(&out, kw) {
             let rest = &out[pos + kw.len()..];
             let trimmed = rest.trim_start();
             if !trimmed.starts_with('(') {
