@@ -6,6 +6,7 @@ mod common;
 mod api;
 mod cancel;
 mod compat;
+mod dashboard;
 mod deploy;
 mod lifecycle;
 mod limits;

@@ -351,6 +351,21 @@ async fn provider_quota_queues_calls_across_workflows() {
         }
     }
     assert!(queued > 0.5, "waiting time shows in events: {queued}");
+    // And in /metrics, per provider: the wait, the calls and their tokens.
+    let m = crate::metrics::samples(&crate::metrics::scrape(&s).await);
+    assert_eq!(m[r#"llm_queue_wait_seconds_count{provider="fake"}"#], 6.0);
+    assert!(m[r#"llm_queue_wait_seconds_sum{provider="fake"}"#] > 0.5);
+    let sum = |prefix: &str, suffix: &str| -> f64 {
+        m.iter()
+            .filter(|(k, _)| k.starts_with(prefix) && k.ends_with(suffix))
+            .map(|(_, v)| v)
+            .sum()
+    };
+    assert_eq!(
+        sum(r#"llm_requests_total{provider="fake","#, r#"outcome="ok"}"#),
+        6.0
+    );
+    assert!(sum(r#"llm_tokens_total{provider="fake","#, r#"kind="output"}"#) > 0.0);
 }
 
 #[tokio::test]

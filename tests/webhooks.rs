@@ -203,6 +203,13 @@ async fn failed_deliveries_are_retried_with_backoff() {
     assert!(stats["webhooks"]["total_deliveries"].as_u64().unwrap() >= 2);
     assert!(stats["total_events_emitted"].as_u64().unwrap() > 0);
     assert_eq!(stats["webhooks"]["registered"], 2);
+    // /metrics counts the same deliveries and attempts.
+    let m = crate::metrics::samples(&crate::metrics::scrape(&s).await);
+    let w = &stats["webhooks"];
+    assert_eq!(m[r#"webhook_deliveries_total{outcome="delivered"}"#], 1.0);
+    assert_eq!(m[r#"webhook_deliveries_total{outcome="failed"}"#], 1.0);
+    assert_eq!(m["webhook_attempts_total"], w["attempts"].as_f64().unwrap());
+    assert_eq!(m["webhook_attempts_total"], 7.0);
 }
 
 #[tokio::test]
