@@ -104,10 +104,9 @@ function draw(svg, values, fmt) {
   const line = document.createElementNS(ns, "polyline");
   line.setAttribute("class", "line");
   line.setAttribute("points", pts);
-  const label = document.createElementNS(ns, "text");
-  label.setAttribute("x", 4); label.setAttribute("y", 12);
-  label.textContent = "max " + fmt(max === 1e-9 ? 0 : max) + " · now " + fmt(values[values.length - 1] || 0);
-  svg.replaceChildren(axis, line, label);
+  svg.replaceChildren(axis, line);
+  // The label lives outside the stretched SVG so its text keeps its shape.
+  text($(svg.id + "-label"), "· max " + fmt(max === 1e-9 ? 0 : max) + " · now " + fmt(values[values.length - 1] || 0));
 }
 
 function charts() {
