@@ -59,6 +59,9 @@ struct E2e {
     /// The server's providers.simulated.latency_ms, for the critical path.
     #[arg(long)]
     sim_latency_ms: u64,
+    /// The server's process id (same machine): report its CPU time per workflow.
+    #[arg(long)]
+    server_pid: Option<u32>,
 }
 
 #[derive(clap::Args)]
@@ -205,6 +208,20 @@ async fn e2e(a: E2e) {
             }
         }
     };
+    // CPU seconds (user + system) of the server and of this tool over the window.
+    let cpu = {
+        let pid = a.server_pid;
+        tokio::spawn(async move {
+            tokio::time::sleep_until(measure_from.into()).await;
+            let before = (pid.map(cpu_secs), cpu_secs(std::process::id()));
+            tokio::time::sleep_until(end.into()).await;
+            let after = (pid.map(cpu_secs), cpu_secs(std::process::id()));
+            (
+                after.0.zip(before.0).map(|(a, b)| a - b),
+                after.1 - before.1,
+            )
+        })
+    };
     let mut tasks = Vec::new();
     match a.rate {
         None => {
@@ -271,6 +288,18 @@ async fn e2e(a: E2e) {
         "critical path {critical_ms} ms; {}",
         summary("orchestration overhead", overhead)
     );
+    if let Ok((server, own)) = cpu.await {
+        let per = |s: f64| s * 1000.0 / done.max(1) as f64;
+        match server {
+            Some(s) => println!(
+                "CPU: server {:.2} ms per workflow ({:.0}% of one core), loadgen {:.2} ms per workflow",
+                per(s),
+                s / secs * 100.0,
+                per(own)
+            ),
+            None => println!("CPU: loadgen {:.2} ms per workflow", per(own)),
+        }
+    }
 }
 
 async fn http(a: HttpLoad) {
@@ -402,6 +431,20 @@ async fn seed(a: Seed) {
     );
 }
 
+/// utime + stime of a process, in seconds (from /proc; 0 if unreadable).
+fn cpu_secs(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the parenthesised command name; utime and stime are 14th and 15th.
+    let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: f64 = [11, 12]
+        .iter()
+        .filter_map(|&i| f.get(i).and_then(|v| v.parse::<f64>().ok()))
+        .sum();
+    // USER_HZ is 100 on Linux.
+    ticks / 100.0
+}
+
 fn rss_kib(pid: u32) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
         .ok()
@@ -413,13 +456,15 @@ fn rss_kib(pid: u32) -> u64 {
         .unwrap_or(0)
 }
 
-async fn restore(a: Restore) {
+/// One start of the server on the seeded store, keeping at most `retain` finished
+/// workflows in memory: (time to listening, workflows retained, resident KiB).
+async fn start_once(a: &Restore, retain: usize) -> (Duration, u64, u64) {
     use tokio::io::{AsyncBufReadExt, BufReader};
     let t = Instant::now();
     let mut child = tokio::process::Command::new(&a.bin)
         .env("MCPO__SERVER__BIND", "127.0.0.1:0")
         .env("MCPO__STORAGE__SQLITE_PATH", &a.sqlite)
-        .env("MCPO__RETENTION__MAX_COMPLETED", a.retain.to_string())
+        .env("MCPO__RETENTION__MAX_COMPLETED", retain.to_string())
         .env("MCPO__RETENTION__MAX_AGE", "3650days")
         .env("RUST_LOG", "warn")
         .stdout(std::process::Stdio::piped())
@@ -448,9 +493,25 @@ async fn restore(a: Restore) {
     let retained = health["components"]["registry"]["retained"]
         .as_u64()
         .unwrap_or(0);
-    println!("start to listening (migrations + restore): {:.3} s; retained in memory: {retained}; resident memory: {rss} KiB",
-        ready.as_secs_f64());
     let _ = child.kill().await;
+    (ready, retained, rss)
+}
+
+async fn restore(a: Restore) {
+    // Same binary, same store, nothing retained: the baseline memory.
+    let (t0, _, rss0) = start_once(&a, 0).await;
+    let (t, retained, rss) = start_once(&a, a.retain).await;
+    println!(
+        "start to listening (migrations + restore): {:.3} s with {retained} retained ({:.3} s with none)",
+        t.as_secs_f64(),
+        t0.as_secs_f64()
+    );
+    let per = (rss.saturating_sub(rss0)) as f64 / retained.max(1) as f64;
+    println!(
+        "resident memory: {rss} KiB with {retained} retained, {rss0} KiB with none: {:.0} KiB per 10,000 retained ({:.2} KiB each)",
+        per * 10_000.0,
+        per
+    );
 }
 
 #[tokio::main]

@@ -5,6 +5,7 @@ pub mod instrumented;
 pub mod openai;
 pub mod quota;
 pub mod simulated;
+mod timer;
 
 use std::collections::HashMap;
 use std::sync::Arc;

@@ -86,7 +86,7 @@ impl Provider for SimulatedProvider {
 
     async fn chat(&self, req: ChatRequest) -> Result<ChatResponse, ProviderError> {
         if !self.latency.is_zero() {
-            tokio::time::sleep(self.latency).await;
+            super::timer::sleep_precisely(self.latency).await;
         }
         let text = Self::answer(&req);
         let tokens = TokenUsage::new(

@@ -1,0 +1,87 @@
+#!/usr/bin/env bash
+# Reproduces the numbers in BENCHMARKS.md: release build, the real server and the
+# load tool as two processes on loopback.
+#
+#   scripts/bench.sh sqlite      # embedded SQLite (the default setup)
+#   scripts/bench.sh redis-pg    # PostgreSQL primary + Redis mirror (127.0.0.1)
+#
+# Each run starts a fresh store (temporary SQLite file / new PG database / own
+# Redis prefix). Output: one block per measurement, each headed by its command.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+SETUP="${1:-sqlite}"
+DURATION="${DURATION:-20s}"
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-/var/tmp/mcpo-target}"
+BIN="$CARGO_TARGET_DIR/release/mcp-orchestrator"
+LOADGEN="$CARGO_TARGET_DIR/release/loadgen"
+PORT="${PORT:-5077}"
+URL="http://127.0.0.1:$PORT"
+WORK="$(mktemp -d /tmp/mcpo-bench.XXXXXX)"
+SERVER_PID=""
+
+cargo build --release --quiet --bins
+
+cleanup() { [ -n "$SERVER_PID" ] && kill "$SERVER_PID" 2>/dev/null || true; wait 2>/dev/null || true; }
+trap cleanup EXIT
+
+setup_env() {
+  SETUP_ENV=(MCPO__STORAGE__SQLITE_PATH="$WORK/orchestrator.db")
+  if [ "$SETUP" = "redis-pg" ]; then
+    local db="mcpo_bench_$$_$RANDOM"
+    psql -q -h 127.0.0.1 -U postgres -d postgres -c "CREATE DATABASE $db" >/dev/null
+    SETUP_ENV+=(MCPO__POSTGRES__URL="postgres://postgres@127.0.0.1:5432/$db"
+                MCPO__REDIS__URL="redis://127.0.0.1:6379"
+                MCPO__REDIS__KEY_PREFIX="bench$$:$RANDOM:")
+  fi
+}
+
+# start_server LATENCY_MS [extra VAR=value ...]
+start_server() {
+  local latency="$1"; shift
+  setup_env
+  env "${SETUP_ENV[@]}" \
+    MCPO__SERVER__BIND="127.0.0.1:$PORT" \
+    MCPO__LIMITS__MAX_ACTIVE=100000 \
+    MCPO__PROVIDERS__SIMULATED__LATENCY_MS="$latency" \
+    MCPO__LOG__LEVEL=warn \
+    "$@" "$BIN" >"$WORK/server.out" 2>"$WORK/server.log" &
+  SERVER_PID=$!
+  for _ in $(seq 1 200); do
+    grep -q "listening on" "$WORK/server.out" 2>/dev/null && return
+    sleep 0.05
+  done
+  cat "$WORK/server.log" >&2
+  echo "server did not start" >&2
+  exit 1
+}
+
+stop_server() {
+  kill "$SERVER_PID"; wait "$SERVER_PID" || true; SERVER_PID=""
+}
+
+run() {
+  echo
+  echo "\$ $*"
+  "$@"
+}
+
+echo "# setup: $SETUP; $(nproc) cores; $(date -u +%FT%TZ); commit $(git rev-parse --short HEAD)"
+
+start_server 0
+run "$LOADGEN" e2e --url "$URL" --concurrency 200 --duration "$DURATION" --sim-latency-ms 0
+run "$LOADGEN" e2e --url "$URL" --rate 500 --duration "$DURATION" --sim-latency-ms 0
+run "$LOADGEN" http --url "$URL" --op get --concurrency 64 --duration 10s
+run "$LOADGEN" http --url "$URL" --op post --concurrency 64 --duration 10s
+stop_server
+
+start_server 50
+run "$LOADGEN" e2e --url "$URL" --concurrency 200 --duration "$DURATION" --sim-latency-ms 50
+run "$LOADGEN" e2e --url "$URL" --rate 500 --duration "$DURATION" --sim-latency-ms 50
+stop_server
+
+if [ "$SETUP" = "sqlite" ]; then
+  run "$LOADGEN" seed --sqlite "$WORK/restore.db" --count 100000
+  run "$LOADGEN" restore --bin "$BIN" --sqlite "$WORK/restore.db" --retain 100000
+fi
+rm -rf "$WORK"
