@@ -69,15 +69,15 @@ run() {
 echo "# setup: $SETUP; $(nproc) cores; $(date -u +%FT%TZ); commit $(git rev-parse --short HEAD)"
 
 start_server 0
-run "$LOADGEN" e2e --url "$URL" --concurrency 200 --duration "$DURATION" --sim-latency-ms 0
-run "$LOADGEN" e2e --url "$URL" --rate 500 --duration "$DURATION" --sim-latency-ms 0
+run "$LOADGEN" e2e --url "$URL" --concurrency 200 --duration "$DURATION" --sim-latency-ms 0 --server-pid "$SERVER_PID"
+run "$LOADGEN" e2e --url "$URL" --rate 500 --duration "$DURATION" --sim-latency-ms 0 --server-pid "$SERVER_PID"
 run "$LOADGEN" http --url "$URL" --op get --concurrency 64 --duration 10s
 run "$LOADGEN" http --url "$URL" --op post --concurrency 64 --duration 10s
 stop_server
 
 start_server 50
-run "$LOADGEN" e2e --url "$URL" --concurrency 200 --duration "$DURATION" --sim-latency-ms 50
-run "$LOADGEN" e2e --url "$URL" --rate 500 --duration "$DURATION" --sim-latency-ms 50
+run "$LOADGEN" e2e --url "$URL" --concurrency 200 --duration "$DURATION" --sim-latency-ms 50 --server-pid "$SERVER_PID"
+run "$LOADGEN" e2e --url "$URL" --rate 500 --duration "$DURATION" --sim-latency-ms 50 --server-pid "$SERVER_PID"
 stop_server
 
 if [ "$SETUP" = "sqlite" ]; then

@@ -40,14 +40,15 @@ async fn eviction_retires_earliest_completed_not_shortest() {
     let dir = new_dir();
     let s = server()
         .dir(&dir)
-        .latency_ms(15)
+        .latency_ms(30)
         .env("MCPO__RETENTION__MAX_COMPLETED", 3)
         .start();
     // Each later workflow is shorter but completes later: durations are the
     // reverse of completion order.
     let mut ids = Vec::new();
     let mut durations = Vec::new();
-    for n in [14u32, 12, 10, 8, 6, 3] {
+    // Three calls (90 ms) between neighbours: robust on a busy machine.
+    for n in [18u32, 15, 12, 9, 6, 3] {
         let id = s
             .create(json!({"pattern": "research", "task": format!("n={n}"),
                            "config": {"num_agents": n, "max_concurrent_agents": 1, "enable_synthesis": false}}))
