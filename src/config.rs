@@ -174,12 +174,38 @@ pub struct RedisConfig {
 }
 
 /// PostgreSQL as the primary store (optional; embedded SQLite otherwise).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct PostgresConfig {
     /// `postgres://user[:pass]@host:port/db`; unset = embedded SQLite is primary.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub url: Option<String>,
+    /// Connections for the writer and point reads.
+    pub pool_size: usize,
+    /// Connections for analytics queries: their own pool, so they cannot starve the writer.
+    pub analytics_pool_size: usize,
+    /// Every statement is cancelled by the server after this long.
+    #[serde(with = "humantime_serde")]
+    pub statement_timeout: Duration,
+    /// How long a sync create/cancel waits for PostgreSQL before answering 503.
+    #[serde(with = "humantime_serde")]
+    pub ack_timeout: Duration,
+    /// Opening one connection (and waiting for a free one) at most.
+    #[serde(with = "humantime_serde")]
+    pub connect_timeout: Duration,
+}
+
+impl Default for PostgresConfig {
+    fn default() -> Self {
+        PostgresConfig {
+            url: None,
+            pool_size: 8,
+            analytics_pool_size: 2,
+            statement_timeout: Duration::from_secs(30),
+            ack_timeout: Duration::from_secs(5),
+            connect_timeout: Duration::from_secs(5),
+        }
+    }
 }
 
 /// A URL with its password replaced by `***`, for logs, errors and `check-config`.
@@ -437,6 +463,21 @@ impl Config {
                 "must be at least 1".into(),
             );
         }
+        if self.postgres.pool_size == 0 || self.postgres.analytics_pool_size == 0 {
+            return bad(
+                "postgres.pool_size/postgres.analytics_pool_size",
+                "must be at least 1".into(),
+            );
+        }
+        for (key, d) in [
+            ("postgres.statement_timeout", self.postgres.statement_timeout),
+            ("postgres.ack_timeout", self.postgres.ack_timeout),
+            ("postgres.connect_timeout", self.postgres.connect_timeout),
+        ] {
+            if d < Duration::from_millis(1) {
+                return bad(key, "must be positive".into());
+            }
+        }
         if self.limits.max_active == 0 {
             return bad("limits.max_active", "must be at least 1".into());
         }
@@ -513,6 +554,14 @@ impl Config {
             );
         }
         Ok(())
+    }
+
+    /// How long a sync create/cancel waits for the primary store.
+    pub fn ack_timeout(&self) -> Duration {
+        match self.postgres.url {
+            Some(_) => self.postgres.ack_timeout,
+            None => self.storage.ack_timeout,
+        }
     }
 
     /// Problems that do not stop the server but will refuse some work.

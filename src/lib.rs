@@ -53,7 +53,7 @@ impl AppState {
     pub async fn acknowledge(&self, seq: u64) -> Result<(), ApiError> {
         if self.config.storage.durability == Durability::Sync {
             self.primary
-                .wait_committed(seq, self.config.storage.ack_timeout)
+                .wait_committed(seq, self.config.ack_timeout())
                 .await
                 .map_err(|e| ApiError::StoreUnavailable(e.0))?;
         }
@@ -64,7 +64,7 @@ impl AppState {
     /// until every change emitted so far is committed. A store that is down makes
     /// the read itself fail, so the wait's own failure is not an error.
     pub async fn read_barrier(&self) {
-        let _ = self.primary.barrier(self.config.storage.ack_timeout).await;
+        let _ = self.primary.barrier(self.config.ack_timeout()).await;
     }
 }
 

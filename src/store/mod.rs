@@ -2,6 +2,8 @@
 //! PostgreSQL when configured. Writes arrive only as batches of `StateChange`s from
 //! the writer actor; reads serve what memory no longer holds.
 
+pub mod analytics;
+pub mod postgres;
 pub mod sqlite;
 
 use std::time::Duration;
@@ -65,6 +67,21 @@ pub trait Store: Send + Sync + 'static {
     async fn load_webhooks(&self) -> Result<(Vec<Subscription>, Vec<Delivery>), StoreError>;
     /// A workflow's deliveries, oldest event first.
     async fn deliveries_for(&self, workflow_id: &str) -> Result<Vec<Delivery>, StoreError>;
+    /// Workflow counts by status and pattern over the whole stored history.
+    async fn analytics_workflows(
+        &self,
+        q: &analytics::AnalyticsQuery,
+    ) -> Result<analytics::WorkflowStats, StoreError>;
+    /// Costs in total, by pattern, by model and by day.
+    async fn analytics_costs(
+        &self,
+        q: &analytics::AnalyticsQuery,
+    ) -> Result<analytics::CostStats, StoreError>;
+    /// Execution-time distribution and success rate of finished workflows.
+    async fn analytics_performance(
+        &self,
+        q: &analytics::AnalyticsQuery,
+    ) -> Result<analytics::PerformanceStats, StoreError>;
     /// A round trip to the store; its latency goes into `/health`.
     async fn ping(&self) -> Result<Duration, StoreError>;
 }

@@ -11,11 +11,14 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use rusqlite::{params, Connection, OptionalExtension};
 
+use super::analytics::{AnalyticsQuery, CostStats, PerformanceStats, WorkflowStats};
 use super::{ListQuery, Startup, Store, StoreError, StoredActive};
 use crate::config::Durability;
 use crate::domain::{
     ChangeKind, Delivery, Event, EventType, StateChange, Subscription, Workflow, WorkflowResult,
 };
+
+mod analytics;
 
 mod embedded {
     refinery::embed_migrations!("migrations/sqlite");
@@ -425,6 +428,24 @@ impl Store for SqliteStore {
             )
         })
         .await
+    }
+
+    async fn analytics_workflows(&self, q: &AnalyticsQuery) -> Result<WorkflowStats, StoreError> {
+        let q = q.clone();
+        self.read(move |c| analytics::workflows(c, &q)).await
+    }
+
+    async fn analytics_costs(&self, q: &AnalyticsQuery) -> Result<CostStats, StoreError> {
+        let q = q.clone();
+        self.read(move |c| analytics::costs(c, &q)).await
+    }
+
+    async fn analytics_performance(
+        &self,
+        q: &AnalyticsQuery,
+    ) -> Result<PerformanceStats, StoreError> {
+        let q = q.clone();
+        self.read(move |c| analytics::performance(c, &q)).await
     }
 
     async fn ping(&self) -> Result<Duration, StoreError> {

@@ -1,0 +1,117 @@
+//! Opening PostgreSQL: parsing `postgres.url`, the two connection pools (writer
+//! and point reads; analytics) and the migrations. Every error is one line that
+//! names `postgres.url` with its password redacted, fit to print at start-up.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
+use tokio_postgres::NoTls;
+
+use crate::config::{redact_url, PostgresConfig};
+
+mod embedded {
+    refinery::embed_migrations!("migrations/postgres");
+}
+
+/// Any fixed number: start-ups of several instances migrate one at a time.
+const MIGRATION_LOCK: i64 = 0x6d63_706f_6d69_67;
+
+/// `postgres.url '<redacted>': <what>`.
+pub fn url_error(cfg: &PostgresConfig, what: impl std::fmt::Display) -> String {
+    let url = cfg.url.as_deref().map(redact_url).unwrap_or_default();
+    format!("postgres.url '{url}': {what}")
+}
+
+/// Parses the URL and applies the connect and statement timeouts.
+fn pg_config(cfg: &PostgresConfig) -> Result<tokio_postgres::Config, String> {
+    let url = cfg
+        .url
+        .as_deref()
+        .ok_or_else(|| url_error(cfg, "is not set"))?;
+    let mut pg = tokio_postgres::Config::from_str(url)
+        .map_err(|e| url_error(cfg, format!("is not a valid PostgreSQL URL: {e}")))?;
+    pg.connect_timeout(cfg.connect_timeout);
+    // Keep any options the URL already carries.
+    let timeout = format!(
+        "-c statement_timeout={}",
+        cfg.statement_timeout.as_millis().max(1)
+    );
+    let options = match pg.get_options() {
+        Some(o) if !o.is_empty() => format!("{o} {timeout}"),
+        _ => timeout,
+    };
+    pg.options(&options);
+    if pg.get_application_name().is_none() {
+        pg.application_name("mcp-orchestrator");
+    }
+    Ok(pg)
+}
+
+fn pool(
+    cfg: &PostgresConfig,
+    pg: tokio_postgres::Config,
+    max_size: usize,
+) -> Result<Pool, String> {
+    let manager = Manager::from_config(
+        pg,
+        NoTls,
+        ManagerConfig {
+            // A connection killed on the server side is noticed when it is next
+            // handed out (`is_closed`), not after a failed query.
+            recycling_method: RecyclingMethod::Fast,
+        },
+    );
+    Pool::builder(manager)
+        .max_size(max_size)
+        .runtime(Runtime::Tokio1)
+        .create_timeout(Some(cfg.connect_timeout))
+        .wait_timeout(Some(cfg.connect_timeout))
+        .recycle_timeout(Some(cfg.connect_timeout))
+        .build()
+        .map_err(|e| url_error(cfg, format!("cannot build connection pool: {e}")))
+}
+
+/// The writer/read pool and the analytics pool; nothing is connected yet.
+pub fn pools(cfg: &PostgresConfig) -> Result<(Pool, Pool), String> {
+    let pg = pg_config(cfg)?;
+    let main = pool(cfg, pg.clone(), cfg.pool_size)?;
+    let analytics = pool(cfg, pg, cfg.analytics_pool_size)?;
+    Ok((main, analytics))
+}
+
+/// Connects once (proving the server is reachable) and applies the migrations.
+pub async fn migrate(cfg: &PostgresConfig, pool: &Pool) -> Result<usize, String> {
+    let mut client = pool
+        .get()
+        .await
+        .map_err(|e| url_error(cfg, format!("cannot connect: {}", describe_pool(&e))))?;
+    client
+        .execute("SELECT pg_advisory_lock($1)", &[&MIGRATION_LOCK])
+        .await
+        .map_err(|e| url_error(cfg, format!("cannot lock for migration: {e}")))?;
+    let report = embedded::migrations::runner()
+        .run_async(&mut **client)
+        .await
+        .map_err(|e| url_error(cfg, format!("migration failed: {e}")));
+    let _ = client
+        .execute("SELECT pg_advisory_unlock($1)", &[&MIGRATION_LOCK])
+        .await;
+    Ok(report?.applied_migrations().len())
+}
+
+/// deadpool's errors hide the cause behind a generic word; say what happened.
+pub fn describe_pool(e: &deadpool_postgres::PoolError) -> String {
+    use deadpool_postgres::PoolError;
+    match e {
+        PoolError::Timeout(_) => "timed out waiting for a connection".to_string(),
+        PoolError::Backend(e) => match std::error::Error::source(e) {
+            Some(src) => format!("{e}: {src}"),
+            None => e.to_string(),
+        },
+        other => other.to_string(),
+    }
+}
+
+/// A short bound for health pings, below any HTTP client's patience.
+pub const PING_TIMEOUT: Duration = Duration::from_secs(2);

@@ -1,0 +1,262 @@
+//! PostgreSQL primary store (when `postgres.url` is set): the same `Store` contract
+//! as embedded SQLite. Records are JSONB beside the columns queries use. Two pools:
+//! the writer and point reads share `pool`; analytics queries have their own, so a
+//! slow report never holds the connections the writer needs.
+
+pub mod analytics;
+pub mod connect;
+pub mod write;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use deadpool_postgres::{Object, Pool};
+use tokio_postgres::types::ToSql;
+use tokio_postgres::Row;
+
+use super::analytics::{AnalyticsQuery, CostStats, PerformanceStats, WorkflowStats};
+use super::{ListQuery, Startup, Store, StoreError, StoredActive};
+use crate::config::PostgresConfig;
+use crate::domain::{Delivery, Event, EventType, StateChange, Subscription, Workflow, WorkflowResult};
+
+/// A cheap-to-clone handle on the two pools.
+#[derive(Clone)]
+pub struct PgStore {
+    pool: Pool,
+    analytics: Pool,
+    /// Bounds one batch end to end, even when the network stalls silently.
+    write_timeout: Duration,
+}
+
+fn backend(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Backend(e.to_string())
+}
+
+fn parse<T: serde::de::DeserializeOwned>(what: &str, json: &str) -> Result<T, StoreError> {
+    serde_json::from_str(json).map_err(|e| StoreError::Corrupt(format!("{what}: {e}")))
+}
+
+impl PgStore {
+    /// Builds the pools, connects once and applies the migrations. Errors are one
+    /// line naming `postgres.url` (password redacted).
+    pub async fn connect(cfg: &PostgresConfig) -> Result<PgStore, String> {
+        let (pool, analytics) = connect::pools(cfg)?;
+        let applied = connect::migrate(cfg, &pool).await?;
+        if applied > 0 {
+            tracing::info!(applied, "PostgreSQL migrations applied");
+        }
+        Ok(PgStore {
+            pool,
+            analytics,
+            write_timeout: cfg.statement_timeout + cfg.connect_timeout,
+        })
+    }
+
+    /// Applies migrations only (the `migrate` command); returns how many ran.
+    pub async fn migrate(cfg: &PostgresConfig) -> Result<usize, String> {
+        let (pool, _) = connect::pools(cfg)?;
+        connect::migrate(cfg, &pool).await
+    }
+
+    async fn client(pool: &Pool) -> Result<Object, StoreError> {
+        pool.get()
+            .await
+            .map_err(|e| StoreError::Backend(format!("PostgreSQL: {}", connect::describe_pool(&e))))
+    }
+
+    async fn query(
+        &self,
+        sql: &str,
+        args: &[&(dyn ToSql + Sync)],
+    ) -> Result<Vec<Row>, StoreError> {
+        let client = Self::client(&self.pool).await?;
+        let stmt = client.prepare_cached(sql).await.map_err(backend)?;
+        client.query(&stmt, args).await.map_err(backend)
+    }
+
+    /// Rows whose first column is a JSON record (selected as text).
+    async fn records<T: serde::de::DeserializeOwned>(
+        &self,
+        sql: &str,
+        args: &[&(dyn ToSql + Sync)],
+    ) -> Result<Vec<T>, StoreError> {
+        self.query(sql, args)
+            .await?
+            .iter()
+            .map(|r| parse("stored record", &r.try_get::<_, String>(0).map_err(backend)?))
+            .collect()
+    }
+
+    async fn events_of(&self, ids: &[String], after: i64) -> Result<Vec<Event>, StoreError> {
+        let rows = self
+            .query(
+                "SELECT workflow_id, seq, type, ts, data::text FROM events
+                 WHERE workflow_id = ANY($1) AND seq > $2 ORDER BY workflow_id, seq",
+                &[&ids, &after],
+            )
+            .await?;
+        rows.iter().map(row_event).collect()
+    }
+}
+
+fn row_event(r: &Row) -> Result<Event, StoreError> {
+    let kind: String = r.try_get(2).map_err(backend)?;
+    let data: String = r.try_get(4).map_err(backend)?;
+    Ok(Event {
+        workflow_id: r.try_get(0).map_err(backend)?,
+        seq: r.try_get::<_, i64>(1).map_err(backend)? as u64,
+        kind: parse::<EventType>("event type", &format!("\"{kind}\""))?,
+        timestamp: r.try_get::<_, DateTime<Utc>>(3).map_err(backend)?,
+        data: parse("event data", &data)?,
+    })
+}
+
+#[async_trait]
+impl Store for PgStore {
+    fn kind(&self) -> &'static str {
+        "postgres"
+    }
+
+    async fn write_batch(&self, batch: Vec<Arc<StateChange>>) -> Result<(), StoreError> {
+        let work = async {
+            let mut client = Self::client(&self.pool).await?;
+            let tx = client.transaction().await.map_err(backend)?;
+            write::write_batch(&tx, &batch)
+                .await
+                .map_err(|e| backend(format!("{e:?}")))?;
+            tx.commit().await.map_err(backend)
+        };
+        tokio::time::timeout(self.write_timeout, work)
+            .await
+            .map_err(|_| {
+                backend(format!(
+                    "PostgreSQL: batch not committed within {:?}",
+                    self.write_timeout
+                ))
+            })?
+    }
+
+    async fn get_workflow(&self, id: &str) -> Result<Option<Workflow>, StoreError> {
+        let mut v = self
+            .records("SELECT record::text FROM workflows WHERE id = $1", &[&id])
+            .await?;
+        Ok(v.pop())
+    }
+
+    async fn get_result(&self, id: &str) -> Result<Option<WorkflowResult>, StoreError> {
+        let mut v = self
+            .records(
+                "SELECT result::text FROM results WHERE workflow_id = $1",
+                &[&id],
+            )
+            .await?;
+        Ok(v.pop())
+    }
+
+    async fn events_after(&self, id: &str, after_seq: u64) -> Result<Vec<Event>, StoreError> {
+        self.events_of(&[id.to_string()], after_seq as i64).await
+    }
+
+    async fn list(&self, q: ListQuery) -> Result<Vec<Workflow>, StoreError> {
+        let status = q.status.map(|s| s.as_str());
+        let pattern = q.pattern.map(|p| p.as_str());
+        let limit = q.limit as i64;
+        self.records(
+            "SELECT record::text FROM workflows
+             WHERE ($1::text IS NULL OR status = $1) AND ($2::text IS NULL OR pattern = $2)
+               AND ($3::text IS NULL OR id < $3)
+             ORDER BY id DESC LIMIT $4",
+            &[&status, &pattern, &q.before_id, &limit],
+        )
+        .await
+    }
+
+    async fn load_startup(
+        &self,
+        max_completed: usize,
+        max_age: Duration,
+    ) -> Result<Startup, StoreError> {
+        let oldest = Utc::now()
+            - chrono::Duration::from_std(max_age).unwrap_or(chrono::Duration::days(36500));
+        let active: Vec<Workflow> = self
+            .records(
+                "SELECT record::text FROM workflows
+                 WHERE status IN ('pending', 'running', 'interrupted') ORDER BY id",
+                &[],
+            )
+            .await?;
+        let ids: Vec<String> = active.iter().map(|w| w.id.clone()).collect();
+        let mut events: HashMap<String, Vec<Event>> = HashMap::new();
+        for ev in self.events_of(&ids, 0).await? {
+            events.entry(ev.workflow_id.clone()).or_default().push(ev);
+        }
+        let active = active
+            .into_iter()
+            .map(|workflow| StoredActive {
+                events: events.remove(&workflow.id).unwrap_or_default(),
+                workflow,
+            })
+            .collect();
+        let limit = max_completed as i64;
+        let retained = self
+            .records(
+                "SELECT record::text FROM workflows WHERE completed_at >= $1
+                 ORDER BY completed_at DESC LIMIT $2",
+                &[&oldest, &limit],
+            )
+            .await?;
+        Ok(Startup { active, retained })
+    }
+
+    async fn load_webhooks(&self) -> Result<(Vec<Subscription>, Vec<Delivery>), StoreError> {
+        let subs = self
+            .records("SELECT record::text FROM webhooks ORDER BY created_at", &[])
+            .await?;
+        let pending = self
+            .records(
+                "SELECT record::text FROM deliveries WHERE status = 'pending'
+                 ORDER BY workflow_id, event_seq",
+                &[],
+            )
+            .await?;
+        Ok((subs, pending))
+    }
+
+    async fn deliveries_for(&self, workflow_id: &str) -> Result<Vec<Delivery>, StoreError> {
+        self.records(
+            "SELECT record::text FROM deliveries WHERE workflow_id = $1 ORDER BY event_seq, id",
+            &[&workflow_id],
+        )
+        .await
+    }
+
+    async fn analytics_workflows(&self, q: &AnalyticsQuery) -> Result<WorkflowStats, StoreError> {
+        analytics::workflows(&Self::client(&self.analytics).await?, q).await
+    }
+
+    async fn analytics_costs(&self, q: &AnalyticsQuery) -> Result<CostStats, StoreError> {
+        analytics::costs(&Self::client(&self.analytics).await?, q).await
+    }
+
+    async fn analytics_performance(
+        &self,
+        q: &AnalyticsQuery,
+    ) -> Result<PerformanceStats, StoreError> {
+        analytics::performance(&Self::client(&self.analytics).await?, q).await
+    }
+
+    async fn ping(&self) -> Result<Duration, StoreError> {
+        let work = async {
+            let t = Instant::now();
+            let client = Self::client(&self.pool).await?;
+            client.simple_query("SELECT 1").await.map_err(backend)?;
+            Ok(t.elapsed())
+        };
+        tokio::time::timeout(connect::PING_TIMEOUT, work)
+            .await
+            .map_err(|_| backend("PostgreSQL: ping timed out"))?
+    }
+}
