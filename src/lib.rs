@@ -30,6 +30,7 @@ use error::ApiError;
 use events::guard::Guard;
 use events::webhooks::{Deliver, SetRecorder, WebhookDispatcher, WebhookStats};
 use exec::Executor;
+use store::postgres::PgStore;
 use store::sqlite::SqliteStore;
 use store::Store;
 
@@ -102,19 +103,12 @@ pub struct Runtime {
 /// an actix `System`.
 pub async fn start(config: Config) -> Result<Runtime, StartError> {
     let config = Arc::new(config);
-    let sqlite = SqliteStore::open(&config.storage.sqlite_path, config.storage.durability)
-        .map_err(StartError)?;
-    let store: Arc<dyn Store> = Arc::new(sqlite);
+    let store = open_store(&config).await?;
     let t0 = Instant::now();
     let startup = store
         .load_startup(config.retention.max_completed, config.retention.max_age)
         .await
-        .map_err(|e| {
-            StartError(format!(
-                "storage.sqlite_path '{}': cannot read stored workflows: {e}",
-                config.storage.sqlite_path.display()
-            ))
-        })?;
+        .map_err(|e| StartError(format!("{}: cannot read stored workflows: {e}", store_key(&config))))?;
     tracing::info!(
         active = startup.active.len(),
         retained = startup.retained.len(),
@@ -212,6 +206,34 @@ pub async fn start(config: Config) -> Result<Runtime, StartError> {
         executor,
         _webhook_arbiter: webhook_arbiter,
     })
+}
+
+/// The primary store: PostgreSQL when `postgres.url` is set, else embedded SQLite.
+/// Either is migrated before use.
+pub async fn open_store(config: &Config) -> Result<Arc<dyn Store>, StartError> {
+    match &config.postgres.url {
+        Some(_) => {
+            let pg = PgStore::connect(&config.postgres).await.map_err(StartError)?;
+            Ok(Arc::new(pg))
+        }
+        None => {
+            let sqlite =
+                SqliteStore::open(&config.storage.sqlite_path, config.storage.durability)
+                    .map_err(StartError)?;
+            Ok(Arc::new(sqlite))
+        }
+    }
+}
+
+/// The config key naming the primary store, for errors.
+fn store_key(config: &Config) -> String {
+    match &config.postgres.url {
+        Some(url) => format!("postgres.url '{}'", config::redact_url(url)),
+        None => format!(
+            "storage.sqlite_path '{}'",
+            config.storage.sqlite_path.display()
+        ),
+    }
 }
 
 /// Runs the server until SIGTERM/SIGINT, then shuts down gracefully.

@@ -4,7 +4,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use mcp_orchestrator::config::{Config, LogFormat};
+use mcp_orchestrator::config::{redact_url, Config, LogFormat};
+use mcp_orchestrator::store::postgres::PgStore;
 use mcp_orchestrator::store::sqlite::SqliteStore;
 
 #[derive(Parser)]
@@ -99,6 +100,23 @@ fn main() -> ExitCode {
                 config.to_redacted_toml()
             );
             ExitCode::SUCCESS
+        }
+        Command::Migrate if config.postgres.url.is_some() => {
+            let system = actix_rt::System::new();
+            match system.block_on(PgStore::migrate(&config.postgres)) {
+                Ok(n) => {
+                    let url = config.postgres.url.as_deref().map(redact_url);
+                    println!(
+                        "migrations applied to {} ({n} new)",
+                        url.unwrap_or_default()
+                    );
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("mcp-orchestrator: {e}");
+                    ExitCode::from(1)
+                }
+            }
         }
         Command::Migrate => match SqliteStore::migrate(&config.storage.sqlite_path) {
             Ok(()) => {

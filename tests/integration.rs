@@ -12,6 +12,7 @@ mod lifecycle;
 mod limits;
 mod logs;
 mod metrics;
+mod postgres;
 mod providers;
 mod startup;
 mod webhooks;

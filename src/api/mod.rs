@@ -1,5 +1,6 @@
 //! HTTP routes, one module per route family; `configure` is the route table.
 
+pub mod analytics;
 pub mod body;
 pub mod compat;
 pub mod dashboard;
@@ -23,7 +24,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .configure(compat::configure)
         .configure(webhooks::configure)
         .configure(metrics::configure)
-        .configure(dashboard::configure);
+        .configure(dashboard::configure)
+        .configure(analytics::configure);
 }
 
 /// The default of a resource: a known path with a method it does not take → 405.

@@ -5,6 +5,7 @@
 #![allow(dead_code)]
 
 pub mod fake_openai;
+pub mod pg;
 pub mod receiver;
 
 use std::io::{BufRead, BufReader};

@@ -1,0 +1,194 @@
+//! Analytics over the whole stored history (not the in-memory set):
+//! `/v1/analytics/{workflows,costs,performance}` and the old server's
+//! `/analytics/{workflows,costs,performance}` with the keys its clients read
+//! (`active`, `completed`, `by_type`, `total_cost_usd`, `success_rate`, …).
+//! Parameters: `since`, `until` (RFC 3339 or `YYYY-MM-DD`, UTC; the window is
+//! `since <= created_at < until`) and `pattern`.
+
+use actix_web::{web, HttpRequest, HttpResponse};
+use chrono::{DateTime, NaiveDate, Utc};
+use serde_json::{json, Value};
+
+use super::allow_only;
+use crate::domain::Pattern;
+use crate::error::ApiError;
+use crate::store::analytics::AnalyticsQuery;
+use crate::AppState;
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    let get = |path: &'static str| web::resource(path).default_service(allow_only("GET"));
+    cfg.service(get("/v1/analytics/workflows").route(web::get().to(workflows)))
+        .service(get("/v1/analytics/costs").route(web::get().to(costs)))
+        .service(get("/v1/analytics/performance").route(web::get().to(performance)))
+        .service(get("/analytics/workflows").route(web::get().to(compat_workflows)))
+        .service(get("/analytics/costs").route(web::get().to(compat_costs)))
+        .service(get("/analytics/performance").route(web::get().to(compat_performance)));
+}
+
+fn parse_time(field: &str, raw: &str) -> Result<DateTime<Utc>, ApiError> {
+    let t = DateTime::parse_from_rfc3339(raw)
+        .map(|t| t.with_timezone(&Utc))
+        .or_else(|_| {
+            NaiveDate::parse_from_str(raw, "%Y-%m-%d")
+                .map(|d| d.and_hms_opt(0, 0, 0).unwrap_or_default().and_utc())
+        })
+        .map_err(|_| {
+            ApiError::validation(
+                field,
+                format!("{field} must be an RFC 3339 timestamp (2026-01-31T12:00:00Z) or a date (2026-01-31), got '{raw}'"),
+            )
+        })?;
+    // Both stores keep microseconds: compare at that precision everywhere.
+    DateTime::from_timestamp_micros(t.timestamp_micros())
+        .ok_or_else(|| ApiError::validation(field, format!("{field} '{raw}' is out of range")))
+}
+
+/// Validates the query string; every error names the parameter.
+pub fn parse_query(query: &str) -> Result<AnalyticsQuery, ApiError> {
+    let pairs = web::Query::<Vec<(String, String)>>::from_query(query)
+        .map_err(|e| ApiError::validation("query", e.to_string()))?
+        .into_inner();
+    let mut q = AnalyticsQuery::default();
+    for (key, value) in pairs {
+        match key.as_str() {
+            "since" => q.since = Some(parse_time("since", &value)?),
+            "until" => q.until = Some(parse_time("until", &value)?),
+            "pattern" => {
+                q.pattern = Some(Pattern::parse(&value).ok_or_else(|| {
+                    ApiError::validation(
+                        "pattern",
+                        format!("unknown pattern '{value}'; expected research or search"),
+                    )
+                })?)
+            }
+            other => {
+                return Err(ApiError::validation(
+                    other,
+                    format!("unknown parameter '{other}'; expected since, until or pattern"),
+                ))
+            }
+        }
+    }
+    if let (Some(s), Some(u)) = (q.since, q.until) {
+        if s >= u {
+            return Err(ApiError::validation(
+                "until",
+                format!("until ({u}) must be later than since ({s})"),
+            ));
+        }
+    }
+    Ok(q)
+}
+
+/// The echoed window, so a figure can be read next to what it covers.
+fn window(q: &AnalyticsQuery) -> Value {
+    json!({"since": q.since, "until": q.until, "pattern": q.pattern_str()})
+}
+
+/// Validates, then waits (bounded) until every change emitted so far is stored.
+async fn prepare(state: &AppState, req: &HttpRequest) -> Result<AnalyticsQuery, ApiError> {
+    let q = parse_query(req.query_string())?;
+    state.read_barrier().await;
+    Ok(q)
+}
+
+fn with_window(mut body: Value, q: &AnalyticsQuery) -> HttpResponse {
+    if let Some(o) = body.as_object_mut() {
+        o.insert("window".into(), window(q));
+    }
+    HttpResponse::Ok().json(body)
+}
+
+fn to_value(v: impl serde::Serialize) -> Result<Value, ApiError> {
+    serde_json::to_value(v).map_err(|e| ApiError::Internal(e.to_string()))
+}
+
+async fn workflows_value(state: &AppState, q: &AnalyticsQuery) -> Result<Value, ApiError> {
+    to_value(state.store.analytics_workflows(q).await?)
+}
+
+async fn workflows(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResponse, ApiError> {
+    let q = prepare(&state, &req).await?;
+    Ok(with_window(workflows_value(&state, &q).await?, &q))
+}
+
+async fn costs(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResponse, ApiError> {
+    let q = prepare(&state, &req).await?;
+    Ok(with_window(to_value(state.store.analytics_costs(&q).await?)?, &q))
+}
+
+async fn performance(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+) -> Result<HttpResponse, ApiError> {
+    let q = prepare(&state, &req).await?;
+    Ok(with_window(
+        to_value(state.store.analytics_performance(&q).await?)?,
+        &q,
+    ))
+}
+
+/// The old shape adds `by_type` keyed by the old pattern names.
+async fn compat_workflows(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+) -> Result<HttpResponse, ApiError> {
+    let q = prepare(&state, &req).await?;
+    let mut body = workflows_value(&state, &q).await?;
+    let total = |p: &str| body["by_pattern"][p]["total"].as_u64().unwrap_or(0);
+    let by_type = json!({"beltalowda": total("research"), "swarm": total("search")});
+    if let Some(o) = body.as_object_mut() {
+        o.insert("by_type".into(), by_type);
+    }
+    Ok(with_window(body, &q))
+}
+
+async fn compat_costs(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+) -> Result<HttpResponse, ApiError> {
+    costs(state, req).await
+}
+
+/// As the old server: 404 `{"error": "No data"}` when nothing has finished.
+async fn compat_performance(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+) -> Result<HttpResponse, ApiError> {
+    let q = prepare(&state, &req).await?;
+    let stats = state.store.analytics_performance(&q).await?;
+    if stats.workflow_count == 0 {
+        return Ok(HttpResponse::NotFound().json(json!({"error": "No data"})));
+    }
+    Ok(with_window(to_value(stats)?, &q))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn field(query: &str) -> String {
+        match parse_query(query) {
+            Err(ApiError::Validation { field, .. }) => field,
+            other => panic!("expected a validation error for {query}, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn bad_parameters_name_the_parameter() {
+        assert_eq!(field("since=yesterday"), "since");
+        assert_eq!(field("until=2026-13-01"), "until");
+        assert_eq!(field("pattern=poetry"), "pattern");
+        assert_eq!(field("since=2026-02-01&until=2026-01-01"), "until");
+        assert_eq!(field("limit=5"), "limit");
+    }
+
+    #[test]
+    fn dates_timestamps_and_aliases_parse() {
+        let q = parse_query("since=2026-01-01&until=2026-01-02T00:00:00Z&pattern=swarm").unwrap();
+        assert_eq!(q.since.unwrap().to_rfc3339(), "2026-01-01T00:00:00+00:00");
+        assert_eq!(q.until.unwrap().to_rfc3339(), "2026-01-02T00:00:00+00:00");
+        assert_eq!(q.pattern, Some(Pattern::Search));
+        assert!(parse_query("").unwrap().since.is_none());
+    }
+}

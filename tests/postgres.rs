@@ -1,0 +1,378 @@
+//! PostgreSQL as the primary store, against a real server: each test has its own
+//! database (common::pg). Covers migrations, idempotent batched writes, reads of
+//! evicted and old workflows, start-up errors, and the writer surviving killed
+//! connections and a PostgreSQL restart under load.
+
+use std::collections::{BTreeMap, HashSet};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use mcp_orchestrator::config::PostgresConfig;
+use mcp_orchestrator::domain::{
+    ChangeKind, Event, EventType, Pattern, PatternConfig, StateChange, Status, Workflow,
+    WorkflowResult,
+};
+use mcp_orchestrator::store::postgres::PgStore;
+use mcp_orchestrator::store::Store;
+use serde_json::json;
+
+use crate::common::pg::{PgDb, PrivatePg};
+use crate::common::{research, server, Builder, Server, BIN, SEC};
+
+fn pg_server(url: &str) -> Builder {
+    server()
+        .env("MCPO__POSTGRES__URL", url)
+        .latency_ms(1)
+}
+
+fn pg_config(url: &str) -> PostgresConfig {
+    PostgresConfig {
+        url: Some(url.to_string()),
+        ..Default::default()
+    }
+}
+
+/// Event seqs per workflow as stored: `id -> [seq…]` in order.
+fn stored_seqs(db: &PgDb) -> BTreeMap<String, Vec<u64>> {
+    let mut out: BTreeMap<String, Vec<u64>> = BTreeMap::new();
+    for line in db
+        .query("SELECT workflow_id || ' ' || seq FROM events ORDER BY workflow_id, seq")
+        .lines()
+    {
+        let (id, seq) = line.split_once(' ').expect("id seq");
+        out.entry(id.to_string())
+            .or_default()
+            .push(seq.parse().expect("seq"));
+    }
+    out
+}
+
+/// Every acknowledged workflow is stored, finished, with events 1..n exactly
+/// once and one terminal event.
+fn assert_acknowledged_intact(db: &PgDb, acked: &[String]) {
+    let stored: HashSet<String> = db
+        .query("SELECT id FROM workflows WHERE status IN ('completed', 'failed', 'cancelled')")
+        .lines()
+        .map(str::to_string)
+        .collect();
+    let seqs = stored_seqs(db);
+    for id in acked {
+        assert!(stored.contains(id), "acknowledged workflow {id} is not stored as finished");
+        let s = &seqs[id];
+        let expected: Vec<u64> = (1..=s.len() as u64).collect();
+        assert_eq!(s, &expected, "events of {id} are not 1..n exactly once");
+    }
+    let terminal = db.query(
+        "SELECT count(*) FROM (SELECT workflow_id FROM events
+           WHERE type IN ('workflow_completed', 'workflow_failed', 'workflow_cancelled')
+           GROUP BY workflow_id HAVING count(*) > 1) d",
+    );
+    assert_eq!(terminal, "0", "a workflow has more than one terminal event");
+}
+
+/// Creates workflows from `tasks` concurrent clients until `stop`; returns the
+/// ids acknowledged with 201 and the other statuses seen.
+async fn load(
+    s: Arc<Server>,
+    tasks: usize,
+    stop: Arc<AtomicBool>,
+) -> (Vec<String>, BTreeMap<u16, usize>) {
+    let acked = Arc::new(Mutex::new(Vec::new()));
+    let other = Arc::new(Mutex::new(BTreeMap::new()));
+    let mut handles = Vec::new();
+    for t in 0..tasks {
+        let (s, stop, acked, other) = (s.clone(), stop.clone(), acked.clone(), other.clone());
+        handles.push(tokio::spawn(async move {
+            let mut i = 0;
+            while !stop.load(Ordering::Relaxed) {
+                i += 1;
+                let r = s.post("/v1/workflows", &research(&format!("load {t}/{i}"), 3)).await;
+                match r.status {
+                    201 => acked.lock().unwrap().push(r.body["id"].as_str().unwrap().to_string()),
+                    code => {
+                        if code == 503 {
+                            assert_eq!(r.body["error"]["code"], "store_unavailable", "{:?}", r.body);
+                        }
+                        *other.lock().unwrap().entry(code).or_insert(0) += 1;
+                        tokio::time::sleep(Duration::from_millis(20)).await;
+                    }
+                }
+            }
+        }));
+    }
+    for h in handles {
+        h.await.expect("load task");
+    }
+    let acked = acked.lock().unwrap().clone();
+    let other = other.lock().unwrap().clone();
+    (acked, other)
+}
+
+async fn wait_all_finished(s: &Server, ids: &[String]) {
+    for id in ids {
+        let t = Instant::now();
+        loop {
+            let wf = s.workflow(id).await;
+            if ["completed", "failed", "cancelled"].contains(&wf["status"].as_str().unwrap_or("")) {
+                break;
+            }
+            assert!(t.elapsed() < 120 * SEC, "{id} did not finish: {wf}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+async fn store_health(s: &Server) -> serde_json::Value {
+    s.get("/health").await.body["components"]["store"].clone()
+}
+
+#[tokio::test]
+async fn migrate_command_creates_the_schema_once() {
+    let db = PgDb::new();
+    for _ in 0..2 {
+        let out = std::process::Command::new(BIN)
+            .arg("migrate")
+            .env("MCPO__POSTGRES__URL", &db.url)
+            .output()
+            .expect("run migrate");
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(String::from_utf8_lossy(&out.stdout).contains("migrations applied"));
+    }
+    let tables = db.query(
+        "SELECT string_agg(table_name, ',' ORDER BY table_name) FROM information_schema.tables
+         WHERE table_schema = 'public' AND table_name <> 'refinery_schema_history'",
+    );
+    assert_eq!(tables, "deliveries,events,results,webhooks,workflows");
+    assert_eq!(db.query("SELECT count(*) FROM refinery_schema_history"), "1");
+    let indexes = db.query("SELECT string_agg(indexdef, E'\\n') FROM pg_indexes WHERE schemaname = 'public'");
+    for needle in [
+        "USING gin (result jsonb_path_ops)",
+        "workflows USING btree (status, id)",
+        "workflows USING btree (pattern, id)",
+        "workflows USING btree (created_at)",
+        "workflows USING btree (completed_at)",
+        "workflows USING btree (total_cost_usd)",
+        "events_pkey ON public.events USING btree (workflow_id, seq)",
+    ] {
+        assert!(indexes.contains(needle), "missing index {needle} in\n{indexes}");
+    }
+}
+
+fn change(seq: u64, kind: ChangeKind) -> Arc<StateChange> {
+    Arc::new(StateChange { seq, kind })
+}
+
+#[tokio::test]
+async fn replayed_batches_never_duplicate_events_or_results() {
+    let db = PgDb::new();
+    let store = PgStore::connect(&pg_config(&db.url)).await.expect("connect");
+    let mut wf = Workflow::new(
+        "wf_replay".into(),
+        Pattern::Research,
+        "t".into(),
+        "t".into(),
+        PatternConfig::default_for(Pattern::Research),
+        "simulated".into(),
+        true,
+    );
+    let event = |seq: u64, kind| {
+        Arc::new(Event {
+            workflow_id: "wf_replay".into(),
+            seq,
+            kind,
+            timestamp: chrono::Utc::now(),
+            data: json!({"n": seq}),
+        })
+    };
+    let first = vec![
+        change(1, ChangeKind::Workflow(Arc::new(wf.clone()))),
+        change(2, ChangeKind::Event(event(1, EventType::WorkflowStarted))),
+    ];
+    wf.transition(Status::Running, chrono::Utc::now()).unwrap();
+    wf.transition(Status::Completed, chrono::Utc::now()).unwrap();
+    let mut result = WorkflowResult::empty("wf_replay", Pattern::Research, true);
+    result.status = Status::Completed;
+    result.total_cost = 0.5;
+    let second = vec![
+        change(3, ChangeKind::Workflow(Arc::new(wf.clone()))),
+        change(4, ChangeKind::Event(event(2, EventType::WorkflowCompleted))),
+        change(5, ChangeKind::Result(Arc::new(result.clone()))),
+        change(6, ChangeKind::Evicted("wf_replay".into())),
+    ];
+    for _ in 0..3 {
+        store.write_batch(first.clone()).await.expect("first batch");
+        store.write_batch(second.clone()).await.expect("second batch");
+    }
+    // A replay of the first batch alone after the second must not move the record back.
+    assert_eq!(db.query("SELECT count(*) FROM events"), "2");
+    assert_eq!(db.query("SELECT count(*) FROM results"), "1");
+    let events = store.events_after("wf_replay", 0).await.unwrap();
+    assert_eq!(events.iter().map(|e| e.seq).collect::<Vec<_>>(), vec![1, 2]);
+    assert_eq!(events[1].data, json!({"n": 2}));
+    assert_eq!(store.get_result("wf_replay").await.unwrap(), Some(result));
+    assert_eq!(store.get_workflow("wf_replay").await.unwrap(), Some(wf));
+}
+
+#[tokio::test]
+async fn evicted_and_old_workflows_are_read_from_postgres() {
+    let db = PgDb::new();
+    let env = |b: Builder| b.env("MCPO__RETENTION__MAX_COMPLETED", 2);
+    let mut s = env(pg_server(&db.url)).start();
+    assert_eq!(store_health(&s).await["kind"], "postgres");
+    let mut ids = Vec::new();
+    for i in 0..5 {
+        let id = s.create(research(&format!("history {i}"), 3)).await;
+        s.wait_status(&id, "completed", 30 * SEC).await;
+        ids.push(id);
+    }
+    assert!(
+        !s.dir.join("orchestrator.db").exists(),
+        "SQLite must not be used when postgres.url is set"
+    );
+    let retained = s.get("/health").await.body["components"]["registry"]["retained"].clone();
+    assert!(retained.as_u64().unwrap() <= 2, "retained {retained}");
+    assert_eq!(db.query("SELECT count(*) FROM workflows"), "5");
+    assert_eq!(db.query("SELECT count(*) FROM results"), "5");
+
+    check_readable(&s, &ids).await;
+    // After a restart only two are restored into memory; all five stay readable.
+    s.signal(libc::SIGTERM);
+    s.wait_exit(30 * SEC);
+    let s2 = env(pg_server(&db.url)).start();
+    check_readable(&s2, &ids).await;
+}
+
+/// Records, results and complete event streams of `ids`, and the list.
+async fn check_readable(s: &Server, ids: &[String]) {
+    for id in ids {
+        let wf = s.workflow(id).await;
+        assert_eq!(wf["status"], "completed");
+        let r = s.get(&format!("/v1/workflows/{id}/result")).await;
+        assert_eq!(r.status, 200, "{:?}", r.body);
+        assert_eq!(r.body["agent_results"].as_array().unwrap().len(), 3);
+        let events = s.sse(id, None, 10 * SEC).await;
+        let seqs: Vec<u64> = events.iter().filter_map(|e| e.id).collect();
+        assert_eq!(seqs, (1..=seqs.len() as u64).collect::<Vec<_>>());
+        assert_eq!(
+            events.last().unwrap().event.as_deref(),
+            Some("workflow_completed")
+        );
+    }
+    let list = s.get("/v1/workflows?limit=10").await;
+    assert_eq!(list.body["items"].as_array().unwrap().len(), ids.len());
+}
+
+#[test]
+fn bad_or_unreachable_postgres_url_is_one_clear_line() {
+    for (url, reason) in [
+        ("postgres://app:hunter2@127.0.0.1:1/nodb", "cannot connect"),
+        ("postgres://app:hunter2@127.0.0.1:notaport/nodb", "not a valid PostgreSQL URL"),
+    ] {
+        for cmd in [None, Some("migrate")] {
+            let mut c = std::process::Command::new(BIN);
+            c.args(cmd)
+                .env("MCPO__POSTGRES__URL", url)
+                .env("MCPO__POSTGRES__CONNECT_TIMEOUT", "2s")
+                .env("MCPO__SERVER__BIND", "127.0.0.1:0")
+                .env("MCPO__LOG__LEVEL", "error")
+                .current_dir(crate::common::new_dir());
+            let out = c.output().expect("run binary");
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert!(!out.status.success(), "{url} {cmd:?} must fail");
+            assert_ne!(out.status.code(), Some(101), "panicked: {stderr}");
+            assert!(!stderr.contains("panicked"), "{stderr}");
+            assert!(!stderr.contains("hunter2"), "password leaked: {stderr}");
+            let last = stderr.trim().lines().last().unwrap_or_default();
+            assert!(
+                last.starts_with("mcp-orchestrator: postgres.url 'postgres://app:***@127.0.0.1:")
+                    && last.contains(reason),
+                "{url} {cmd:?}: {stderr}"
+            );
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writer_survives_killed_connections_under_load() {
+    let db = PgDb::new();
+    let s = Arc::new(pg_server(&db.url).start());
+    let stop = Arc::new(AtomicBool::new(false));
+    let loader = tokio::spawn(load(s.clone(), 4, stop.clone()));
+    // Kill the application's sessions until one kill lands inside a batch and the
+    // writer has been restarted by its supervisor (bounded).
+    let t = Instant::now();
+    let mut kills = 0;
+    while store_health(&s).await["writer_restarts"].as_u64().unwrap_or(0) < 1 {
+        assert!(t.elapsed() < 60 * SEC, "no writer restart after {kills} kills");
+        kills += db.terminate_backends();
+        tokio::time::sleep(Duration::from_millis(30)).await;
+    }
+    stop.store(true, Ordering::Relaxed);
+    let (acked, other) = loader.await.expect("loader");
+    assert!(acked.len() >= 10, "too little load: {} acked, {other:?}", acked.len());
+    assert!(other.keys().all(|c| *c == 503), "unexpected statuses {other:?}");
+    wait_all_finished(&s, &acked).await;
+    let h = s.get("/health").await.body;
+    assert_eq!(h["components"]["store"]["kind"], "postgres");
+    assert_eq!(h["components"]["store"]["status"], "healthy", "{h}");
+    // Everything emitted is committed once the queue drains.
+    let t = Instant::now();
+    while store_health(&s).await["queue_depth"] != 0 {
+        assert!(t.elapsed() < 30 * SEC, "queue never drained");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_acknowledged_intact(&db, &acked);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_restart_under_load_loses_nothing_and_503s_within_ack_timeout() {
+    let pg = PrivatePg::start();
+    let db = PgDb::on(&pg.server_url());
+    let s = Arc::new(
+        pg_server(&db.url)
+            .env("MCPO__POSTGRES__ACK_TIMEOUT", "1s")
+            .env("MCPO__POSTGRES__CONNECT_TIMEOUT", "1s")
+            .start(),
+    );
+    let stop = Arc::new(AtomicBool::new(false));
+    let loader = tokio::spawn(load(s.clone(), 3, stop.clone()));
+    // Let some work be acknowledged first.
+    let t = Instant::now();
+    while db.query("SELECT count(*) FROM workflows").parse::<u32>().unwrap_or(0) < 5 {
+        assert!(t.elapsed() < 30 * SEC, "no load reached PostgreSQL");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    pg.stop();
+    // During the outage a sync create waits at most ack_timeout (1s), then 503.
+    let t = Instant::now();
+    let r = s.post("/v1/workflows", &research("during outage", 3)).await;
+    let waited = t.elapsed();
+    assert_eq!(r.status, 503, "{:?}", r.body);
+    assert_eq!(r.body["error"]["code"], "store_unavailable");
+    assert!(waited < 5 * SEC, "create hung for {waited:?} with ack_timeout 1s");
+    let store = store_health(&s).await;
+    assert_ne!(store["status"], "healthy", "{store}");
+    pg.restart();
+    // The restarted writer flushes what it queued; then stop the load.
+    let t = Instant::now();
+    while store_health(&s).await["status"] != "healthy" {
+        assert!(t.elapsed() < 60 * SEC, "store did not recover: {}", store_health(&s).await);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    stop.store(true, Ordering::Relaxed);
+    let (acked, other) = loader.await.expect("loader");
+    assert!(other.keys().all(|c| *c == 503), "unexpected statuses {other:?}");
+    wait_all_finished(&s, &acked).await;
+    let t = Instant::now();
+    while store_health(&s).await["queue_depth"] != 0 {
+        assert!(t.elapsed() < 30 * SEC, "queue never drained");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let store = store_health(&s).await;
+    assert!(store["writer_restarts"].as_u64().unwrap() >= 1, "{store}");
+    assert_acknowledged_intact(&db, &acked);
+    drop(s);
+    drop(db);
+}
