@@ -3,6 +3,7 @@
 
 mod common;
 
+mod analytics;
 mod api;
 mod cancel;
 mod compat;

@@ -323,6 +323,11 @@ async fn writer_survives_killed_connections_under_load() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     assert_acknowledged_intact(&db, &acked);
+    eprintln!(
+        "killed sessions: {kills}, acknowledged: {}, refused: {other:?}, store: {}",
+        acked.len(),
+        store_health(&s).await
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -373,6 +378,10 @@ async fn postgres_restart_under_load_loses_nothing_and_503s_within_ack_timeout()
     let store = store_health(&s).await;
     assert!(store["writer_restarts"].as_u64().unwrap() >= 1, "{store}");
     assert_acknowledged_intact(&db, &acked);
+    eprintln!(
+        "outage create answered 503 after {waited:?}; acknowledged: {}, refused: {other:?}, store: {store}",
+        acked.len()
+    );
     drop(s);
     drop(db);
 }
