@@ -470,7 +470,10 @@ impl Config {
             );
         }
         for (key, d) in [
-            ("postgres.statement_timeout", self.postgres.statement_timeout),
+            (
+                "postgres.statement_timeout",
+                self.postgres.statement_timeout,
+            ),
             ("postgres.ack_timeout", self.postgres.ack_timeout),
             ("postgres.connect_timeout", self.postgres.connect_timeout),
         ] {

@@ -108,7 +108,12 @@ pub async fn start(config: Config) -> Result<Runtime, StartError> {
     let startup = store
         .load_startup(config.retention.max_completed, config.retention.max_age)
         .await
-        .map_err(|e| StartError(format!("{}: cannot read stored workflows: {e}", store_key(&config))))?;
+        .map_err(|e| {
+            StartError(format!(
+                "{}: cannot read stored workflows: {e}",
+                store_key(&config)
+            ))
+        })?;
     tracing::info!(
         active = startup.active.len(),
         retained = startup.retained.len(),
@@ -126,6 +131,10 @@ pub async fn start(config: Config) -> Result<Runtime, StartError> {
         );
         Supervisor::start(move |_| StoreWriter::new(store, primary, batch))
     };
+    tracing::info!(
+        store = store.kind(),
+        "primary store writer started under its supervisor"
+    );
     let executor = Arc::new(Executor::new(config.execution.threads));
     let providers = exec::provider::build(&config.providers);
     let registry_cfg = RegistryConfig {
@@ -213,13 +222,14 @@ pub async fn start(config: Config) -> Result<Runtime, StartError> {
 pub async fn open_store(config: &Config) -> Result<Arc<dyn Store>, StartError> {
     match &config.postgres.url {
         Some(_) => {
-            let pg = PgStore::connect(&config.postgres).await.map_err(StartError)?;
+            let pg = PgStore::connect(&config.postgres)
+                .await
+                .map_err(StartError)?;
             Ok(Arc::new(pg))
         }
         None => {
-            let sqlite =
-                SqliteStore::open(&config.storage.sqlite_path, config.storage.durability)
-                    .map_err(StartError)?;
+            let sqlite = SqliteStore::open(&config.storage.sqlite_path, config.storage.durability)
+                .map_err(StartError)?;
             Ok(Arc::new(sqlite))
         }
     }

@@ -75,7 +75,11 @@ fn synthetic(now: DateTime<Utc>) -> Vec<Row> {
                 "cancelled" => vec![],
                 _ => (0..4)
                     .map(|k| {
-                        let model = if k == 3 { "gpt-4o" } else { MODELS[rng.next(3) as usize] };
+                        let model = if k == 3 {
+                            "gpt-4o"
+                        } else {
+                            MODELS[rng.next(3) as usize]
+                        };
                         (model, rng.next(10_000) as f64 / 100_000.0)
                     })
                     .collect(),
@@ -83,7 +87,9 @@ fn synthetic(now: DateTime<Utc>) -> Vec<Row> {
             Row {
                 pattern: if i % 3 == 0 { "search" } else { "research" },
                 status,
-                completed: Some(created + Duration::milliseconds((exec.unwrap_or(0.1) * 1000.0) as i64)),
+                completed: Some(
+                    created + Duration::milliseconds((exec.unwrap_or(0.1) * 1000.0) as i64),
+                ),
                 created,
                 cost: rng.next(100_000) as f64 / 100_000.0,
                 exec,
@@ -149,7 +155,10 @@ fn changes(rows: &[Row]) -> Vec<Arc<StateChange>> {
 
 async fn load_into(store: &dyn Store, rows: &[Row]) {
     for chunk in changes(rows).chunks(2000) {
-        store.write_batch(chunk.to_vec()).await.expect("synthetic batch");
+        store
+            .write_batch(chunk.to_vec())
+            .await
+            .expect("synthetic batch");
     }
 }
 
@@ -163,10 +172,16 @@ impl Window {
     fn query(&self) -> String {
         let mut q = Vec::new();
         if let Some(s) = self.since {
-            q.push(format!("since={}", s.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)));
+            q.push(format!(
+                "since={}",
+                s.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
+            ));
         }
         if let Some(u) = self.until {
-            q.push(format!("until={}", u.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)));
+            q.push(format!(
+                "until={}",
+                u.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
+            ));
         }
         if let Some(p) = self.pattern {
             q.push(format!("pattern={p}"));
@@ -182,10 +197,19 @@ impl Window {
 }
 
 fn counts<'a>(rows: impl Iterator<Item = &'a Row>) -> Value {
-    let mut c: BTreeMap<&str, u64> = ["total", "active", "pending", "running", "interrupted", "completed", "failed", "cancelled"]
-        .into_iter()
-        .map(|k| (k, 0))
-        .collect();
+    let mut c: BTreeMap<&str, u64> = [
+        "total",
+        "active",
+        "pending",
+        "running",
+        "interrupted",
+        "completed",
+        "failed",
+        "cancelled",
+    ]
+    .into_iter()
+    .map(|k| (k, 0))
+    .collect();
     for r in rows {
         *c.get_mut("total").unwrap() += 1;
         *c.get_mut(r.status).unwrap() += 1;
@@ -213,13 +237,28 @@ fn reference(all: &[Row], w: &Window, now: DateTime<Utc>) -> (Value, Value, Valu
         .collect();
     workflows["by_pattern"] = json!(by_pattern);
     let day_ago = now - Duration::hours(24);
-    workflows["recent_24h"] = json!(rows.iter().filter(|r| r.completed.is_some_and(|c| c >= day_ago) && r.status != "running").count());
+    workflows["recent_24h"] = json!(rows
+        .iter()
+        .filter(|r| r.completed.is_some_and(|c| c >= day_ago) && r.status != "running")
+        .count());
 
     let mut costs = cost_group(&rows);
-    costs["total_execution_hours"] = json!(rows.iter().filter_map(|r| r.exec).sum::<f64>() / 3600.0);
+    costs["total_execution_hours"] =
+        json!(rows.iter().filter_map(|r| r.exec).sum::<f64>() / 3600.0);
     let by_pattern: BTreeMap<&str, Value> = ["research", "search"]
         .into_iter()
-        .map(|p| (p, cost_group(&rows.iter().copied().filter(|r| r.pattern == p).collect::<Vec<_>>())))
+        .map(|p| {
+            (
+                p,
+                cost_group(
+                    &rows
+                        .iter()
+                        .copied()
+                        .filter(|r| r.pattern == p)
+                        .collect::<Vec<_>>(),
+                ),
+            )
+        })
         .collect();
     costs["by_pattern"] = json!(by_pattern);
     let mut by_model: BTreeMap<&str, (u64, f64)> = BTreeMap::new();
@@ -230,7 +269,9 @@ fn reference(all: &[Row], w: &Window, now: DateTime<Utc>) -> (Value, Value, Valu
             e.0 += 1;
             e.1 += c;
         }
-        let e = by_day.entry(r.created.format("%Y-%m-%d").to_string()).or_default();
+        let e = by_day
+            .entry(r.created.format("%Y-%m-%d").to_string())
+            .or_default();
         e.0 += 1;
         e.1 += r.cost;
     }
@@ -323,11 +364,31 @@ async fn check_all(s: &Server, mut rows: Vec<Row>, now: DateTime<Utc>) {
     rows.extend(live_rows(s).await);
     let base = now - Duration::days(40);
     let windows = [
-        Window { since: None, until: None, pattern: None },
-        Window { since: Some(base + Duration::days(10)), until: Some(base + Duration::days(20)), pattern: None },
-        Window { since: None, until: None, pattern: Some("search") },
-        Window { since: Some(base + Duration::days(3)), until: None, pattern: Some("research") },
-        Window { since: Some(now - Duration::days(1)), until: Some(now + Duration::days(1)), pattern: None },
+        Window {
+            since: None,
+            until: None,
+            pattern: None,
+        },
+        Window {
+            since: Some(base + Duration::days(10)),
+            until: Some(base + Duration::days(20)),
+            pattern: None,
+        },
+        Window {
+            since: None,
+            until: None,
+            pattern: Some("search"),
+        },
+        Window {
+            since: Some(base + Duration::days(3)),
+            until: None,
+            pattern: Some("research"),
+        },
+        Window {
+            since: Some(now - Duration::days(1)),
+            until: Some(now + Duration::days(1)),
+            pattern: None,
+        },
     ];
     for w in &windows {
         let q = w.query();
@@ -344,7 +405,10 @@ async fn check_all(s: &Server, mut rows: Vec<Row>, now: DateTime<Utc>) {
     let old = s.get("/analytics/workflows").await.body;
     let research_total = old["by_pattern"]["research"]["total"].clone();
     assert_eq!(old["by_type"]["beltalowda"], research_total);
-    assert_eq!(old["by_type"]["swarm"], old["by_pattern"]["search"]["total"]);
+    assert_eq!(
+        old["by_type"]["swarm"],
+        old["by_pattern"]["search"]["total"]
+    );
     assert_eq!(old["active"], 2);
     let v1 = s.get("/v1/analytics/costs").await.body;
     let old = s.get("/analytics/costs").await.body;

@@ -21,9 +21,7 @@ use crate::common::pg::{PgDb, PrivatePg};
 use crate::common::{research, server, Builder, Server, BIN, SEC};
 
 fn pg_server(url: &str) -> Builder {
-    server()
-        .env("MCPO__POSTGRES__URL", url)
-        .latency_ms(1)
+    server().env("MCPO__POSTGRES__URL", url).latency_ms(1)
 }
 
 fn pg_config(url: &str) -> PostgresConfig {
@@ -58,7 +56,10 @@ fn assert_acknowledged_intact(db: &PgDb, acked: &[String]) {
         .collect();
     let seqs = stored_seqs(db);
     for id in acked {
-        assert!(stored.contains(id), "acknowledged workflow {id} is not stored as finished");
+        assert!(
+            stored.contains(id),
+            "acknowledged workflow {id} is not stored as finished"
+        );
         let s = &seqs[id];
         let expected: Vec<u64> = (1..=s.len() as u64).collect();
         assert_eq!(s, &expected, "events of {id} are not 1..n exactly once");
@@ -87,12 +88,21 @@ async fn load(
             let mut i = 0;
             while !stop.load(Ordering::Relaxed) {
                 i += 1;
-                let r = s.post("/v1/workflows", &research(&format!("load {t}/{i}"), 3)).await;
+                let r = s
+                    .post("/v1/workflows", &research(&format!("load {t}/{i}"), 3))
+                    .await;
                 match r.status {
-                    201 => acked.lock().unwrap().push(r.body["id"].as_str().unwrap().to_string()),
+                    201 => acked
+                        .lock()
+                        .unwrap()
+                        .push(r.body["id"].as_str().unwrap().to_string()),
                     code => {
                         if code == 503 {
-                            assert_eq!(r.body["error"]["code"], "store_unavailable", "{:?}", r.body);
+                            assert_eq!(
+                                r.body["error"]["code"], "store_unavailable",
+                                "{:?}",
+                                r.body
+                            );
                         }
                         *other.lock().unwrap().entry(code).or_insert(0) += 1;
                         tokio::time::sleep(Duration::from_millis(20)).await;
@@ -136,7 +146,11 @@ async fn migrate_command_creates_the_schema_once() {
             .env("MCPO__POSTGRES__URL", &db.url)
             .output()
             .expect("run migrate");
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         assert!(String::from_utf8_lossy(&out.stdout).contains("migrations applied"));
     }
     let tables = db.query(
@@ -144,8 +158,12 @@ async fn migrate_command_creates_the_schema_once() {
          WHERE table_schema = 'public' AND table_name <> 'refinery_schema_history'",
     );
     assert_eq!(tables, "deliveries,events,results,webhooks,workflows");
-    assert_eq!(db.query("SELECT count(*) FROM refinery_schema_history"), "1");
-    let indexes = db.query("SELECT string_agg(indexdef, E'\\n') FROM pg_indexes WHERE schemaname = 'public'");
+    assert_eq!(
+        db.query("SELECT count(*) FROM refinery_schema_history"),
+        "1"
+    );
+    let indexes =
+        db.query("SELECT string_agg(indexdef, E'\\n') FROM pg_indexes WHERE schemaname = 'public'");
     for needle in [
         "USING gin (result jsonb_path_ops)",
         "workflows USING btree (status, id)",
@@ -155,7 +173,10 @@ async fn migrate_command_creates_the_schema_once() {
         "workflows USING btree (total_cost_usd)",
         "events_pkey ON public.events USING btree (workflow_id, seq)",
     ] {
-        assert!(indexes.contains(needle), "missing index {needle} in\n{indexes}");
+        assert!(
+            indexes.contains(needle),
+            "missing index {needle} in\n{indexes}"
+        );
     }
 }
 
@@ -166,7 +187,9 @@ fn change(seq: u64, kind: ChangeKind) -> Arc<StateChange> {
 #[tokio::test]
 async fn replayed_batches_never_duplicate_events_or_results() {
     let db = PgDb::new();
-    let store = PgStore::connect(&pg_config(&db.url)).await.expect("connect");
+    let store = PgStore::connect(&pg_config(&db.url))
+        .await
+        .expect("connect");
     let mut wf = Workflow::new(
         "wf_replay".into(),
         Pattern::Research,
@@ -190,7 +213,8 @@ async fn replayed_batches_never_duplicate_events_or_results() {
         change(2, ChangeKind::Event(event(1, EventType::WorkflowStarted))),
     ];
     wf.transition(Status::Running, chrono::Utc::now()).unwrap();
-    wf.transition(Status::Completed, chrono::Utc::now()).unwrap();
+    wf.transition(Status::Completed, chrono::Utc::now())
+        .unwrap();
     let mut result = WorkflowResult::empty("wf_replay", Pattern::Research, true);
     result.status = Status::Completed;
     result.total_cost = 0.5;
@@ -202,7 +226,10 @@ async fn replayed_batches_never_duplicate_events_or_results() {
     ];
     for _ in 0..3 {
         store.write_batch(first.clone()).await.expect("first batch");
-        store.write_batch(second.clone()).await.expect("second batch");
+        store
+            .write_batch(second.clone())
+            .await
+            .expect("second batch");
     }
     // A replay of the first batch alone after the second must not move the record back.
     assert_eq!(db.query("SELECT count(*) FROM events"), "2");
@@ -267,7 +294,10 @@ async fn check_readable(s: &Server, ids: &[String]) {
 fn bad_or_unreachable_postgres_url_is_one_clear_line() {
     for (url, reason) in [
         ("postgres://app:hunter2@127.0.0.1:1/nodb", "cannot connect"),
-        ("postgres://app:hunter2@127.0.0.1:notaport/nodb", "not a valid PostgreSQL URL"),
+        (
+            "postgres://app:hunter2@127.0.0.1:notaport/nodb",
+            "not a valid PostgreSQL URL",
+        ),
     ] {
         for cmd in [None, Some("migrate")] {
             let mut c = std::process::Command::new(BIN);
@@ -303,15 +333,29 @@ async fn writer_survives_killed_connections_under_load() {
     // writer has been restarted by its supervisor (bounded).
     let t = Instant::now();
     let mut kills = 0;
-    while store_health(&s).await["writer_restarts"].as_u64().unwrap_or(0) < 1 {
-        assert!(t.elapsed() < 60 * SEC, "no writer restart after {kills} kills");
+    while store_health(&s).await["writer_restarts"]
+        .as_u64()
+        .unwrap_or(0)
+        < 1
+    {
+        assert!(
+            t.elapsed() < 60 * SEC,
+            "no writer restart after {kills} kills"
+        );
         kills += db.terminate_backends();
         tokio::time::sleep(Duration::from_millis(30)).await;
     }
     stop.store(true, Ordering::Relaxed);
     let (acked, other) = loader.await.expect("loader");
-    assert!(acked.len() >= 10, "too little load: {} acked, {other:?}", acked.len());
-    assert!(other.keys().all(|c| *c == 503), "unexpected statuses {other:?}");
+    assert!(
+        acked.len() >= 10,
+        "too little load: {} acked, {other:?}",
+        acked.len()
+    );
+    assert!(
+        other.keys().all(|c| *c == 503),
+        "unexpected statuses {other:?}"
+    );
     wait_all_finished(&s, &acked).await;
     let h = s.get("/health").await.body;
     assert_eq!(h["components"]["store"]["kind"], "postgres");
@@ -344,7 +388,12 @@ async fn postgres_restart_under_load_loses_nothing_and_503s_within_ack_timeout()
     let loader = tokio::spawn(load(s.clone(), 3, stop.clone()));
     // Let some work be acknowledged first.
     let t = Instant::now();
-    while db.query("SELECT count(*) FROM workflows").parse::<u32>().unwrap_or(0) < 5 {
+    while db
+        .query("SELECT count(*) FROM workflows")
+        .parse::<u32>()
+        .unwrap_or(0)
+        < 5
+    {
         assert!(t.elapsed() < 30 * SEC, "no load reached PostgreSQL");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
@@ -355,20 +404,30 @@ async fn postgres_restart_under_load_loses_nothing_and_503s_within_ack_timeout()
     let waited = t.elapsed();
     assert_eq!(r.status, 503, "{:?}", r.body);
     assert_eq!(r.body["error"]["code"], "store_unavailable");
-    assert!(waited < 5 * SEC, "create hung for {waited:?} with ack_timeout 1s");
+    assert!(
+        waited < 5 * SEC,
+        "create hung for {waited:?} with ack_timeout 1s"
+    );
     let store = store_health(&s).await;
     assert_ne!(store["status"], "healthy", "{store}");
     pg.restart();
     // The restarted writer flushes what it queued; then stop the load.
     let t = Instant::now();
     while store_health(&s).await["status"] != "healthy" {
-        assert!(t.elapsed() < 60 * SEC, "store did not recover: {}", store_health(&s).await);
+        assert!(
+            t.elapsed() < 60 * SEC,
+            "store did not recover: {}",
+            store_health(&s).await
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     tokio::time::sleep(Duration::from_millis(300)).await;
     stop.store(true, Ordering::Relaxed);
     let (acked, other) = loader.await.expect("loader");
-    assert!(other.keys().all(|c| *c == 503), "unexpected statuses {other:?}");
+    assert!(
+        other.keys().all(|c| *c == 503),
+        "unexpected statuses {other:?}"
+    );
     wait_all_finished(&s, &acked).await;
     let t = Instant::now();
     while store_health(&s).await["queue_depth"] != 0 {
@@ -384,4 +443,80 @@ async fn postgres_restart_under_load_loses_nothing_and_503s_within_ack_timeout()
     );
     drop(s);
     drop(db);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_analytics_cannot_starve_the_writer() {
+    let db = PgDb::new();
+    let s = Arc::new(
+        pg_server(&db.url)
+            .latency_ms(60_000)
+            .env("MCPO__POSTGRES__ANALYTICS_POOL_SIZE", 1)
+            .env("MCPO__POSTGRES__STATEMENT_TIMEOUT", "2s")
+            .start(),
+    );
+    // Hold an exclusive lock on `results`: cost analytics block on it, while the
+    // writer (creating workflows writes no results yet) does not need it.
+    let (client, conn) = tokio_postgres::connect(&db.url, tokio_postgres::NoTls)
+        .await
+        .expect("connect");
+    tokio::spawn(conn);
+    client
+        .batch_execute("BEGIN; LOCK TABLE results IN ACCESS EXCLUSIVE MODE")
+        .await
+        .expect("lock results");
+    let slow: Vec<_> = (0..3)
+        .map(|_| {
+            let s = s.clone();
+            tokio::spawn(async move { s.get("/v1/analytics/costs").await })
+        })
+        .collect();
+    let analytics_sessions = |waiting: bool| {
+        db.query(&format!(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = '{}'
+               AND application_name = 'mcp-orchestrator-analytics'{}",
+            db.name,
+            if waiting {
+                " AND wait_event_type = 'Lock'"
+            } else {
+                ""
+            }
+        ))
+    };
+    let t = Instant::now();
+    while analytics_sessions(true) != "1" {
+        assert!(
+            t.elapsed() < 10 * SEC,
+            "analytics never blocked on the lock"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // While analytics is stuck, sync creates are still committed and acknowledged.
+    for i in 0..5 {
+        s.create(research(&format!("not starved {i}"), 3)).await;
+    }
+    assert_eq!(
+        analytics_sessions(false),
+        "1",
+        "analytics exceeded its pool"
+    );
+    let mut timed_out = 0;
+    for h in slow {
+        let r = h.await.expect("analytics request");
+        assert_eq!(r.status, 503, "{:?}", r.body);
+        assert_eq!(r.body["error"]["code"], "store_unavailable");
+        let msg = r.body["error"]["message"].as_str().unwrap_or_default();
+        timed_out += msg.contains("statement timeout") as usize;
+    }
+    assert!(
+        timed_out >= 1,
+        "no analytics query was cancelled by the statement timeout"
+    );
+    client.batch_execute("ROLLBACK").await.expect("unlock");
+    let r = s.get("/v1/analytics/costs").await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    assert_eq!(r.body["workflow_count"], 5);
+    let pools = &store_health(&s).await["pools"];
+    assert_eq!(pools["analytics"]["max_size"], 1);
+    assert_eq!(pools["writer"]["max_size"], 8);
 }

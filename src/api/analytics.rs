@@ -114,7 +114,10 @@ async fn workflows(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpR
 
 async fn costs(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResponse, ApiError> {
     let q = prepare(&state, &req).await?;
-    Ok(with_window(to_value(state.store.analytics_costs(&q).await?)?, &q))
+    Ok(with_window(
+        to_value(state.store.analytics_costs(&q).await?)?,
+        &q,
+    ))
 }
 
 async fn performance(

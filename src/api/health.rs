@@ -44,6 +44,10 @@ async fn health(state: web::Data<AppState>) -> HttpResponse {
         "write_failures": p.failures(),
         "writer_restarts": p.restarts(),
     });
+    let mut store = store;
+    if let Some(pools) = state.store.pools() {
+        store["pools"] = pools;
+    }
     let (registry_json, active) = match &registry {
         Ok(s) => (
             json!({"status": "healthy", "active": s.active, "running": s.running,

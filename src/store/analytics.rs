@@ -76,7 +76,8 @@ impl WorkflowStats {
             ..Default::default()
         };
         for p in [Pattern::Research, Pattern::Search] {
-            s.by_pattern.insert(p.as_str().into(), StatusCounts::default());
+            s.by_pattern
+                .insert(p.as_str().into(), StatusCounts::default());
         }
         for (pattern, status, n) in rows {
             s.counts.add(&status, n);
@@ -260,7 +261,9 @@ mod tests {
         let p = PerformanceStats::default().with_outcomes(3, 1, 0);
         assert_eq!(p.success_rate, Some(75.0));
         assert_eq!(
-            PerformanceStats::default().with_outcomes(0, 0, 0).success_rate,
+            PerformanceStats::default()
+                .with_outcomes(0, 0, 0)
+                .success_rate,
             None
         );
     }

@@ -82,6 +82,10 @@ pub trait Store: Send + Sync + 'static {
         &self,
         q: &analytics::AnalyticsQuery,
     ) -> Result<analytics::PerformanceStats, StoreError>;
+    /// Connection pools (size, in use), for `/health`; None when there are none.
+    fn pools(&self) -> Option<serde_json::Value> {
+        None
+    }
     /// A round trip to the store; its latency goes into `/health`.
     async fn ping(&self) -> Result<Duration, StoreError>;
 }

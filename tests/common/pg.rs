@@ -40,7 +40,10 @@ impl PgDb {
     /// A new database on the server at `server` (a URL without a database).
     pub fn on(server: &str) -> PgDb {
         let name = format!("mcpo_t_{}", uuid::Uuid::new_v4().simple());
-        psql(&format!("{server}/postgres"), &format!("CREATE DATABASE {name}"));
+        psql(
+            &format!("{server}/postgres"),
+            &format!("CREATE DATABASE {name}"),
+        );
         PgDb {
             url: format!("{server}/{name}"),
             name,

@@ -14,9 +14,7 @@ const WINDOW: &str = "($1::timestamptz IS NULL OR w.created_at >= $1)
   AND ($2::timestamptz IS NULL OR w.created_at < $2)
   AND ($3::text IS NULL OR w.pattern = $3)";
 
-fn backend(e: impl std::fmt::Display) -> StoreError {
-    StoreError::Backend(e.to_string())
-}
+use super::backend;
 
 async fn rows(
     c: &Object,
@@ -125,7 +123,7 @@ pub async fn performance(c: &Object, q: &AnalyticsQuery) -> Result<PerformanceSt
     .await?;
     let r = r
         .first()
-        .ok_or_else(|| backend("aggregate returned no row"))?;
+        .ok_or_else(|| StoreError::Backend("aggregate returned no row".into()))?;
     let stats = PerformanceStats {
         workflow_count: get::<i64>(r, 0)? as u64,
         avg_execution_time: get(r, 1)?,

@@ -15,7 +15,7 @@ mod embedded {
 }
 
 /// Any fixed number: start-ups of several instances migrate one at a time.
-const MIGRATION_LOCK: i64 = 0x6d63_706f_6d69_67;
+const MIGRATION_LOCK: i64 = 0x006d_6370_6f6d_6967;
 
 /// `postgres.url '<redacted>': <what>`.
 pub fn url_error(cfg: &PostgresConfig, what: impl std::fmt::Display) -> String {
@@ -42,17 +42,21 @@ fn pg_config(cfg: &PostgresConfig) -> Result<tokio_postgres::Config, String> {
         _ => timeout,
     };
     pg.options(&options);
-    if pg.get_application_name().is_none() {
-        pg.application_name("mcp-orchestrator");
-    }
     Ok(pg)
 }
 
-fn pool(
-    cfg: &PostgresConfig,
-    pg: tokio_postgres::Config,
-    max_size: usize,
-) -> Result<Pool, String> {
+/// Sessions are named per pool (`pg_stat_activity.application_name`) so an
+/// operator sees which pool holds what; a name from the URL is kept as prefix.
+fn named(mut pg: tokio_postgres::Config, pool: &str) -> tokio_postgres::Config {
+    let base = pg
+        .get_application_name()
+        .unwrap_or("mcp-orchestrator")
+        .to_string();
+    pg.application_name(format!("{base}-{pool}"));
+    pg
+}
+
+fn pool(cfg: &PostgresConfig, pg: tokio_postgres::Config, max_size: usize) -> Result<Pool, String> {
     let manager = Manager::from_config(
         pg,
         NoTls,
@@ -75,8 +79,8 @@ fn pool(
 /// The writer/read pool and the analytics pool; nothing is connected yet.
 pub fn pools(cfg: &PostgresConfig) -> Result<(Pool, Pool), String> {
     let pg = pg_config(cfg)?;
-    let main = pool(cfg, pg.clone(), cfg.pool_size)?;
-    let analytics = pool(cfg, pg, cfg.analytics_pool_size)?;
+    let main = pool(cfg, named(pg.clone(), "writer"), cfg.pool_size)?;
+    let analytics = pool(cfg, named(pg, "analytics"), cfg.analytics_pool_size)?;
     Ok((main, analytics))
 }
 
@@ -89,7 +93,7 @@ pub async fn migrate(cfg: &PostgresConfig, pool: &Pool) -> Result<usize, String>
     client
         .execute("SELECT pg_advisory_lock($1)", &[&MIGRATION_LOCK])
         .await
-        .map_err(|e| url_error(cfg, format!("cannot lock for migration: {e}")))?;
+        .map_err(|e| url_error(cfg, format!("cannot lock for migration: {}", chain(&e))))?;
     let report = embedded::migrations::runner()
         .run_async(&mut **client)
         .await
@@ -100,15 +104,24 @@ pub async fn migrate(cfg: &PostgresConfig, pool: &Pool) -> Result<usize, String>
     Ok(report?.applied_migrations().len())
 }
 
+/// An error followed by its causes: tokio-postgres keeps the server's message
+/// (e.g. "canceling statement due to statement timeout") in the source chain.
+pub fn chain(e: &dyn std::error::Error) -> String {
+    let mut msg = e.to_string();
+    let mut src = e.source();
+    while let Some(cause) = src {
+        msg.push_str(&format!(": {cause}"));
+        src = cause.source();
+    }
+    msg
+}
+
 /// deadpool's errors hide the cause behind a generic word; say what happened.
 pub fn describe_pool(e: &deadpool_postgres::PoolError) -> String {
     use deadpool_postgres::PoolError;
     match e {
         PoolError::Timeout(_) => "timed out waiting for a connection".to_string(),
-        PoolError::Backend(e) => match std::error::Error::source(e) {
-            Some(src) => format!("{e}: {src}"),
-            None => e.to_string(),
-        },
+        PoolError::Backend(e) => chain(e),
         other => other.to_string(),
     }
 }

@@ -20,7 +20,9 @@ use tokio_postgres::Row;
 use super::analytics::{AnalyticsQuery, CostStats, PerformanceStats, WorkflowStats};
 use super::{ListQuery, Startup, Store, StoreError, StoredActive};
 use crate::config::PostgresConfig;
-use crate::domain::{Delivery, Event, EventType, StateChange, Subscription, Workflow, WorkflowResult};
+use crate::domain::{
+    Delivery, Event, EventType, StateChange, Subscription, Workflow, WorkflowResult,
+};
 
 /// A cheap-to-clone handle on the two pools.
 #[derive(Clone)]
@@ -31,8 +33,8 @@ pub struct PgStore {
     write_timeout: Duration,
 }
 
-fn backend(e: impl std::fmt::Display) -> StoreError {
-    StoreError::Backend(e.to_string())
+pub(crate) fn backend(e: impl std::error::Error) -> StoreError {
+    StoreError::Backend(format!("PostgreSQL: {}", connect::chain(&e)))
 }
 
 fn parse<T: serde::de::DeserializeOwned>(what: &str, json: &str) -> Result<T, StoreError> {
@@ -67,11 +69,7 @@ impl PgStore {
             .map_err(|e| StoreError::Backend(format!("PostgreSQL: {}", connect::describe_pool(&e))))
     }
 
-    async fn query(
-        &self,
-        sql: &str,
-        args: &[&(dyn ToSql + Sync)],
-    ) -> Result<Vec<Row>, StoreError> {
+    async fn query(&self, sql: &str, args: &[&(dyn ToSql + Sync)]) -> Result<Vec<Row>, StoreError> {
         let client = Self::client(&self.pool).await?;
         let stmt = client.prepare_cached(sql).await.map_err(backend)?;
         client.query(&stmt, args).await.map_err(backend)
@@ -86,7 +84,12 @@ impl PgStore {
         self.query(sql, args)
             .await?
             .iter()
-            .map(|r| parse("stored record", &r.try_get::<_, String>(0).map_err(backend)?))
+            .map(|r| {
+                parse(
+                    "stored record",
+                    &r.try_get::<_, String>(0).map_err(backend)?,
+                )
+            })
             .collect()
     }
 
@@ -120,19 +123,33 @@ impl Store for PgStore {
         "postgres"
     }
 
+    fn pools(&self) -> Option<serde_json::Value> {
+        let status = |p: &Pool| {
+            let s = p.status();
+            serde_json::json!({"max_size": s.max_size, "open": s.size,
+                "idle": s.available, "waiting": s.waiting})
+        };
+        Some(
+            serde_json::json!({"writer": status(&self.pool), "analytics": status(&self.analytics)}),
+        )
+    }
+
     async fn write_batch(&self, batch: Vec<Arc<StateChange>>) -> Result<(), StoreError> {
         let work = async {
             let mut client = Self::client(&self.pool).await?;
             let tx = client.transaction().await.map_err(backend)?;
-            write::write_batch(&tx, &batch)
-                .await
-                .map_err(|e| backend(format!("{e:?}")))?;
+            write::write_batch(&tx, &batch).await.map_err(|e| match e {
+                write::WriteError::Pg(e) => backend(e),
+                write::WriteError::Encode(e) => {
+                    StoreError::Backend(format!("cannot encode a record: {e}"))
+                }
+            })?;
             tx.commit().await.map_err(backend)
         };
         tokio::time::timeout(self.write_timeout, work)
             .await
             .map_err(|_| {
-                backend(format!(
+                StoreError::Backend(format!(
                     "PostgreSQL: batch not committed within {:?}",
                     self.write_timeout
                 ))
@@ -257,6 +274,6 @@ impl Store for PgStore {
         };
         tokio::time::timeout(connect::PING_TIMEOUT, work)
             .await
-            .map_err(|_| backend("PostgreSQL: ping timed out"))?
+            .map_err(|_| StoreError::Backend("PostgreSQL: ping timed out".into()))?
     }
 }

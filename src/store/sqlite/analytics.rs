@@ -152,12 +152,9 @@ pub fn performance(c: &Connection, q: &AnalyticsQuery) -> Result<PerformanceStat
     if n > 0 {
         for (slot, p) in pct.iter_mut().zip(PERCENTILES) {
             let offset = (nearest_rank(p, n) - 1) as i64;
-            *slot = Some(one(
-                c,
-                &nth,
-                window_args(&b, &[&offset]).as_slice(),
-                |r| r.get::<_, f64>(0),
-            )?);
+            *slot = Some(one(c, &nth, window_args(&b, &[&offset]).as_slice(), |r| {
+                r.get::<_, f64>(0)
+            })?);
         }
     }
     let stats = PerformanceStats {
