@@ -154,12 +154,21 @@ fn changes(rows: &[Row]) -> Vec<Arc<StateChange>> {
 }
 
 async fn load_into(store: &dyn Store, rows: &[Row]) {
-    for chunk in changes(rows).chunks(2000) {
+    let changes = changes(rows);
+    let t = std::time::Instant::now();
+    for chunk in changes.chunks(2000) {
         store
             .write_batch(chunk.to_vec())
             .await
             .expect("synthetic batch");
     }
+    // A measurement for the record, not an assertion.
+    eprintln!(
+        "{}: wrote {} changes in {:?}",
+        store.kind(),
+        changes.len(),
+        t.elapsed()
+    );
 }
 
 struct Window {
@@ -394,7 +403,9 @@ async fn check_all(s: &Server, mut rows: Vec<Row>, now: DateTime<Utc>) {
         let q = w.query();
         let (wf, costs, perf) = reference(&rows, w, Utc::now());
         for (name, want) in [("workflows", wf), ("costs", costs), ("performance", perf)] {
+            let t = std::time::Instant::now();
             let r = s.get(&format!("/v1/analytics/{name}?{q}")).await;
+            eprintln!("analytics {name}?{q}: {:?}", t.elapsed());
             assert_eq!(r.status, 200, "{name}?{q}: {:?}", r.body);
             assert_close(&r.body, &want, &format!("{name}?{q}"));
             assert_eq!(r.body["window"]["pattern"], json!(w.pattern));

@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 
 use mcp_orchestrator::config::PostgresConfig;
 use mcp_orchestrator::domain::{
-    ChangeKind, Event, EventType, Pattern, PatternConfig, StateChange, Status, Workflow,
-    WorkflowResult,
+    ChangeKind, Delivery, DeliveryStatus, Event, EventType, Pattern, PatternConfig, StateChange,
+    Status, Subscription, Workflow, WorkflowResult,
 };
 use mcp_orchestrator::store::postgres::PgStore;
 use mcp_orchestrator::store::Store;
@@ -239,6 +239,77 @@ async fn replayed_batches_never_duplicate_events_or_results() {
     assert_eq!(events[1].data, json!({"n": 2}));
     assert_eq!(store.get_result("wf_replay").await.unwrap(), Some(result));
     assert_eq!(store.get_workflow("wf_replay").await.unwrap(), Some(wf));
+}
+
+#[tokio::test]
+async fn webhooks_and_deliveries_round_trip_in_batch_order() {
+    let db = PgDb::new();
+    let store = PgStore::connect(&pg_config(&db.url))
+        .await
+        .expect("connect");
+    let now = chrono::Utc::now();
+    let sub = |id: &str, wf: Option<&str>| -> Arc<Subscription> {
+        Arc::new(Subscription {
+            id: id.into(),
+            workflow_id: wf.map(str::to_string),
+            url: format!("http://127.0.0.1:9/{id}"),
+            secret: "s3cret".into(),
+            events: vec![EventType::WorkflowCompleted],
+            created_at: now,
+        })
+    };
+    let delivery = |id: &str, seq: u64, status: DeliveryStatus| -> Arc<Delivery> {
+        Arc::new(Delivery {
+            id: id.into(),
+            subscription_id: "sub_a".into(),
+            workflow_id: "wf_hooks".into(),
+            url: "http://127.0.0.1:9/sub_a".into(),
+            event: EventType::WorkflowCompleted,
+            event_seq: seq,
+            payload: json!({"event": "workflow_completed", "task_id": "wf_hooks"}),
+            status,
+            attempts: vec![],
+            next_attempt_at: None,
+            created_at: now,
+            completed_at: None,
+        })
+    };
+    let batch = vec![
+        change(1, ChangeKind::Webhook(sub("sub_a", None))),
+        change(2, ChangeKind::Webhook(sub("sub_b", Some("wf_hooks")))),
+        change(3, ChangeKind::WebhookRemoved("sub_b".into())),
+        change(
+            4,
+            ChangeKind::Delivery(delivery("dl_1", 5, DeliveryStatus::Pending)),
+        ),
+        change(
+            5,
+            ChangeKind::Delivery(delivery("dl_2", 7, DeliveryStatus::Pending)),
+        ),
+        change(
+            6,
+            ChangeKind::Delivery(delivery("dl_1", 5, DeliveryStatus::Delivered)),
+        ),
+    ];
+    for _ in 0..2 {
+        store.write_batch(batch.clone()).await.expect("batch");
+    }
+    let (subs, pending) = store.load_webhooks().await.expect("load");
+    assert_eq!(subs, vec![(*sub("sub_a", None)).clone()]);
+    assert_eq!(
+        pending.iter().map(|d| d.id.as_str()).collect::<Vec<_>>(),
+        ["dl_2"]
+    );
+    let all = store.deliveries_for("wf_hooks").await.expect("deliveries");
+    assert_eq!(
+        all.iter()
+            .map(|d| (d.id.as_str(), d.status))
+            .collect::<Vec<_>>(),
+        [
+            ("dl_1", DeliveryStatus::Delivered),
+            ("dl_2", DeliveryStatus::Pending)
+        ]
+    );
 }
 
 #[tokio::test]
