@@ -165,12 +165,44 @@ fn string_or_list<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>,
 }
 
 /// Redis hot mirror of active and recent workflows (optional).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RedisConfig {
     /// `redis://[user:pass@]host:port[/db]` or `rediss://…`; unset = no Redis.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub url: Option<String>,
+    /// Prepended to every key, so several deployments (or tests) share one Redis.
+    pub key_prefix: String,
+    /// Keys of a finished workflow expire this long after it finished.
+    #[serde(with = "humantime_serde")]
+    pub ttl: Duration,
+    /// How results are compressed in Redis.
+    pub compression: Compression,
+    /// zstd 1..=22, zlib 0..=9.
+    pub compression_level: i32,
+    /// Changes waiting for Redis at most; when full, creates get 503.
+    pub max_queue: usize,
+}
+
+impl Default for RedisConfig {
+    fn default() -> Self {
+        RedisConfig {
+            url: None,
+            key_prefix: "mcpo:".into(),
+            ttl: Duration::from_secs(7 * 24 * 3600),
+            compression: Compression::Zstd,
+            compression_level: 3,
+            max_queue: 100_000,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Compression {
+    Zstd,
+    Zlib,
+    None,
 }
 
 /// PostgreSQL as the primary store (optional; embedded SQLite otherwise).
@@ -539,6 +571,7 @@ impl Config {
                 }
             }
         }
+        self.validate_redis()?;
         if !self
             .providers
             .contains_key(&self.execution.default_provider)
@@ -565,6 +598,45 @@ impl Config {
             Some(_) => self.postgres.ack_timeout,
             None => self.storage.ack_timeout,
         }
+    }
+
+    fn validate_redis(&self) -> Result<(), ConfigError> {
+        let bad = |key: &str, reason: String| Err(ConfigError(format!("{key}: {reason}")));
+        let r = &self.redis;
+        if let Some(url) = &r.url {
+            // The client's own parser decides; its message never repeats the URL,
+            // and ours shows it with the password redacted.
+            if let Err(e) = redis::Client::open(url.as_str()) {
+                return bad(
+                    "redis.url",
+                    format!("'{}' is not a valid Redis URL: {e}", redact_url(url)),
+                );
+            }
+        }
+        if r.key_prefix.is_empty() {
+            return bad("redis.key_prefix", "must not be empty".into());
+        }
+        if r.ttl < Duration::from_secs(1) {
+            return bad("redis.ttl", "must be at least 1s".into());
+        }
+        if r.max_queue == 0 {
+            return bad("redis.max_queue", "must be at least 1".into());
+        }
+        let (lo, hi) = match r.compression {
+            Compression::Zstd => (1, 22),
+            Compression::Zlib => (0, 9),
+            Compression::None => (i32::MIN, i32::MAX),
+        };
+        if !(lo..=hi).contains(&r.compression_level) {
+            return bad(
+                "redis.compression_level",
+                format!(
+                    "{} is out of range {lo}..={hi} for {:?}",
+                    r.compression_level, r.compression
+                ),
+            );
+        }
+        Ok(())
     }
 
     /// Problems that do not stop the server but will refuse some work.
@@ -710,6 +782,32 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("execution.default_provider"));
+        for url in ["http://host:6379", "redis://:pw@host:notaport", "redis://"] {
+            let mut c = Config::default();
+            c.redis.url = Some(url.into());
+            let e = c.validate().unwrap_err().to_string();
+            assert!(e.contains("redis.url"), "{url}: {e}");
+        }
+        let mut c = Config::default();
+        c.redis.url = Some("redis://:hunter2@host:notaport".into());
+        assert!(!c.validate().unwrap_err().to_string().contains("hunter2"));
+        for url in [
+            "redis://127.0.0.1:6379",
+            "redis://user:pass@host:6380/2",
+            "rediss://host:6380",
+        ] {
+            let mut c = Config::default();
+            c.redis.url = Some(url.into());
+            assert!(c.validate().is_ok(), "{url}");
+        }
+        let mut c = Config::default();
+        c.redis.compression = Compression::Zlib;
+        c.redis.compression_level = 12;
+        assert!(c
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("redis.compression_level"));
         let mut c = Config::default();
         c.server.bind = "not an address".into();
         assert!(c

@@ -21,7 +21,7 @@ use actix_web::{web, App, HttpServer};
 
 use actors::evictor::Evictor;
 use actors::metrics::MetricsActor;
-use actors::persist::{PersistHealth, StoreWriter};
+use actors::persist::{PersistHealth, RedisLink, RedisPersister, StoreWriter};
 use actors::registry::{
     BeginShutdown, InterruptAll, RegistryConfig, RegistryParts, Stats, WorkflowRegistry,
 };
@@ -42,6 +42,8 @@ pub struct AppState {
     pub primary: Arc<PersistHealth>,
     /// The Redis mirror's writer health, when `redis.url` is set.
     pub mirror: Option<Arc<PersistHealth>>,
+    /// The Redis mirror itself (probe for `/health`), when `redis.url` is set.
+    pub redis: Option<Arc<RedisLink>>,
     /// Checks webhook URLs at registration (and the dispatcher at delivery).
     pub guard: Guard,
     pub webhook_stats: Arc<WebhookStats>,
@@ -104,22 +106,50 @@ pub struct Runtime {
 pub async fn start(config: Config) -> Result<Runtime, StartError> {
     let config = Arc::new(config);
     let store = open_store(&config).await?;
+    let redis = match &config.redis.url {
+        Some(url) => Some(Arc::new(
+            RedisLink::new(&config.redis, url).map_err(StartError)?,
+        )),
+        None => None,
+    };
     let t0 = Instant::now();
-    let startup = store
-        .load_startup(config.retention.max_completed, config.retention.max_age)
-        .await
-        .map_err(|e| {
-            StartError(format!(
-                "{}: cannot read stored workflows: {e}",
-                store_key(&config)
-            ))
-        })?;
+    let (max_completed, max_age) = (config.retention.max_completed, config.retention.max_age);
+    // Redis first when it holds everything; the primary store otherwise.
+    let from_redis = match &redis {
+        Some(link) => match link.restore(store.as_ref(), max_completed, max_age).await {
+            Ok(s) => Some(s),
+            Err(why) => {
+                tracing::info!(reason = %why, "redis cannot restore every workflow; using the primary store");
+                None
+            }
+        },
+        None => None,
+    };
+    let (startup, source, seed) = match from_redis {
+        Some(s) => (s, "redis", Vec::new()),
+        None => {
+            let s = store
+                .load_startup(max_completed, max_age)
+                .await
+                .map_err(|e| {
+                    StartError(format!(
+                        "{}: cannot read stored workflows: {e}",
+                        store_key(&config)
+                    ))
+                })?;
+            // Put what Redis lacked back, so it mirrors the store again.
+            let seed = match &redis {
+                Some(_) => actors::persist::redis::reseed(store.as_ref(), &s).await,
+                None => Vec::new(),
+            };
+            (s, store.kind(), seed)
+        }
+    };
     tracing::info!(
         active = startup.active.len(),
         retained = startup.retained.len(),
         took_ms = t0.elapsed().as_millis() as u64,
-        "restored state from {}",
-        store.kind()
+        "restored state from {source}"
     );
 
     let primary = Arc::new(PersistHealth::new(store.kind(), config.storage.max_queue));
@@ -135,6 +165,25 @@ pub async fn start(config: Config) -> Result<Runtime, StartError> {
         store = store.kind(),
         "primary store writer started under its supervisor"
     );
+    let mut subscribers = vec![writer.recipient(), MetricsActor::new().start().recipient()];
+    if let Some(link) = &redis {
+        let (l, batch) = (Arc::clone(link), config.storage.batch_max);
+        let refill = actors::persist::redis::Refill {
+            store: Arc::clone(&store),
+            max_completed,
+            max_age,
+        };
+        let persister = Supervisor::start(move |_| RedisPersister::new(l, refill, batch, seed));
+        subscribers.push(persister.recipient());
+        let link = Arc::clone(link);
+        // Keeps redis_memory_bytes current and prunes expired index entries.
+        actix_rt::spawn(async move {
+            loop {
+                link.upkeep().await;
+                tokio::time::sleep(Duration::from_secs(15)).await;
+            }
+        });
+    }
     let executor = Arc::new(Executor::new(config.execution.threads));
     let providers = exec::provider::build(&config.providers);
     let registry_cfg = RegistryConfig {
@@ -165,8 +214,9 @@ pub async fn start(config: Config) -> Result<Runtime, StartError> {
     let retention = config.retention.clone();
     let parts = RegistryParts {
         cfg: registry_cfg,
-        subscribers: vec![writer.recipient(), MetricsActor::new().start().recipient()],
+        subscribers,
         primary: Arc::clone(&primary),
+        mirror: redis.as_ref().map(|l| Arc::clone(&l.health)),
         executor: Arc::clone(&executor),
         providers,
         dispatcher: Some(dispatcher.clone().recipient()),
@@ -206,7 +256,8 @@ pub async fn start(config: Config) -> Result<Runtime, StartError> {
         registry,
         store,
         primary,
-        mirror: None,
+        mirror: redis.as_ref().map(|l| Arc::clone(&l.health)),
+        redis,
         webhook_stats,
         started: Instant::now(),
     });
@@ -320,5 +371,21 @@ pub async fn shutdown(rt: &Runtime, grace: Duration) {
         Ok(()) => tracing::info!(flushed_seq = last, "store flushed"),
         Err(e) => tracing::error!(error = %e.0, "store not fully flushed at shutdown"),
     }
+    if let Some(m) = &rt.state.mirror {
+        let left = grace.saturating_sub(t0.elapsed());
+        match m.wait_committed(last, left).await {
+            Ok(()) => tracing::info!(flushed_seq = last, "redis mirror flushed"),
+            Err(e) => {
+                tracing::warn!(error = %e.0, "redis mirror not fully flushed at shutdown; the next start restores from the primary store")
+            }
+        }
+    }
     rt.executor.stop();
+}
+
+/// Installs the process-wide rustls crypto provider before any TLS client (reqwest,
+/// Redis `rediss://`) exists: with more than one provider compiled in, rustls
+/// would otherwise panic at the first handshake.
+pub fn install_crypto_provider() {
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
 }

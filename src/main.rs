@@ -136,6 +136,7 @@ fn main() -> ExitCode {
             for w in config.warnings() {
                 tracing::warn!("{w}");
             }
+            mcp_orchestrator::install_crypto_provider();
             let system = actix_rt::System::new();
             match system.block_on(mcp_orchestrator::serve(config)) {
                 Ok(()) => ExitCode::SUCCESS,

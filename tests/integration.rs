@@ -15,5 +15,6 @@ mod logs;
 mod metrics;
 mod postgres;
 mod providers;
+mod redis_mirror;
 mod startup;
 mod webhooks;

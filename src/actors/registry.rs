@@ -172,6 +172,8 @@ pub struct RegistryParts {
     /// Receive every StateChange, in order.
     pub subscribers: Vec<Recipient<Publish>>,
     pub primary: Arc<PersistHealth>,
+    /// The Redis mirror's writer, when configured: its queue gates admission too.
+    pub mirror: Option<Arc<PersistHealth>>,
     pub executor: Arc<Executor>,
     pub providers: Providers,
     pub dispatcher: Option<Recipient<Deliver>>,
@@ -191,6 +193,7 @@ pub struct WorkflowRegistry {
     providers: Providers,
     shutting_down: bool,
     restored: Vec<StoredActive>,
+    mirror: Option<Arc<PersistHealth>>,
 }
 
 impl WorkflowRegistry {
@@ -220,6 +223,7 @@ impl WorkflowRegistry {
             providers: p.providers,
             shutting_down: false,
             restored: p.restored_active,
+            mirror: p.mirror,
         }
     }
 
@@ -592,6 +596,12 @@ impl Handler<Create> for WorkflowRegistry {
             return Err(ApiError::StoreUnavailable(format!(
                 "the {} write queue is full (storage.max_queue = {}); retry shortly",
                 self.out.primary.name, self.out.primary.max_queue
+            )));
+        }
+        if let Some(m) = self.mirror.as_ref().filter(|m| m.is_full()) {
+            return Err(ApiError::StoreUnavailable(format!(
+                "the {} write queue is full (redis.max_queue = {}); retry shortly",
+                m.name, m.max_queue
             )));
         }
         if self.active.len() >= self.cfg.max_active {

@@ -62,6 +62,9 @@ async fn health(state: web::Data<AppState>) -> HttpResponse {
     let mut components = serde_json::Map::new();
     components.insert("registry".into(), registry_json);
     components.insert("store".into(), store);
+    if let Some(link) = &state.redis {
+        components.insert("redis".into(), redis_component(link).await);
+    }
     let status = worst(components.values());
     let body = json!({
         "status": status,
@@ -77,9 +80,45 @@ async fn health(state: web::Data<AppState>) -> HttpResponse {
     }
 }
 
+/// Redis is optional: when it fails the service keeps answering, so its worst
+/// status is "degraded" (writes wait in the persister's queue).
+async fn redis_component(link: &crate::actors::persist::RedisLink) -> serde_json::Value {
+    let probe = link.probe().await;
+    let h = &link.health;
+    let status = match (&probe, h.is_failing()) {
+        (Err(_), _) | (_, true) => "degraded",
+        _ if h.queue_len() * 2 > h.max_queue => "degraded",
+        _ => "healthy",
+    };
+    let p = probe.as_ref().ok();
+    json!({
+        "status": status,
+        "url": link.url,
+        "key_prefix": link.keys.prefix,
+        "latency_ms": p.map(|p| p.latency.as_secs_f64() * 1000.0),
+        "keys": p.map(|p| p.keys),
+        "used_memory_bytes": p.and_then(|p| p.used_memory),
+        "error": probe.as_ref().err().cloned().or_else(|| h.last_error().filter(|_| h.is_failing())),
+        "queue_depth": h.queue_len(),
+        "max_queue": h.max_queue,
+        "committed_seq": h.committed(),
+        "batches_written": h.written().0,
+        "changes_written": h.written().1,
+        "write_failures": h.failures(),
+        "persister_restarts": h.restarts(),
+        "ttl_seconds": link.ttl.as_secs(),
+        "compression": format!("{:?}", link.codec.compression).to_lowercase(),
+        "compression_ratio": link.compression_ratio(),
+    })
+}
+
 async fn ready(state: web::Data<AppState>) -> HttpResponse {
     match state.registry.send(Stats).await {
-        Ok(s) if !s.shutting_down && !state.primary.is_full() => {
+        Ok(s)
+            if !s.shutting_down
+                && !state.primary.is_full()
+                && !state.mirror.as_ref().is_some_and(|m| m.is_full()) =>
+        {
             HttpResponse::Ok().json(json!({"ready": true}))
         }
         Ok(s) => HttpResponse::ServiceUnavailable().json(json!({"ready": false,

@@ -47,6 +47,42 @@ pub struct Startup {
     pub retained: Vec<Workflow>,
 }
 
+/// The identity of what `load_startup` returns, cheap to compute: start-up
+/// compares it with what Redis holds to decide whether Redis can be the source.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Manifest {
+    /// (id, status, number of events, last event seq), sorted by id.
+    pub active: Vec<(String, Status, usize, u64)>,
+    /// (id, status), sorted by id.
+    pub retained: Vec<(String, Status)>,
+}
+
+impl Manifest {
+    pub fn of(s: &Startup) -> Manifest {
+        let mut active: Vec<_> = s
+            .active
+            .iter()
+            .map(|a| {
+                let last = a.events.last().map_or(0, |e| e.seq);
+                (
+                    a.workflow.id.clone(),
+                    a.workflow.status,
+                    a.events.len(),
+                    last,
+                )
+            })
+            .collect();
+        active.sort_by(|a, b| a.0.cmp(&b.0));
+        let mut retained: Vec<_> = s
+            .retained
+            .iter()
+            .map(|w| (w.id.clone(), w.status))
+            .collect();
+        retained.sort_by(|a, b| a.0.cmp(&b.0));
+        Manifest { active, retained }
+    }
+}
+
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
     /// `sqlite` or `postgres`, for health and logs.
@@ -63,6 +99,17 @@ pub trait Store: Send + Sync + 'static {
         max_completed: usize,
         max_age: Duration,
     ) -> Result<Startup, StoreError>;
+    /// The manifest of `load_startup` with the same arguments. Stores override
+    /// this with a query that reads no records.
+    async fn startup_manifest(
+        &self,
+        max_completed: usize,
+        max_age: Duration,
+    ) -> Result<Manifest, StoreError> {
+        self.load_startup(max_completed, max_age)
+            .await
+            .map(|s| Manifest::of(&s))
+    }
     /// Every webhook subscription, and the deliveries still pending (to resume).
     async fn load_webhooks(&self) -> Result<(Vec<Subscription>, Vec<Delivery>), StoreError>;
     /// A workflow's deliveries, oldest event first.

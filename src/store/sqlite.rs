@@ -12,10 +12,11 @@ use chrono::{DateTime, Utc};
 use rusqlite::{params, Connection, OptionalExtension};
 
 use super::analytics::{AnalyticsQuery, CostStats, PerformanceStats, WorkflowStats};
-use super::{ListQuery, Startup, Store, StoreError, StoredActive};
+use super::{ListQuery, Manifest, Startup, Store, StoreError, StoredActive};
 use crate::config::Durability;
 use crate::domain::{
-    ChangeKind, Delivery, Event, EventType, StateChange, Subscription, Workflow, WorkflowResult,
+    ChangeKind, Delivery, Event, EventType, StateChange, Status, Subscription, Workflow,
+    WorkflowResult,
 };
 
 mod analytics;
@@ -401,6 +402,56 @@ impl Store for SqliteStore {
                 &[&us(oldest), &limit],
             )?;
             Ok(Startup { active, retained })
+        })
+        .await
+    }
+
+    async fn startup_manifest(
+        &self,
+        max_completed: usize,
+        max_age: Duration,
+    ) -> Result<Manifest, StoreError> {
+        let oldest = Utc::now()
+            - chrono::Duration::from_std(max_age).unwrap_or(chrono::Duration::days(36500));
+        self.read(move |c| {
+            let status = |s: String| {
+                Status::parse(&s).ok_or_else(|| StoreError::Corrupt(format!("status '{s}'")))
+            };
+            let mut stmt = c
+                .prepare(
+                    "SELECT w.id, w.status, COUNT(e.seq), COALESCE(MAX(e.seq), 0) FROM workflows w \
+                     LEFT JOIN events e ON e.workflow_id = w.id \
+                     WHERE w.status IN ('pending', 'running', 'interrupted') GROUP BY w.id ORDER BY w.id",
+                )
+                .map_err(backend)?;
+            let rows = stmt
+                .query_map([], |r| {
+                    Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, i64>(2)?, r.get::<_, i64>(3)?))
+                })
+                .map_err(backend)?;
+            let mut active = Vec::new();
+            for row in rows {
+                let (id, s, n, last) = row.map_err(backend)?;
+                active.push((id, status(s)?, n as usize, last as u64));
+            }
+            let mut stmt = c
+                .prepare(
+                    "SELECT id, status FROM workflows WHERE completed_at_us >= ?1 \
+                     ORDER BY completed_at_us DESC LIMIT ?2",
+                )
+                .map_err(backend)?;
+            let rows = stmt
+                .query_map(params![us(oldest), max_completed as i64], |r| {
+                    Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+                })
+                .map_err(backend)?;
+            let mut retained = Vec::new();
+            for row in rows {
+                let (id, s) = row.map_err(backend)?;
+                retained.push((id, status(s)?));
+            }
+            retained.sort_by(|a, b| a.0.cmp(&b.0));
+            Ok(Manifest { active, retained })
         })
         .await
     }

@@ -7,6 +7,7 @@
 pub mod fake_openai;
 pub mod pg;
 pub mod receiver;
+pub mod redis_util;
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};

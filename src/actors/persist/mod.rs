@@ -2,6 +2,9 @@
 //! watermark ("committed up to change N") is how sync durability, read barriers
 //! and `/health` see a writer without sending it messages.
 
+pub mod codec;
+pub mod redis;
+pub mod redis_schema;
 pub mod writer;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -10,6 +13,7 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 
+pub use redis::{RedisLink, RedisPersister};
 pub use writer::StoreWriter;
 
 pub struct PersistHealth {
