@@ -359,6 +359,27 @@ async fn survives_redis_outages_and_mirrors_exactly_what_the_store_holds() {
     }
     assert!(s.log().contains("redis persister restarting"));
     assert!(s.log().contains("refilling it from the primary store"));
+    // The restarts are counted in a metric, as are the failures; memory is exported.
+    let metrics = s
+        .get("/metrics")
+        .await
+        .body
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let value = |name: &str| {
+        metrics
+            .lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or_else(|| panic!("{name} missing from /metrics:\n{metrics}"))
+    };
+    assert!(value("persister_restarts_total{persister=\"redis\"}") >= 2.0);
+    assert!(value("persister_failures_total{persister=\"redis\"}") >= 2.0);
+    assert_eq!(value("persister_queue_depth{persister=\"redis\"}"), 0.0);
+    assert!(value("redis_memory_bytes") > 0.0);
+    assert!(value("redis_compression_ratio") > 2.0);
     let mut m = Mirror::new(&r.url(), &p).await;
     for id in &ids {
         assert_mirrored(&s, &mut m, id).await;

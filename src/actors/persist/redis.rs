@@ -93,7 +93,7 @@ impl RedisLink {
             Ok(Ok(p)) => {
                 *slot = Some(conn);
                 if let Some(m) = p.used_memory {
-                    metrics::gauge!("redis_memory_bytes").set(m as f64);
+                    metrics::gauge!(crate::actors::metrics::REDIS_MEMORY).set(m as f64);
                 }
                 Ok(p)
             }
@@ -132,7 +132,7 @@ impl RedisLink {
             total.raw += c.raw;
             total.stored += c.stored;
         }
-        metrics::gauge!("redis_compression_ratio").set(batch);
+        metrics::gauge!(crate::actors::metrics::REDIS_COMPRESSION_RATIO).set(batch);
     }
 
     /// Uncompressed over stored size of all results written since start.
