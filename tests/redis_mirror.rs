@@ -274,6 +274,7 @@ async fn restores_from_redis_and_falls_back_to_the_store_when_flushed() {
     s.wait_status(&open, "running", 30 * SEC).await;
     s.signal(libc::SIGTERM);
     s.wait_exit(30 * SEC);
+    std::fs::remove_file(dir.join("server.log")).unwrap();
     let before: Vec<Value> = {
         let s = base().latency_ms(60_000).start();
         let mut v = Vec::new();
@@ -524,4 +525,40 @@ async fn rediss_url_starts_without_panic_and_reports_degraded() {
     let id = s.create(research("over tls", 3)).await;
     s.wait_status(&id, "completed", 60 * SEC).await;
     assert!(!s.log().contains("panicked"), "{}", s.log());
+}
+
+#[tokio::test]
+async fn restores_from_redis_with_postgresql_as_the_primary_store() {
+    let db = crate::common::pg::PgDb::new();
+    let p = prefix();
+    let dir = new_dir();
+    let base = || {
+        with_redis(server(), SHARED_URL, &p)
+            .dir(&dir)
+            .env("MCPO__POSTGRES__URL", &db.url)
+            .env("MCPO__SHUTDOWN__GRACE", "1s")
+    };
+    let mut s = base().latency_ms(5).start();
+    let mut ids = Vec::new();
+    for i in 0..3 {
+        ids.push(s.create(research(&format!("pg task {i}"), 3)).await);
+    }
+    let mut want = Vec::new();
+    for id in &ids {
+        want.push(s.wait_status(id, "completed", 60 * SEC).await);
+    }
+    s.signal(libc::SIGTERM);
+    s.wait_exit(30 * SEC);
+    assert!(
+        s.log().contains("restored state from postgres"),
+        "{}",
+        s.log()
+    );
+    std::fs::remove_file(dir.join("server.log")).unwrap();
+    let s = base().latency_ms(5).start();
+    assert!(s.log().contains("restored state from redis"), "{}", s.log());
+    for (id, w) in ids.iter().zip(&want) {
+        assert_eq!(&s.workflow(id).await, w);
+    }
+    flush_prefix(SHARED_URL, &p).await;
 }

@@ -450,6 +450,7 @@ impl Store for SqliteStore {
                 let (id, s) = row.map_err(backend)?;
                 retained.push((id, status(s)?));
             }
+            active.sort_by(|a, b| a.0.cmp(&b.0));
             retained.sort_by(|a, b| a.0.cmp(&b.0));
             Ok(Manifest { active, retained })
         })

@@ -164,6 +164,9 @@ impl RedisLink {
             .await
             .map_err(|e| format!("primary store manifest: {e}"))?;
         let have = Manifest::of(&startup);
+        if have == Manifest::default() {
+            return Err("redis holds no workflows".into());
+        }
         if have != want {
             return Err(format!(
                 "redis holds {} active and {} retained workflows, the primary store {} and {} (or they differ)",

@@ -18,10 +18,10 @@ use tokio_postgres::types::ToSql;
 use tokio_postgres::Row;
 
 use super::analytics::{AnalyticsQuery, CostStats, PerformanceStats, WorkflowStats};
-use super::{ListQuery, Startup, Store, StoreError, StoredActive};
+use super::{ListQuery, Manifest, Startup, Store, StoreError, StoredActive};
 use crate::config::PostgresConfig;
 use crate::domain::{
-    Delivery, Event, EventType, StateChange, Subscription, Workflow, WorkflowResult,
+    Delivery, Event, EventType, StateChange, Status, Subscription, Workflow, WorkflowResult,
 };
 
 /// A cheap-to-clone handle on the two pools.
@@ -109,7 +109,7 @@ fn row_event(r: &Row) -> Result<Event, StoreError> {
     let kind: String = r.try_get(2).map_err(backend)?;
     let data: String = r.try_get(4).map_err(backend)?;
     Ok(Event {
-        workflow_id: r.try_get(0).map_err(backend)?,
+        workflow_id: r.try_get::<_, String>(0).map_err(backend)?,
         seq: r.try_get::<_, i64>(1).map_err(backend)? as u64,
         kind: parse::<EventType>("event type", &format!("\"{kind}\""))?,
         timestamp: r.try_get::<_, DateTime<Utc>>(3).map_err(backend)?,
@@ -226,6 +226,54 @@ impl Store for PgStore {
             )
             .await?;
         Ok(Startup { active, retained })
+    }
+
+    async fn startup_manifest(
+        &self,
+        max_completed: usize,
+        max_age: Duration,
+    ) -> Result<Manifest, StoreError> {
+        let oldest = Utc::now()
+            - chrono::Duration::from_std(max_age).unwrap_or(chrono::Duration::days(36500));
+        let status = |r: &Row| {
+            let s: String = r.try_get(1).map_err(backend)?;
+            Status::parse(&s).ok_or_else(|| StoreError::Corrupt(format!("status '{s}'")))
+        };
+        let rows = self
+            .query(
+                "SELECT w.id, w.status, COUNT(e.seq), COALESCE(MAX(e.seq), 0)::bigint
+                 FROM workflows w LEFT JOIN events e ON e.workflow_id = w.id
+                 WHERE w.status IN ('pending', 'running', 'interrupted') GROUP BY w.id, w.status",
+                &[],
+            )
+            .await?;
+        let mut active = Vec::with_capacity(rows.len());
+        for r in &rows {
+            let n: i64 = r.try_get(2).map_err(backend)?;
+            let last: i64 = r.try_get(3).map_err(backend)?;
+            active.push((
+                r.try_get::<_, String>(0).map_err(backend)?,
+                status(r)?,
+                n as usize,
+                last as u64,
+            ));
+        }
+        let limit = max_completed as i64;
+        let rows = self
+            .query(
+                "SELECT id, status FROM workflows WHERE completed_at >= $1
+                 ORDER BY completed_at DESC LIMIT $2",
+                &[&oldest, &limit],
+            )
+            .await?;
+        let mut retained = Vec::with_capacity(rows.len());
+        for r in &rows {
+            retained.push((r.try_get::<_, String>(0).map_err(backend)?, status(r)?));
+        }
+        // Byte order, as `Manifest::of` sorts (database collations may differ).
+        active.sort_by(|a, b| a.0.cmp(&b.0));
+        retained.sort_by(|a, b| a.0.cmp(&b.0));
+        Ok(Manifest { active, retained })
     }
 
     async fn load_webhooks(&self) -> Result<(Vec<Subscription>, Vec<Delivery>), StoreError> {
