@@ -25,8 +25,10 @@ cargo build --release --quiet --bins
 cleanup() { [ -n "$SERVER_PID" ] && kill "$SERVER_PID" 2>/dev/null || true; wait 2>/dev/null || true; }
 trap cleanup EXIT
 
+RUN_NO=0
 setup_env() {
-  SETUP_ENV=(MCPO__STORAGE__SQLITE_PATH="$WORK/orchestrator.db")
+  RUN_NO=$((RUN_NO + 1))
+  SETUP_ENV=(MCPO__STORAGE__SQLITE_PATH="$WORK/orchestrator-$RUN_NO.db")
   if [ "$SETUP" = "redis-pg" ]; then
     local db="mcpo_bench_$$_$RANDOM"
     psql -q -h 127.0.0.1 -U postgres -d postgres -c "CREATE DATABASE $db" >/dev/null
@@ -80,8 +82,13 @@ run "$LOADGEN" e2e --url "$URL" --concurrency 200 --duration "$DURATION" --sim-l
 run "$LOADGEN" e2e --url "$URL" --rate 500 --duration "$DURATION" --sim-latency-ms 50 --server-pid "$SERVER_PID"
 stop_server
 
-if [ "$SETUP" = "sqlite" ]; then
-  run "$LOADGEN" seed --sqlite "$WORK/restore.db" --count 100000
-  run "$LOADGEN" restore --bin "$BIN" --sqlite "$WORK/restore.db" --retain 100000
-fi
+# Restore: 100,000 workflows created through the API (3 agents each), then a
+# fresh process restores them all into memory (retention.max_completed = 100000).
+start_server 0 MCPO__RETENTION__MAX_COMPLETED=100 MCPO__LIMITS__MAX_ACTIVE=2000
+run "$LOADGEN" http --url "$URL" --op post --concurrency 64 --requests 100000 --duration 600s
+stop_server
+sleep 1
+RESTORE_ENV=()
+for kv in "${SETUP_ENV[@]}"; do RESTORE_ENV+=(--env "$kv"); done
+run "$LOADGEN" restore --bin "$BIN" "${RESTORE_ENV[@]}" --retain 100000
 rm -rf "$WORK"

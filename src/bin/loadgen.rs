@@ -75,6 +75,9 @@ struct HttpLoad {
     concurrency: usize,
     #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
     duration: Duration,
+    /// Stop after this many successful requests (e.g. to fill a store through the API).
+    #[arg(long)]
+    requests: Option<u64>,
 }
 
 #[derive(clap::Args)]
@@ -90,11 +93,15 @@ struct Restore {
     /// The server binary to start.
     #[arg(long)]
     bin: PathBuf,
+    /// The embedded store to restore from (omit when `--env` points at PostgreSQL).
     #[arg(long)]
-    sqlite: PathBuf,
+    sqlite: Option<PathBuf>,
     /// retention.max_completed for the run (how many finished workflows to restore).
     #[arg(long, default_value_t = 100_000)]
     retain: usize,
+    /// Extra server environment, `KEY=VALUE` (e.g. MCPO__POSTGRES__URL=…); repeatable.
+    #[arg(long = "env")]
+    envs: Vec<String>,
 }
 
 fn pct(sorted: &[f64], p: f64) -> f64 {
@@ -322,6 +329,8 @@ async fn http(a: HttpLoad) {
     let end = Instant::now() + a.duration;
     let tally = Arc::new(Tally::default());
     let mut tasks = Vec::new();
+    let max = a.requests;
+    let t_start = Instant::now();
     for _ in 0..a.concurrency {
         let (c, url, body, id, op, tally) = (
             c.clone(),
@@ -333,7 +342,9 @@ async fn http(a: HttpLoad) {
         );
         tasks.push(tokio::spawn(async move {
             let mut local = Vec::new();
-            while Instant::now() < end {
+            while Instant::now() < end
+                && max.is_none_or(|m| tally.done.load(Ordering::Relaxed) < m)
+            {
                 let t = Instant::now();
                 let r = if op == "get" {
                     c.get(format!("{url}/v1/workflows/{id}")).send().await
@@ -366,6 +377,7 @@ async fn http(a: HttpLoad) {
         let _ = t.await;
     }
     let done = tally.done.load(Ordering::Relaxed);
+    let took = t_start.elapsed().min(a.duration);
     println!(
         "{} {} at concurrency {}: {done} ok in {:.1} s = {:.0} requests/s; refused {}, errors {}",
         a.op.to_uppercase(),
@@ -375,8 +387,8 @@ async fn http(a: HttpLoad) {
             "/v1/workflows"
         },
         a.concurrency,
-        a.duration.as_secs_f64(),
-        done as f64 / a.duration.as_secs_f64(),
+        took.as_secs_f64(),
+        done as f64 / took.as_secs_f64(),
         tally.refused.load(Ordering::Relaxed),
         tally.errors.load(Ordering::Relaxed)
     );
@@ -463,10 +475,11 @@ async fn start_once(a: &Restore, retain: usize) -> (Duration, u64, u64) {
     let t = Instant::now();
     let mut child = tokio::process::Command::new(&a.bin)
         .env("MCPO__SERVER__BIND", "127.0.0.1:0")
-        .env("MCPO__STORAGE__SQLITE_PATH", &a.sqlite)
         .env("MCPO__RETENTION__MAX_COMPLETED", retain.to_string())
         .env("MCPO__RETENTION__MAX_AGE", "3650days")
         .env("RUST_LOG", "warn")
+        .envs(a.sqlite.iter().map(|p| ("MCPO__STORAGE__SQLITE_PATH", p.as_os_str())))
+        .envs(a.envs.iter().filter_map(|kv| kv.split_once('=')))
         .stdout(std::process::Stdio::piped())
         .kill_on_drop(true)
         .spawn()
