@@ -75,7 +75,7 @@ async fn drained(s: &Server) -> Value {
 
 #[tokio::test]
 async fn mirrors_records_indexes_events_results_and_webhooks_with_ttl() {
-    let p = prefix();
+    let p = SharedPrefix::new();
     let recv = Receiver::start();
     let s = with_redis(server(), SHARED_URL, &p)
         .env("MCPO__REDIS__TTL", "1h")
@@ -174,13 +174,12 @@ async fn mirrors_records_indexes_events_results_and_webhooks_with_ttl() {
     assert!(r["latency_ms"].as_f64().unwrap() >= 0.0, "{r}");
     assert!(r["keys"].as_u64().unwrap() >= 12, "{r}");
     assert!(r["used_memory_bytes"].as_u64().unwrap() > 0, "{r}");
-    assert_eq!(r["key_prefix"], p.as_str());
-    flush_prefix(SHARED_URL, &p).await;
+    assert_eq!(r["key_prefix"], &*p);
 }
 
 #[tokio::test]
 async fn active_workflows_carry_no_ttl_until_they_finish() {
-    let p = prefix();
+    let p = SharedPrefix::new();
     let s = with_redis(server(), SHARED_URL, &p)
         .env("MCPO__REDIS__TTL", "1h")
         .latency_ms(60_000)
@@ -222,12 +221,11 @@ async fn active_workflows_carry_no_ttl_until_they_finish() {
         )
         .await
     );
-    flush_prefix(SHARED_URL, &p).await;
 }
 
 #[tokio::test]
 async fn zlib_is_selectable_and_round_trips() {
-    let p = prefix();
+    let p = SharedPrefix::new();
     let s = with_redis(server(), SHARED_URL, &p)
         .env("MCPO__REDIS__COMPRESSION", "zlib")
         .env("MCPO__REDIS__COMPRESSION_LEVEL", "6")
@@ -246,12 +244,11 @@ async fn zlib_is_selectable_and_round_trips() {
         health(&s).await["components"]["redis"]["compression"],
         "zlib"
     );
-    flush_prefix(SHARED_URL, &p).await;
 }
 
 #[tokio::test]
 async fn restores_from_redis_and_falls_back_to_the_store_when_flushed() {
-    let p = prefix();
+    let p = SharedPrefix::new();
     let dir = new_dir();
     let base = || {
         with_redis(server(), SHARED_URL, &p)
@@ -307,7 +304,6 @@ async fn restores_from_redis_and_falls_back_to_the_store_when_flushed() {
         assert_mirrored(&s, &mut m, id).await;
     }
     assert!(m.record(&open).await.is_some());
-    flush_prefix(SHARED_URL, &p).await;
 }
 
 #[tokio::test]
@@ -530,7 +526,7 @@ async fn rediss_url_starts_without_panic_and_reports_degraded() {
 #[tokio::test]
 async fn restores_from_redis_with_postgresql_as_the_primary_store() {
     let db = crate::common::pg::PgDb::new();
-    let p = prefix();
+    let p = SharedPrefix::new();
     let dir = new_dir();
     let base = || {
         with_redis(server(), SHARED_URL, &p)
@@ -560,5 +556,4 @@ async fn restores_from_redis_with_postgresql_as_the_primary_store() {
     for (id, w) in ids.iter().zip(&want) {
         assert_eq!(&s.workflow(id).await, w);
     }
-    flush_prefix(SHARED_URL, &p).await;
 }

@@ -19,6 +19,39 @@ pub fn prefix() -> String {
     format!("test:{}:", uuid::Uuid::new_v4().simple())
 }
 
+/// A prefix on the shared Redis whose keys are deleted when the test ends, pass
+/// or fail (declare it before the server, so the server stops first).
+pub struct SharedPrefix(String);
+
+impl SharedPrefix {
+    pub fn new() -> SharedPrefix {
+        SharedPrefix(prefix())
+    }
+}
+
+impl std::ops::Deref for SharedPrefix {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl Drop for SharedPrefix {
+    fn drop(&mut self) {
+        let Ok(mut c) = redis::Client::open(SHARED_URL).and_then(|c| c.get_connection()) else {
+            return;
+        };
+        let pattern = Keys::new(&self.0).scan_pattern();
+        let keys: Vec<String> = match redis::Commands::scan_match(&mut c, &pattern) {
+            Ok(it) => it.filter_map(Result::ok).collect(),
+            Err(_) => return,
+        };
+        if !keys.is_empty() {
+            let _: redis::RedisResult<()> = redis::Commands::del(&mut c, &keys);
+        }
+    }
+}
+
 pub async fn conn(url: &str) -> MultiplexedConnection {
     redis::Client::open(url)
         .expect("redis url")

@@ -87,8 +87,10 @@ impl Keys {
 }
 
 /// Sub-keys written after the record went terminal take over its remaining TTL:
-/// events and deliveries may arrive after the terminal record.
+/// events and deliveries may arrive after the terminal record. A record already
+/// expired (a webhook retry days later) gives its orphans the full TTL instead.
 const FOLLOW_TTL: &str = "local t = redis.call('PTTL', KEYS[1]) \
+    if t == -2 then t = tonumber(ARGV[1]) end \
     if t > 0 then for i = 2, #KEYS do redis.call('PEXPIRE', KEYS[i], t) end end return t";
 
 /// Sizes of results compressed while building a batch.
@@ -205,6 +207,7 @@ impl<'a> BatchBuilder<'a> {
 
     /// The pipeline, closed with TTL-following for every workflow touched.
     pub fn finish(mut self) -> Pipeline {
+        let ms = self.ttl.as_millis().min(i64::MAX as u128) as i64;
         for id in std::mem::take(&mut self.touched) {
             let keys = self.keys.per_workflow(&id);
             self.pipe
@@ -212,6 +215,7 @@ impl<'a> BatchBuilder<'a> {
                 .arg(FOLLOW_TTL)
                 .arg(keys.len())
                 .arg(&keys[..])
+                .arg(ms)
                 .ignore();
         }
         self.pipe
