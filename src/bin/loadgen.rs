@@ -342,8 +342,7 @@ async fn http(a: HttpLoad) {
         );
         tasks.push(tokio::spawn(async move {
             let mut local = Vec::new();
-            while Instant::now() < end
-                && max.is_none_or(|m| tally.done.load(Ordering::Relaxed) < m)
+            while Instant::now() < end && max.is_none_or(|m| tally.done.load(Ordering::Relaxed) < m)
             {
                 let t = Instant::now();
                 let r = if op == "get" {
@@ -478,7 +477,11 @@ async fn start_once(a: &Restore, retain: usize) -> (Duration, u64, u64) {
         .env("MCPO__RETENTION__MAX_COMPLETED", retain.to_string())
         .env("MCPO__RETENTION__MAX_AGE", "3650days")
         .env("RUST_LOG", "warn")
-        .envs(a.sqlite.iter().map(|p| ("MCPO__STORAGE__SQLITE_PATH", p.as_os_str())))
+        .envs(
+            a.sqlite
+                .iter()
+                .map(|p| ("MCPO__STORAGE__SQLITE_PATH", p.as_os_str())),
+        )
         .envs(a.envs.iter().filter_map(|kv| kv.split_once('=')))
         .stdout(std::process::Stdio::piped())
         .kill_on_drop(true)
