@@ -97,8 +97,8 @@ pub struct StartError(pub String);
 pub struct Runtime {
     pub state: web::Data<AppState>,
     pub executor: Arc<Executor>,
-    /// Kept so the webhook thread lives as long as the runtime.
-    _webhook_arbiter: Arbiter,
+    /// Kept so the webhook and persister threads live as long as the runtime.
+    _arbiters: Vec<Arbiter>,
 }
 
 /// Opens the primary store, restores state and starts the actors. Must run inside
@@ -153,14 +153,20 @@ pub async fn start(config: Config) -> Result<Runtime, StartError> {
     );
 
     let primary = Arc::new(PersistHealth::new(store.kind(), config.storage.max_queue));
+    // Each persister encodes its batches on a thread of its own: on the registry's
+    // thread they made it the bottleneck (BENCHMARKS.md).
+    let writer_arbiter = Arbiter::new();
     let writer = {
         let (store, primary, batch) = (
             Arc::clone(&store),
             Arc::clone(&primary),
             config.storage.batch_max,
         );
-        Supervisor::start(move |_| StoreWriter::new(store, primary, batch))
+        Supervisor::start_in_arbiter(&writer_arbiter.handle(), move |_| {
+            StoreWriter::new(store, primary, batch)
+        })
     };
+    let mut arbiters = vec![writer_arbiter];
     tracing::info!(
         store = store.kind(),
         "primary store writer started under its supervisor"
@@ -173,7 +179,11 @@ pub async fn start(config: Config) -> Result<Runtime, StartError> {
             max_completed,
             max_age,
         };
-        let persister = Supervisor::start(move |_| RedisPersister::new(l, refill, batch, seed));
+        let redis_arbiter = Arbiter::new();
+        let persister = Supervisor::start_in_arbiter(&redis_arbiter.handle(), move |_| {
+            RedisPersister::new(l, refill, batch, seed)
+        });
+        arbiters.push(redis_arbiter);
         subscribers.push(persister.recipient());
         let link = Arc::clone(link);
         // Keeps redis_memory_bytes current and prunes expired index entries.
@@ -197,6 +207,7 @@ pub async fn start(config: Config) -> Result<Runtime, StartError> {
         .load_webhooks()
         .await
         .map_err(|e| StartError(format!("cannot read stored webhooks: {e}")))?;
+    store.release_idle_connections();
     // Deliveries run on their own thread: slow receivers never touch the registry.
     let webhook_arbiter = Arbiter::new();
     let webhook_stats = Arc::new(WebhookStats::default());
@@ -206,6 +217,7 @@ pub async fn start(config: Config) -> Result<Runtime, StartError> {
             WebhookDispatcher::new(cfg, stats)
         })
     };
+    arbiters.push(webhook_arbiter);
     let secrets: std::collections::HashMap<String, String> = subscriptions
         .iter()
         .map(|s| (s.id.clone(), s.secret.clone()))
@@ -264,7 +276,7 @@ pub async fn start(config: Config) -> Result<Runtime, StartError> {
     Ok(Runtime {
         state,
         executor,
-        _webhook_arbiter: webhook_arbiter,
+        _arbiters: arbiters,
     })
 }
 

@@ -118,11 +118,17 @@ impl Handler<Publish> for Evictor {
     type Result = ();
 
     fn handle(&mut self, msg: Publish, _: &mut Context<Self>) {
-        if let ChangeKind::Workflow(wf) = &msg.0.kind {
-            if let (true, Some(at)) = (wf.status.is_terminal(), wf.completed_at) {
-                self.index.insert(at, &wf.id);
-                self.enforce();
+        let mut finished = false;
+        for change in msg.0.iter() {
+            if let ChangeKind::Workflow(wf) = &change.kind {
+                if let (true, Some(at)) = (wf.status.is_terminal(), wf.completed_at) {
+                    self.index.insert(at, &wf.id);
+                    finished = true;
+                }
             }
+        }
+        if finished {
+            self.enforce();
         }
     }
 }

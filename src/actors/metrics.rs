@@ -259,7 +259,9 @@ impl Actor for MetricsActor {
 impl Handler<Publish> for MetricsActor {
     type Result = ();
 
-    fn handle(&mut self, Publish(change): Publish, _: &mut Context<Self>) {
-        self.observe(&change.kind);
+    fn handle(&mut self, Publish(changes): Publish, _: &mut Context<Self>) {
+        for change in changes.iter() {
+            self.observe(&change.kind);
+        }
     }
 }

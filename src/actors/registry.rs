@@ -55,6 +55,11 @@ struct Outbox {
     webhooks: WebhookIndex,
     dispatcher: Option<Recipient<Deliver>>,
     events_emitted: u64,
+    /// Changes not yet sent to the subscribers, in order.
+    pending: Vec<Arc<StateChange>>,
+    /// The registry itself: a `FlushOutbox` queued behind the messages already in
+    /// the mailbox sends everything they emit as one `Publish`.
+    me: Option<Recipient<FlushOutbox>>,
 }
 
 /// Webhook subscriptions by workflow, and the global ones.
@@ -112,10 +117,23 @@ impl Outbox {
             kind,
         });
         self.primary.set_emitted(self.seq);
-        for s in &self.subscribers {
-            s.do_send(Publish(Arc::clone(&change)));
+        self.pending.push(change);
+        if self.pending.len() == 1 {
+            if let Some(me) = &self.me {
+                me.do_send(FlushOutbox);
+            }
         }
         self.seq
+    }
+
+    fn flush(&mut self) {
+        if self.pending.is_empty() {
+            return;
+        }
+        let batch: Arc<[Arc<StateChange>]> = std::mem::take(&mut self.pending).into();
+        for s in &self.subscribers {
+            s.do_send(Publish(Arc::clone(&batch)));
+        }
     }
 
     fn event(&mut self, a: &mut Active, kind: EventType, data: Value) -> u64 {
@@ -194,6 +212,32 @@ pub struct WorkflowRegistry {
     shutting_down: bool,
     restored: Vec<StoredActive>,
     mirror: Option<Arc<PersistHealth>>,
+    recent: RecentLogs,
+}
+
+/// The event logs of the last `RECENT_LOGS` workflows to finish. A client that
+/// opens the event stream just after a fast workflow ended is served from here,
+/// instead of waiting for the store to commit and reading it back; profiling the
+/// end-to-end benchmark showed that wait on every short workflow. Bounded, so
+/// memory per retained workflow stays the record alone.
+#[derive(Default)]
+struct RecentLogs {
+    logs: HashMap<String, Vec<Arc<Event>>>,
+    order: std::collections::VecDeque<String>,
+}
+
+const RECENT_LOGS: usize = 1024;
+
+impl RecentLogs {
+    fn insert(&mut self, id: &str, events: Vec<Arc<Event>>) {
+        if self.order.len() == RECENT_LOGS {
+            if let Some(old) = self.order.pop_front() {
+                self.logs.remove(&old);
+            }
+        }
+        self.order.push_back(id.to_string());
+        self.logs.insert(id.to_string(), events);
+    }
 }
 
 impl WorkflowRegistry {
@@ -218,11 +262,14 @@ impl WorkflowRegistry {
                 webhooks,
                 dispatcher: p.dispatcher,
                 events_emitted: 0,
+                pending: Vec::new(),
+                me: None,
             },
             executor: p.executor,
             providers: p.providers,
             shutting_down: false,
             restored: p.restored_active,
+            recent: RecentLogs::default(),
             mirror: p.mirror,
         }
     }
@@ -272,6 +319,7 @@ impl WorkflowRegistry {
             h.abort();
         }
         self.out.bus.close(id);
+        self.recent.insert(id, a.events);
         let wf = Arc::new(a.wf);
         self.retained.insert(id.to_string(), Arc::clone(&wf));
         Some(wf)
@@ -531,6 +579,7 @@ impl Actor for WorkflowRegistry {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Context<Self>) {
+        self.out.me = Some(ctx.address().recipient());
         let restored = std::mem::take(&mut self.restored);
         if !restored.is_empty() {
             tracing::info!(count = restored.len(), "resuming unfinished workflows");
@@ -539,6 +588,20 @@ impl Actor for WorkflowRegistry {
             let id = self.restore(stored);
             self.start_run(&id, ctx);
         }
+        self.out.flush();
+    }
+}
+
+/// Sends the changes emitted so far to the subscribers (see `Outbox::me`).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct FlushOutbox;
+
+impl Handler<FlushOutbox> for WorkflowRegistry {
+    type Result = ();
+
+    fn handle(&mut self, _: FlushOutbox, _: &mut Context<Self>) {
+        self.out.flush();
     }
 }
 
@@ -730,6 +793,8 @@ pub enum EventFeed {
         backlog: Vec<Arc<Event>>,
         rx: mpsc::Receiver<Arc<Event>>,
     },
+    /// Finished moments ago: its whole log, from memory.
+    Finished { backlog: Vec<Arc<Event>> },
     /// Not running here: read the (complete) log from the store.
     NotActive,
 }
@@ -761,7 +826,12 @@ impl Handler<SubscribeEvents> for WorkflowRegistry {
                 let rx = self.out.bus.subscribe(&msg.id);
                 MessageResult(EventFeed::Live { backlog, rx })
             }
-            None => MessageResult(EventFeed::NotActive),
+            None => MessageResult(match self.recent.logs.get(&msg.id) {
+                Some(log) => EventFeed::Finished {
+                    backlog: log.iter().filter(|e| e.seq > msg.after).cloned().collect(),
+                },
+                None => EventFeed::NotActive,
+            }),
         }
     }
 }

@@ -117,7 +117,8 @@ pub struct EventStream {
     rx: Option<mpsc::Receiver<Arc<Event>>>,
 }
 
-/// Live from the registry while the workflow runs here, else the stored log.
+/// Live from the registry while the workflow runs here (or from its log in memory
+/// if it finished moments ago), else the stored log.
 pub async fn open(state: &AppState, id: &str, after: u64) -> Result<EventStream, ApiError> {
     let sub = SubscribeEvents {
         id: id.to_string(),
@@ -128,6 +129,7 @@ pub async fn open(state: &AppState, id: &str, after: u64) -> Result<EventStream,
             backlog,
             rx: Some(rx),
         }),
+        EventFeed::Finished { backlog } => Ok(EventStream { backlog, rx: None }),
         EventFeed::NotActive => {
             let (wf, _) = find(state, id).await?;
             state.read_barrier().await;

@@ -129,6 +129,10 @@ pub trait Store: Send + Sync + 'static {
         &self,
         q: &analytics::AnalyticsQuery,
     ) -> Result<analytics::PerformanceStats, StoreError>;
+    /// Closes idle pooled connections. Called once start-up reads are done: a
+    /// tokio-postgres connection does its I/O on the thread that opened it, and
+    /// those were opened on the registry's thread.
+    fn release_idle_connections(&self) {}
     /// Connection pools (size, in use), for `/health`; None when there are none.
     fn pools(&self) -> Option<serde_json::Value> {
         None

@@ -324,7 +324,20 @@ impl RedisPersister {
         };
         let n = self.queue.len().min(self.batch_max);
         let mut builder = BatchBuilder::new(&self.link.keys, self.link.ttl, self.link.codec);
-        for c in self.queue.iter().take(n) {
+        // Only the last record of each workflow in the batch needs writing: each
+        // costs a SET and nine set updates.
+        let mut last_record = std::collections::HashMap::new();
+        for (i, c) in self.queue.iter().take(n).enumerate() {
+            if let ChangeKind::Workflow(w) = &c.kind {
+                last_record.insert(w.id.as_str(), i);
+            }
+        }
+        for (i, c) in self.queue.iter().take(n).enumerate() {
+            if let ChangeKind::Workflow(w) = &c.kind {
+                if last_record.get(w.id.as_str()) != Some(&i) {
+                    continue;
+                }
+            }
             if let Err(e) = builder.add(c) {
                 // Domain types always serialize; if one ever did not, it could
                 // never be mirrored: say so loudly rather than block the queue.
@@ -375,7 +388,7 @@ impl Handler<Publish> for RedisPersister {
     type Result = ();
 
     fn handle(&mut self, msg: Publish, ctx: &mut Context<Self>) {
-        self.queue.push_back(msg.0);
+        self.queue.extend(msg.0.iter().cloned());
         self.link.health.set_queue_len(self.queue.len());
         self.flush(ctx);
     }

@@ -102,7 +102,7 @@ impl Handler<Publish> for StoreWriter {
     fn handle(&mut self, msg: Publish, ctx: &mut Context<Self>) {
         // Evictions are queued too (stores skip them) so the committed watermark
         // passes their seq: a read barrier waits for every emitted change.
-        self.queue.push_back(msg.0);
+        self.queue.extend(msg.0.iter().cloned());
         self.health.set_queue_len(self.queue.len());
         self.flush(ctx);
     }

@@ -123,6 +123,10 @@ impl Store for PgStore {
         "postgres"
     }
 
+    fn release_idle_connections(&self) {
+        self.pool.retain(|_, _| false);
+    }
+
     fn pools(&self) -> Option<serde_json::Value> {
         let status = |p: &Pool| {
             let s = p.status();
