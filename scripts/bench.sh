@@ -22,7 +22,19 @@ SERVER_PID=""
 
 cargo build --release --quiet --bins
 
-cleanup() { [ -n "$SERVER_PID" ] && kill "$SERVER_PID" 2>/dev/null || true; wait 2>/dev/null || true; }
+DBS=()
+PREFIXES=()
+cleanup() {
+  [ -n "$SERVER_PID" ] && kill "$SERVER_PID" 2>/dev/null || true
+  wait 2>/dev/null || true
+  for p in "${PREFIXES[@]}"; do
+    redis-cli -h 127.0.0.1 --scan --pattern "$p*" | xargs -r -n 5000 redis-cli -h 127.0.0.1 del >/dev/null
+  done
+  for db in "${DBS[@]}"; do
+    psql -q -h 127.0.0.1 -U postgres -d postgres -c "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null
+  done
+  rm -rf "$WORK"
+}
 trap cleanup EXIT
 
 RUN_NO=0
@@ -30,11 +42,13 @@ setup_env() {
   RUN_NO=$((RUN_NO + 1))
   SETUP_ENV=(MCPO__STORAGE__SQLITE_PATH="$WORK/orchestrator-$RUN_NO.db")
   if [ "$SETUP" = "redis-pg" ]; then
-    local db="mcpo_bench_$$_$RANDOM"
+    local db="mcpo_bench_$$_$RUN_NO" prefix="mcpo-bench:$$:$RUN_NO:"
     psql -q -h 127.0.0.1 -U postgres -d postgres -c "CREATE DATABASE $db" >/dev/null
+    DBS+=("$db")
+    PREFIXES+=("$prefix")
     SETUP_ENV+=(MCPO__POSTGRES__URL="postgres://postgres@127.0.0.1:5432/$db"
                 MCPO__REDIS__URL="redis://127.0.0.1:6379"
-                MCPO__REDIS__KEY_PREFIX="bench$$:$RANDOM:")
+                MCPO__REDIS__KEY_PREFIX="$prefix")
   fi
 }
 
@@ -91,4 +105,3 @@ sleep 1
 RESTORE_ENV=()
 for kv in "${SETUP_ENV[@]}"; do RESTORE_ENV+=(--env "$kv"); done
 run "$LOADGEN" restore --bin "$BIN" "${RESTORE_ENV[@]}" --retain 100000
-rm -rf "$WORK"
