@@ -157,13 +157,14 @@ pub async fn start(config: Config) -> Result<Runtime, StartError> {
     // thread they made it the bottleneck (BENCHMARKS.md).
     let writer_arbiter = Arbiter::new();
     let writer = {
-        let (store, primary, batch) = (
+        let (store, primary, batch, interval) = (
             Arc::clone(&store),
             Arc::clone(&primary),
             config.storage.batch_max,
+            config.storage.commit_interval,
         );
         Supervisor::start_in_arbiter(&writer_arbiter.handle(), move |_| {
-            StoreWriter::new(store, primary, batch)
+            StoreWriter::new(store, primary, batch, interval)
         })
     };
     let mut arbiters = vec![writer_arbiter];
