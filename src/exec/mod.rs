@@ -92,6 +92,18 @@ impl From<Halted> for Stop {
 }
 
 impl Run {
+    /// Reports a step without waiting for the answer: for steps that only record
+    /// progress. Each awaited step is a round trip through the registry on the
+    /// workflow's critical path; a halt is still seen at the next awaited step
+    /// (and a cancelled run is aborted by the registry anyway). Same mailbox, so
+    /// the order of steps is kept.
+    pub fn notify(&self, step: Step) {
+        self.registry.do_send(Report {
+            id: self.id.clone(),
+            step,
+        });
+    }
+
     pub async fn step(&self, step: Step) -> Result<(), Halted> {
         match self
             .registry

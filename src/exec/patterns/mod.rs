@@ -70,12 +70,11 @@ async fn run_agent(run: &Run, roles: &Roles, spec: AgentSpec) -> Result<AgentRes
     if let Some(done) = run.resume.done_agents.get(&spec.agent_id) {
         return Ok(done.clone());
     }
-    run.step(Step::AgentStarted {
+    run.notify(Step::AgentStarted {
         agent_id: spec.agent_id.clone(),
         agent_type: spec.agent_type.clone(),
         subtask: spec.subtask.clone(),
-    })
-    .await?;
+    });
     let started = Instant::now();
     let answer = run
         .provider
@@ -157,11 +156,10 @@ pub async fn synthesize(
     sources: Vec<String>,
     material: String,
 ) -> Result<SynthesisResult, Stop> {
-    run.step(Step::SynthesisStarted {
+    run.notify(Step::SynthesisStarted {
         level: level.into(),
         group,
-    })
-    .await?;
+    });
     let started = Instant::now();
     let answer = run
         .provider

@@ -104,10 +104,9 @@ pub async fn run(run: &Run, cfg: &ResearchConfig) -> Result<(), Stop> {
         &syntheses,
         final_synthesis.as_deref(),
     );
-    run.step(Step::Documents {
+    run.notify(Step::Documents {
         documents: vec![doc],
         final_synthesis,
-    })
-    .await?;
+    });
     Ok(())
 }

@@ -38,10 +38,9 @@ pub async fn run(run: &Run, cfg: &SearchConfig) -> Result<(), Stop> {
         &syntheses,
         final_synthesis.as_deref(),
     );
-    run.step(Step::Documents {
+    run.notify(Step::Documents {
         documents: vec![doc],
         final_synthesis,
-    })
-    .await?;
+    });
     Ok(())
 }
