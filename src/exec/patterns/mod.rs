@@ -121,7 +121,7 @@ async fn run_agent(run: &Run, roles: &Roles, spec: AgentSpec) -> Result<AgentRes
             error: Some(e.to_string()),
         },
     };
-    run.step(Step::AgentCompleted(result.clone())).await?;
+    run.notify(Step::AgentCompleted(result.clone()));
     Ok(result)
 }
 
@@ -188,7 +188,7 @@ pub async fn synthesize(
         execution_time: started.elapsed().as_secs_f64(),
         retries: answer.retries,
     };
-    run.step(Step::SynthesisCompleted(result.clone())).await?;
+    run.notify(Step::SynthesisCompleted(result.clone()));
     Ok(result)
 }
 

@@ -34,12 +34,11 @@ pub async fn run(run: &Run, cfg: &ResearchConfig) -> Result<(), Stop> {
                 .await
                 .map_err(|e| fail("decomposition_failed", format!("decomposition failed: {e}")))?;
             let subtasks = parse_subtasks(&answer.text, n as usize, &run.task);
-            run.step(Step::Decomposed {
+            run.notify(Step::Decomposed {
                 subtasks: subtasks.clone(),
                 tokens: answer.tokens,
                 cost: answer.cost_usd,
-            })
-            .await?;
+            });
             subtasks
         }
     };
