@@ -362,8 +362,19 @@ async fn http(a: HttpLoad) {
                     Ok(r) if r.status().as_u16() == 429 => {
                         tally.refused.fetch_add(1, Ordering::Relaxed);
                     }
-                    _ => {
-                        tally.errors.fetch_add(1, Ordering::Relaxed);
+                    other => {
+                        // The first few errors are worth seeing: status and body.
+                        if tally.errors.fetch_add(1, Ordering::Relaxed) < 3 {
+                            let what = match other {
+                                Ok(r) => format!(
+                                    "HTTP {}: {}",
+                                    r.status(),
+                                    r.text().await.unwrap_or_default()
+                                ),
+                                Err(e) => e.to_string(),
+                            };
+                            eprintln!("error: {what}");
+                        }
                     }
                 }
             }
