@@ -92,11 +92,11 @@ impl From<Halted> for Stop {
 }
 
 impl Run {
-    /// Reports a step without waiting for the answer. Each awaited step was a round
-    /// trip through the registry on the workflow's critical path; the answer is not
-    /// needed, because when the registry halts a run (cancel, budget, shutdown) it
-    /// also aborts the run's future, dropping its in-flight calls, and it ignores
-    /// steps of workflows that are no longer running. Same mailbox: order is kept.
+    /// Reports a step without waiting for the answer: for steps that only record
+    /// progress. Each awaited step is a round trip through the registry on the
+    /// workflow's critical path; a halt is still seen at the next awaited step
+    /// (and a cancelled run is aborted by the registry anyway). Same mailbox, so
+    /// the order of steps is kept.
     pub fn notify(&self, step: Step) {
         self.registry.do_send(Report {
             id: self.id.clone(),

@@ -121,7 +121,7 @@ async fn run_agent(run: &Run, roles: &Roles, spec: AgentSpec) -> Result<AgentRes
             error: Some(e.to_string()),
         },
     };
-    run.notify(Step::AgentCompleted(result.clone()));
+    run.step(Step::AgentCompleted(result.clone())).await?;
     Ok(result)
 }
 
@@ -188,7 +188,7 @@ pub async fn synthesize(
         execution_time: started.elapsed().as_secs_f64(),
         retries: answer.retries,
     };
-    run.notify(Step::SynthesisCompleted(result.clone()));
+    run.step(Step::SynthesisCompleted(result.clone())).await?;
     Ok(result)
 }
 

@@ -34,11 +34,12 @@ pub async fn run(run: &Run, cfg: &ResearchConfig) -> Result<(), Stop> {
                 .await
                 .map_err(|e| fail("decomposition_failed", format!("decomposition failed: {e}")))?;
             let subtasks = parse_subtasks(&answer.text, n as usize, &run.task);
-            run.notify(Step::Decomposed {
+            run.step(Step::Decomposed {
                 subtasks: subtasks.clone(),
                 tokens: answer.tokens,
                 cost: answer.cost_usd,
-            });
+            })
+            .await?;
             subtasks
         }
     };
