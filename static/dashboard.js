@@ -60,18 +60,24 @@ function cancelButton(id) {
   return b;
 }
 
+// A table row for a workflow: id, pattern, status; opens its detail on click.
+function workflowRow(w) {
+  const tr = document.createElement("tr");
+  tr.dataset.id = w.id;
+  tr.dataset.status = w.status;
+  cell(tr, short(w.id)).title = w.id;
+  cell(tr, w.pattern);
+  cell(tr, w.status, "status-" + w.status);
+  tr.addEventListener("click", () => select(w.id));
+  return tr;
+}
+
 function fillActive(items) {
   const body = $("active-table").tBodies[0];
   body.replaceChildren(...items.map((w) => {
-    const tr = document.createElement("tr");
-    tr.dataset.id = w.id;
-    tr.dataset.status = w.status;
-    cell(tr, short(w.id)).title = w.id;
-    cell(tr, w.pattern);
-    cell(tr, w.status, "status-" + w.status);
+    const tr = workflowRow(w);
     cell(tr, `${w.progress.completed_agents}/${w.progress.total_agents} · ${Math.round(w.progress.percent)}%`);
     cell(tr, cancelButton(w.id));
-    tr.addEventListener("click", () => select(w.id));
     return tr;
   }));
 }
@@ -79,15 +85,9 @@ function fillActive(items) {
 function fillRecent(items) {
   const body = $("recent-table").tBodies[0];
   body.replaceChildren(...items.map((w) => {
-    const tr = document.createElement("tr");
-    tr.dataset.id = w.id;
-    tr.dataset.status = w.status;
-    cell(tr, short(w.id)).title = w.id;
-    cell(tr, w.pattern);
-    cell(tr, w.status, "status-" + w.status);
+    const tr = workflowRow(w);
     cell(tr, secs(w.execution_time));
     cell(tr, usd(w.total_cost_usd));
-    tr.addEventListener("click", () => select(w.id));
     return tr;
   }));
 }

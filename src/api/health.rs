@@ -5,6 +5,7 @@ use actix_web::{web, HttpResponse};
 use serde_json::json;
 
 use super::allow_only;
+use crate::actors::persist::PersistHealth;
 use crate::actors::registry::Stats;
 use crate::AppState;
 
@@ -36,15 +37,10 @@ async fn health(state: web::Data<AppState>) -> HttpResponse {
         "kind": state.store.kind(),
         "latency_ms": ping.as_ref().ok().map(|d| d.as_secs_f64() * 1000.0),
         "error": ping.as_ref().err().map(|e| e.to_string()).or_else(|| p.last_error().filter(|_| p.is_failing())),
-        "queue_depth": p.queue_len(),
-        "max_queue": p.max_queue,
-        "committed_seq": p.committed(),
-        "batches_written": p.written().0,
-        "changes_written": p.written().1,
-        "write_failures": p.failures(),
         "writer_restarts": p.restarts(),
     });
     let mut store = store;
+    add_queue_fields(&mut store, p);
     if let Some(pools) = state.store.pools() {
         store["pools"] = pools;
     }
@@ -91,7 +87,7 @@ async fn redis_component(link: &crate::actors::persist::RedisLink) -> serde_json
         _ => "healthy",
     };
     let p = probe.as_ref().ok();
-    json!({
+    let mut body = json!({
         "status": status,
         "url": link.url,
         "key_prefix": link.keys.prefix,
@@ -99,17 +95,26 @@ async fn redis_component(link: &crate::actors::persist::RedisLink) -> serde_json
         "keys": p.map(|p| p.keys),
         "used_memory_bytes": p.and_then(|p| p.used_memory),
         "error": probe.as_ref().err().cloned().or_else(|| h.last_error().filter(|_| h.is_failing())),
-        "queue_depth": h.queue_len(),
-        "max_queue": h.max_queue,
-        "committed_seq": h.committed(),
-        "batches_written": h.written().0,
-        "changes_written": h.written().1,
-        "write_failures": h.failures(),
         "persister_restarts": h.restarts(),
         "ttl_seconds": link.ttl.as_secs(),
         "compression": format!("{:?}", link.codec.compression).to_lowercase(),
         "compression_ratio": link.compression_ratio(),
-    })
+    });
+    add_queue_fields(&mut body, h);
+    body
+}
+
+/// What every persister reports about its queue and writes.
+fn add_queue_fields(component: &mut serde_json::Value, h: &PersistHealth) {
+    let (batches, changes) = h.written();
+    if let serde_json::Value::Object(m) = component {
+        m.insert("queue_depth".into(), json!(h.queue_len()));
+        m.insert("max_queue".into(), json!(h.max_queue));
+        m.insert("committed_seq".into(), json!(h.committed()));
+        m.insert("batches_written".into(), json!(batches));
+        m.insert("changes_written".into(), json!(changes));
+        m.insert("write_failures".into(), json!(h.failures()));
+    }
 }
 
 async fn ready(state: web::Data<AppState>) -> HttpResponse {
