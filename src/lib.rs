@@ -9,7 +9,7 @@ pub mod domain;
 pub mod error;
 pub mod events;
 pub mod exec;
-pub mod probe;
+pub mod healthcheck;
 pub mod store;
 
 use std::sync::Arc;
@@ -27,7 +27,7 @@ use actors::registry::{
 };
 use config::{Config, Durability};
 use error::ApiError;
-use events::guard::Guard;
+use events::address_policy::Guard;
 use events::webhooks::{Deliver, SetRecorder, WebhookDispatcher, WebhookStats};
 use exec::Executor;
 use store::postgres::PgStore;
@@ -84,7 +84,7 @@ pub fn create_app(
 > {
     App::new()
         .app_data(state)
-        .wrap(actix_web::middleware::from_fn(api::observe::observe))
+        .wrap(actix_web::middleware::from_fn(api::middleware::observe))
         .configure(api::configure)
         .default_service(web::to(api::not_found))
 }

@@ -83,9 +83,13 @@ fn main() -> ExitCode {
     }
     match cli.command.unwrap_or(Command::Serve) {
         Command::Healthcheck { timeout } => {
-            let probe = mcp_orchestrator::probe::target(&config.server.bind).and_then(|addr| {
-                mcp_orchestrator::probe::check(addr, std::time::Duration::from_secs(timeout))
-            });
+            let probe =
+                mcp_orchestrator::healthcheck::target(&config.server.bind).and_then(|addr| {
+                    mcp_orchestrator::healthcheck::check(
+                        addr,
+                        std::time::Duration::from_secs(timeout),
+                    )
+                });
             match probe {
                 Ok(status) => {
                     println!("{status}");

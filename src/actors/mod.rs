@@ -1,5 +1,5 @@
 //! The actors and how they are wired: the registry emits `Publish` to every
-//! subscriber (primary store writer, evictor, metrics; Redis later).
+//! subscriber (primary store writer, Redis mirror when configured, evictor, metrics).
 
 pub mod evictor;
 pub mod metrics;

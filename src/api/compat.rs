@@ -131,7 +131,7 @@ async fn admit(
     state: &AppState,
     mut new: NewWorkflow,
 ) -> Result<std::sync::Arc<Workflow>, CompatError> {
-    new.request_id = super::observe::current_request_id();
+    new.request_id = super::middleware::current_request_id();
     new.config
         .validate()
         .map_err(|(field, message)| ApiError::validation(field, message))?;

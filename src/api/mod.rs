@@ -6,9 +6,9 @@ pub mod compat;
 pub mod dashboard;
 pub mod events;
 pub mod health;
-pub mod info;
 pub mod metrics;
-pub mod observe;
+pub mod middleware;
+pub mod patterns;
 pub mod webhooks;
 pub mod workflows;
 
@@ -20,7 +20,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.configure(workflows::configure)
         .configure(events::configure)
         .configure(health::configure)
-        .configure(info::configure)
+        .configure(patterns::configure)
         .configure(compat::configure)
         .configure(webhooks::configure)
         .configure(metrics::configure)

@@ -160,7 +160,7 @@ async fn create(
         .and_then(|v| v.parse().ok());
     let body: CreateBody = read_json(payload, limit, declared).await?;
     let mut new = validate(body)?;
-    new.request_id = super::observe::current_request_id();
+    new.request_id = super::middleware::current_request_id();
     if let Some(w) = &new.webhook {
         state
             .guard

@@ -1,7 +1,8 @@
-//! Fan-out of workflow events to live listeners (SSE now; webhooks later).
+//! Fan-out of workflow events to live listeners: SSE clients (`bus`) and webhook
+//! deliveries (`webhooks`), and the address policy webhook URLs must pass.
 
+pub mod address_policy;
 pub mod bus;
-pub mod guard;
 pub mod webhooks;
 
 pub use bus::EventBus;

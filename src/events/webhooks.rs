@@ -17,7 +17,7 @@ use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
 use tokio::sync::Semaphore;
 
-use super::guard::Guard;
+use super::address_policy::Guard;
 use crate::config::WebhooksConfig;
 use crate::domain::{now, Attempt, Delivery, DeliveryStatus};
 

@@ -1,0 +1,312 @@
+//! Typed, layered configuration: built-in defaults < config file (`--config`, default
+//! `config/default.toml`) < environment `MCPO__SECTION__KEY` < command-line flags.
+//! Every key is documented in `config/default.toml`; a test keeps the two in sync.
+
+use std::collections::BTreeMap;
+use std::net::ToSocketAddrs;
+use std::path::Path;
+use std::time::Duration;
+
+use figment::providers::{Env, Format, Serialized, Toml};
+use figment::Figment;
+
+mod sections;
+pub use sections::*;
+use serde::{Deserialize, Serialize};
+
+/// The default file, relative to the working directory. It is optional unless
+/// named explicitly with `--config`.
+pub const DEFAULT_CONFIG_PATH: &str = "config/default.toml";
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    pub server: ServerConfig,
+    pub storage: StorageConfig,
+    pub limits: LimitsConfig,
+    pub retention: RetentionConfig,
+    pub shutdown: ShutdownConfig,
+    pub execution: ExecutionConfig,
+    pub log: LogConfig,
+    pub webhooks: WebhooksConfig,
+    pub redis: RedisConfig,
+    pub postgres: PostgresConfig,
+    /// Named LLM providers; `execution.default_provider` names one of them.
+    pub providers: BTreeMap<String, ProviderConfig>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        let mut providers = BTreeMap::new();
+        providers.insert(
+            "simulated".to_string(),
+            ProviderConfig::Simulated {
+                latency_ms: default_sim_latency(),
+            },
+        );
+        Config {
+            server: ServerConfig::default(),
+            storage: StorageConfig::default(),
+            limits: LimitsConfig::default(),
+            retention: RetentionConfig::default(),
+            shutdown: ShutdownConfig::default(),
+            execution: ExecutionConfig::default(),
+            log: LogConfig::default(),
+            webhooks: WebhooksConfig::default(),
+            redis: RedisConfig::default(),
+            postgres: PostgresConfig::default(),
+            providers,
+        }
+    }
+}
+/// A configuration problem, always naming the key (or file) and the reason.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid configuration: {0}")]
+pub struct ConfigError(pub String);
+
+impl Config {
+    /// Loads the layers. `file` is the `--config` argument: a named file must
+    /// exist; without one, `config/default.toml` is read when present.
+    pub fn load(file: Option<&Path>) -> Result<Config, ConfigError> {
+        let mut fig = Figment::from(Serialized::defaults(Config::default()));
+        match file {
+            Some(path) => {
+                if !path.is_file() {
+                    return Err(ConfigError(format!(
+                        "config file '{}' does not exist or is not a file",
+                        path.display()
+                    )));
+                }
+                fig = fig.merge(Toml::file(path));
+            }
+            None => {
+                let default = Path::new(DEFAULT_CONFIG_PATH);
+                if default.is_file() {
+                    fig = fig.merge(Toml::file(default));
+                }
+            }
+        }
+        fig = fig.merge(Env::prefixed("MCPO__").split("__"));
+        let config: Config = fig.extract().map_err(|e| ConfigError(describe(e)))?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Checks what types alone cannot say; every message names the key.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let bad = |key: &str, reason: String| Err(ConfigError(format!("{key}: {reason}")));
+        match self.server.bind.to_socket_addrs().map(|a| a.count()) {
+            Ok(n) if n > 0 => {}
+            _ => {
+                return bad(
+                    "server.bind",
+                    format!("'{}' is not a host:port address", self.server.bind),
+                )
+            }
+        }
+        if self.server.max_body_bytes < 1024 {
+            return bad("server.max_body_bytes", "must be at least 1024".into());
+        }
+        if self.storage.sqlite_path.as_os_str().is_empty() {
+            return bad("storage.sqlite_path", "must not be empty".into());
+        }
+        if self.storage.max_queue == 0 || self.storage.batch_max == 0 {
+            return bad(
+                "storage.max_queue/storage.batch_max",
+                "must be at least 1".into(),
+            );
+        }
+        if self.postgres.pool_size == 0 || self.postgres.analytics_pool_size == 0 {
+            return bad(
+                "postgres.pool_size/postgres.analytics_pool_size",
+                "must be at least 1".into(),
+            );
+        }
+        for (key, d) in [
+            (
+                "postgres.statement_timeout",
+                self.postgres.statement_timeout,
+            ),
+            ("postgres.ack_timeout", self.postgres.ack_timeout),
+            ("postgres.connect_timeout", self.postgres.connect_timeout),
+        ] {
+            if d < Duration::from_millis(1) {
+                return bad(key, "must be positive".into());
+            }
+        }
+        if self.limits.max_active == 0 {
+            return bad("limits.max_active", "must be at least 1".into());
+        }
+        if self.shutdown.grace < Duration::from_millis(100) {
+            return bad("shutdown.grace", "must be at least 100ms".into());
+        }
+        if self.webhooks.max_concurrent == 0 || self.webhooks.max_per_host == 0 {
+            return bad(
+                "webhooks.max_concurrent/webhooks.max_per_host",
+                "must be at least 1".into(),
+            );
+        }
+        if self.webhooks.attempt_timeout.is_zero() {
+            return bad("webhooks.attempt_timeout", "must be positive".into());
+        }
+        if !(self.execution.default_budget_usd >= 0.0
+            && self.execution.default_budget_usd.is_finite())
+        {
+            return bad(
+                "execution.default_budget_usd",
+                "must be 0 (unlimited) or positive".into(),
+            );
+        }
+        for (name, p) in &self.providers {
+            if let ProviderConfig::Openai(o) = p {
+                let key = |k: &str| format!("providers.{name}.{k}");
+                if !(o.base_url.starts_with("http://") || o.base_url.starts_with("https://")) {
+                    return bad(
+                        &key("base_url"),
+                        format!("'{}' is not an http(s) URL", o.base_url),
+                    );
+                }
+                if o.model.trim().is_empty() {
+                    return bad(&key("model"), "must not be empty".into());
+                }
+                if o.api_key_env.trim().is_empty() {
+                    return bad(
+                        &key("api_key_env"),
+                        "must name an environment variable".into(),
+                    );
+                }
+                if o.input_price_per_mtok < 0.0 || o.output_price_per_mtok < 0.0 {
+                    return bad(
+                        &key("input_price_per_mtok/output_price_per_mtok"),
+                        "must not be negative".into(),
+                    );
+                }
+                if o.requests_per_minute == Some(0) || o.tokens_per_minute == Some(0) {
+                    return bad(
+                        &key("requests_per_minute/tokens_per_minute"),
+                        "must be at least 1 when set".into(),
+                    );
+                }
+                if o.timeout.is_zero() {
+                    return bad(&key("timeout"), "must be positive".into());
+                }
+            }
+        }
+        self.validate_redis()?;
+        if !self
+            .providers
+            .contains_key(&self.execution.default_provider)
+        {
+            return bad(
+                "execution.default_provider",
+                format!(
+                    "'{}' is not a configured provider (configured: {})",
+                    self.execution.default_provider,
+                    self.providers
+                        .keys()
+                        .cloned()
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            );
+        }
+        Ok(())
+    }
+
+    /// How long a sync create/cancel waits for the primary store.
+    pub fn ack_timeout(&self) -> Duration {
+        match self.postgres.url {
+            Some(_) => self.postgres.ack_timeout,
+            None => self.storage.ack_timeout,
+        }
+    }
+
+    fn validate_redis(&self) -> Result<(), ConfigError> {
+        let bad = |key: &str, reason: String| Err(ConfigError(format!("{key}: {reason}")));
+        let r = &self.redis;
+        if let Some(url) = &r.url {
+            // The client's own parser decides; its message never repeats the URL,
+            // and ours shows it with the password redacted.
+            if let Err(e) = redis::Client::open(url.as_str()) {
+                return bad(
+                    "redis.url",
+                    format!("'{}' is not a valid Redis URL: {e}", redact_url(url)),
+                );
+            }
+        }
+        if r.key_prefix.is_empty() {
+            return bad("redis.key_prefix", "must not be empty".into());
+        }
+        if r.ttl < Duration::from_secs(1) {
+            return bad("redis.ttl", "must be at least 1s".into());
+        }
+        if r.max_queue == 0 {
+            return bad("redis.max_queue", "must be at least 1".into());
+        }
+        let (lo, hi) = match r.compression {
+            Compression::Zstd => (1, 22),
+            Compression::Zlib => (0, 9),
+            Compression::None => (i32::MIN, i32::MAX),
+        };
+        if !(lo..=hi).contains(&r.compression_level) {
+            return bad(
+                "redis.compression_level",
+                format!(
+                    "{} is out of range {lo}..={hi} for {:?}",
+                    r.compression_level, r.compression
+                ),
+            );
+        }
+        Ok(())
+    }
+
+    /// Problems that do not stop the server but will refuse some work.
+    pub fn warnings(&self) -> Vec<String> {
+        self.providers
+            .iter()
+            .filter_map(|(name, p)| match p {
+                ProviderConfig::Openai(o) if std::env::var_os(&o.api_key_env).is_none() => Some(format!(
+                    "providers.{name}.api_key_env: environment variable {} is not set; workflows using provider '{name}' are refused with 422 provider_unavailable",
+                    o.api_key_env
+                )),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// The effective configuration as TOML, with secrets redacted.
+    pub fn to_redacted_toml(&self) -> String {
+        // API keys are read from the environment variables the config names; the
+        // only secrets in the config are database passwords in URLs.
+        let mut c = self.clone();
+        c.redis.url = c.redis.url.as_deref().map(redact_url);
+        c.postgres.url = c.postgres.url.as_deref().map(redact_url);
+        toml::to_string_pretty(&c).unwrap_or_else(|e| format!("# cannot render: {e}"))
+    }
+}
+
+/// figment's errors name the key, the source and the reason; keep them on one line.
+fn describe(e: figment::Error) -> String {
+    e.into_iter()
+        .map(|e| {
+            let key = e.path.join(".");
+            let source = e
+                .metadata
+                .as_ref()
+                .map(|m| match &m.source {
+                    Some(src) => format!(" (from {src})"),
+                    None => format!(" (from {})", m.name),
+                })
+                .unwrap_or_default();
+            if key.is_empty() {
+                format!("{}{source}", e.kind)
+            } else {
+                format!("{key}: {}{source}", e.kind)
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,392 @@
+//! The config sections: one struct per `[section]`, each with its documented defaults.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerConfig {
+    /// Listen address, `host:port`.
+    pub bind: String,
+    /// Largest accepted request body; larger bodies get 413.
+    pub max_body_bytes: usize,
+    /// HTTP worker threads; 0 = one per CPU core.
+    pub workers: usize,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Durability {
+    /// Answer a create or cancel only after the primary store committed it.
+    Sync,
+    /// Answer at once; a crash may lose the last few milliseconds of changes.
+    Async,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StorageConfig {
+    /// Embedded SQLite database file (the primary store when no PostgreSQL is set).
+    pub sqlite_path: PathBuf,
+    pub durability: Durability,
+    /// How long a sync create/cancel waits for the store before answering 503.
+    #[serde(with = "humantime_serde")]
+    pub ack_timeout: Duration,
+    /// Changes waiting for the store at most; when full, creates get 503.
+    pub max_queue: usize,
+    /// Changes written in one transaction at most.
+    pub batch_max: usize,
+    /// Commits start at most this often; under load more changes share one
+    /// commit. A sync create waits at most this much longer. 0 = no spacing.
+    #[serde(with = "humantime_serde")]
+    pub commit_interval: Duration,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LimitsConfig {
+    /// Pending + running workflows at most; creates beyond get 429.
+    pub max_active: usize,
+    /// The `Retry-After` given with a 429.
+    #[serde(with = "humantime_serde")]
+    pub retry_after: Duration,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RetentionConfig {
+    /// Finished workflows kept in memory at most (oldest completion evicted first).
+    pub max_completed: usize,
+    /// Finished workflows older than this (by completion) leave memory.
+    #[serde(with = "humantime_serde")]
+    pub max_age: Duration,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ShutdownConfig {
+    /// Time from SIGTERM to exit: running workflows may finish during the first
+    /// part; the rest are marked interrupted and everything is flushed.
+    #[serde(with = "humantime_serde")]
+    pub grace: Duration,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ExecutionConfig {
+    /// Provider used when a request names none.
+    pub default_provider: String,
+    /// Threads that run workflow executors; 0 = one per CPU core.
+    pub threads: usize,
+    /// Budget per workflow in USD when the request sets none; 0 = unlimited.
+    pub default_budget_usd: f64,
+    /// Token limit per workflow when the request sets none; 0 = unlimited.
+    pub default_max_tokens_total: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WebhooksConfig {
+    /// Accept `http://` webhook URLs (development only; `https` otherwise).
+    pub allow_http: bool,
+    /// Hosts exempt from the private-address (SSRF) guard; a list in the file,
+    /// comma-separated in the environment.
+    #[serde(deserialize_with = "string_or_list")]
+    pub allow_hosts: Vec<String>,
+    /// First retry delay; doubles per retry, with jitter.
+    #[serde(with = "humantime_serde")]
+    pub retry_backoff: Duration,
+    /// Retries after the first attempt.
+    pub max_retries: u32,
+    /// Timeout of one delivery attempt.
+    #[serde(with = "humantime_serde")]
+    pub attempt_timeout: Duration,
+    /// Deliveries in flight at once, overall.
+    pub max_concurrent: usize,
+    /// Deliveries in flight at once to one host.
+    pub max_per_host: usize,
+}
+
+impl Default for WebhooksConfig {
+    fn default() -> Self {
+        WebhooksConfig {
+            allow_http: false,
+            allow_hosts: Vec::new(),
+            retry_backoff: Duration::from_secs(5),
+            max_retries: 3,
+            attempt_timeout: Duration::from_secs(10),
+            max_concurrent: 32,
+            max_per_host: 4,
+        }
+    }
+}
+
+/// Accepts `["a", "b"]` or `"a,b"` (environment variables carry lists that way).
+fn string_or_list<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Either {
+        One(String),
+        Many(Vec<String>),
+    }
+    Ok(match Either::deserialize(d)? {
+        Either::One(s) => s
+            .split(',')
+            .map(|x| x.trim().to_string())
+            .filter(|x| !x.is_empty())
+            .collect(),
+        Either::Many(v) => v,
+    })
+}
+
+/// Redis hot mirror of active and recent workflows (optional).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RedisConfig {
+    /// `redis://[user:pass@]host:port[/db]` or `rediss://…`; unset = no Redis.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    /// Prepended to every key, so several deployments (or tests) share one Redis.
+    pub key_prefix: String,
+    /// Keys of a finished workflow expire this long after it finished.
+    #[serde(with = "humantime_serde")]
+    pub ttl: Duration,
+    /// How results are compressed in Redis.
+    pub compression: Compression,
+    /// zstd 1..=22, zlib 0..=9.
+    pub compression_level: i32,
+    /// Changes waiting for Redis at most; when full, creates get 503.
+    pub max_queue: usize,
+}
+
+impl Default for RedisConfig {
+    fn default() -> Self {
+        RedisConfig {
+            url: None,
+            key_prefix: "mcpo:".into(),
+            ttl: Duration::from_secs(7 * 24 * 3600),
+            compression: Compression::Zstd,
+            compression_level: 3,
+            max_queue: 100_000,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Compression {
+    Zstd,
+    Zlib,
+    None,
+}
+
+/// PostgreSQL as the primary store (optional; embedded SQLite otherwise).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PostgresConfig {
+    /// `postgres://user[:pass]@host:port/db`; unset = embedded SQLite is primary.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    /// Connections for the writer and point reads.
+    pub pool_size: usize,
+    /// Connections for analytics queries: their own pool, so they cannot starve the writer.
+    pub analytics_pool_size: usize,
+    /// Every statement is cancelled by the server after this long.
+    #[serde(with = "humantime_serde")]
+    pub statement_timeout: Duration,
+    /// How long a sync create/cancel waits for PostgreSQL before answering 503.
+    #[serde(with = "humantime_serde")]
+    pub ack_timeout: Duration,
+    /// Opening one connection (and waiting for a free one) at most.
+    #[serde(with = "humantime_serde")]
+    pub connect_timeout: Duration,
+}
+
+impl Default for PostgresConfig {
+    fn default() -> Self {
+        PostgresConfig {
+            url: None,
+            pool_size: 8,
+            analytics_pool_size: 2,
+            statement_timeout: Duration::from_secs(30),
+            ack_timeout: Duration::from_secs(5),
+            connect_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+/// A URL with its password replaced by `***`, for logs, errors and `check-config`.
+pub fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    let (authority, tail) = match rest.find('/') {
+        Some(i) => rest.split_at(i),
+        None => (rest, ""),
+    };
+    match authority.rsplit_once('@') {
+        Some((userinfo, host)) => {
+            let user = userinfo.split_once(':').map(|(u, _)| format!("{u}:***"));
+            format!(
+                "{scheme}://{}@{host}{tail}",
+                user.unwrap_or_else(|| userinfo.to_string())
+            )
+        }
+        None => url.to_string(),
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    pub format: LogFormat,
+    /// A tracing filter (`info`, `mcp_orchestrator=debug`); `RUST_LOG` wins when set.
+    pub level: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase", deny_unknown_fields)]
+pub enum ProviderConfig {
+    /// Offline provider: deterministic text after a fixed latency, labelled simulated.
+    Simulated {
+        #[serde(default = "default_sim_latency")]
+        latency_ms: u64,
+    },
+    /// Any OpenAI-compatible `/v1/chat/completions` endpoint.
+    Openai(OpenAiConfig),
+}
+
+pub(super) fn default_sim_latency() -> u64 {
+    50
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OpenAiConfig {
+    /// Base URL up to and including `/v1`, e.g. `https://api.openai.com/v1`.
+    pub base_url: String,
+    /// Name of the environment variable holding the API key (never the key itself).
+    #[serde(default = "default_key_env")]
+    pub api_key_env: String,
+    /// Default model; requests may override per role.
+    pub model: String,
+    /// USD per million input (prompt) tokens.
+    #[serde(default)]
+    pub input_price_per_mtok: f64,
+    /// USD per million output (completion) tokens.
+    #[serde(default)]
+    pub output_price_per_mtok: f64,
+    /// Per-attempt timeout; a workflow's per-role timeout wins when set.
+    #[serde(default = "default_llm_timeout", with = "humantime_serde")]
+    pub timeout: Duration,
+    /// Retries after the first attempt on 429, 5xx, timeouts, connection errors
+    /// and malformed answers.
+    #[serde(default = "default_retries")]
+    pub max_retries: u32,
+    /// First backoff; doubles per retry (with jitter), capped at 30 s.
+    #[serde(default = "default_backoff", with = "humantime_serde")]
+    pub retry_backoff: Duration,
+    /// Requests per minute across all workflows using this provider (a queue).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requests_per_minute: Option<u32>,
+    /// Tokens per minute across all workflows using this provider (a queue).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tokens_per_minute: Option<u32>,
+    /// `max_tokens` sent with each request, when set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_output_tokens: Option<u32>,
+}
+
+fn default_key_env() -> String {
+    "OPENAI_API_KEY".into()
+}
+
+fn default_llm_timeout() -> Duration {
+    Duration::from_secs(120)
+}
+
+fn default_retries() -> u32 {
+    3
+}
+
+fn default_backoff() -> Duration {
+    Duration::from_millis(500)
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            bind: "127.0.0.1:5060".into(),
+            max_body_bytes: 1024 * 1024,
+            workers: 0,
+        }
+    }
+}
+
+impl Default for StorageConfig {
+    fn default() -> Self {
+        StorageConfig {
+            sqlite_path: PathBuf::from("data/orchestrator.db"),
+            durability: Durability::Sync,
+            ack_timeout: Duration::from_secs(5),
+            max_queue: 100_000,
+            batch_max: 2_000,
+            commit_interval: Duration::from_millis(2),
+        }
+    }
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        LimitsConfig {
+            max_active: 50,
+            retry_after: Duration::from_secs(5),
+        }
+    }
+}
+
+impl Default for RetentionConfig {
+    fn default() -> Self {
+        RetentionConfig {
+            max_completed: 100,
+            max_age: Duration::from_secs(7 * 24 * 3600),
+        }
+    }
+}
+
+impl Default for ShutdownConfig {
+    fn default() -> Self {
+        ShutdownConfig {
+            grace: Duration::from_secs(30),
+        }
+    }
+}
+
+impl Default for ExecutionConfig {
+    fn default() -> Self {
+        ExecutionConfig {
+            default_provider: "simulated".into(),
+            threads: 0,
+            default_budget_usd: 0.0,
+            default_max_tokens_total: 0,
+        }
+    }
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig {
+            format: LogFormat::Text,
+            level: "info".into(),
+        }
+    }
+}
