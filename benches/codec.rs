@@ -6,7 +6,8 @@ use criterion::{criterion_group, criterion_main, Criterion};
 use mcp_orchestrator::actors::persist::codec::{ratio, Codec};
 use mcp_orchestrator::config::Compression;
 use mcp_orchestrator::domain::{
-    AgentResult, Document, Pattern, Status, SynthesisResult, TokenUsage, WorkflowResult,
+    AgentResult, AgentStatus, Document, Pattern, Status, SynthesisResult, TokenUsage,
+    WorkflowResult,
 };
 
 /// Text with the word statistics of prose (a deterministic pseudo-random walk over
@@ -58,7 +59,7 @@ fn typical_result() -> Vec<u8> {
             agent_type: "research".into(),
             subtask: format!("Aspect {i} of consensus in distributed databases"),
             content: prose(&format!("aspect {i}"), 12),
-            status: "completed".into(),
+            status: AgentStatus::Completed,
             model: "gpt-4o-mini".into(),
             tokens: TokenUsage::new(420 + i, 950 + i),
             cost: 0.00063,

@@ -17,8 +17,8 @@ use super::events::{last_event_id, open, sse_response};
 use super::workflows::find;
 use crate::actors::registry::{Cancel, CancelOutcome, Create, NewWorkflow, WebhookSpec};
 use crate::domain::{
-    Event, Pattern, PatternConfig, ResearchConfig, SearchConfig, Stage, Status, Workflow,
-    WorkflowResult, AGENT_TYPES,
+    AgentStatus, Event, Pattern, PatternConfig, ResearchConfig, SearchConfig, Stage, Status,
+    Workflow, WorkflowResult, AGENT_TYPES,
 };
 use crate::error::ApiError;
 use crate::events::webhooks::new_secret;
@@ -396,7 +396,7 @@ fn old_result(wf: &Workflow, r: &WorkflowResult) -> Value {
         .map(|a| {
             json!({
                 "agent_id": a.agent_id, "agent_type": a.agent_type, "subtask": a.subtask,
-                "status": if a.status == "completed" { "success" } else { "failed" },
+                "status": if a.status == AgentStatus::Completed { "success" } else { "failed" },
                 "result": a.content, "tokens_used": a.tokens.total, "cost": a.cost,
                 "execution_time": a.execution_time, "error": a.error,
                 "metadata": {"model": a.model, "retries": a.retries},

@@ -2,6 +2,7 @@
 
 pub mod change;
 pub mod event;
+pub mod machine;
 pub mod pattern;
 pub mod result;
 pub mod status;
@@ -11,7 +12,7 @@ pub mod workflow;
 pub use change::{ChangeKind, StateChange};
 pub use event::{Event, EventType};
 pub use pattern::{ExecOptions, Pattern, PatternConfig, ResearchConfig, SearchConfig, AGENT_TYPES};
-pub use result::{AgentResult, Document, SynthesisResult, TokenUsage, WorkflowResult};
+pub use result::{AgentResult, AgentStatus, Document, SynthesisResult, TokenUsage, WorkflowResult};
 pub use status::{Status, TransitionError};
 pub use webhook::{Attempt, Delivery, DeliveryStatus, Subscription};
 pub use workflow::{Progress, Stage, Workflow, WorkflowError};

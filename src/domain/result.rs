@@ -27,14 +27,30 @@ impl TokenUsage {
     }
 }
 
+/// How one agent call ended; serialised as `completed` / `failed`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AgentStatus {
+    Completed,
+    Failed,
+}
+
+impl AgentStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AgentStatus::Completed => "completed",
+            AgentStatus::Failed => "failed",
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AgentResult {
     pub agent_id: String,
     pub agent_type: String,
     pub subtask: String,
     pub content: String,
-    /// `completed` or `failed`.
-    pub status: String,
+    pub status: AgentStatus,
     pub model: String,
     pub tokens: TokenUsage,
     pub cost: f64,

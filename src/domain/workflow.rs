@@ -27,6 +27,15 @@ pub struct Workflow {
     pub execution_time: Option<f64>,
     /// How many times the workflow was interrupted (restart) and resumed.
     pub resumes: u32,
+    /// How many of its resumed runs died with the process (counted at the next
+    /// start); at `execution.max_resumes` it fails instead of resuming again.
+    /// Omitted while 0, so records look as they always did.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub failed_resumes: u32,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -108,6 +117,7 @@ impl Workflow {
             tokens: TokenUsage::default(),
             execution_time: None,
             resumes: 0,
+            failed_resumes: 0,
         }
     }
 

@@ -13,39 +13,10 @@ use std::sync::Arc;
 use actix::prelude::*;
 use tracing::Instrument;
 
-use crate::domain::{
-    AgentResult, Document, PatternConfig, SynthesisResult, TokenUsage, WorkflowError,
-};
+pub use crate::domain::machine::Step;
+use crate::domain::{AgentResult, PatternConfig, WorkflowError};
 pub use executor::Executor;
 use provider::Provider;
-
-/// One step of a running workflow.
-#[derive(Debug, Clone)]
-pub enum Step {
-    /// The executor took the workflow up (pending/interrupted → running).
-    Begin,
-    Decomposed {
-        subtasks: Vec<String>,
-        tokens: TokenUsage,
-        cost: f64,
-    },
-    AgentStarted {
-        agent_id: String,
-        agent_type: String,
-        subtask: String,
-    },
-    AgentCompleted(AgentResult),
-    SynthesisStarted {
-        level: String,
-        group: Option<u32>,
-    },
-    SynthesisCompleted(SynthesisResult),
-    Documents {
-        documents: Vec<Document>,
-        final_synthesis: Option<String>,
-    },
-    Finished(Result<(), WorkflowError>),
-}
 
 /// The registry's answer to a step: `Err(Halted)` means stop now (the workflow was
 /// cancelled, or the process is shutting down).

@@ -11,7 +11,8 @@ use futures::{stream, StreamExt, TryStreamExt};
 
 use super::provider::{CallRole, ChatRequest};
 use super::{fail, Halted, Run, Step, Stop};
-use crate::domain::{AgentResult, ExecOptions, SynthesisResult, TokenUsage};
+use crate::domain::machine::check_quorum;
+use crate::domain::{AgentResult, AgentStatus, ExecOptions, SynthesisResult, TokenUsage};
 
 pub struct AgentSpec {
     pub agent_id: String,
@@ -97,7 +98,7 @@ async fn run_agent(run: &Run, roles: &Roles, spec: AgentSpec) -> Result<AgentRes
             agent_type: spec.agent_type,
             subtask: spec.subtask,
             content: a.text,
-            status: "completed".into(),
+            status: AgentStatus::Completed,
             model: a.model,
             tokens: a.tokens,
             cost: a.cost_usd,
@@ -111,7 +112,7 @@ async fn run_agent(run: &Run, roles: &Roles, spec: AgentSpec) -> Result<AgentRes
             agent_type: spec.agent_type,
             subtask: spec.subtask,
             content: String::new(),
-            status: "failed".into(),
+            status: AgentStatus::Failed,
             model: String::new(),
             tokens: TokenUsage::default(),
             cost: 0.0,
@@ -126,25 +127,15 @@ async fn run_agent(run: &Run, roles: &Roles, spec: AgentSpec) -> Result<AgentRes
 }
 
 /// Agents that succeeded; failing the workflow when fewer than the quorum
-/// (`min_successful_agents`, default half rounded up) did.
+/// (`min_successful_agents`, default half rounded up) did. The core checks the
+/// same rule when the last agent reports; this catches a resumed run whose
+/// agents had all finished before it.
 pub fn successful<'a>(run: &Run, results: &'a [AgentResult]) -> Result<Vec<&'a AgentResult>, Stop> {
-    let ok: Vec<&AgentResult> = results.iter().filter(|r| r.status == "completed").collect();
-    let min = run.config.min_successful() as usize;
-    if ok.len() < min.max(1) {
-        let first = results
-            .iter()
-            .find_map(|r| r.error.clone())
-            .unwrap_or_else(|| "no agents ran".into());
-        return Err(fail(
-            "insufficient_agents",
-            format!(
-                "only {} of {} agents succeeded, {min} needed (config.min_successful_agents); first error: {first}",
-                ok.len(),
-                results.len()
-            ),
-        ));
-    }
-    Ok(ok)
+    check_quorum(results, run.config.min_successful()).map_err(Stop::Failed)?;
+    Ok(results
+        .iter()
+        .filter(|r| r.status == AgentStatus::Completed)
+        .collect())
 }
 
 /// One synthesis call with its started/completed steps.

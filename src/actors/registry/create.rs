@@ -1,0 +1,133 @@
+//! `Create`: admission (shutdown, store queues, active limit, provider) and a new
+//! workflow handed to the core.
+
+use std::sync::Arc;
+
+use actix::prelude::*;
+
+use super::{Active, WorkflowRegistry};
+use crate::domain::machine::{Input, WorkflowState};
+use crate::domain::{now, ChangeKind, EventType, Pattern, PatternConfig, Subscription, Workflow};
+use crate::error::ApiError;
+
+/// A validated request to create a workflow.
+pub struct NewWorkflow {
+    pub pattern: Pattern,
+    pub task: String,
+    pub title: String,
+    pub config: PatternConfig,
+    /// A webhook for this workflow's events (URL already checked by the guard).
+    pub webhook: Option<WebhookSpec>,
+    /// The creating HTTP request's id, carried into the workflow's log lines.
+    pub request_id: Option<String>,
+}
+
+pub struct WebhookSpec {
+    pub url: String,
+    pub secret: String,
+    pub events: Vec<EventType>,
+}
+
+impl WebhookSpec {
+    pub fn into_subscription(self, workflow_id: Option<String>) -> Subscription {
+        Subscription {
+            id: format!("wh_{}", uuid::Uuid::now_v7().simple()),
+            workflow_id,
+            url: self.url,
+            secret: self.secret,
+            events: self.events,
+            created_at: now(),
+        }
+    }
+}
+
+pub struct Created {
+    pub workflow: Arc<Workflow>,
+    /// The change to wait for before acknowledging (sync durability).
+    pub seq: u64,
+}
+
+#[derive(Message)]
+#[rtype(result = "Result<Created, ApiError>")]
+pub struct Create(pub NewWorkflow);
+
+impl WorkflowRegistry {
+    /// Why a create must be refused now, if it must.
+    fn refuse_admission(&self) -> Result<(), ApiError> {
+        if self.shutting_down {
+            return Err(ApiError::ShuttingDown);
+        }
+        if self.out.primary.is_full() {
+            return Err(ApiError::StoreUnavailable(format!(
+                "the {} write queue is full (storage.max_queue = {}); retry shortly",
+                self.out.primary.name, self.out.primary.max_queue
+            )));
+        }
+        if let Some(m) = self.mirror.as_ref().filter(|m| m.is_full()) {
+            return Err(ApiError::StoreUnavailable(format!(
+                "the {} write queue is full (redis.max_queue = {}); retry shortly",
+                m.name, m.max_queue
+            )));
+        }
+        if self.active.len() >= self.cfg.max_active {
+            return Err(ApiError::ActiveLimitReached {
+                active: self.active.len(),
+                limit: self.cfg.max_active,
+                retry_after_secs: self.cfg.retry_after_secs,
+            });
+        }
+        Ok(())
+    }
+}
+
+impl Handler<Create> for WorkflowRegistry {
+    type Result = Result<Created, ApiError>;
+
+    fn handle(&mut self, Create(req): Create, ctx: &mut Context<Self>) -> Self::Result {
+        self.refuse_admission()?;
+        let provider_name = req
+            .config
+            .provider()
+            .unwrap_or(&self.cfg.default_provider)
+            .to_string();
+        let Some(provider) = self.providers.get(&provider_name) else {
+            return Err(ApiError::validation(
+                "config.provider",
+                format!("provider '{provider_name}' is not configured"),
+            ));
+        };
+        provider
+            .check_available()
+            .map_err(ApiError::ProviderUnavailable)?;
+        let id = format!("wf_{}", uuid::Uuid::now_v7().simple());
+        let wf = Workflow::new(
+            id.clone(),
+            req.pattern,
+            req.task,
+            req.title,
+            req.config,
+            provider_name,
+            provider.simulated(),
+        );
+        let a = Active {
+            st: WorkflowState::new(wf, &self.policy),
+            abort: None,
+            request_id: req.request_id,
+        };
+        self.active.insert(id.clone(), a);
+        let done = match self.feed(&id, Input::Create, ctx) {
+            Some(Ok(done)) => done,
+            _ => return Err(ApiError::Internal("a new workflow was refused".into())),
+        };
+        let mut seq = done.seq;
+        if let Some(spec) = req.webhook {
+            let s = Arc::new(spec.into_subscription(Some(id.clone())));
+            seq = self.out.emit(ChangeKind::Webhook(Arc::clone(&s)));
+            self.out.webhooks.insert(s);
+        }
+        let workflow = done
+            .record
+            .ok_or_else(|| ApiError::Internal("a new workflow has no record".into()))?;
+        Ok(Created { workflow, seq })
+    }
+}

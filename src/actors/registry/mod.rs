@@ -1,0 +1,265 @@
+//! The WorkflowRegistry: the only writer of workflow state. It holds the bounded
+//! active set and the retained (finished, in-memory) set. What an input means for
+//! a workflow is decided by the pure core (`domain::machine::apply`); this actor
+//! routes messages to it, owns the maps and carries out the effects it returns,
+//! each of which leaves as a `StateChange` to all subscribers, in order.
+//!
+//! Messages live beside their handlers: `create.rs` (Create), `report.rs` (steps
+//! from executors), `control.rs` (cancel, shutdown, eviction), `query.rs` (reads,
+//! event streams, stats), `webhooks.rs` (subscriptions and deliveries).
+
+mod control;
+mod create;
+mod outbox;
+mod query;
+mod recent;
+mod report;
+mod webhook_index;
+mod webhooks;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use actix::prelude::*;
+use futures::future::AbortHandle;
+
+pub use control::{BeginShutdown, Cancel, CancelOutcome, InterruptAll};
+pub use create::{Create, Created, NewWorkflow, WebhookSpec};
+pub use outbox::FlushOutbox;
+pub use query::{EventFeed, Get, RegistryStats, Stats, SubscribeEvents};
+pub use webhooks::{AddWebhook, ListWebhooks, RemoveWebhook};
+
+use super::persist::PersistHealth;
+use super::Publish;
+use crate::domain::machine::{apply, Effect, Input, Policy, Rejection, WorkflowState};
+use crate::domain::{now, ChangeKind, Subscription, Workflow, WorkflowError};
+use crate::events::webhooks::Deliver;
+use crate::events::EventBus;
+use crate::exec::provider::Providers;
+use crate::exec::{Executor, Resume, Run};
+use crate::store::StoredActive;
+use outbox::Outbox;
+use recent::RecentLogs;
+use webhook_index::WebhookIndex;
+
+pub struct RegistryConfig {
+    pub max_active: usize,
+    pub retry_after_secs: u64,
+    pub default_provider: String,
+    /// 0 = unlimited.
+    pub default_budget_usd: f64,
+    /// 0 = unlimited.
+    pub default_max_tokens_total: u64,
+}
+
+/// A pending, running or interrupted workflow: its core state and its run.
+struct Active {
+    st: WorkflowState,
+    abort: Option<AbortHandle>,
+    /// The HTTP request that created it (this process only), for its log lines.
+    request_id: Option<String>,
+}
+
+/// Everything the registry starts with.
+pub struct RegistryParts {
+    pub cfg: RegistryConfig,
+    /// Receive every StateChange, in order.
+    pub subscribers: Vec<Recipient<Publish>>,
+    pub primary: Arc<PersistHealth>,
+    /// The Redis mirror's writer, when configured: its queue gates admission too.
+    pub mirror: Option<Arc<PersistHealth>>,
+    pub executor: Arc<Executor>,
+    pub providers: Providers,
+    pub dispatcher: Option<Recipient<Deliver>>,
+    /// Unfinished workflows to resume.
+    pub restored_active: Vec<StoredActive>,
+    /// Finished workflows to keep in memory.
+    pub retained: Vec<Workflow>,
+    pub webhooks: Vec<Subscription>,
+}
+
+pub struct WorkflowRegistry {
+    cfg: RegistryConfig,
+    policy: Policy,
+    active: HashMap<String, Active>,
+    retained: HashMap<String, Arc<Workflow>>,
+    out: Outbox,
+    executor: Arc<Executor>,
+    providers: Providers,
+    shutting_down: bool,
+    restored: Vec<StoredActive>,
+    mirror: Option<Arc<PersistHealth>>,
+    recent: RecentLogs,
+}
+
+/// What carrying out one input did.
+#[derive(Default)]
+struct Carried {
+    /// Seq of the last change emitted (0: none).
+    seq: u64,
+    /// The last record snapshot emitted.
+    record: Option<Arc<Workflow>>,
+    /// Set when the workflow became terminal and moved to the retained set.
+    retired: Option<Arc<Workflow>>,
+}
+
+impl WorkflowRegistry {
+    pub fn new(p: RegistryParts) -> WorkflowRegistry {
+        let mut webhooks = WebhookIndex::default();
+        for s in p.webhooks {
+            webhooks.insert(Arc::new(s));
+        }
+        WorkflowRegistry {
+            policy: Policy {
+                default_budget_usd: p.cfg.default_budget_usd,
+                default_max_tokens_total: p.cfg.default_max_tokens_total,
+                max_resumes: 0,
+            },
+            cfg: p.cfg,
+            active: HashMap::new(),
+            retained: p
+                .retained
+                .into_iter()
+                .map(|w| (w.id.clone(), Arc::new(w)))
+                .collect(),
+            out: Outbox {
+                seq: 0,
+                subscribers: p.subscribers,
+                primary: p.primary,
+                bus: EventBus::default(),
+                webhooks,
+                dispatcher: p.dispatcher,
+                events_emitted: 0,
+                pending: Vec::new(),
+                me: None,
+            },
+            executor: p.executor,
+            providers: p.providers,
+            shutting_down: false,
+            restored: p.restored_active,
+            recent: RecentLogs::default(),
+            mirror: p.mirror,
+        }
+    }
+
+    /// Feeds one input to an active workflow's core and carries out the effects.
+    /// `None`: the workflow is not active here.
+    fn feed(
+        &mut self,
+        id: &str,
+        input: Input,
+        ctx: &mut Context<Self>,
+    ) -> Option<Result<Carried, Rejection>> {
+        let a = self.active.get_mut(id)?;
+        let effects = match apply(&mut a.st, input, now()) {
+            Ok(fx) => fx,
+            Err(r) => return Some(Err(r)),
+        };
+        let mut done = Carried::default();
+        let (mut start, mut retire) = (false, false);
+        for effect in effects {
+            match effect {
+                Effect::Record(wf) => {
+                    done.seq = self.out.emit(ChangeKind::Workflow(Arc::clone(&wf)));
+                    done.record = Some(wf);
+                }
+                Effect::Result(r) => done.seq = self.out.emit(ChangeKind::Result(r)),
+                Effect::Event(ev) => done.seq = self.out.event(ev),
+                Effect::StartRun => start = true,
+                Effect::Abort => {
+                    if let Some(h) = a.abort.take() {
+                        h.abort();
+                    }
+                }
+                Effect::Retire => retire = true,
+            }
+        }
+        if retire {
+            let wf = &a.st.wf;
+            let request_id = a.request_id.as_deref().unwrap_or("-");
+            match &wf.error {
+                Some(e) if e.code == "budget_exceeded" => {
+                    tracing::warn!(workflow_id = id, %request_id, message = %e.message, "budget exceeded; cancelling outstanding calls")
+                }
+                _ => {}
+            }
+            tracing::info!(workflow_id = id, %request_id, status = %wf.status, "workflow finished");
+            done.retired = self.retire(id);
+        } else if start {
+            self.start_run(id, ctx);
+        }
+        Some(Ok(done))
+    }
+
+    fn start_run(&mut self, id: &str, ctx: &mut Context<Self>) {
+        let Some(a) = self.active.get_mut(id) else {
+            return;
+        };
+        let Some(provider) = self.providers.get(&a.st.wf.provider).cloned() else {
+            let message = format!("provider '{}' is not configured", a.st.wf.provider);
+            let code = "provider_unavailable".into();
+            self.feed(id, Input::Fail(WorkflowError { code, message }), ctx);
+            return;
+        };
+        let (subtasks, done_agents) = a.st.resume_point();
+        let run = Run {
+            id: a.st.wf.id.clone(),
+            task: a.st.wf.task.clone(),
+            title: a.st.wf.title.clone(),
+            config: a.st.wf.config.clone(),
+            provider,
+            resume: Resume {
+                subtasks,
+                done_agents,
+            },
+            registry: ctx.address().recipient(),
+            request_id: a.request_id.clone(),
+        };
+        a.abort = Some(self.executor.spawn(run));
+    }
+
+    /// Moves a workflow that just became terminal from the active to the retained set.
+    fn retire(&mut self, id: &str) -> Option<Arc<Workflow>> {
+        let a = self.active.remove(id)?;
+        if let Some(h) = a.abort {
+            h.abort();
+        }
+        self.out.bus.close(id);
+        self.recent.insert(id, a.st.events);
+        let wf = Arc::new(a.st.wf);
+        self.retained.insert(id.to_string(), Arc::clone(&wf));
+        Some(wf)
+    }
+
+    /// Rebuilds a stored unfinished workflow (one that was running when the
+    /// process died is marked interrupted) and resumes it.
+    fn restore(&mut self, stored: StoredActive, ctx: &mut Context<Self>) {
+        let events = stored.events.into_iter().map(Arc::new).collect();
+        let st = WorkflowState::restored(stored.workflow, events, &self.policy);
+        let id = st.wf.id.clone();
+        let a = Active {
+            st,
+            abort: None,
+            request_id: None,
+        };
+        self.active.insert(id.clone(), a);
+        self.feed(&id, Input::Restore, ctx);
+        self.feed(&id, Input::Resume, ctx);
+    }
+}
+
+impl Actor for WorkflowRegistry {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        self.out.me = Some(ctx.address().recipient());
+        let restored = std::mem::take(&mut self.restored);
+        if !restored.is_empty() {
+            tracing::info!(count = restored.len(), "resuming unfinished workflows");
+        }
+        for stored in restored {
+            self.restore(stored, ctx);
+        }
+        self.out.flush();
+    }
+}

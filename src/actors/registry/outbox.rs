@@ -1,0 +1,109 @@
+//! Numbering and fan-out of changes: every `StateChange` gets the next
+//! process-wide seq and goes to all subscribers, in order, batched per mailbox
+//! pass. Events also go to SSE clients and become webhook deliveries here.
+
+use std::sync::Arc;
+
+use actix::prelude::*;
+use serde_json::json;
+
+use super::webhook_index::WebhookIndex;
+use super::WorkflowRegistry;
+use crate::actors::persist::PersistHealth;
+use crate::actors::Publish;
+use crate::domain::{now, ChangeKind, Delivery, DeliveryStatus, Event, StateChange};
+use crate::events::webhooks::Deliver;
+use crate::events::EventBus;
+
+/// Kept apart from the maps so a handler can hold an entry and emit at once.
+pub struct Outbox {
+    pub seq: u64,
+    pub subscribers: Vec<Recipient<Publish>>,
+    pub primary: Arc<PersistHealth>,
+    pub bus: EventBus,
+    pub webhooks: WebhookIndex,
+    pub dispatcher: Option<Recipient<Deliver>>,
+    pub events_emitted: u64,
+    /// Changes not yet sent to the subscribers, in order.
+    pub pending: Vec<Arc<StateChange>>,
+    /// The registry itself: a `FlushOutbox` queued behind the messages already in
+    /// the mailbox sends everything they emit as one `Publish`.
+    pub me: Option<Recipient<FlushOutbox>>,
+}
+
+impl Outbox {
+    pub fn emit(&mut self, kind: ChangeKind) -> u64 {
+        self.seq += 1;
+        let change = Arc::new(StateChange {
+            seq: self.seq,
+            kind,
+        });
+        self.primary.set_emitted(self.seq);
+        self.pending.push(change);
+        if self.pending.len() == 1 {
+            if let Some(me) = &self.me {
+                me.do_send(FlushOutbox);
+            }
+        }
+        self.seq
+    }
+
+    pub fn flush(&mut self) {
+        if self.pending.is_empty() {
+            return;
+        }
+        let batch: Arc<[Arc<StateChange>]> = std::mem::take(&mut self.pending).into();
+        for s in &self.subscribers {
+            s.do_send(Publish(Arc::clone(&batch)));
+        }
+    }
+
+    /// An event the core made: to SSE clients, to the stores, to webhooks.
+    pub fn event(&mut self, ev: Arc<Event>) -> u64 {
+        self.bus.publish(&ev);
+        self.events_emitted += 1;
+        let seq = self.emit(ChangeKind::Event(Arc::clone(&ev)));
+        self.deliveries(&ev);
+        seq
+    }
+
+    /// One delivery per matching webhook subscription, persisted with the event.
+    fn deliveries(&mut self, ev: &Event) {
+        for s in self.webhooks.matching(ev) {
+            let d = Delivery {
+                id: format!("dl_{}", uuid::Uuid::now_v7().simple()),
+                subscription_id: s.id.clone(),
+                workflow_id: ev.workflow_id.clone(),
+                url: s.url.clone(),
+                event: ev.kind,
+                event_seq: ev.seq,
+                payload: json!({"event": ev.kind, "task_id": ev.workflow_id, "timestamp": ev.timestamp, "data": ev.data}),
+                status: DeliveryStatus::Pending,
+                attempts: Vec::new(),
+                next_attempt_at: None,
+                created_at: now(),
+                completed_at: None,
+            };
+            self.emit(ChangeKind::Delivery(Arc::new(d.clone())));
+            if let Some(dispatcher) = &self.dispatcher {
+                dispatcher.do_send(Deliver {
+                    delivery: d,
+                    secret: Some(s.secret.clone()),
+                });
+            }
+        }
+    }
+}
+
+/// Sends the changes emitted so far to the subscribers (see `Outbox::me`).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct FlushOutbox;
+
+impl Handler<FlushOutbox> for WorkflowRegistry {
+    type Result = ();
+
+    fn handle(&mut self, _: FlushOutbox, _: &mut Context<Self>) {
+        self.out.flush();
+    }
+}

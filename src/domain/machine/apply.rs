@@ -1,0 +1,290 @@
+//! `apply`: one input, one workflow, the effects in the order they must happen.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use serde_json::{json, Value};
+
+use super::{restore, Effect, Input, Rejection, Step, WorkflowState};
+use crate::domain::{AgentResult, Event, EventType, Pattern, Stage, Status, WorkflowError};
+
+/// Applies `input` to the workflow at time `now`. On `Err` the state is unchanged
+/// and there is nothing to do; nothing is ever accepted after a terminal status.
+pub fn apply(
+    s: &mut WorkflowState,
+    input: Input,
+    now: DateTime<Utc>,
+) -> Result<Vec<Effect>, Rejection> {
+    let status = s.wf.status;
+    if status.is_terminal() {
+        return Err(Rejection::Terminal(status));
+    }
+    let mut fx = Vec::with_capacity(3);
+    match input {
+        Input::Create => {
+            if status != Status::Pending || !s.events.is_empty() {
+                return Err(wrong(status, "create"));
+            }
+            s.wf.created_at = now;
+            record(s, &mut fx);
+            fx.push(Effect::StartRun);
+        }
+        Input::Step(step) => self::step(s, step, now, &mut fx)?,
+        Input::Cancel => {
+            let data = json!({"reason": "cancelled by request"});
+            finish(s, Status::Cancelled, None, data, now, &mut fx);
+        }
+        Input::Interrupt { reason } => {
+            fx.push(Effect::Abort);
+            if status == Status::Running {
+                transition(s, Status::Interrupted, now);
+                event(
+                    s,
+                    EventType::WorkflowInterrupted,
+                    json!({ "reason": reason }),
+                    now,
+                    &mut fx,
+                );
+                record(s, &mut fx);
+            }
+        }
+        Input::Fail(e) => finish(s, Status::Failed, Some(e), json!({}), now, &mut fx),
+        Input::Restore => {
+            restore::rebuild_result(s);
+            if status == Status::Running {
+                // The process died while this ran. A resumed run dying counts
+                // towards `execution.max_resumes`, durably (it is in the record).
+                if s.wf.resumes > 0 {
+                    s.wf.failed_resumes += 1;
+                }
+                transition(s, Status::Interrupted, now);
+                let data = json!({"reason": "the process stopped while the workflow ran"});
+                event(s, EventType::WorkflowInterrupted, data, now, &mut fx);
+                record(s, &mut fx);
+            }
+        }
+        Input::Resume => {
+            if !matches!(status, Status::Pending | Status::Interrupted) {
+                return Err(wrong(status, "resume"));
+            }
+            if s.max_resumes > 0 && s.wf.failed_resumes >= s.max_resumes {
+                let message = format!(
+                    "the workflow's resumed run died {} times (execution.max_resumes = {}); it is not resumed again",
+                    s.wf.failed_resumes, s.max_resumes
+                );
+                let e = WorkflowError {
+                    code: "resume_limit_reached".into(),
+                    message,
+                };
+                finish(s, Status::Failed, Some(e), json!({}), now, &mut fx);
+            } else {
+                fx.push(Effect::StartRun);
+            }
+        }
+    }
+    Ok(fx)
+}
+
+fn step(
+    s: &mut WorkflowState,
+    step: Step,
+    now: DateTime<Utc>,
+    fx: &mut Vec<Effect>,
+) -> Result<(), Rejection> {
+    let status = s.wf.status;
+    if let Step::Begin = step {
+        if !matches!(status, Status::Pending | Status::Interrupted) {
+            return Err(wrong(status, "begin"));
+        }
+        transition(s, Status::Running, now);
+        let p = &mut s.wf.progress;
+        p.stage = if s.result.subtasks.is_empty() && s.wf.pattern == Pattern::Research {
+            Stage::Decomposing
+        } else {
+            Stage::Agents
+        };
+        p.recompute();
+        if status == Status::Interrupted {
+            let data = json!({"resumes": s.wf.resumes, "completed_agents": s.wf.progress.completed_agents});
+            event(s, EventType::WorkflowResumed, data, now, fx);
+        } else {
+            let w = &s.wf;
+            let data = json!({"pattern": w.pattern, "task": w.task, "title": w.title,
+                "total_agents": w.progress.total_agents, "provider": w.provider, "simulated": w.simulated});
+            event(s, EventType::WorkflowStarted, data, now, fx);
+        }
+        record(s, fx);
+        return Ok(());
+    }
+    if status != Status::Running {
+        return Err(wrong(status, "step"));
+    }
+    match step {
+        Step::Begin => {}
+        Step::Decomposed {
+            subtasks,
+            tokens,
+            cost,
+        } => {
+            s.wf.total_cost_usd += cost;
+            s.wf.tokens.add(tokens);
+            s.wf.progress.stage = Stage::Agents;
+            s.wf.progress.recompute();
+            let data = json!({"count": subtasks.len(), "subtasks": subtasks, "tokens": tokens, "cost": cost});
+            s.result.subtasks = subtasks;
+            event(s, EventType::TaskDecomposed, data, now, fx);
+            record(s, fx);
+        }
+        Step::AgentStarted {
+            agent_id,
+            agent_type,
+            subtask,
+        } => {
+            let data = json!({"agent_id": agent_id, "agent_type": agent_type, "subtask": subtask});
+            event(s, EventType::AgentStarted, data, now, fx);
+        }
+        Step::AgentCompleted(r) => {
+            s.wf.total_cost_usd += r.cost;
+            s.wf.tokens.add(r.tokens);
+            let data = serde_json::to_value(&r).unwrap_or(Value::Null);
+            replace_agent(&mut s.result.agent_results, r);
+            s.wf.progress.completed_agents = s.result.agent_results.len() as u32;
+            s.wf.progress.recompute();
+            event(s, EventType::AgentCompleted, data, now, fx);
+            record(s, fx);
+            // Every agent has reported: below the quorum, synthesis is pointless.
+            let total = s.wf.progress.total_agents;
+            if total > 0 && s.wf.progress.completed_agents >= total {
+                if let Err(e) =
+                    super::check_quorum(&s.result.agent_results, s.wf.config.min_successful())
+                {
+                    finish(s, Status::Failed, Some(e), json!({}), now, fx);
+                }
+            }
+        }
+        Step::SynthesisStarted { level, group } => {
+            s.wf.progress.stage = Stage::Synthesis;
+            s.wf.progress.recompute();
+            let data = json!({"level": level, "group": group});
+            event(s, EventType::SynthesisStarted, data, now, fx);
+            record(s, fx);
+        }
+        Step::SynthesisCompleted(r) => {
+            s.wf.total_cost_usd += r.cost;
+            s.wf.tokens.add(r.tokens);
+            let data = serde_json::to_value(&r).unwrap_or(Value::Null);
+            s.result.synthesis_results.push(r);
+            event(s, EventType::SynthesisCompleted, data, now, fx);
+            record(s, fx);
+        }
+        Step::Documents {
+            documents,
+            final_synthesis,
+        } => {
+            s.wf.progress.stage = Stage::Documents;
+            s.wf.progress.recompute();
+            let names: Vec<&str> = documents.iter().map(|d| d.name.as_str()).collect();
+            let data = json!({"count": documents.len(), "documents": names});
+            s.result.documents = documents;
+            s.result.final_synthesis = final_synthesis;
+            event(s, EventType::DocumentsGenerated, data, now, fx);
+            record(s, fx);
+        }
+        Step::Finished(Ok(())) => {
+            finish(s, Status::Completed, None, json!({}), now, fx);
+            return Ok(());
+        }
+        Step::Finished(Err(e)) => {
+            finish(s, Status::Failed, Some(e), json!({}), now, fx);
+            return Ok(());
+        }
+    }
+    if !s.wf.status.is_terminal() {
+        if let Some(message) = s.budget.exceeded(&s.wf) {
+            let code = "budget_exceeded".to_string();
+            let e = WorkflowError { code, message };
+            finish(s, Status::Failed, Some(e), json!({}), now, fx);
+        }
+    }
+    Ok(())
+}
+
+/// Enters a terminal status: result, terminal event, record; then the run is
+/// aborted and the workflow retired.
+fn finish(
+    s: &mut WorkflowState,
+    to: Status,
+    error: Option<WorkflowError>,
+    mut data: Value,
+    now: DateTime<Utc>,
+    fx: &mut Vec<Effect>,
+) {
+    transition(s, to, now);
+    s.wf.error = error;
+    let r = &mut s.result;
+    r.status = to;
+    r.execution_time = s.wf.execution_time.unwrap_or(0.0);
+    r.total_cost = s.wf.total_cost_usd;
+    r.tokens = s.wf.tokens;
+    fx.push(Effect::Result(Arc::new(s.result.clone())));
+    let kind = match to {
+        Status::Completed => EventType::WorkflowCompleted,
+        Status::Cancelled => EventType::WorkflowCancelled,
+        _ => EventType::WorkflowFailed,
+    };
+    if let Value::Object(m) = &mut data {
+        m.insert("status".into(), json!(to));
+        m.insert("execution_time".into(), json!(s.wf.execution_time));
+        m.insert("total_cost".into(), json!(s.wf.total_cost_usd));
+        m.insert(
+            "completed_agents".into(),
+            json!(s.wf.progress.completed_agents),
+        );
+        if let Some(e) = &s.wf.error {
+            m.insert("error".into(), json!(e));
+        }
+    }
+    event(s, kind, data, now, fx);
+    record(s, fx);
+    fx.push(Effect::Abort);
+    fx.push(Effect::Retire);
+}
+
+/// Only called for moves `apply` has checked; an illegal one would be a bug here,
+/// and is left undone rather than half-applied.
+fn transition(s: &mut WorkflowState, to: Status, now: DateTime<Utc>) {
+    let _ = s.wf.transition(to, now);
+}
+
+fn event(
+    s: &mut WorkflowState,
+    kind: EventType,
+    data: Value,
+    now: DateTime<Utc>,
+    fx: &mut Vec<Effect>,
+) {
+    let ev = Arc::new(Event {
+        workflow_id: s.wf.id.clone(),
+        seq: s.next_seq(),
+        kind,
+        timestamp: now,
+        data,
+    });
+    s.events.push(Arc::clone(&ev));
+    fx.push(Effect::Event(ev));
+}
+
+fn record(s: &WorkflowState, fx: &mut Vec<Effect>) {
+    fx.push(Effect::Record(Arc::new(s.wf.clone())));
+}
+
+fn wrong(status: Status, input: &'static str) -> Rejection {
+    Rejection::WrongStatus { status, input }
+}
+
+pub(super) fn replace_agent(list: &mut Vec<AgentResult>, r: AgentResult) {
+    match list.iter_mut().find(|x| x.agent_id == r.agent_id) {
+        Some(x) => *x = r,
+        None => list.push(r),
+    }
+}

@@ -1,0 +1,74 @@
+//! The pure workflow core: `apply(state, input, now)` decides what an input means
+//! for one workflow and returns the effects to carry out. No actors, no I/O, no
+//! clock: time comes in as `now`, so every event is stamped exactly once, here.
+//!
+//! The registry actor owns the maps and carries out the effects (persist, publish,
+//! schedule webhook deliveries, start or abort runs); everything a transition
+//! decides — statuses, events and their data, budgets, quorum, resume bookkeeping —
+//! is in this module and unit-tested without a runtime (`tests.rs`).
+
+mod apply;
+mod budget;
+mod effect;
+mod input;
+mod quorum;
+mod restore;
+#[cfg(test)]
+mod tests;
+
+use std::sync::Arc;
+
+pub use apply::apply;
+pub use budget::Budget;
+pub use effect::{Effect, Rejection};
+pub use input::{Input, Step};
+pub use quorum::check as check_quorum;
+
+use super::{Event, Workflow, WorkflowResult};
+
+/// Service-wide defaults the core needs to decide (from `limits` / `execution`).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Policy {
+    /// Budget when the workflow sets none; 0 = unlimited.
+    pub default_budget_usd: f64,
+    /// Token budget when the workflow sets none; 0 = unlimited.
+    pub default_max_tokens_total: u64,
+    /// A workflow whose resumed runs died this many times fails with
+    /// `resume_limit_reached` instead of being resumed again; 0 = unlimited.
+    pub max_resumes: u32,
+}
+
+/// One workflow as the core sees it: the record, the (partial) result and the
+/// event log so far. The registry keeps one per active workflow.
+#[derive(Debug, Clone)]
+pub struct WorkflowState {
+    pub wf: Workflow,
+    pub result: WorkflowResult,
+    pub events: Vec<Arc<Event>>,
+    /// Spending limits resolved once (workflow config, else service default).
+    pub budget: Budget,
+    max_resumes: u32,
+}
+
+impl WorkflowState {
+    /// A new workflow (status pending); feed it `Input::Create`.
+    pub fn new(wf: Workflow, policy: &Policy) -> WorkflowState {
+        WorkflowState::restored(wf, Vec::new(), policy)
+    }
+
+    /// A stored unfinished workflow with its event log; feed it `Input::Restore`.
+    pub fn restored(wf: Workflow, events: Vec<Arc<Event>>, policy: &Policy) -> WorkflowState {
+        WorkflowState {
+            result: WorkflowResult::empty(&wf.id, wf.pattern, wf.simulated),
+            budget: Budget::resolve(&wf, policy),
+            max_resumes: policy.max_resumes,
+            wf,
+            events,
+        }
+    }
+
+    /// The seq the next event gets: one more than the last, from 1.
+    pub fn next_seq(&self) -> u64 {
+        self.events.last().map_or(1, |e| e.seq + 1)
+    }
+}
