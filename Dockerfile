@@ -3,6 +3,11 @@
 # --release); the runtime stage is debian:bookworm-slim with a non-root user.
 # Config: the image ships config/default.toml at /etc/mcp-orchestrator/config.toml;
 # mount your own file there, and/or override any key with MCPO__SECTION__KEY.
+# API keys: the server listens on 0.0.0.0 here, so it refuses to start without
+# keys. Make one with `mcp-orchestrator keys new --name NAME --scopes read,write`
+# and mount the printed [[auth.keys]] entry (a digest, not the token) as the
+# keys file, e.g. `docker run -v ./mcpo-keys.toml:/run/secrets/mcpo-keys.toml:ro …`.
+# Clients then send `Authorization: Bearer <token>`.
 
 FROM rust:1-bookworm AS build
 WORKDIR /src
@@ -27,7 +32,8 @@ COPY --from=build /src/target/release/mcp-orchestrator /usr/local/bin/mcp-orches
 COPY config/default.toml /etc/mcp-orchestrator/config.toml
 ENV MCPO__SERVER__BIND=0.0.0.0:5060 \
     MCPO__STORAGE__SQLITE_PATH=/data/orchestrator.db \
-    MCPO__LOG__FORMAT=json
+    MCPO__LOG__FORMAT=json \
+    MCPO__AUTH__KEYS_FILE=/run/secrets/mcpo-keys.toml
 USER 10001
 WORKDIR /data
 VOLUME ["/data"]

@@ -36,6 +36,28 @@ pub enum ApiError {
     },
     #[error("{0}")]
     ProviderUnavailable(String),
+    #[error("{0}")]
+    Unauthorized(String),
+    #[error("key '{key}' lacks the '{scope}' scope this request needs")]
+    Forbidden { key: String, scope: &'static str },
+    #[error("key '{key}' owns {active} pending or running workflows, its limit (auth.keys.max_active) is {limit}; retry after one finishes")]
+    QuotaExceeded {
+        key: String,
+        active: usize,
+        limit: usize,
+        retry_after_secs: u64,
+    },
+    #[error("key '{key}' exceeded its request rate (auth.keys.requests_per_second); retry in {retry_after_secs}s")]
+    RateLimited { key: String, retry_after_secs: u64 },
+    #[error("key '{key}' spent ${spent:.6} today, its daily budget (auth.keys.budget_usd_per_day) is ${limit}; it resets at UTC midnight")]
+    SpendLimitReached {
+        key: String,
+        spent: f64,
+        limit: f64,
+        retry_after_secs: u64,
+    },
+    #[error("Content-Type '{0}' is not accepted here; send the body as application/json")]
+    UnsupportedMediaType(String),
     #[error("the server is shutting down and admits no new work")]
     ShuttingDown,
     #[error("the store did not acknowledge the write: {0}")]
@@ -81,6 +103,12 @@ impl ApiError {
             ApiError::AlreadyFinished { .. } => "already_finished",
             ApiError::ActiveLimitReached { .. } => "active_limit_reached",
             ApiError::ProviderUnavailable(_) => "provider_unavailable",
+            ApiError::Unauthorized(_) => "unauthorized",
+            ApiError::Forbidden { .. } => "forbidden",
+            ApiError::QuotaExceeded { .. } => "quota_exceeded",
+            ApiError::RateLimited { .. } => "rate_limited",
+            ApiError::SpendLimitReached { .. } => "spend_limit_reached",
+            ApiError::UnsupportedMediaType(_) => "unsupported_media_type",
             ApiError::ShuttingDown => "shutting_down",
             ApiError::StoreUnavailable(_) => "store_unavailable",
             ApiError::Unavailable(_) => "service_unavailable",
@@ -106,7 +134,13 @@ impl ResponseError for ApiError {
             | ApiError::RouteNotFound(_) => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::NotFinished(_) | ApiError::AlreadyFinished { .. } => StatusCode::CONFLICT,
-            ApiError::ActiveLimitReached { .. } => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::ActiveLimitReached { .. }
+            | ApiError::QuotaExceeded { .. }
+            | ApiError::RateLimited { .. }
+            | ApiError::SpendLimitReached { .. } => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            ApiError::Forbidden { .. } => StatusCode::FORBIDDEN,
+            ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::ProviderUnavailable(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::ShuttingDown | ApiError::StoreUnavailable(_) | ApiError::Unavailable(_) => {
                 StatusCode::SERVICE_UNAVAILABLE
@@ -120,11 +154,26 @@ impl ResponseError for ApiError {
         match self {
             ApiError::ActiveLimitReached {
                 retry_after_secs, ..
+            }
+            | ApiError::QuotaExceeded {
+                retry_after_secs, ..
+            }
+            | ApiError::RateLimited {
+                retry_after_secs, ..
+            }
+            | ApiError::SpendLimitReached {
+                retry_after_secs, ..
             } => {
                 resp.insert_header((header::RETRY_AFTER, retry_after_secs.to_string()));
             }
             ApiError::ShuttingDown | ApiError::StoreUnavailable(_) => {
                 resp.insert_header((header::RETRY_AFTER, "5"));
+            }
+            ApiError::Unauthorized(_) => {
+                resp.insert_header((
+                    header::WWW_AUTHENTICATE,
+                    "Bearer realm=\"mcp-orchestrator\"",
+                ));
             }
             ApiError::MethodNotAllowed { allowed, .. } => {
                 resp.insert_header((header::ALLOW, allowed.as_str()));

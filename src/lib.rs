@@ -4,6 +4,7 @@
 
 pub mod actors;
 pub mod api;
+pub mod auth;
 pub mod config;
 pub mod domain;
 pub mod error;
@@ -48,6 +49,10 @@ pub struct AppState {
     pub guard: Guard,
     pub webhook_stats: Arc<WebhookStats>,
     pub started: Instant,
+    /// The configured API keys (none = auth off).
+    pub keys: Arc<auth::Keyring>,
+    /// Per-key active workflows and daily spend (shared with the registry).
+    pub ledger: Arc<auth::Ledger>,
 }
 
 impl AppState {
@@ -84,6 +89,9 @@ pub fn create_app(
 > {
     App::new()
         .app_data(state)
+        .wrap(actix_web::middleware::from_fn(
+            auth::middleware::authenticate,
+        ))
         .wrap(actix_web::middleware::from_fn(api::middleware::observe))
         .configure(api::configure)
         .default_service(web::to(api::not_found))
@@ -224,6 +232,21 @@ pub async fn start(config: Config) -> Result<Runtime, StartError> {
         .map(|s| (s.id.clone(), s.secret.clone()))
         .collect();
 
+    let keys = Arc::new(auth::Keyring::new(&config.auth));
+    let ledger = Arc::new(auth::Ledger::new(&keys));
+    if keys.enabled() {
+        let midnight = chrono::Utc::now()
+            .date_naive()
+            .and_hms_opt(0, 0, 0)
+            .unwrap_or_default()
+            .and_utc();
+        let spent = store
+            .spend_by_owner_since(midnight)
+            .await
+            .map_err(|e| StartError(format!("cannot read today's spend per key: {e}")))?;
+        let active: Vec<&domain::Workflow> = startup.active.iter().map(|a| &a.workflow).collect();
+        ledger.seed(&spent, &active);
+    }
     let retention = config.retention.clone();
     let parts = RegistryParts {
         cfg: registry_cfg,
@@ -236,6 +259,7 @@ pub async fn start(config: Config) -> Result<Runtime, StartError> {
         restored_active: startup.active,
         retained: startup.retained,
         webhooks: subscriptions,
+        ledger: Arc::clone(&ledger),
     };
     let registry = WorkflowRegistry::create(move |ctx| {
         let evictor = Evictor::new(
@@ -273,6 +297,8 @@ pub async fn start(config: Config) -> Result<Runtime, StartError> {
         redis,
         webhook_stats,
         started: Instant::now(),
+        keys,
+        ledger,
     });
     Ok(Runtime {
         state,
@@ -328,6 +354,18 @@ pub async fn serve(config: Config) -> Result<(), StartError> {
             cfg.server.bind
         ))
     })?;
+    if !rt.state.keys.enabled() {
+        tracing::warn!(
+            bind = %cfg.server.bind,
+            "auth is off: no API keys are configured (auth.keys); every caller may do everything"
+        );
+        eprintln!(
+            "mcp-orchestrator: auth is off (no auth.keys configured); listening on {} without authentication",
+            cfg.server.bind
+        );
+    } else {
+        tracing::info!(keys = rt.state.keys.keys().len(), "auth is on");
+    }
     for addr in server.addrs() {
         // Tests and scripts read this line to find the port.
         println!("mcp-orchestrator listening on http://{addr}");

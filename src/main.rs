@@ -1,4 +1,5 @@
-//! The command line: `serve` (default), `migrate`, `check-config`, `healthcheck`.
+//! The command line: `serve` (default), `migrate`, `check-config`, `healthcheck`,
+//! `keys new`.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -46,6 +47,70 @@ enum Command {
         #[arg(long, default_value_t = 5)]
         timeout: u64,
     },
+    /// API keys.
+    #[command(subcommand)]
+    Keys(KeysCommand),
+}
+
+#[derive(Subcommand)]
+enum KeysCommand {
+    /// Print a fresh token (once: only its SHA-256 is kept) and the
+    /// `[[auth.keys]]` entry to paste into the config or the keys file.
+    New {
+        /// The key's name: shown in logs and metrics, recorded as owner.
+        #[arg(long)]
+        name: String,
+        /// Comma-separated: read, write, admin.
+        #[arg(long, default_value = "read,write")]
+        scopes: String,
+    },
+}
+
+/// `keys new`: the token on stdout's first line, then the TOML entry.
+fn new_key(name: &str, scopes: &str) -> Result<String, String> {
+    use mcp_orchestrator::config::Scope;
+    let mut list = Vec::new();
+    for s in scopes.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        let scope = Scope::parse(s)
+            .ok_or_else(|| format!("--scopes: unknown scope '{s}'; expected read, write, admin"))?;
+        if !list.contains(&scope) {
+            list.push(scope);
+        }
+    }
+    if list.is_empty() {
+        return Err("--scopes: name at least one of read, write, admin".into());
+    }
+    let entry = mcp_orchestrator::config::KeyConfig {
+        name: name.to_string(),
+        sha256: String::new(),
+        scopes: list.clone(),
+        max_active: None,
+        requests_per_second: None,
+        burst: None,
+        budget_usd_per_day: None,
+    };
+    let token = mcp_orchestrator::auth::new_token()?;
+    let entry = mcp_orchestrator::config::KeyConfig {
+        sha256: mcp_orchestrator::auth::sha256_hex(&token),
+        ..entry
+    };
+    let check = mcp_orchestrator::config::AuthConfig {
+        keys: vec![entry.clone()],
+        ..Default::default()
+    };
+    check
+        .validate("127.0.0.1:0")
+        .map_err(|e| e.0.replace("auth.keys[0].name", "--name"))?;
+    let scopes: Vec<String> = list.iter().map(|s| format!("\"{}\"", s.as_str())).collect();
+    Ok(format!(
+        "{token}\n\n# The token above is shown only this once; the server keeps its SHA-256.\n\
+         # Paste this into the config file or the file named by auth.keys_file:\n\
+         [[auth.keys]]\nname = \"{}\"\nsha256 = \"{}\"\nscopes = [{}]\n\
+         # Optional quotas:\n# max_active = 10\n# requests_per_second = 20\n# burst = 40\n# budget_usd_per_day = 50.0\n",
+        entry.name,
+        entry.sha256,
+        scopes.join(", ")
+    ))
 }
 
 fn init_tracing(cfg: &mcp_orchestrator::config::LogConfig) {
@@ -67,6 +132,19 @@ fn init_tracing(cfg: &mcp_orchestrator::config::LogConfig) {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // Needs no configuration: a key can be made before there is a config file.
+    if let Some(Command::Keys(KeysCommand::New { name, scopes })) = &cli.command {
+        return match new_key(name, scopes) {
+            Ok(out) => {
+                print!("{out}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("mcp-orchestrator keys new: {e}");
+                ExitCode::from(2)
+            }
+        };
+    }
     let mut config = match Config::load(cli.config.as_deref()) {
         Ok(c) => c,
         Err(e) => {
@@ -82,6 +160,7 @@ fn main() -> ExitCode {
         }
     }
     match cli.command.unwrap_or(Command::Serve) {
+        Command::Keys(_) => ExitCode::SUCCESS,
         Command::Healthcheck { timeout } => {
             let probe =
                 mcp_orchestrator::healthcheck::target(&config.server.bind).and_then(|addr| {

@@ -335,12 +335,24 @@ fn the_containers_command_serves_and_its_healthcheck_passes() {
                 let host = v.rsplit_once(':').expect("host:port").0;
                 (k.clone(), format!("{host}:{port}"))
             }
+            // The mounted secret: a keys file made here.
+            "MCPO__AUTH__KEYS_FILE" => (
+                k.clone(),
+                crate::common::keys::keys_file(&[&crate::common::keys::key("ops", &["admin"])])
+                    .display()
+                    .to_string(),
+            ),
             _ => (k.clone(), v.clone()),
         })
         .collect();
     assert!(env
         .iter()
         .any(|(k, v)| k == "MCPO__SERVER__BIND" && v.starts_with("0.0.0.0:")));
+    // Listening on 0.0.0.0 needs keys: the image names where they are mounted.
+    assert!(img
+        .env
+        .iter()
+        .any(|(k, v)| k == "MCPO__AUTH__KEYS_FILE" && v.starts_with("/run/secrets/")));
     let run = |args: &[String]| {
         let mut c = Command::new(BIN);
         c.args(host_args(&img, args))
@@ -468,12 +480,22 @@ fn compose_file_is_valid_and_matches_the_image() {
     );
     // The binary accepts the service's environment and its mounted config file.
     let env = orch["environment"].as_mapping().expect("environment map");
+    // The keys file is the compose secret, mounted where the environment says.
+    let keys_path = env
+        .get("MCPO__AUTH__KEYS_FILE")
+        .and_then(|v| v.as_str())
+        .expect("MCPO__AUTH__KEYS_FILE");
+    let secret = strings(&orch["secrets"])[0].clone();
+    assert_eq!(keys_path, format!("/run/secrets/{secret}"));
+    assert!(compose["secrets"][secret.as_str()]["file"].is_string());
     let mut c = Command::new(BIN);
     c.args(["--config", "config/default.toml", "check-config"])
         .current_dir(repo(""));
     for (k, v) in env {
         c.env(k.as_str().unwrap(), v.as_str().unwrap());
     }
+    let keys = crate::common::keys::keys_file(&[&crate::common::keys::key("ops", &["admin"])]);
+    c.env("MCPO__AUTH__KEYS_FILE", &keys);
     let out = c.output().expect("check-config");
     assert!(
         out.status.success(),

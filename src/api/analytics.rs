@@ -5,11 +5,13 @@
 //! Parameters: `since`, `until` (RFC 3339 or `YYYY-MM-DD`, UTC; the window is
 //! `since <= created_at < until`) and `pattern`.
 
-use actix_web::{web, HttpRequest, HttpResponse};
+use actix_web::{web, HttpMessage, HttpRequest, HttpResponse};
 use chrono::{DateTime, NaiveDate, Utc};
 use serde_json::{json, Value};
 
 use super::allow_only;
+use crate::auth::Caller;
+use crate::config::Scope;
 use crate::domain::Pattern;
 use crate::error::ApiError;
 use crate::store::analytics::AnalyticsQuery;
@@ -86,8 +88,16 @@ fn window(q: &AnalyticsQuery) -> Value {
 }
 
 /// Validates, then waits (bounded) until every change emitted so far is stored.
+/// A non-admin key's figures cover its own workflows only.
 async fn prepare(state: &AppState, req: &HttpRequest) -> Result<AnalyticsQuery, ApiError> {
-    let q = parse_query(req.query_string())?;
+    let caller = req
+        .extensions()
+        .get::<Caller>()
+        .cloned()
+        .ok_or_else(|| ApiError::Unauthorized("no credentials were checked".into()))?;
+    caller.require(Scope::Read)?;
+    let mut q = parse_query(req.query_string())?;
+    q.owner = caller.owner_filter();
     state.read_barrier().await;
     Ok(q)
 }

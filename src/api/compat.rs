@@ -14,8 +14,10 @@ use serde_json::{json, Value};
 use super::allow_only;
 use super::body::read_json;
 use super::events::{last_event_id, open, sse_response};
-use super::workflows::find;
+use super::workflows::{check_visible, find, find_for};
 use crate::actors::registry::{Cancel, CancelOutcome, Create, NewWorkflow, WebhookSpec};
+use crate::auth::Caller;
+use crate::config::Scope;
 use crate::domain::{
     AgentStatus, Event, Pattern, PatternConfig, ResearchConfig, SearchConfig, Stage, Status,
     Workflow, WorkflowResult, AGENT_TYPES,
@@ -129,9 +131,11 @@ fn with_context(task: String, context: Option<Value>) -> String {
 /// Admits a workflow and acknowledges it like `/v1` does.
 async fn admit(
     state: &AppState,
+    caller: &Caller,
     mut new: NewWorkflow,
 ) -> Result<std::sync::Arc<Workflow>, CompatError> {
     new.request_id = super::middleware::current_request_id();
+    new.owner = caller.owner();
     new.config
         .validate()
         .map_err(|(field, message)| ApiError::validation(field, message))?;
@@ -203,7 +207,12 @@ struct ResearchBody {
     provider: Option<String>,
 }
 
-async fn orchestrate_research(state: web::Data<AppState>, payload: web::Payload) -> Reply {
+async fn orchestrate_research(
+    state: web::Data<AppState>,
+    caller: Caller,
+    payload: web::Payload,
+) -> Reply {
+    caller.require(Scope::Write)?;
     let b: ResearchBody = body(&state, payload).await?;
     let task = required("task", b.task)?;
     let num_agents = bounded("num_agents", b.num_agents, 5, 3, 20)?;
@@ -234,6 +243,7 @@ async fn orchestrate_research(state: web::Data<AppState>, payload: web::Payload)
         .unwrap_or_else(|| task.chars().take(80).collect());
     let wf = admit(
         &state,
+        &caller,
         NewWorkflow {
             pattern: Pattern::Research,
             task: with_context(task, b.context),
@@ -241,6 +251,7 @@ async fn orchestrate_research(state: web::Data<AppState>, payload: web::Payload)
             config: PatternConfig::Research(config),
             webhook: hook,
             request_id: None,
+            owner: None,
         },
     )
     .await?;
@@ -313,7 +324,12 @@ pub fn detect_agent_types(query: &str) -> Vec<String> {
     types
 }
 
-async fn orchestrate_search(state: web::Data<AppState>, payload: web::Payload) -> Reply {
+async fn orchestrate_search(
+    state: web::Data<AppState>,
+    caller: Caller,
+    payload: web::Payload,
+) -> Reply {
+    caller.require(Scope::Write)?;
     let b: SearchBody = body(&state, payload).await?;
     let query = required("query", b.query)?;
     let num_agents = bounded("num_agents", b.num_agents, 5, 1, 20)?;
@@ -355,6 +371,7 @@ async fn orchestrate_search(state: web::Data<AppState>, payload: web::Payload) -
     };
     let wf = admit(
         &state,
+        &caller,
         NewWorkflow {
             pattern: Pattern::Search,
             title: query.chars().take(80).collect(),
@@ -362,6 +379,7 @@ async fn orchestrate_search(state: web::Data<AppState>, payload: web::Payload) -
             config: PatternConfig::Search(config),
             webhook: hook,
             request_id: None,
+            owner: None,
         },
     )
     .await?;
@@ -435,10 +453,13 @@ fn old_result(wf: &Workflow, r: &WorkflowResult) -> Value {
     })
 }
 
-async fn get_status(state: web::Data<AppState>, payload: web::Payload) -> Reply {
+async fn get_status(state: web::Data<AppState>, caller: Caller, payload: web::Payload) -> Reply {
+    caller.require(Scope::Read)?;
     let b: TaskBody = body(&state, payload).await?;
     let id = required("task_id", b.task_id)?;
-    let (wf, _) = find(&state, &id).await.map_err(not_found_as_task)?;
+    let (wf, _) = find_for(&state, &caller, &id)
+        .await
+        .map_err(not_found_as_task)?;
     let p = &wf.progress;
     let mut out = json!({"success": true, "task_id": wf.id, "status": wf.status, "started_at": wf.started_at});
     match wf.status {
@@ -483,9 +504,11 @@ fn not_found_as_task(e: ApiError) -> CompatError {
     }
 }
 
-async fn cancel(state: web::Data<AppState>, payload: web::Payload) -> Reply {
+async fn cancel(state: web::Data<AppState>, caller: Caller, payload: web::Payload) -> Reply {
+    caller.require(Scope::Write)?;
     let b: TaskBody = body(&state, payload).await?;
     let id = required("task_id", b.task_id)?;
+    check_visible(&state, &caller, &id).await?;
     let wf = match state.registry.send(Cancel(id.clone())).await? {
         CancelOutcome::Cancelled { workflow, seq } => {
             state.acknowledge(seq).await?;
@@ -516,8 +539,9 @@ fn already(wf: &Workflow) -> CompatError {
     })
 }
 
-async fn list_patterns() -> HttpResponse {
-    HttpResponse::Ok().json(json!({
+async fn list_patterns(caller: Caller) -> Reply {
+    caller.require(Scope::Read)?;
+    Ok(HttpResponse::Ok().json(json!({
         "success": true,
         "patterns": [
             {
@@ -542,7 +566,7 @@ async fn list_patterns() -> HttpResponse {
             }
         ],
         "count": 2,
-    }))
+    })))
 }
 
 /// The old stream's event shape: `{event, task_id, timestamp, data}`.
@@ -555,14 +579,22 @@ fn old_frame(e: &Event) -> Bytes {
     ))
 }
 
-async fn stream(state: web::Data<AppState>, req: HttpRequest, id: web::Path<String>) -> Reply {
+async fn stream(
+    state: web::Data<AppState>,
+    caller: Caller,
+    req: HttpRequest,
+    id: web::Path<String>,
+) -> Reply {
+    caller.require(Scope::Read)?;
+    check_visible(&state, &caller, &id).await?;
     let after = last_event_id(&req)?;
     let events = open(&state, &id, after).await?;
     Ok(sse_response(events, old_frame))
 }
 
-async fn root(state: web::Data<AppState>) -> HttpResponse {
-    HttpResponse::Ok().json(json!({
+async fn root(state: web::Data<AppState>, caller: Caller) -> Reply {
+    caller.require(Scope::Read)?;
+    Ok(HttpResponse::Ok().json(json!({
         "name": "MCP Orchestrator Server",
         "version": env!("CARGO_PKG_VERSION"),
         "description": "Multi-agent LLM workflows with durable state (Rust rewrite of the unified MCP server)",
@@ -582,5 +614,5 @@ async fn root(state: web::Data<AppState>) -> HttpResponse {
         "orchestrators": ["beltalowda", "swarm"],
         "store": state.store.kind(),
         "default_provider": state.config.execution.default_provider,
-    }))
+    })))
 }

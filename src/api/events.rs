@@ -15,8 +15,10 @@ use futures::stream;
 use tokio::sync::mpsc;
 
 use super::allow_only;
-use super::workflows::find;
+use super::workflows::{check_visible, find};
 use crate::actors::registry::{EventFeed, SubscribeEvents};
+use crate::auth::Caller;
+use crate::config::Scope;
 use crate::domain::Event;
 use crate::error::ApiError;
 use crate::AppState;
@@ -144,9 +146,12 @@ pub async fn open(state: &AppState, id: &str, after: u64) -> Result<EventStream,
 
 async fn events(
     state: web::Data<AppState>,
+    caller: Caller,
     req: HttpRequest,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
+    caller.require(Scope::Read)?;
+    check_visible(&state, &caller, &id).await?;
     let after = last_event_id(&req)?;
     let stream = open(&state, &id, after).await?;
     Ok(sse_response(stream, frame))

@@ -25,6 +25,7 @@ async fn render(state: web::Data<AppState>) -> HttpResponse {
         persisters.push(("redis", m.as_ref()));
     }
     metrics::refresh(stats.as_ref(), &persisters, &state.webhook_stats);
+    state.ledger.refresh_metrics();
     HttpResponse::Ok()
         .insert_header((
             header::CONTENT_TYPE,

@@ -4,6 +4,8 @@ use actix_web::{web, HttpResponse};
 use serde_json::json;
 
 use super::allow_only;
+use crate::auth::Caller;
+use crate::config::Scope;
 use crate::domain::{ResearchConfig, SearchConfig, AGENT_TYPES};
 use crate::AppState;
 
@@ -15,8 +17,12 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     );
 }
 
-async fn patterns(state: web::Data<AppState>) -> HttpResponse {
-    HttpResponse::Ok().json(json!({
+async fn patterns(
+    state: web::Data<AppState>,
+    caller: Caller,
+) -> Result<HttpResponse, crate::error::ApiError> {
+    caller.require(Scope::Read)?;
+    Ok(HttpResponse::Ok().json(json!({
         "default_provider": state.config.execution.default_provider,
         "providers": state.config.providers.keys().collect::<Vec<_>>(),
         "patterns": [
@@ -35,5 +41,5 @@ async fn patterns(state: web::Data<AppState>) -> HttpResponse {
                 "limits": {"max_concurrent_agents": [1, 20], "agent_types": AGENT_TYPES},
             }
         ]
-    }))
+    })))
 }

@@ -9,8 +9,10 @@ use serde_json::{json, Value};
 use super::allow_only;
 use super::body::read_json;
 use super::compat::CompatError;
-use super::workflows::find;
+use super::workflows::{check_visible, find_for};
 use crate::actors::registry::{AddWebhook, ListWebhooks, RemoveWebhook, Stats, WebhookSpec};
+use crate::auth::Caller;
+use crate::config::Scope;
 use crate::domain::{now, EventType, Subscription};
 use crate::error::ApiError;
 use crate::events::webhooks::new_secret;
@@ -117,8 +119,10 @@ fn view(s: &Subscription) -> Value {
 
 async fn create(
     state: web::Data<AppState>,
+    caller: Caller,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
+    caller.require(Scope::Admin)?;
     let body: WebhookBody = read_json(payload, state.config.server.max_body_bytes, None).await?;
     let generated = body.secret.is_none();
     let spec = body.into_spec("")?;
@@ -143,13 +147,19 @@ async fn create(
         .json(out))
 }
 
-async fn list(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+async fn list(state: web::Data<AppState>, caller: Caller) -> Result<HttpResponse, ApiError> {
+    caller.require(Scope::Admin)?;
     let all = state.registry.send(ListWebhooks).await?;
     let items: Vec<Value> = all.iter().map(|s| view(s)).collect();
     Ok(HttpResponse::Ok().json(json!({ "items": items })))
 }
 
-async fn get(state: web::Data<AppState>, id: web::Path<String>) -> Result<HttpResponse, ApiError> {
+async fn get(
+    state: web::Data<AppState>,
+    caller: Caller,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    caller.require(Scope::Admin)?;
     let all = state.registry.send(ListWebhooks).await?;
     match all.iter().find(|s| s.id == *id) {
         Some(s) => Ok(HttpResponse::Ok().json(view(s))),
@@ -159,8 +169,10 @@ async fn get(state: web::Data<AppState>, id: web::Path<String>) -> Result<HttpRe
 
 async fn delete(
     state: web::Data<AppState>,
+    caller: Caller,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
+    caller.require(Scope::Admin)?;
     match state
         .registry
         .send(RemoveWebhook::Id(id.to_string()))
@@ -176,9 +188,11 @@ async fn delete(
 
 async fn deliveries(
     state: web::Data<AppState>,
+    caller: Caller,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let (wf, _) = find(&state, &id).await?;
+    caller.require(Scope::Read)?;
+    let (wf, _) = find_for(&state, &caller, &id).await?;
     state.read_barrier().await;
     let items = state.store.deliveries_for(&wf.id).await?;
     Ok(HttpResponse::Ok().json(json!({ "items": items })))
@@ -201,8 +215,10 @@ fn missing(field: &str) -> CompatError {
 
 async fn register(
     state: web::Data<AppState>,
+    caller: Caller,
     payload: web::Payload,
 ) -> Result<HttpResponse, CompatError> {
+    caller.require(Scope::Write)?;
     let b: RegisterBody = read_json(payload, state.config.server.max_body_bytes, None).await?;
     let task_id = b
         .task_id
@@ -216,6 +232,8 @@ async fn register(
         .secret
         .filter(|s| !s.is_empty())
         .ok_or_else(|| missing("secret"))?;
+    // Another key's workflow is "not found" before anything else is said about it.
+    let (wf, _) = find_for(&state, &caller, &task_id).await?;
     let spec = WebhookBody {
         url: Some(url.clone()),
         secret: Some(secret),
@@ -227,7 +245,6 @@ async fn register(
         .check(&url)
         .await
         .map_err(|e| ApiError::validation("webhook_url", format!("Invalid webhook_url: {e}")))?;
-    let (wf, _) = find(&state, &task_id).await?;
     let (sub, seq) = state
         .registry
         .send(AddWebhook(spec.into_subscription(Some(wf.id.clone()))))
@@ -252,8 +269,10 @@ struct UnregisterBody {
 
 async fn unregister(
     state: web::Data<AppState>,
+    caller: Caller,
     payload: web::Payload,
 ) -> Result<HttpResponse, CompatError> {
+    caller.require(Scope::Write)?;
     let b: UnregisterBody = read_json(payload, state.config.server.max_body_bytes, None).await?;
     let task_id = b
         .task_id
@@ -263,6 +282,7 @@ async fn unregister(
         .webhook_url
         .filter(|s| !s.is_empty())
         .ok_or_else(|| missing("webhook_url"))?;
+    check_visible(&state, &caller, &task_id).await?;
     let removed = state
         .registry
         .send(RemoveWebhook::WorkflowUrl {
@@ -287,7 +307,8 @@ async fn unregister(
 }
 
 /// The old server's streaming-bridge statistics (counters since process start).
-async fn stats(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+async fn stats(state: web::Data<AppState>, caller: Caller) -> Result<HttpResponse, ApiError> {
+    caller.require(Scope::Read)?;
     let s = state.registry.send(Stats).await?;
     let w = &state.webhook_stats;
     let delivered = w.delivered.load(Ordering::Relaxed);

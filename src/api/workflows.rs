@@ -9,6 +9,8 @@ use serde_json::{json, Value};
 use super::allow_only;
 use super::body::{field_name, read_json};
 use crate::actors::registry::{Cancel, CancelOutcome, Create, Get, NewWorkflow};
+use crate::auth::Caller;
+use crate::config::Scope;
 use crate::domain::{Pattern, PatternConfig, ResearchConfig, SearchConfig, Status, Workflow};
 use crate::error::ApiError;
 use crate::store::ListQuery;
@@ -112,6 +114,7 @@ pub fn validate(body: CreateBody) -> Result<NewWorkflow, ApiError> {
         config,
         webhook,
         request_id: None,
+        owner: None,
     })
 }
 
@@ -149,9 +152,11 @@ fn links(id: &str) -> Value {
 
 async fn create(
     state: web::Data<AppState>,
+    caller: Caller,
     req: HttpRequest,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
+    caller.require(Scope::Write)?;
     let limit = state.config.server.max_body_bytes;
     let declared = req
         .headers()
@@ -161,6 +166,7 @@ async fn create(
     let body: CreateBody = read_json(payload, limit, declared).await?;
     let mut new = validate(body)?;
     new.request_id = super::middleware::current_request_id();
+    new.owner = caller.owner();
     if let Some(w) = &new.webhook {
         state
             .guard
@@ -196,8 +202,37 @@ pub async fn find(state: &AppState, id: &str) -> Result<(Arc<Workflow>, &'static
     }
 }
 
-async fn get(state: web::Data<AppState>, id: web::Path<String>) -> Result<HttpResponse, ApiError> {
-    let (wf, from) = find(&state, &id).await?;
+/// `find`, as this caller may see it: another key's workflow is "not found", so
+/// its existence does not leak.
+pub async fn find_for(
+    state: &AppState,
+    caller: &Caller,
+    id: &str,
+) -> Result<(Arc<Workflow>, &'static str), ApiError> {
+    let (wf, from) = find(state, id).await?;
+    if caller.may_see(wf.owner.as_deref()) {
+        Ok((wf, from))
+    } else {
+        Err(ApiError::WorkflowNotFound(id.to_string()))
+    }
+}
+
+/// For actions by id (cancel, stream): admin may act on anything; any other key
+/// only on a workflow it can see.
+pub async fn check_visible(state: &AppState, caller: &Caller, id: &str) -> Result<(), ApiError> {
+    if !caller.is_admin() {
+        find_for(state, caller, id).await?;
+    }
+    Ok(())
+}
+
+async fn get(
+    state: web::Data<AppState>,
+    caller: Caller,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    caller.require(Scope::Read)?;
+    let (wf, from) = find_for(&state, &caller, &id).await?;
     Ok(HttpResponse::Ok()
         .insert_header(("X-Served-From", from))
         .json(wf))
@@ -205,9 +240,11 @@ async fn get(state: web::Data<AppState>, id: web::Path<String>) -> Result<HttpRe
 
 async fn result(
     state: web::Data<AppState>,
+    caller: Caller,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let (wf, _) = find(&state, &id).await?;
+    caller.require(Scope::Read)?;
+    let (wf, _) = find_for(&state, &caller, &id).await?;
     if !wf.status.is_terminal() {
         return Err(ApiError::NotFinished(wf.id.clone()));
     }
@@ -223,8 +260,11 @@ async fn result(
 
 async fn cancel(
     state: web::Data<AppState>,
+    caller: Caller,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
+    caller.require(Scope::Write)?;
+    check_visible(&state, &caller, &id).await?;
     match state.registry.send(Cancel(id.to_string())).await? {
         CancelOutcome::Cancelled { workflow, seq } => {
             state.acknowledge(seq).await?;
@@ -256,7 +296,12 @@ struct ListParams {
 const DEFAULT_PAGE: usize = 50;
 const MAX_PAGE: usize = 500;
 
-async fn list(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResponse, ApiError> {
+async fn list(
+    state: web::Data<AppState>,
+    caller: Caller,
+    req: HttpRequest,
+) -> Result<HttpResponse, ApiError> {
+    caller.require(Scope::Read)?;
     let p = web::Query::<ListParams>::from_query(req.query_string())
         .map_err(|e| ApiError::validation("query", e.to_string()))?
         .into_inner();
@@ -310,6 +355,7 @@ async fn list(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpRespon
             pattern,
             before_id: p.cursor,
             limit: limit + 1,
+            owner: caller.owner_filter(),
         })
         .await?;
     let next_cursor = if items.len() > limit {

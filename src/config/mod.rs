@@ -10,7 +10,9 @@ use std::time::Duration;
 use figment::providers::{Env, Format, Serialized, Toml};
 use figment::Figment;
 
+mod auth;
 mod sections;
+pub use auth::*;
 pub use sections::*;
 use serde::{Deserialize, Serialize};
 
@@ -31,6 +33,8 @@ pub struct Config {
     pub webhooks: WebhooksConfig,
     pub redis: RedisConfig,
     pub postgres: PostgresConfig,
+    pub auth: AuthConfig,
+    pub metrics: MetricsConfig,
     /// Named LLM providers; `execution.default_provider` names one of them.
     pub providers: BTreeMap<String, ProviderConfig>,
 }
@@ -55,6 +59,8 @@ impl Default for Config {
             webhooks: WebhooksConfig::default(),
             redis: RedisConfig::default(),
             postgres: PostgresConfig::default(),
+            auth: AuthConfig::default(),
+            metrics: MetricsConfig::default(),
             providers,
         }
     }
@@ -87,7 +93,8 @@ impl Config {
             }
         }
         fig = fig.merge(Env::prefixed("MCPO__").split("__"));
-        let config: Config = fig.extract().map_err(|e| ConfigError(describe(e)))?;
+        let mut config: Config = fig.extract().map_err(|e| ConfigError(describe(e)))?;
+        config.auth.load_keys_file()?;
         config.validate()?;
         Ok(config)
     }
@@ -193,6 +200,17 @@ impl Config {
             }
         }
         self.validate_redis()?;
+        self.auth.validate(&self.server.bind)?;
+        for (i, origin) in self.server.cors_allowed_origins.iter().enumerate() {
+            if !(origin.starts_with("http://") || origin.starts_with("https://"))
+                || origin.ends_with('/')
+            {
+                return bad(
+                    &format!("server.cors_allowed_origins[{i}]"),
+                    format!("'{origin}' is not an origin like https://example.com"),
+                );
+            }
+        }
         if !self
             .providers
             .contains_key(&self.execution.default_provider)

@@ -14,6 +14,10 @@ pub struct ServerConfig {
     pub max_body_bytes: usize,
     /// HTTP worker threads; 0 = one per CPU core.
     pub workers: usize,
+    /// Origins (`https://host[:port]`) whose pages may call the API from a
+    /// browser (CORS); none by default.
+    #[serde(deserialize_with = "string_or_list")]
+    pub cors_allowed_origins: Vec<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -328,6 +332,7 @@ impl Default for ServerConfig {
             bind: "127.0.0.1:5060".into(),
             max_body_bytes: 1024 * 1024,
             workers: 0,
+            cors_allowed_origins: Vec::new(),
         }
     }
 }

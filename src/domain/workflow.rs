@@ -32,6 +32,10 @@ pub struct Workflow {
     /// Omitted while 0, so records look as they always did.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub failed_resumes: u32,
+    /// The name of the API key that created it; None when auth was off (or for
+    /// records from before keys existed: only admin keys see those).
+    #[serde(default)]
+    pub owner: Option<String>,
 }
 
 fn is_zero(n: &u32) -> bool {
@@ -118,6 +122,7 @@ impl Workflow {
             execution_time: None,
             resumes: 0,
             failed_resumes: 0,
+            owner: None,
         }
     }
 

@@ -21,6 +21,8 @@ pub struct AnalyticsQuery {
     pub since: Option<DateTime<Utc>>,
     pub until: Option<DateTime<Utc>>,
     pub pattern: Option<Pattern>,
+    /// Only this owner's workflows (a non-admin key); None = every owner's.
+    pub owner: Option<String>,
 }
 
 impl AnalyticsQuery {

@@ -30,6 +30,8 @@ pub struct ListQuery {
     /// Return workflows with ids below this one (ids are time-ordered UUIDv7).
     pub before_id: Option<String>,
     pub limit: usize,
+    /// Only this owner's workflows (a non-admin key); None = everyone's.
+    pub owner: Option<String>,
 }
 
 /// An unfinished workflow and its event log, for resuming after a restart.
@@ -137,6 +139,11 @@ pub trait Store: Send + Sync + 'static {
     fn pools(&self) -> Option<serde_json::Value> {
         None
     }
+    /// Each owner's total cost over workflows created at or after `since`.
+    async fn spend_by_owner_since(
+        &self,
+        since: chrono::DateTime<chrono::Utc>,
+    ) -> Result<Vec<(String, f64)>, StoreError>;
     /// A round trip to the store; its latency goes into `/health`.
     async fn ping(&self) -> Result<Duration, StoreError>;
 }

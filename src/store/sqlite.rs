@@ -159,8 +159,8 @@ fn write_batch(conn: &mut Connection, batch: &[Arc<StateChange>]) -> rusqlite::R
     let tx = conn.transaction()?;
     {
         let mut upsert = tx.prepare_cached(
-            "INSERT INTO workflows (id, pattern, status, created_at_us, completed_at_us, total_cost_usd, execution_time, record)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+            "INSERT INTO workflows (id, pattern, status, created_at_us, completed_at_us, total_cost_usd, execution_time, record, owner)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
              ON CONFLICT (id) DO UPDATE SET status = excluded.status, completed_at_us = excluded.completed_at_us,
                total_cost_usd = excluded.total_cost_usd, execution_time = excluded.execution_time, record = excluded.record",
         )?;
@@ -175,7 +175,8 @@ fn write_batch(conn: &mut Connection, batch: &[Arc<StateChange>]) -> rusqlite::R
                 wf.completed_at.map(us),
                 wf.total_cost_usd,
                 wf.execution_time,
-                record
+                record,
+                wf.owner
             ])?;
         }
         let mut event = tx.prepare_cached(
@@ -324,8 +325,9 @@ impl Store for SqliteStore {
                 c,
                 "SELECT record FROM workflows
                  WHERE (?1 IS NULL OR status = ?1) AND (?2 IS NULL OR pattern = ?2) AND (?3 IS NULL OR id < ?3)
+                   AND (?5 IS NULL OR owner = ?5)
                  ORDER BY id DESC LIMIT ?4",
-                &[&status, &pattern, &q.before_id, &limit],
+                &[&status, &pattern, &q.before_id, &limit, &q.owner],
             )
         })
         .await
@@ -454,6 +456,25 @@ impl Store for SqliteStore {
     ) -> Result<PerformanceStats, StoreError> {
         let q = q.clone();
         self.read(move |c| analytics::performance(c, &q)).await
+    }
+
+    async fn spend_by_owner_since(
+        &self,
+        since: DateTime<Utc>,
+    ) -> Result<Vec<(String, f64)>, StoreError> {
+        self.read(move |c| {
+            let mut stmt = c
+                .prepare_cached(
+                    "SELECT owner, TOTAL(total_cost_usd) FROM workflows
+                     WHERE owner IS NOT NULL AND created_at_us >= ?1 GROUP BY owner",
+                )
+                .map_err(backend)?;
+            let rows = stmt
+                .query_map([us(since)], |r| Ok((r.get(0)?, r.get(1)?)))
+                .map_err(backend)?;
+            rows.map(|r| r.map_err(backend)).collect()
+        })
+        .await
     }
 
     async fn ping(&self) -> Result<Duration, StoreError> {

@@ -5,6 +5,7 @@
 #![allow(dead_code)]
 
 pub mod fake_openai;
+pub mod keys;
 pub mod pg;
 pub mod receiver;
 pub mod redis_util;
@@ -135,7 +136,7 @@ impl Server {
         self.child.as_ref().map(|c| c.id() as i32).unwrap_or(0)
     }
 
-    async fn into_resp(r: reqwest::Response) -> Resp {
+    pub(crate) async fn into_resp(r: reqwest::Response) -> Resp {
         let status = r.status().as_u16();
         let headers = r.headers().clone();
         let text = r.text().await.unwrap_or_default();

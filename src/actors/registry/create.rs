@@ -20,6 +20,8 @@ pub struct NewWorkflow {
     pub webhook: Option<WebhookSpec>,
     /// The creating HTTP request's id, carried into the workflow's log lines.
     pub request_id: Option<String>,
+    /// The creating key's name (None when auth is off).
+    pub owner: Option<String>,
 }
 
 pub struct WebhookSpec {
@@ -85,6 +87,7 @@ impl Handler<Create> for WorkflowRegistry {
 
     fn handle(&mut self, Create(req): Create, ctx: &mut Context<Self>) -> Self::Result {
         self.refuse_admission()?;
+        self.ledger.admit(req.owner.as_deref(), self.cfg.retry_after_secs)?;
         let provider_name = req
             .config
             .provider()
@@ -100,7 +103,7 @@ impl Handler<Create> for WorkflowRegistry {
             .check_available()
             .map_err(ApiError::ProviderUnavailable)?;
         let id = format!("wf_{}", uuid::Uuid::now_v7().simple());
-        let wf = Workflow::new(
+        let mut wf = Workflow::new(
             id.clone(),
             req.pattern,
             req.task,
@@ -109,6 +112,7 @@ impl Handler<Create> for WorkflowRegistry {
             provider_name,
             provider.simulated(),
         );
+        wf.owner = req.owner;
         let a = Active {
             st: WorkflowState::new(wf, &self.policy),
             abort: None,

@@ -31,6 +31,7 @@ pub use webhooks::{AddWebhook, ListWebhooks, RemoveWebhook};
 
 use super::persist::PersistHealth;
 use super::Publish;
+use crate::auth::Ledger;
 use crate::domain::machine::{apply, Effect, Input, Policy, Rejection, WorkflowState};
 use crate::domain::{now, ChangeKind, Subscription, Workflow, WorkflowError};
 use crate::events::webhooks::Deliver;
@@ -76,6 +77,8 @@ pub struct RegistryParts {
     /// Finished workflows to keep in memory.
     pub retained: Vec<Workflow>,
     pub webhooks: Vec<Subscription>,
+    /// Per-key quotas: sees every record emitted, synchronously.
+    pub ledger: Arc<Ledger>,
 }
 
 pub struct WorkflowRegistry {
@@ -90,6 +93,7 @@ pub struct WorkflowRegistry {
     restored: Vec<StoredActive>,
     mirror: Option<Arc<PersistHealth>>,
     recent: RecentLogs,
+    ledger: Arc<Ledger>,
 }
 
 /// What carrying out one input did.
@@ -139,6 +143,7 @@ impl WorkflowRegistry {
             restored: p.restored_active,
             recent: RecentLogs::default(),
             mirror: p.mirror,
+            ledger: p.ledger,
         }
     }
 
@@ -160,6 +165,7 @@ impl WorkflowRegistry {
         for effect in effects {
             match effect {
                 Effect::Record(wf) => {
+                    self.ledger.observe(&wf);
                     done.seq = self.out.emit(ChangeKind::Workflow(Arc::clone(&wf)));
                     done.record = Some(wf);
                 }

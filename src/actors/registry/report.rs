@@ -6,6 +6,7 @@ use actix::prelude::*;
 
 use super::WorkflowRegistry;
 use crate::domain::machine::{Input, Step};
+use crate::domain::WorkflowError;
 use crate::exec::{Halted, Report};
 
 impl Handler<Report> for WorkflowRegistry {
@@ -19,8 +20,24 @@ impl Handler<Report> for WorkflowRegistry {
         }
         let finishing = matches!(step, Step::Finished(_));
         match self.feed(&id, Input::Step(step), ctx) {
-            Some(Ok(done)) if done.retired.is_none() || finishing => Ok(()),
+            Some(Ok(done)) if done.retired.is_some() && finishing => Ok(()),
+            Some(Ok(done)) if done.retired.is_none() => self.within_daily_spend(&id, ctx),
             _ => Err(Halted),
         }
+    }
+}
+
+impl WorkflowRegistry {
+    /// A running workflow stops once its key's daily budget is reached, like it
+    /// does at its own budget (the spend is the ledger's, outside the core).
+    fn within_daily_spend(&mut self, id: &str, ctx: &mut Context<Self>) -> Result<(), Halted> {
+        let owner = self.active.get(id).and_then(|a| a.st.wf.owner.as_deref());
+        let Some(message) = self.ledger.over_daily_budget(owner) else {
+            return Ok(());
+        };
+        tracing::warn!(workflow_id = id, %message, "key's daily budget reached; cancelling outstanding calls");
+        let code = "spend_limit_reached".to_string();
+        self.feed(id, Input::Fail(WorkflowError { code, message }), ctx);
+        Err(Halted)
     }
 }

@@ -1,6 +1,6 @@
 //! Analytics in SQL over the whole history in PostgreSQL, on the analytics pool
-//! (whose statements carry `postgres.statement_timeout`). `$1..$3` are always the
-//! window: since, until, pattern.
+//! (whose statements carry `postgres.statement_timeout`). `$1..$4` are always the
+//! window: since, until, pattern, owner (for a non-admin key).
 
 use chrono::{Duration, Utc};
 use deadpool_postgres::Object;
@@ -12,7 +12,8 @@ use crate::store::StoreError;
 
 const WINDOW: &str = "($1::timestamptz IS NULL OR w.created_at >= $1)
   AND ($2::timestamptz IS NULL OR w.created_at < $2)
-  AND ($3::text IS NULL OR w.pattern = $3)";
+  AND ($3::text IS NULL OR w.pattern = $3)
+  AND ($4::text IS NULL OR w.owner = $4)";
 
 use super::backend;
 
@@ -24,7 +25,7 @@ async fn rows(
 ) -> Result<Vec<Row>, StoreError> {
     let sql = sql.replace("{window}", WINDOW);
     let pattern = q.pattern_str();
-    let mut args: Vec<&(dyn ToSql + Sync)> = vec![&q.since, &q.until, &pattern];
+    let mut args: Vec<&(dyn ToSql + Sync)> = vec![&q.since, &q.until, &pattern, &q.owner];
     args.extend_from_slice(extra);
     let stmt = c.prepare_cached(&sql).await.map_err(backend)?;
     c.query(&stmt, &args).await.map_err(backend)
@@ -46,7 +47,7 @@ pub async fn workflows(c: &Object, q: &AnalyticsQuery) -> Result<WorkflowStats, 
     let recent = rows(
         c,
         q,
-        "SELECT COUNT(*) FROM workflows w WHERE {window} AND w.completed_at >= $4",
+        "SELECT COUNT(*) FROM workflows w WHERE {window} AND w.completed_at >= $5",
         &[&day_ago],
     )
     .await?;

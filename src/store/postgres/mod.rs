@@ -188,9 +188,9 @@ impl Store for PgStore {
         self.records(
             "SELECT record::text FROM workflows
              WHERE ($1::text IS NULL OR status = $1) AND ($2::text IS NULL OR pattern = $2)
-               AND ($3::text IS NULL OR id < $3)
+               AND ($3::text IS NULL OR id < $3) AND ($5::text IS NULL OR owner = $5)
              ORDER BY id DESC LIMIT $4",
-            &[&status, &pattern, &q.before_id, &limit],
+            &[&status, &pattern, &q.before_id, &limit, &q.owner],
         )
         .await
     }
@@ -315,6 +315,29 @@ impl Store for PgStore {
         q: &AnalyticsQuery,
     ) -> Result<PerformanceStats, StoreError> {
         analytics::performance(&Self::client(&self.analytics).await?, q).await
+    }
+
+    async fn spend_by_owner_since(
+        &self,
+        since: DateTime<Utc>,
+    ) -> Result<Vec<(String, f64)>, StoreError> {
+        let client = Self::client(&self.pool).await?;
+        let rows = client
+            .query(
+                "SELECT owner, COALESCE(SUM(total_cost_usd), 0)::float8 FROM workflows
+                 WHERE owner IS NOT NULL AND created_at >= $1 GROUP BY owner",
+                &[&since],
+            )
+            .await
+            .map_err(backend)?;
+        rows.iter()
+            .map(|r| {
+                Ok((
+                    r.try_get(0).map_err(backend)?,
+                    r.try_get(1).map_err(backend)?,
+                ))
+            })
+            .collect()
     }
 
     async fn ping(&self) -> Result<Duration, StoreError> {

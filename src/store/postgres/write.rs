@@ -13,10 +13,10 @@ use deadpool_postgres::Transaction;
 use crate::domain::{ChangeKind, StateChange, Workflow, WorkflowResult};
 
 const UPSERT_WORKFLOWS: &str = "
-INSERT INTO workflows (id, pattern, status, created_at, completed_at, total_cost_usd, execution_time, record)
-SELECT id, pattern, status, created_at, completed_at, cost, exec, record::jsonb
-FROM UNNEST($1::text[], $2::text[], $3::text[], $4::timestamptz[], $5::timestamptz[], $6::float8[], $7::float8[], $8::text[])
-  AS t (id, pattern, status, created_at, completed_at, cost, exec, record)
+INSERT INTO workflows (id, pattern, status, created_at, completed_at, total_cost_usd, execution_time, record, owner)
+SELECT id, pattern, status, created_at, completed_at, cost, exec, record::jsonb, owner
+FROM UNNEST($1::text[], $2::text[], $3::text[], $4::timestamptz[], $5::timestamptz[], $6::float8[], $7::float8[], $8::text[], $9::text[])
+  AS t (id, pattern, status, created_at, completed_at, cost, exec, record, owner)
 ON CONFLICT (id) DO UPDATE SET status = excluded.status, completed_at = excluded.completed_at,
   total_cost_usd = excluded.total_cost_usd, execution_time = excluded.execution_time, record = excluded.record";
 
@@ -71,6 +71,7 @@ struct Workflows {
     cost: Vec<f64>,
     exec: Vec<Option<f64>>,
     record: Vec<String>,
+    owner: Vec<Option<String>>,
 }
 
 #[derive(Default)]
@@ -122,6 +123,7 @@ pub async fn write_batch(
             w.cost.push(wf.total_cost_usd);
             w.exec.push(wf.execution_time);
             w.record.push(serde_json::to_string(wf)?);
+            w.owner.push(wf.owner.clone());
         }
         let stmt = tx.prepare_cached(UPSERT_WORKFLOWS).await?;
         tx.execute(
@@ -135,6 +137,7 @@ pub async fn write_batch(
                 &w.cost,
                 &w.exec,
                 &w.record,
+                &w.owner,
             ],
         )
         .await?;

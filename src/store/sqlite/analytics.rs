@@ -1,6 +1,6 @@
 //! Analytics in SQL over the whole history in SQLite: the same figures as the
-//! PostgreSQL queries. `?1..?3` are always the window (since, until in µs;
-//! pattern). Percentiles are nearest-rank, read with ORDER BY … LIMIT 1 OFFSET.
+//! PostgreSQL queries. `?1..?4` are always the window (since, until in µs;
+//! pattern; owner, for a non-admin key). Percentiles are nearest-rank, read with ORDER BY … LIMIT 1 OFFSET.
 
 use chrono::{Duration, Utc};
 use rusqlite::{Connection, Params, Row, ToSql};
@@ -12,7 +12,8 @@ use crate::store::StoreError;
 
 const WINDOW: &str = "(?1 IS NULL OR w.created_at_us >= ?1)
   AND (?2 IS NULL OR w.created_at_us < ?2)
-  AND (?3 IS NULL OR w.pattern = ?3)";
+  AND (?3 IS NULL OR w.pattern = ?3)
+  AND (?4 IS NULL OR w.owner = ?4)";
 
 const FINISHED: &str = "w.status IN ('completed', 'failed', 'cancelled')";
 
@@ -21,20 +22,25 @@ fn backend(e: impl std::fmt::Display) -> StoreError {
 }
 
 /// The window parameters followed by `extra`.
-fn window_args<'a>(
-    bounds: &'a (Option<i64>, Option<i64>, Option<&'static str>),
-    extra: &'a [&'a dyn ToSql],
-) -> Vec<&'a dyn ToSql> {
-    let mut args: Vec<&dyn ToSql> = vec![&bounds.0, &bounds.1, &bounds.2];
+fn window_args<'a>(bounds: &'a Bounds<'a>, extra: &'a [&'a dyn ToSql]) -> Vec<&'a dyn ToSql> {
+    let mut args: Vec<&dyn ToSql> = vec![&bounds.0, &bounds.1, &bounds.2, &bounds.3];
     args.extend_from_slice(extra);
     args
 }
 
-fn bounds(q: &AnalyticsQuery) -> (Option<i64>, Option<i64>, Option<&'static str>) {
+type Bounds<'a> = (
+    Option<i64>,
+    Option<i64>,
+    Option<&'static str>,
+    Option<&'a str>,
+);
+
+fn bounds(q: &AnalyticsQuery) -> Bounds<'_> {
     (
         q.since.map(|t| t.timestamp_micros()),
         q.until.map(|t| t.timestamp_micros()),
         q.pattern_str(),
+        q.owner.as_deref(),
     )
 }
 
@@ -73,7 +79,7 @@ pub fn workflows(c: &Connection, q: &AnalyticsQuery) -> Result<WorkflowStats, St
     let day_ago = (Utc::now() - Duration::hours(24)).timestamp_micros();
     let recent = one(
         c,
-        "SELECT COUNT(*) FROM workflows w WHERE {window} AND w.completed_at_us >= ?4",
+        "SELECT COUNT(*) FROM workflows w WHERE {window} AND w.completed_at_us >= ?5",
         window_args(&b, &[&day_ago]).as_slice(),
         |r| r.get::<_, i64>(0),
     )?;
@@ -146,7 +152,7 @@ pub fn performance(c: &Connection, q: &AnalyticsQuery) -> Result<PerformanceStat
     let nth = format!(
         "SELECT w.execution_time FROM workflows w
          WHERE {{window}} AND {FINISHED} AND w.execution_time IS NOT NULL
-         ORDER BY w.execution_time LIMIT 1 OFFSET ?4"
+         ORDER BY w.execution_time LIMIT 1 OFFSET ?5"
     );
     let mut pct = [None; 3];
     if n > 0 {
