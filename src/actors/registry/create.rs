@@ -87,7 +87,8 @@ impl Handler<Create> for WorkflowRegistry {
 
     fn handle(&mut self, Create(req): Create, ctx: &mut Context<Self>) -> Self::Result {
         self.refuse_admission()?;
-        self.ledger.admit(req.owner.as_deref(), self.cfg.retry_after_secs)?;
+        self.ledger
+            .admit(req.owner.as_deref(), self.cfg.retry_after_secs)?;
         let provider_name = req
             .config
             .provider()
