@@ -359,10 +359,6 @@ pub async fn serve(config: Config) -> Result<(), StartError> {
             bind = %cfg.server.bind,
             "auth is off: no API keys are configured (auth.keys); every caller may do everything"
         );
-        eprintln!(
-            "mcp-orchestrator: auth is off (no auth.keys configured); listening on {} without authentication",
-            cfg.server.bind
-        );
     } else {
         tracing::info!(keys = rt.state.keys.keys().len(), "auth is on");
     }

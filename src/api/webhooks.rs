@@ -232,8 +232,6 @@ async fn register(
         .secret
         .filter(|s| !s.is_empty())
         .ok_or_else(|| missing("secret"))?;
-    // Another key's workflow is "not found" before anything else is said about it.
-    let (wf, _) = find_for(&state, &caller, &task_id).await?;
     let spec = WebhookBody {
         url: Some(url.clone()),
         secret: Some(secret),
@@ -245,6 +243,7 @@ async fn register(
         .check(&url)
         .await
         .map_err(|e| ApiError::validation("webhook_url", format!("Invalid webhook_url: {e}")))?;
+    let (wf, _) = find_for(&state, &caller, &task_id).await?;
     let (sub, seq) = state
         .registry
         .send(AddWebhook(spec.into_subscription(Some(wf.id.clone()))))
