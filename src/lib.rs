@@ -87,12 +87,18 @@ pub fn create_app(
         InitError = (),
     >,
 > {
+    let origins = state.config.server.cors_allowed_origins.clone();
     App::new()
         .app_data(state)
         .wrap(actix_web::middleware::from_fn(
             auth::middleware::authenticate,
         ))
         .wrap(actix_web::middleware::from_fn(api::middleware::observe))
+        // Outermost: preflights are answered before a key is asked for.
+        .wrap(actix_web::middleware::Condition::new(
+            !origins.is_empty(),
+            auth::cors::cors(&origins),
+        ))
         .configure(api::configure)
         .default_service(web::to(api::not_found))
 }

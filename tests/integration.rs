@@ -6,6 +6,8 @@ mod common;
 mod analytics;
 mod api;
 mod auth;
+mod auth_matrix;
+mod auth_quota;
 mod cancel;
 mod compat;
 mod dashboard;

@@ -7,6 +7,7 @@
 //! who may do everything.
 
 pub mod caller;
+pub mod cors;
 pub mod keyring;
 pub mod metrics;
 pub mod middleware;
