@@ -1,5 +1,9 @@
 // The live dashboard: polls /metrics, /health and /v1/workflows, draws the charts
 // in plain SVG and streams a selected workflow's events over SSE. No dependencies.
+// When the server asks for a key (401), the page asks for it once, keeps it in
+// sessionStorage (this tab only) and sends it as an Authorization header: never
+// in a URL, so it stays out of history, logs and Referer headers. The event
+// stream is read with fetch for that reason (EventSource cannot send headers).
 "use strict";
 
 const POLL_MS = 2000;
@@ -32,10 +36,69 @@ function sum(metrics, name, filter = () => true) {
   return metrics.filter((m) => m.name === name && filter(m.labels)).reduce((a, m) => a + m.value, 0);
 }
 
+const TOKEN_KEY = "mcpo-token";
+
+function authHeaders(extra = {}) {
+  const token = sessionStorage.getItem(TOKEN_KEY);
+  return token ? { ...extra, authorization: "Bearer " + token } : extra;
+}
+
+class Unauthorized extends Error {}
+
+/** fetch with the key; a 401 asks for one (again). */
+async function call(path, init = {}) {
+  const r = await fetch(path, { ...init, headers: authHeaders(init.headers || {}) });
+  if (r.status === 401) {
+    askForToken();
+    throw new Unauthorized(`${path}: HTTP 401`);
+  }
+  return r;
+}
+
 async function getJson(path) {
-  const r = await fetch(path, { headers: { accept: "application/json" } });
+  const r = await call(path, { headers: { accept: "application/json" } });
   if (!r.ok) throw new Error(`${path}: HTTP ${r.status}`);
   return r.json();
+}
+
+function askForToken() {
+  sessionStorage.removeItem(TOKEN_KEY);
+  $("login").hidden = false;
+  $("token").focus();
+}
+
+$("login").addEventListener("submit", (e) => {
+  e.preventDefault();
+  const token = $("token").value.trim();
+  if (!token) return;
+  sessionStorage.setItem(TOKEN_KEY, token);
+  $("token").value = "";
+  $("login").hidden = true;
+  refresh();
+});
+
+/** Reads an SSE response body; calls onEvent({type, data}) per event. */
+async function readSse(response, onEvent) {
+  const reader = response.body.getReader();
+  const decoder = new TextDecoder();
+  let buf = "";
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) return;
+    buf += decoder.decode(value, { stream: true });
+    let cut;
+    while ((cut = buf.indexOf("\n\n")) >= 0) {
+      const block = buf.slice(0, cut);
+      buf = buf.slice(cut + 2);
+      let type = "message";
+      const data = [];
+      for (const line of block.split("\n")) {
+        if (line.startsWith("event: ")) type = line.slice(7);
+        else if (line.startsWith("data: ")) data.push(line.slice(6));
+      }
+      if (data.length) onEvent({ type, data: data.join("\n") });
+    }
+  }
 }
 
 function text(el, v) { if (el.textContent !== String(v)) el.textContent = v; }
@@ -123,7 +186,7 @@ function charts() {
 async function refresh() {
   try {
     const [metricsText, health, running, pending, interrupted, recent] = await Promise.all([
-      fetch("/metrics").then((r) => r.text()),
+      call("/metrics").then((r) => r.text()),
       getJson("/health"),
       getJson("/v1/workflows?status=running&limit=100"),
       getJson("/v1/workflows?status=pending&limit=100"),
@@ -153,7 +216,7 @@ async function refresh() {
     text($("updated"), "updated " + new Date().toLocaleTimeString());
     document.body.dataset.refreshed = String(Number(document.body.dataset.refreshed || 0) + 1);
   } catch (e) {
-    text($("updated"), "refresh failed: " + e.message);
+    text($("updated"), e instanceof Unauthorized ? "waiting for an API key" : "refresh failed: " + e.message);
   }
 }
 
@@ -177,7 +240,7 @@ async function loadDetail(id) {
 }
 
 function closeDetail() {
-  if (selected && selected.source) selected.source.close();
+  if (selected && selected.source) selected.source.abort();
   selected = null;
   $("detail").hidden = true;
 }
@@ -190,7 +253,7 @@ function select(id) {
   $("timeline").replaceChildren();
   history.replaceState(null, "", "#wf=" + encodeURIComponent(id));
   loadDetail(id);
-  const source = new EventSource("/v1/workflows/" + encodeURIComponent(id) + "/events");
+  const source = new AbortController();
   selected.source = source;
   const onEvent = (msg) => {
     let ev;
@@ -202,14 +265,16 @@ function select(id) {
     $("timeline").appendChild(li);
     loadDetail(id);
     // The server closes the stream after the terminal event: do not reconnect.
-    if (["workflow_completed", "workflow_failed", "workflow_cancelled"].includes(msg.type)) source.close();
+    if (["workflow_completed", "workflow_failed", "workflow_cancelled"].includes(msg.type)) source.abort();
   };
-  for (const t of EVENT_TYPES) source.addEventListener(t, onEvent);
-  source.onerror = () => { if (source.readyState === EventSource.CLOSED) loadDetail(id); };
+  call("/v1/workflows/" + encodeURIComponent(id) + "/events", { headers: { accept: "text/event-stream" }, signal: source.signal })
+    .then((r) => (r.ok ? readSse(r, (m) => { if (EVENT_TYPES.includes(m.type)) onEvent(m); }) : null))
+    .catch(() => {})
+    .finally(() => { if (selected && selected.id === id) loadDetail(id); });
 }
 
 async function cancel(id) {
-  const r = await fetch("/v1/workflows/" + encodeURIComponent(id) + "/cancel", { method: "POST" });
+  const r = await call("/v1/workflows/" + encodeURIComponent(id) + "/cancel", { method: "POST" });
   if (!r.ok && r.status !== 409) text($("updated"), `cancel failed: HTTP ${r.status}`);
   if (selected && selected.id === id) loadDetail(id);
   refresh();

@@ -1,6 +1,8 @@
 //! `GET /dashboard`: a self-contained live page (HTML, JS and CSS from `static/`,
 //! embedded in the binary; nothing loaded from elsewhere). It reads the public
 //! API only: `/metrics`, `/health`, `/v1/workflows` and the SSE event stream.
+//! These static files need no key (they hold no data); when the API does, the page
+//! asks for one and sends it as a header (see `static/dashboard.js`).
 
 use actix_web::{http::header, web, HttpResponse};
 

@@ -2,11 +2,14 @@
 // no browser is ever downloaded) against the real binary: the page loads without
 // console errors, its numbers match the API, a workflow started during the test
 // appears and reaches completed without a reload, and cancel from the page works.
+// The server has an API key: the page asks for it once, keeps it in sessionStorage
+// and sends it as a header on every call, never in a URL.
 // Saves a screenshot to tests/browser/out/dashboard.png.
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
-import { existsSync, mkdirSync, mkdtempSync } from "node:fs";
+import { createHash, randomBytes } from "node:crypto";
+import { existsSync, mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -15,10 +18,14 @@ import { chromium } from "playwright-core";
 const HERE = dirname(fileURLToPath(import.meta.url));
 const CHROMIUM = process.env.CHROMIUM_PATH || "/usr/bin/chromium";
 const BIN = process.env.MCPO_BIN;
+const TOKEN = "mcpo_" + randomBytes(32).toString("hex");
 
 function startServer() {
   assert.ok(BIN && existsSync(BIN), `MCPO_BIN must name the built binary (got ${BIN})`);
   const dir = mkdtempSync(join(tmpdir(), "mcpo-browser-"));
+  const keys = join(dir, "keys.toml");
+  const digest = createHash("sha256").update(TOKEN).digest("hex");
+  writeFileSync(keys, `[[auth.keys]]\nname = "dashboard"\nsha256 = "${digest}"\nscopes = ["read", "write"]\n`);
   const child = spawn(BIN, [], {
     cwd: dir,
     stdio: ["ignore", "pipe", "inherit"],
@@ -27,6 +34,7 @@ function startServer() {
       RUST_LOG: "warn",
       MCPO__SERVER__BIND: "127.0.0.1:0",
       MCPO__STORAGE__SQLITE_PATH: join(dir, "orchestrator.db"),
+      MCPO__AUTH__KEYS_FILE: keys,
       // The default provider takes ~0.3 s a call: a workflow lives a few seconds.
       MCPO__PROVIDERS__SIMULATED__LATENCY_MS: "300",
       // Slower: a workflow started during the test runs ~8 s, seen by several polls.
@@ -52,7 +60,7 @@ function startServer() {
 async function api(base, method, path, body) {
   const r = await fetch(base + path, {
     method,
-    headers: body ? { "content-type": "application/json" } : {},
+    headers: { authorization: "Bearer " + TOKEN, ...(body ? { "content-type": "application/json" } : {}) },
     body: body ? JSON.stringify(body) : undefined,
   });
   const text = await r.text();
@@ -100,18 +108,42 @@ test("dashboard in headless Chromium", async () => {
 
     const page = await browser.newPage({ viewport: { width: 1400, height: 1000 } });
     const problems = [];
-    page.on("console", (m) => { if (m.type() === "error") problems.push("console: " + m.text()); });
+    let keyGiven = false;
+    page.on("console", (m) => {
+      // Before the key is given, the page's calls are expected to get 401.
+      if (m.type() === "error" && (keyGiven || !m.text().includes("401"))) problems.push("console: " + m.text());
+    });
     page.on("pageerror", (e) => problems.push("pageerror: " + e.message));
     page.on("requestfailed", (r) => {
       // An SSE stream the page closes itself is reported as aborted; that is fine.
       if (!r.url().endsWith("/events")) problems.push("requestfailed: " + r.url());
     });
     const external = [];
-    page.on("request", (r) => { if (!r.url().startsWith(base) && !r.url().startsWith("data:")) external.push(r.url()); });
+    const leaks = [];
+    const apiCalls = { withKey: 0, withoutKey: [] };
+    page.on("request", (r) => {
+      if (!r.url().startsWith(base) && !r.url().startsWith("data:")) external.push(r.url());
+      if (r.url().includes(TOKEN) || r.url().includes(TOKEN.slice(5, 25))) leaks.push(r.url());
+      const path = r.url().slice(base.length);
+      if (path.startsWith("/v1/") || path === "/metrics") {
+        if (r.headers().authorization === "Bearer " + TOKEN) apiCalls.withKey += 1;
+        else apiCalls.withoutKey.push(path);
+      }
+    });
 
     await page.goto(base + "/dashboard");
     await page.evaluate(() => { window.__noReload = true; });
+    // The page asks for a key; nothing is shown until it has one.
+    await page.waitForSelector('[data-testid="login"]:not([hidden])', { timeout: 15000 });
+    assert.equal(await page.getAttribute("body", "data-refreshed"), null);
+    keyGiven = true;
+    await page.fill("#token", TOKEN);
+    await page.click('#login button[type="submit"]');
     await waitFor("first refresh", async () => Number(await page.getAttribute("body", "data-refreshed")) >= 1);
+    assert.equal(await page.isHidden("#login"), true);
+    assert.equal(await page.evaluate(() => sessionStorage.getItem("mcpo-token")), TOKEN);
+    assert.equal(await page.evaluate(() => localStorage.length), 0, "the key is kept for the tab only");
+    apiCalls.withoutKey.length = 0; // the calls made before the key was given
 
     // Numbers match the API (nothing is running now, so they are stable).
     const health = (await api(base, "GET", "/health")).body;
@@ -146,6 +178,14 @@ test("dashboard in headless Chromium", async () => {
     await waitFor("#cancelled = 1", async () => (await page.textContent("#cancelled")) === "1", 15000);
 
     assert.equal(await page.evaluate(() => window.__noReload), true, "the page reloaded");
+    // Every API call carried the key as a header; no URL ever carried it.
+    assert.ok(apiCalls.withKey > 10, `${apiCalls.withKey} calls with the key`);
+    assert.deepEqual(apiCalls.withoutKey, [], "API calls without the key");
+    assert.deepEqual(leaks, [], "the key appeared in a URL");
+    // Asked once: a reload in the same tab keeps the key.
+    await page.reload();
+    await waitFor("refresh after reload", async () => Number(await page.getAttribute("body", "data-refreshed")) >= 1);
+    assert.equal(await page.isHidden("#login"), true);
     const out = join(HERE, "out");
     mkdirSync(out, { recursive: true });
     await page.screenshot({ path: join(out, "dashboard.png"), fullPage: true });
