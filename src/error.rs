@@ -16,6 +16,10 @@ pub enum ApiError {
         "request body is {size} bytes, over the limit of {limit} bytes (server.max_body_bytes)"
     )]
     PayloadTooLarge { size: usize, limit: usize },
+    #[error("the request body did not arrive within {0:?} (server.client_request_timeout)")]
+    RequestTimeout(std::time::Duration),
+    #[error("the request head is {size} bytes, over the limit of {limit} bytes (server.max_header_bytes)")]
+    HeadersTooLarge { size: usize, limit: usize },
     #[error("no workflow with id '{0}'")]
     WorkflowNotFound(String),
     #[error("no webhook subscription with id '{0}'")]
@@ -95,6 +99,8 @@ impl ApiError {
             ApiError::Validation { .. } => "validation_error",
             ApiError::InvalidJson(_) => "invalid_json",
             ApiError::PayloadTooLarge { .. } => "payload_too_large",
+            ApiError::RequestTimeout(_) => "request_timeout",
+            ApiError::HeadersTooLarge { .. } => "headers_too_large",
             ApiError::WorkflowNotFound(_) => "workflow_not_found",
             ApiError::WebhookNotFound(_) => "webhook_not_found",
             ApiError::RouteNotFound(_) => "not_found",
@@ -129,6 +135,8 @@ impl ResponseError for ApiError {
         match self {
             ApiError::Validation { .. } | ApiError::InvalidJson(_) => StatusCode::BAD_REQUEST,
             ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::RequestTimeout(_) => StatusCode::REQUEST_TIMEOUT,
+            ApiError::HeadersTooLarge { .. } => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             ApiError::WorkflowNotFound(_)
             | ApiError::WebhookNotFound(_)
             | ApiError::RouteNotFound(_) => StatusCode::NOT_FOUND,

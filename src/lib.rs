@@ -342,24 +342,66 @@ fn store_key(config: &Config) -> String {
     }
 }
 
+/// Binds `server.bind` (every address it resolves to, as actix-web would). Done
+/// before anything else starts: a second instance on a busy port must not open the
+/// store or resume workflows.
+pub fn listen(bind: &str) -> Result<Vec<std::net::TcpListener>, StartError> {
+    use std::net::ToSocketAddrs;
+    let fail = |e: std::io::Error| StartError(format!("server.bind '{bind}': cannot listen: {e}"));
+    let mut listeners = Vec::new();
+    let mut last = None;
+    for addr in bind.to_socket_addrs().map_err(fail)? {
+        match bind_one(addr) {
+            Ok(l) => listeners.push(l),
+            Err(e) => last = Some(e),
+        }
+    }
+    match (listeners.is_empty(), last) {
+        (true, Some(e)) => Err(fail(e)),
+        (true, None) => Err(fail(std::io::ErrorKind::AddrNotAvailable.into())),
+        _ => Ok(listeners),
+    }
+}
+
+/// One listener the way actix-web makes it (address reuse, a backlog of 2048).
+fn bind_one(addr: std::net::SocketAddr) -> std::io::Result<std::net::TcpListener> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    socket.set_reuse_address(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(2048)?;
+    Ok(socket.into())
+}
+
 /// Runs the server until SIGTERM/SIGINT, then shuts down gracefully.
 pub async fn serve(config: Config) -> Result<(), StartError> {
+    let listeners = listen(&config.server.bind)?;
     let rt = start(config).await?;
     let cfg = Arc::clone(&rt.state.config);
     let state = rt.state.clone();
+    let s = &cfg.server;
+    // Slow or idle clients hold a connection for a bounded time only: the head and
+    // body must arrive within client_request_timeout, idle keep-alive ends.
+    let keep_alive = match s.keep_alive.is_zero() {
+        true => actix_web::http::KeepAlive::Disabled,
+        false => actix_web::http::KeepAlive::Timeout(s.keep_alive),
+    };
     let mut server = HttpServer::new(move || create_app(state.clone()))
         .on_connect(no_delay)
         .disable_signals()
-        .shutdown_timeout(1);
-    if cfg.server.workers > 0 {
-        server = server.workers(cfg.server.workers);
+        .shutdown_timeout(1)
+        .client_request_timeout(s.client_request_timeout)
+        .client_disconnect_timeout(Duration::from_secs(1))
+        .keep_alive(keep_alive)
+        .max_connections(s.max_connections);
+    if s.workers > 0 {
+        server = server.workers(s.workers);
     }
-    let server = server.bind(&cfg.server.bind).map_err(|e| {
-        StartError(format!(
-            "server.bind '{}': cannot listen: {e}",
-            cfg.server.bind
-        ))
-    })?;
+    for l in listeners {
+        server = server
+            .listen(l)
+            .map_err(|e| StartError(format!("server.bind '{}': cannot listen: {e}", s.bind)))?;
+    }
     if !rt.state.keys.enabled() {
         tracing::warn!(
             bind = %cfg.server.bind,

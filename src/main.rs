@@ -231,7 +231,9 @@ fn main() -> ExitCode {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     eprintln!("mcp-orchestrator: {e}");
-                    ExitCode::from(1)
+                    // Exit before the System is dropped: actors started before the
+                    // failure would be dropped outside the runtime and panic.
+                    std::process::exit(1)
                 }
             }
         }

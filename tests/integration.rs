@@ -12,6 +12,7 @@ mod cancel;
 mod compat;
 mod dashboard;
 mod deploy;
+mod hostile;
 mod lifecycle;
 mod limits;
 mod logs;

@@ -14,6 +14,10 @@ fn with_fake(b: Builder, fake: &FakeOpenAi, key_env: &str) -> Builder {
     b.env("MCPO__PROVIDERS__FAKE__KIND", "openai")
         .env("MCPO__PROVIDERS__FAKE__BASE_URL", &fake.base_url)
         .env("MCPO__PROVIDERS__FAKE__MODEL", "fake-default")
+        .env(
+            "MCPO__PROVIDERS__FAKE__MODELS",
+            "fake-default,big-model,small-model",
+        )
         .env("MCPO__PROVIDERS__FAKE__API_KEY_ENV", key_env)
         .env(key_env, KEY)
         .env("MCPO__PROVIDERS__FAKE__INPUT_PRICE_PER_MTOK", "2.0")

@@ -1,20 +1,32 @@
-//! Reading JSON bodies with the error envelope: a size limit (413), syntax errors
+//! Reading JSON bodies with the error envelope: a size limit
+//! (`server.max_body_bytes`, 413), a time limit (`server.client_request_timeout`,
+//! 408: a client trickling its body holds a connection no longer), syntax errors
 //! (400 invalid_json) and type/unknown-field errors that name the field (400).
 
 use actix_web::web;
 use futures::StreamExt;
 use serde::de::DeserializeOwned;
 
+use crate::config::ServerConfig;
 use crate::error::ApiError;
 
 pub async fn read_json<T: DeserializeOwned>(
-    mut payload: web::Payload,
-    limit: usize,
+    payload: web::Payload,
+    server: &ServerConfig,
     declared_len: Option<usize>,
 ) -> Result<T, ApiError> {
+    let limit = server.max_body_bytes;
     if let Some(len) = declared_len.filter(|l| *l > limit) {
         return Err(ApiError::PayloadTooLarge { size: len, limit });
     }
+    let wait = server.client_request_timeout;
+    let body = tokio::time::timeout(wait, read_bounded(payload, limit))
+        .await
+        .map_err(|_| ApiError::RequestTimeout(wait))??;
+    parse_json(&body)
+}
+
+async fn read_bounded(mut payload: web::Payload, limit: usize) -> Result<web::BytesMut, ApiError> {
     let mut body = web::BytesMut::new();
     while let Some(chunk) = payload.next().await {
         let chunk = chunk.map_err(|e| ApiError::InvalidJson(format!("cannot read body: {e}")))?;
@@ -26,7 +38,7 @@ pub async fn read_json<T: DeserializeOwned>(
         }
         body.extend_from_slice(&chunk);
     }
-    parse_json(&body)
+    Ok(body)
 }
 
 pub fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {

@@ -1,21 +1,25 @@
-//! The middleware every request passes: a request id (the caller's `X-Request-Id`
+//! The middleware every request passes: the bound on the request head
+//! (`server.max_header_bytes`, else 431); a request id (the caller's `X-Request-Id`
 //! when it is sane, else a new one) that is returned in the response, put in the
-//! handler's task (a create hands it to the workflow) and on a
-//! tracing span around the request; and the HTTP metrics, labelled by the matched
-//! route pattern (`/v1/workflows/{id}`), never the raw path, so ids cannot blow up
-//! the number of series.
+//! handler's task (a create hands it to the workflow) and on a tracing span around
+//! the request; and the HTTP metrics, whose labels never come from request text: the
+//! method is one of the standard set or `other`, the route is the matched pattern
+//! (`/v1/workflows/{id}`) or `unmatched`, so no client can grow the number of series.
 
 use std::time::Instant;
 
-use actix_web::body::MessageBody;
+use actix_web::body::{EitherBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header::{HeaderName, HeaderValue};
+use actix_web::http::Method;
 use actix_web::middleware::Next;
-use actix_web::Error;
+use actix_web::{web, Error, ResponseError};
 use metrics::{counter, histogram};
 use tracing::Instrument;
 
 use crate::actors::metrics::{HTTP_DURATION, HTTP_REQUESTS};
+use crate::error::ApiError;
+use crate::AppState;
 
 pub const REQUEST_ID_HEADER: &str = "x-request-id";
 const MAX_REQUEST_ID: usize = 128;
@@ -45,17 +49,58 @@ fn accept(raw: Option<&HeaderValue>) -> String {
         .unwrap_or_else(|| uuid::Uuid::new_v4().simple().to_string())
 }
 
+/// The method as a metric label: the standard methods by name, anything else `other`.
+fn method_label(m: &Method) -> &'static str {
+    const STANDARD: [Method; 9] = [
+        Method::GET,
+        Method::HEAD,
+        Method::POST,
+        Method::PUT,
+        Method::DELETE,
+        Method::PATCH,
+        Method::OPTIONS,
+        Method::CONNECT,
+        Method::TRACE,
+    ];
+    STANDARD
+        .iter()
+        .find(|s| *s == m)
+        .map_or("other", |s| s.as_str())
+}
+
+/// Bytes of the request head as sent: request line and header lines.
+fn head_bytes(req: &ServiceRequest) -> usize {
+    let line = req.method().as_str().len() + req.uri().to_string().len() + 12;
+    req.headers()
+        .iter()
+        .fold(line, |n, (k, v)| n + k.as_str().len() + v.len() + 4)
+}
+
 pub async fn observe(
     req: ServiceRequest,
     next: Next<impl MessageBody>,
-) -> Result<ServiceResponse<impl MessageBody>, Error> {
+) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, Error> {
     let t0 = Instant::now();
     let id = accept(req.headers().get(REQUEST_ID_HEADER));
-    let method = req.method().to_string();
-    let span = tracing::info_span!("request", request_id = %id, %method);
-    let res = REQUEST_ID
-        .scope(id.clone(), next.call(req).instrument(span))
-        .await;
+    let method = method_label(req.method());
+    let span = tracing::info_span!("request", request_id = %id, method);
+    let max_head = req
+        .app_data::<web::Data<AppState>>()
+        .map_or(usize::MAX, |s| s.config.server.max_header_bytes);
+    let res = match head_bytes(&req) {
+        n if n > max_head => {
+            let err = ApiError::HeadersTooLarge {
+                size: n,
+                limit: max_head,
+            };
+            let (req, _) = req.into_parts();
+            Ok(ServiceResponse::new(req, err.error_response()).map_into_right_body())
+        }
+        _ => REQUEST_ID
+            .scope(id.clone(), next.call(req).instrument(span))
+            .await
+            .map(ServiceResponse::map_into_left_body),
+    };
     let (route, status) = match &res {
         Ok(r) => (
             r.request()
@@ -69,7 +114,11 @@ pub async fn observe(
         ),
     };
     let status = status.to_string();
-    let labels = [("method", method), ("route", route), ("status", status)];
+    let labels = [
+        ("method", method.to_string()),
+        ("route", route),
+        ("status", status),
+    ];
     counter!(HTTP_REQUESTS, &labels).increment(1);
     histogram!(HTTP_DURATION, &labels).record(t0.elapsed().as_secs_f64());
     let mut res = res?;
@@ -83,6 +132,14 @@ pub async fn observe(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn methods_outside_the_standard_set_are_other() {
+        assert_eq!(method_label(&Method::GET), "GET");
+        assert_eq!(method_label(&Method::PATCH), "PATCH");
+        let odd = Method::from_bytes(b"XYZZY").unwrap();
+        assert_eq!(method_label(&odd), "other");
+    }
 
     #[test]
     fn keeps_plain_ids_and_replaces_others() {

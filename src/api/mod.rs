@@ -6,6 +6,7 @@ pub mod compat;
 pub mod dashboard;
 pub mod events;
 pub mod health;
+pub mod limits;
 pub mod metrics;
 pub mod middleware;
 pub mod patterns;

@@ -9,6 +9,7 @@ use serde_json::{json, Value};
 use super::allow_only;
 use super::body::read_json;
 use super::compat::CompatError;
+use super::limits::{text_at_most, MAX_SECRET_CHARS, MAX_URL_CHARS};
 use super::workflows::{check_visible, find_for};
 use crate::actors::registry::{AddWebhook, ListWebhooks, RemoveWebhook, Stats, WebhookSpec};
 use crate::auth::Caller;
@@ -65,7 +66,16 @@ pub struct WebhookBody {
 
 const MIN_SECRET: usize = 8;
 
+/// More entries than there are event types is a mistake (or an attack).
+const MAX_EVENTS: usize = 32;
+
 fn parse_events(prefix: &str, events: Option<Vec<String>>) -> Result<Vec<EventType>, ApiError> {
+    if events.as_ref().is_some_and(|e| e.len() > MAX_EVENTS) {
+        return Err(ApiError::validation(
+            format!("{prefix}events"),
+            format!("{prefix}events lists more than {MAX_EVENTS} entries"),
+        ));
+    }
     events
         .unwrap_or_default()
         .iter()
@@ -88,7 +98,14 @@ impl WebhookBody {
         let url = self.url.filter(|u| !u.trim().is_empty()).ok_or_else(|| {
             ApiError::validation(format!("{prefix}url"), format!("{prefix}url is required"))
         })?;
+        text_at_most(&format!("{prefix}url"), &url, MAX_URL_CHARS)?;
         let secret = match self.secret {
+            Some(s) if s.len() > MAX_SECRET_CHARS => {
+                return Err(ApiError::validation(
+                    format!("{prefix}secret"),
+                    format!("{prefix}secret must be at most {MAX_SECRET_CHARS} characters"),
+                ))
+            }
             Some(s) if s.len() < MIN_SECRET => {
                 return Err(ApiError::validation(
                     format!("{prefix}secret"),
@@ -123,7 +140,7 @@ async fn create(
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     caller.require(Scope::Admin)?;
-    let body: WebhookBody = read_json(payload, state.config.server.max_body_bytes, None).await?;
+    let body: WebhookBody = read_json(payload, &state.config.server, None).await?;
     let generated = body.secret.is_none();
     let spec = body.into_spec("")?;
     state
@@ -219,7 +236,7 @@ async fn register(
     payload: web::Payload,
 ) -> Result<HttpResponse, CompatError> {
     caller.require(Scope::Write)?;
-    let b: RegisterBody = read_json(payload, state.config.server.max_body_bytes, None).await?;
+    let b: RegisterBody = read_json(payload, &state.config.server, None).await?;
     let task_id = b
         .task_id
         .filter(|s| !s.is_empty())
@@ -228,6 +245,7 @@ async fn register(
         .webhook_url
         .filter(|s| !s.is_empty())
         .ok_or_else(|| missing("webhook_url"))?;
+    text_at_most("webhook_url", &url, MAX_URL_CHARS)?;
     let secret = b
         .secret
         .filter(|s| !s.is_empty())
@@ -272,7 +290,7 @@ async fn unregister(
     payload: web::Payload,
 ) -> Result<HttpResponse, CompatError> {
     caller.require(Scope::Write)?;
-    let b: UnregisterBody = read_json(payload, state.config.server.max_body_bytes, None).await?;
+    let b: UnregisterBody = read_json(payload, &state.config.server, None).await?;
     let task_id = b
         .task_id
         .filter(|s| !s.is_empty())
@@ -282,6 +300,7 @@ async fn unregister(
         .filter(|s| !s.is_empty())
         .ok_or_else(|| missing("webhook_url"))?;
     check_visible(&state, &caller, &task_id).await?;
+    text_at_most("webhook_url", &url, MAX_URL_CHARS)?;
     let removed = state
         .registry
         .send(RemoveWebhook::WorkflowUrl {

@@ -8,8 +8,10 @@ use serde_json::{json, Value};
 
 use super::allow_only;
 use super::body::{field_name, read_json};
+use super::limits::{check_config, text_at_most, MAX_TASK_CHARS, MAX_TITLE_CHARS};
 use crate::actors::registry::{Cancel, CancelOutcome, Create, Get, NewWorkflow};
 use crate::auth::Caller;
+use crate::config::Config;
 use crate::config::Scope;
 use crate::domain::{Pattern, PatternConfig, ResearchConfig, SearchConfig, Status, Workflow};
 use crate::error::ApiError;
@@ -40,9 +42,6 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     );
 }
 
-const MAX_TASK_CHARS: usize = 100_000;
-const MAX_TITLE_CHARS: usize = 200;
-
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CreateBody {
@@ -53,8 +52,9 @@ pub struct CreateBody {
     pub webhook: Option<super::webhooks::WebhookBody>,
 }
 
-/// Checks a create request; every error names the field.
-pub fn validate(body: CreateBody) -> Result<NewWorkflow, ApiError> {
+/// Checks a create request against the configured limits and providers; every
+/// error names the field.
+pub fn validate(body: CreateBody, cfg: &Config) -> Result<NewWorkflow, ApiError> {
     let pattern_name = body.pattern.ok_or_else(|| {
         ApiError::validation("pattern", "pattern is required: 'research' or 'search'")
     })?;
@@ -71,12 +71,7 @@ pub fn validate(body: CreateBody) -> Result<NewWorkflow, ApiError> {
     if task.is_empty() {
         return Err(ApiError::validation("task", "task must not be empty"));
     }
-    if task.chars().count() > MAX_TASK_CHARS {
-        return Err(ApiError::validation(
-            "task",
-            format!("task is longer than {MAX_TASK_CHARS} characters"),
-        ));
-    }
+    text_at_most("task", &task, MAX_TASK_CHARS)?;
     let title = match body.title {
         Some(t) if t.trim().is_empty() => {
             return Err(ApiError::validation(
@@ -84,13 +79,10 @@ pub fn validate(body: CreateBody) -> Result<NewWorkflow, ApiError> {
                 "title must not be empty when given",
             ))
         }
-        Some(t) if t.chars().count() > MAX_TITLE_CHARS => {
-            return Err(ApiError::validation(
-                "title",
-                format!("title is longer than {MAX_TITLE_CHARS} characters"),
-            ))
+        Some(t) => {
+            text_at_most("title", &t, MAX_TITLE_CHARS)?;
+            t.trim().to_string()
         }
-        Some(t) => t.trim().to_string(),
         None => default_title(&task),
     };
     let config = match body.config {
@@ -103,9 +95,7 @@ pub fn validate(body: CreateBody) -> Result<NewWorkflow, ApiError> {
             ))
         }
     };
-    config
-        .validate()
-        .map_err(|(field, message)| ApiError::validation(field, message))?;
+    check_config(cfg, &config)?;
     let webhook = body.webhook.map(|w| w.into_spec("webhook.")).transpose()?;
     Ok(NewWorkflow {
         pattern,
@@ -157,14 +147,13 @@ async fn create(
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     caller.require(Scope::Write)?;
-    let limit = state.config.server.max_body_bytes;
     let declared = req
         .headers()
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse().ok());
-    let body: CreateBody = read_json(payload, limit, declared).await?;
-    let mut new = validate(body)?;
+    let body: CreateBody = read_json(payload, &state.config.server, declared).await?;
+    let mut new = validate(body, &state.config)?;
     new.request_id = super::middleware::current_request_id();
     new.owner = caller.owner();
     if let Some(w) = &new.webhook {
@@ -376,7 +365,7 @@ mod tests {
     }
 
     fn field_of(v: Value) -> String {
-        match validate(body(v)) {
+        match validate(body(v), &Config::default()) {
             Err(ApiError::Validation { field, .. }) => field,
             Err(e) => panic!("unexpected error {e}"),
             Ok(_) => panic!("accepted"),
@@ -422,13 +411,30 @@ mod tests {
             field_of(json!({"pattern": "research", "task": "x", "config": [1]})),
             "config"
         );
+        assert_eq!(
+            field_of(
+                json!({"pattern": "research", "task": "x", "config": {"final_timeout_secs": 1e20}})
+            ),
+            "config.final_timeout_secs"
+        );
+        assert_eq!(
+            field_of(
+                json!({"pattern": "research", "task": "x", "config": {"agent_model": "gpt-x"}})
+            ),
+            "config.agent_model"
+        );
+        assert_eq!(
+            field_of(json!({"pattern": "research", "task": "x", "title": "t".repeat(201)})),
+            "title"
+        );
     }
 
     #[test]
     fn defaults_and_aliases() {
-        let w = validate(body(
-            json!({"pattern": "swarm", "task": "  find things \n more"}),
-        ))
+        let w = validate(
+            body(json!({"pattern": "swarm", "task": "  find things \n more"})),
+            &Config::default(),
+        )
         .unwrap();
         assert_eq!(w.pattern, Pattern::Search);
         assert_eq!(w.task, "find things \n more");

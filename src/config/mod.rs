@@ -20,6 +20,9 @@ use serde::{Deserialize, Serialize};
 /// named explicitly with `--config`.
 pub const DEFAULT_CONFIG_PATH: &str = "config/default.toml";
 
+/// actix-web refuses request heads over 128 KiB whatever `server.max_header_bytes` says.
+pub const MAX_HEADER_BYTES: usize = 128 * 1024;
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
@@ -46,6 +49,7 @@ impl Default for Config {
             "simulated".to_string(),
             ProviderConfig::Simulated {
                 latency_ms: default_sim_latency(),
+                models: default_sim_models(),
             },
         );
         Config {
@@ -114,6 +118,7 @@ impl Config {
         if self.server.max_body_bytes < 1024 {
             return bad("server.max_body_bytes", "must be at least 1024".into());
         }
+        self.validate_bounds()?;
         if self.storage.sqlite_path.as_os_str().is_empty() {
             return bad("storage.sqlite_path", "must not be empty".into());
         }
@@ -237,6 +242,72 @@ impl Config {
             Some(_) => self.postgres.ack_timeout,
             None => self.storage.ack_timeout,
         }
+    }
+
+    /// The limits on what clients may send or hold: each must itself be bounded.
+    fn validate_bounds(&self) -> Result<(), ConfigError> {
+        let bad = |key: &str, reason: String| Err(ConfigError(format!("{key}: {reason}")));
+        let (s, l) = (&self.server, &self.limits);
+        if !(Duration::from_millis(100)..=Duration::from_secs(3600))
+            .contains(&s.client_request_timeout)
+        {
+            return bad(
+                "server.client_request_timeout",
+                "must be between 100ms and 1h".into(),
+            );
+        }
+        // actix-web itself refuses request heads over 128 KiB.
+        if !(1024..=MAX_HEADER_BYTES).contains(&s.max_header_bytes) {
+            return bad(
+                "server.max_header_bytes",
+                format!("must be between 1024 and {MAX_HEADER_BYTES}"),
+            );
+        }
+        if s.keep_alive > Duration::from_secs(3600) {
+            return bad("server.keep_alive", "must be at most 1h".into());
+        }
+        if s.max_connections == 0 {
+            return bad("server.max_connections", "must be at least 1".into());
+        }
+        if !(Duration::from_secs(1)..=Duration::from_secs(86_400)).contains(&l.max_call_timeout) {
+            return bad(
+                "limits.max_call_timeout",
+                "must be between 1s and 1day".into(),
+            );
+        }
+        if !(l.max_budget_usd.is_finite() && l.max_budget_usd > 0.0) {
+            return bad("limits.max_budget_usd", "must be a positive number".into());
+        }
+        if l.max_tokens_total == 0 {
+            return bad("limits.max_tokens_total", "must be at least 1".into());
+        }
+        if self.execution.default_budget_usd > l.max_budget_usd {
+            return bad(
+                "execution.default_budget_usd",
+                format!(
+                    "must not exceed limits.max_budget_usd ({})",
+                    l.max_budget_usd
+                ),
+            );
+        }
+        if self.execution.default_max_tokens_total > l.max_tokens_total {
+            return bad(
+                "execution.default_max_tokens_total",
+                format!(
+                    "must not exceed limits.max_tokens_total ({})",
+                    l.max_tokens_total
+                ),
+            );
+        }
+        for (name, p) in &self.providers {
+            if p.allowed_models().iter().any(|m| m.trim().is_empty()) {
+                return bad(
+                    &format!("providers.{name}.models"),
+                    "must not contain an empty name".into(),
+                );
+            }
+        }
+        Ok(())
     }
 
     fn validate_redis(&self) -> Result<(), ConfigError> {

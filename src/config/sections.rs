@@ -18,6 +18,16 @@ pub struct ServerConfig {
     /// browser (CORS); none by default.
     #[serde(deserialize_with = "string_or_list")]
     pub cors_allowed_origins: Vec<String>,
+    /// A request's head and its whole body must arrive within this; else 408.
+    #[serde(with = "humantime_serde")]
+    pub client_request_timeout: Duration,
+    /// Largest request head (request line and headers); larger heads get 431.
+    pub max_header_bytes: usize,
+    /// An idle keep-alive connection is closed after this; 0 = no keep-alive.
+    #[serde(with = "humantime_serde")]
+    pub keep_alive: Duration,
+    /// Open connections per worker thread at most; further ones wait in the backlog.
+    pub max_connections: usize,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -56,6 +66,25 @@ pub struct LimitsConfig {
     /// The `Retry-After` given with a 429.
     #[serde(with = "humantime_serde")]
     pub retry_after: Duration,
+    /// Largest per-call timeout a request may set (`config.*_timeout_secs` and the
+    /// old routes' `belter_timeout`, `drummer_timeout`, `camina_timeout`, `timeout_seconds`).
+    #[serde(with = "humantime_serde")]
+    pub max_call_timeout: Duration,
+    /// Largest `config.budget_usd` a request may set.
+    pub max_budget_usd: f64,
+    /// Largest `config.max_tokens_total` a request may set.
+    pub max_tokens_total: u64,
+}
+
+impl LimitsConfig {
+    /// The bounds a create request's numbers are checked against.
+    pub fn bounds(&self) -> crate::domain::Bounds {
+        crate::domain::Bounds {
+            max_call_timeout_secs: self.max_call_timeout.as_secs_f64(),
+            max_budget_usd: self.max_budget_usd,
+            max_tokens_total: self.max_tokens_total,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -264,6 +293,9 @@ pub enum ProviderConfig {
     Simulated {
         #[serde(default = "default_sim_latency")]
         latency_ms: u64,
+        /// Model names requests may ask for; default `["simulated"]`.
+        #[serde(default = "default_sim_models", deserialize_with = "string_or_list")]
+        models: Vec<String>,
     },
     /// Any OpenAI-compatible `/v1/chat/completions` endpoint.
     Openai(OpenAiConfig),
@@ -271,6 +303,45 @@ pub enum ProviderConfig {
 
 pub(super) fn default_sim_latency() -> u64 {
     50
+}
+
+pub(super) fn default_sim_models() -> Vec<String> {
+    vec![SIMULATED_MODEL.into()]
+}
+
+/// The model name the simulated provider answers with when none is asked.
+pub const SIMULATED_MODEL: &str = "simulated";
+
+/// In `providers.<name>.models`: any model name is accepted (and becomes a metric
+/// label, so the number of series is then up to the clients).
+pub const ANY_MODEL: &str = "*";
+
+impl ProviderConfig {
+    /// The model a call uses when the request names none.
+    pub fn default_model(&self) -> &str {
+        match self {
+            ProviderConfig::Simulated { .. } => SIMULATED_MODEL,
+            ProviderConfig::Openai(o) => &o.model,
+        }
+    }
+
+    /// The models requests may ask for: `models`, else the provider's own model.
+    pub fn allowed_models(&self) -> Vec<&str> {
+        let listed = match self {
+            ProviderConfig::Simulated { models, .. } => models,
+            ProviderConfig::Openai(o) => &o.models,
+        };
+        if listed.is_empty() {
+            vec![self.default_model()]
+        } else {
+            listed.iter().map(String::as_str).collect()
+        }
+    }
+
+    pub fn accepts_model(&self, model: &str) -> bool {
+        let allowed = self.allowed_models();
+        allowed.contains(&ANY_MODEL) || allowed.contains(&model)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -283,6 +354,14 @@ pub struct OpenAiConfig {
     pub api_key_env: String,
     /// Default model; requests may override per role.
     pub model: String,
+    /// Model names requests may ask for (`config.primary_model`, `config.agent_model`);
+    /// empty = `model` only; `["*"]` = any name (each becomes a metric label).
+    #[serde(
+        default,
+        deserialize_with = "string_or_list",
+        skip_serializing_if = "Vec::is_empty"
+    )]
+    pub models: Vec<String>,
     /// USD per million input (prompt) tokens.
     #[serde(default)]
     pub input_price_per_mtok: f64,
@@ -333,6 +412,10 @@ impl Default for ServerConfig {
             max_body_bytes: 1024 * 1024,
             workers: 0,
             cors_allowed_origins: Vec::new(),
+            client_request_timeout: Duration::from_secs(10),
+            max_header_bytes: 32 * 1024,
+            keep_alive: Duration::from_secs(5),
+            max_connections: 25_000,
         }
     }
 }
@@ -355,6 +438,9 @@ impl Default for LimitsConfig {
         LimitsConfig {
             max_active: 50,
             retry_after: Duration::from_secs(5),
+            max_call_timeout: Duration::from_secs(600),
+            max_budget_usd: 1_000.0,
+            max_tokens_total: 100_000_000,
         }
     }
 }

@@ -11,7 +11,10 @@ pub mod workflow;
 
 pub use change::{ChangeKind, StateChange};
 pub use event::{Event, EventType};
-pub use pattern::{ExecOptions, Pattern, PatternConfig, ResearchConfig, SearchConfig, AGENT_TYPES};
+pub use pattern::{
+    call_timeout, Bounds, ExecOptions, Pattern, PatternConfig, ResearchConfig, SearchConfig,
+    AGENT_TYPES,
+};
 pub use result::{AgentResult, AgentStatus, Document, SynthesisResult, TokenUsage, WorkflowResult};
 pub use status::{Status, TransitionError};
 pub use webhook::{Attempt, Delivery, DeliveryStatus, Subscription};

@@ -1,6 +1,36 @@
 //! The two workflow patterns, their per-pattern configuration, defaults and limits.
 
+use std::time::Duration;
+
 use serde::{Deserialize, Serialize};
+
+/// The configured maxima of a create request's numbers (`limits.*`), so every
+/// number a client sends has an upper bound before the workflow is admitted.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Bounds {
+    pub max_call_timeout_secs: f64,
+    pub max_budget_usd: f64,
+    pub max_tokens_total: u64,
+}
+
+impl Default for Bounds {
+    fn default() -> Self {
+        Bounds {
+            max_call_timeout_secs: 600.0,
+            max_budget_usd: 1_000.0,
+            max_tokens_total: 100_000_000,
+        }
+    }
+}
+
+/// A per-call timeout in seconds as a `Duration`, never panicking: records stored
+/// before the limits existed may hold any number. Non-positive or non-finite values
+/// mean "the provider's own timeout"; larger ones are clamped to a day.
+pub fn call_timeout(secs: Option<f64>) -> Option<Duration> {
+    const CEILING_SECS: f64 = 86_400.0;
+    secs.filter(|s| s.is_finite() && *s > 0.0)
+        .and_then(|s| Duration::try_from_secs_f64(s.min(CEILING_SECS)).ok())
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -166,11 +196,13 @@ fn in_range(field: &str, v: u32, lo: u32, hi: u32) -> Result<(), Invalid> {
     }
 }
 
-fn positive(field: &str, v: Option<f64>) -> Result<(), Invalid> {
+/// A number in `(0, max]`; the message names the field, the range and the key that
+/// sets the maximum.
+fn positive_at_most(field: &str, v: Option<f64>, max: f64, key: &str) -> Result<(), Invalid> {
     match v {
-        Some(x) if !(x.is_finite() && x > 0.0) => Err((
+        Some(x) if !(x.is_finite() && x > 0.0 && x <= max) => Err((
             format!("config.{field}"),
-            format!("config.{field} must be a positive number, got {x}"),
+            format!("config.{field} must be greater than 0 and at most {max} ({key}), got {x}"),
         )),
         _ => Ok(()),
     }
@@ -185,7 +217,7 @@ impl PatternConfig {
     }
 
     /// Validates limits; the error is `(field, message)`.
-    pub fn validate(&self) -> Result<(), Invalid> {
+    pub fn validate(&self, bounds: &Bounds) -> Result<(), Invalid> {
         match self {
             PatternConfig::Research(c) => {
                 in_range("num_agents", c.num_agents, 3, 20)?;
@@ -226,16 +258,31 @@ impl PatternConfig {
         if let Some(m) = e.min_successful_agents {
             in_range("min_successful_agents", m, 1, self.total_agents())?;
         }
-        positive("budget_usd", e.budget_usd)?;
-        if e.max_tokens_total == Some(0) {
-            return Err((
-                "config.max_tokens_total".into(),
-                "config.max_tokens_total must be at least 1".into(),
-            ));
+        let b = bounds;
+        positive_at_most(
+            "budget_usd",
+            e.budget_usd,
+            b.max_budget_usd,
+            "limits.max_budget_usd",
+        )?;
+        if let Some(n) = e.max_tokens_total {
+            if n == 0 || n > b.max_tokens_total {
+                return Err((
+                    "config.max_tokens_total".into(),
+                    format!(
+                        "config.max_tokens_total must be between 1 and {} (limits.max_tokens_total), got {n}",
+                        b.max_tokens_total
+                    ),
+                ));
+            }
         }
-        positive("agent_timeout_secs", e.agent_timeout_secs)?;
-        positive("synthesis_timeout_secs", e.synthesis_timeout_secs)?;
-        positive("final_timeout_secs", e.final_timeout_secs)?;
+        for (field, v) in [
+            ("agent_timeout_secs", e.agent_timeout_secs),
+            ("synthesis_timeout_secs", e.synthesis_timeout_secs),
+            ("final_timeout_secs", e.final_timeout_secs),
+        ] {
+            positive_at_most(field, v, b.max_call_timeout_secs, "limits.max_call_timeout")?;
+        }
         for (field, v) in [
             ("primary_model", &e.primary_model),
             ("agent_model", &e.agent_model),
@@ -298,13 +345,17 @@ mod tests {
             num_agents: 21,
             ..Default::default()
         };
-        let err = PatternConfig::Research(c).validate().unwrap_err();
+        let err = PatternConfig::Research(c)
+            .validate(&Bounds::default())
+            .unwrap_err();
         assert_eq!(err.0, "config.num_agents");
         let c = ResearchConfig {
             num_agents: 3,
             ..Default::default()
         };
-        assert!(PatternConfig::Research(c).validate().is_ok());
+        assert!(PatternConfig::Research(c)
+            .validate(&Bounds::default())
+            .is_ok());
     }
 
     #[test]
@@ -314,14 +365,19 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(
-            PatternConfig::Search(c).validate().unwrap_err().0,
+            PatternConfig::Search(c)
+                .validate(&Bounds::default())
+                .unwrap_err()
+                .0,
             "config.agent_types[1]"
         );
         let c = SearchConfig {
             agent_types: vec!["news".into(), "news".into()],
             ..Default::default()
         };
-        assert!(PatternConfig::Search(c).validate().is_err());
+        assert!(PatternConfig::Search(c)
+            .validate(&Bounds::default())
+            .is_err());
     }
 
     #[test]
@@ -337,7 +393,7 @@ mod tests {
         assert_eq!(c(4, None).min_successful(), 2);
         assert_eq!(c(5, Some(5)).min_successful(), 5);
         assert_eq!(
-            c(5, Some(6)).validate().unwrap_err().0,
+            c(5, Some(6)).validate(&Bounds::default()).unwrap_err().0,
             "config.min_successful_agents"
         );
         let s = PatternConfig::Search(SearchConfig {
@@ -349,16 +405,69 @@ mod tests {
     }
 
     #[test]
+    fn numbers_are_bounded_by_the_configured_maxima() {
+        let b = Bounds {
+            max_call_timeout_secs: 600.0,
+            max_budget_usd: 10.0,
+            max_tokens_total: 1000,
+        };
+        let field = |c: ResearchConfig| PatternConfig::Research(c).validate(&b).unwrap_err();
+        let (f, msg) = field(ResearchConfig {
+            final_timeout_secs: Some(1e20),
+            ..Default::default()
+        });
+        assert_eq!(f, "config.final_timeout_secs");
+        assert!(
+            msg.contains("at most 600") && msg.contains("limits.max_call_timeout"),
+            "{msg}"
+        );
+        let (f, _) = field(ResearchConfig {
+            budget_usd: Some(10.5),
+            ..Default::default()
+        });
+        assert_eq!(f, "config.budget_usd");
+        let (f, msg) = field(ResearchConfig {
+            max_tokens_total: Some(1001),
+            ..Default::default()
+        });
+        assert_eq!(f, "config.max_tokens_total");
+        assert!(msg.contains("between 1 and 1000"), "{msg}");
+        let ok = ResearchConfig {
+            agent_timeout_secs: Some(600.0),
+            budget_usd: Some(10.0),
+            max_tokens_total: Some(1000),
+            ..Default::default()
+        };
+        assert!(PatternConfig::Research(ok).validate(&b).is_ok());
+    }
+
+    #[test]
+    fn call_timeouts_never_panic() {
+        assert_eq!(call_timeout(Some(1e20)), Some(Duration::from_secs(86_400)));
+        assert_eq!(call_timeout(Some(f64::INFINITY)), None);
+        assert_eq!(call_timeout(Some(f64::NAN)), None);
+        assert_eq!(call_timeout(Some(-1.0)), None);
+        assert_eq!(call_timeout(Some(1.5)), Some(Duration::from_millis(1500)));
+        assert_eq!(call_timeout(None), None);
+    }
+
+    #[test]
     fn budgets_and_timeouts_must_be_positive() {
         let c = PatternConfig::Research(ResearchConfig {
             budget_usd: Some(0.0),
             ..Default::default()
         });
-        assert_eq!(c.validate().unwrap_err().0, "config.budget_usd");
+        assert_eq!(
+            c.validate(&Bounds::default()).unwrap_err().0,
+            "config.budget_usd"
+        );
         let c = PatternConfig::Research(ResearchConfig {
             agent_timeout_secs: Some(-1.0),
             ..Default::default()
         });
-        assert_eq!(c.validate().unwrap_err().0, "config.agent_timeout_secs");
+        assert_eq!(
+            c.validate(&Bounds::default()).unwrap_err().0,
+            "config.agent_timeout_secs"
+        );
     }
 }

@@ -12,7 +12,9 @@ use futures::{stream, StreamExt, TryStreamExt};
 use super::provider::{CallRole, ChatRequest};
 use super::{fail, Halted, Run, Step, Stop};
 use crate::domain::machine::check_quorum;
-use crate::domain::{AgentResult, AgentStatus, ExecOptions, SynthesisResult, TokenUsage};
+use crate::domain::{
+    call_timeout, AgentResult, AgentStatus, ExecOptions, SynthesisResult, TokenUsage,
+};
 
 pub struct AgentSpec {
     pub agent_id: String,
@@ -21,9 +23,6 @@ pub struct AgentSpec {
 }
 
 const AGENT_SYSTEM: &str = "You are a focused research agent. Answer the subtask thoroughly and concisely, citing what your findings rest on.";
-fn secs(s: Option<f64>) -> Option<Duration> {
-    s.map(Duration::from_secs_f64)
-}
 
 /// Model and timeout per role, from the workflow's options.
 pub struct Roles {
@@ -39,9 +38,9 @@ impl Roles {
         Roles {
             primary_model: o.primary_model.clone(),
             agent_model: o.agent_model.clone(),
-            agent_timeout: secs(o.agent_timeout_secs),
-            synthesis_timeout: secs(o.synthesis_timeout_secs),
-            final_timeout: secs(o.final_timeout_secs),
+            agent_timeout: call_timeout(o.agent_timeout_secs),
+            synthesis_timeout: call_timeout(o.synthesis_timeout_secs),
+            final_timeout: call_timeout(o.final_timeout_secs),
         }
     }
 }

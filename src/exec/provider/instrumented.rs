@@ -13,8 +13,7 @@ use crate::actors::metrics::{LLM_DURATION, LLM_QUEUE_WAIT, LLM_REQUESTS, LLM_TOK
 
 pub struct Instrumented {
     inner: Arc<dyn Provider>,
-    /// The model a call uses when the request names none (for failed calls,
-    /// which report no model).
+    /// The model a call uses when the request names none.
     default_model: String,
 }
 
@@ -43,13 +42,18 @@ impl Provider for Instrumented {
 
     async fn chat(&self, req: ChatRequest) -> Result<ChatResponse, ProviderError> {
         let provider = self.inner.name().to_string();
-        let asked = req.model.clone();
+        // The label is the model asked for (admission checked it against
+        // `providers.<name>.models`), never the name the provider answers with.
+        let model = req
+            .model
+            .clone()
+            .unwrap_or_else(|| self.default_model.clone());
         let t0 = Instant::now();
         let res = self.inner.chat(req).await;
         let elapsed = t0.elapsed();
+        let pm = [("provider", provider.clone()), ("model", model)];
         match &res {
             Ok(r) => {
-                let pm = [("provider", provider.clone()), ("model", r.model.clone())];
                 counter!(LLM_REQUESTS, with(&pm, ("outcome", "ok"))).increment(1);
                 counter!(LLM_TOKENS, with(&pm, ("kind", "input"))).increment(r.tokens.input);
                 counter!(LLM_TOKENS, with(&pm, ("kind", "output"))).increment(r.tokens.output);
@@ -58,8 +62,6 @@ impl Provider for Instrumented {
                 histogram!(LLM_QUEUE_WAIT, "provider" => provider).record(r.queued.as_secs_f64());
             }
             Err(_) => {
-                let model = asked.unwrap_or_else(|| self.default_model.clone());
-                let pm = [("provider", provider), ("model", model)];
                 counter!(LLM_REQUESTS, with(&pm, ("outcome", "error"))).increment(1);
                 histogram!(LLM_DURATION, &pm).record(elapsed.as_secs_f64());
             }

@@ -114,7 +114,7 @@ pub fn build(configs: &std::collections::BTreeMap<String, ProviderConfig>) -> Pr
         .iter()
         .map(|(name, cfg)| {
             let (p, model): (Arc<dyn Provider>, &str) = match cfg {
-                ProviderConfig::Simulated { latency_ms } => (
+                ProviderConfig::Simulated { latency_ms, .. } => (
                     Arc::new(simulated::SimulatedProvider::new(
                         name,
                         Duration::from_millis(*latency_ms),

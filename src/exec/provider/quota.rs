@@ -70,13 +70,23 @@ impl Quota {
     }
 }
 
+/// The quota time `tokens` take. Token counts come from the provider's answer, so
+/// one absurd count is capped at an hour of debt rather than panicking.
 fn per_tokens(tokens: u64, tpm: u32) -> Duration {
-    Duration::from_secs_f64(60.0 * tokens as f64 / f64::from(tpm))
+    const MAX_DEBT: Duration = Duration::from_secs(3600);
+    Duration::try_from_secs_f64(60.0 * tokens as f64 / f64::from(tpm))
+        .map_or(MAX_DEBT, |d| d.min(MAX_DEBT))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn absurd_token_counts_cap_the_wait() {
+        assert_eq!(per_tokens(u64::MAX, 1), Duration::from_secs(3600));
+        assert_eq!(per_tokens(100, 6000), Duration::from_secs(1));
+    }
 
     #[test]
     fn no_limits_means_no_quota() {

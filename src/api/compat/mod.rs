@@ -5,8 +5,10 @@
 //! are `{"success": false, "error": "..."}`. Unknown request fields are ignored, as
 //! the old server did. Everything runs through the same registry as `/v1`.
 
+mod request;
+mod shapes;
+
 use actix_web::http::{header, StatusCode};
-use actix_web::web::Bytes;
 use actix_web::{web, HttpRequest, HttpResponse, ResponseError};
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -14,17 +16,20 @@ use serde_json::{json, Value};
 use super::allow_only;
 use super::body::read_json;
 use super::events::{last_event_id, open, sse_response};
+use super::limits::{check_config, text_at_most, MAX_TITLE_CHARS, MAX_URL_CHARS};
 use super::workflows::{check_visible, find, find_for};
 use crate::actors::registry::{Cancel, CancelOutcome, Create, NewWorkflow, WebhookSpec};
 use crate::auth::Caller;
 use crate::config::Scope;
 use crate::domain::{
-    AgentStatus, Event, Pattern, PatternConfig, ResearchConfig, SearchConfig, Stage, Status,
-    Workflow, WorkflowResult, AGENT_TYPES,
+    Pattern, PatternConfig, ResearchConfig, SearchConfig, Status, Workflow, AGENT_TYPES,
 };
 use crate::error::ApiError;
 use crate::events::webhooks::new_secret;
 use crate::AppState;
+pub use request::detect_agent_types;
+use request::{bounded, old_field, required, with_context};
+use shapes::{list_patterns, old_frame, old_result, old_stage, root, started};
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     let tool = |path: &'static str| web::resource(path).default_service(allow_only("POST"));
@@ -88,44 +93,7 @@ async fn body<T: serde::de::DeserializeOwned>(
     state: &AppState,
     payload: web::Payload,
 ) -> Result<T, CompatError> {
-    Ok(read_json(payload, state.config.server.max_body_bytes, None).await?)
-}
-
-fn bounded(
-    field: &str,
-    v: Option<i64>,
-    default: u32,
-    lo: u32,
-    hi: u32,
-) -> Result<u32, CompatError> {
-    match v {
-        None => Ok(default),
-        Some(n) if n >= i64::from(lo) && n <= i64::from(hi) => Ok(n as u32),
-        Some(n) => Err(ApiError::validation(
-            field,
-            format!("{field} must be between {lo} and {hi}, got {n}"),
-        )
-        .into()),
-    }
-}
-
-fn required(field: &str, v: Option<String>) -> Result<String, CompatError> {
-    match v.map(|s| s.trim().to_string()) {
-        Some(s) if !s.is_empty() => Ok(s),
-        _ => {
-            Err(ApiError::validation(field, format!("Missing required parameter: {field}")).into())
-        }
-    }
-}
-
-/// The old `context` object travels with the task text.
-fn with_context(task: String, context: Option<Value>) -> String {
-    match context {
-        Some(Value::Object(m)) if !m.is_empty() => {
-            format!("{task}\n\nContext:\n{}", Value::Object(m))
-        }
-        _ => task,
-    }
+    Ok(read_json(payload, &state.config.server, None).await?)
 }
 
 /// Admits a workflow and acknowledges it like `/v1` does.
@@ -136,9 +104,13 @@ async fn admit(
 ) -> Result<std::sync::Arc<Workflow>, CompatError> {
     new.request_id = super::middleware::current_request_id();
     new.owner = caller.owner();
-    new.config
-        .validate()
-        .map_err(|(field, message)| ApiError::validation(field, message))?;
+    check_config(&state.config, &new.config).map_err(|e| match e {
+        ApiError::Validation { field, message } => {
+            let old = old_field(new.pattern, &field);
+            ApiError::validation(old, message.replace(&field, old))
+        }
+        other => other,
+    })?;
     let created = state.registry.send(Create(new)).await??;
     state.acknowledge(created.seq).await?;
     let wf = created.workflow;
@@ -155,6 +127,7 @@ async fn webhook(
     let Some(url) = url.as_deref().map(str::trim).filter(|u| !u.is_empty()) else {
         return Ok(None);
     };
+    text_at_most("webhook_url", url, MAX_URL_CHARS)?;
     state
         .guard
         .check(url)
@@ -165,27 +138,6 @@ async fn webhook(
         secret: new_secret(),
         events: Vec::new(),
     }))
-}
-
-fn started(
-    wf: &Workflow,
-    webhook_url: Option<String>,
-    secret: Option<String>,
-    message: String,
-) -> HttpResponse {
-    let mut out = json!({
-        "success": true,
-        "task_id": wf.id,
-        "status": wf.status,
-        "stream_url": format!("/stream/{}", wf.id),
-        "webhook_url": webhook_url,
-        "message": message,
-        "estimated_completion": Value::Null,
-    });
-    if let Some(s) = secret {
-        out["webhook_secret"] = json!(s);
-    }
-    HttpResponse::Ok().json(out)
 }
 
 #[derive(Deserialize)]
@@ -235,18 +187,22 @@ async fn orchestrate_research(
         final_timeout_secs: b.camina_timeout,
         ..Default::default()
     };
+    let title = match b.title.filter(|t| !t.trim().is_empty()) {
+        Some(t) => {
+            text_at_most("title", &t, MAX_TITLE_CHARS)?;
+            t
+        }
+        None => task.chars().take(80).collect(),
+    };
+    let task = with_context("task", task, b.context)?;
     let hook = webhook(&state, &b.webhook_url).await?;
     let secret = hook.as_ref().map(|h| h.secret.clone());
-    let title = b
-        .title
-        .filter(|t| !t.trim().is_empty())
-        .unwrap_or_else(|| task.chars().take(80).collect());
     let wf = admit(
         &state,
         &caller,
         NewWorkflow {
             pattern: Pattern::Research,
-            task: with_context(task, b.context),
+            task,
             title,
             config: PatternConfig::Research(config),
             webhook: hook,
@@ -271,57 +227,6 @@ struct SearchBody {
     context: Option<Value>,
     webhook_url: Option<String>,
     provider: Option<String>,
-}
-
-/// The old server picked agent types from the query when none were given.
-pub fn detect_agent_types(query: &str) -> Vec<String> {
-    let q = query.to_lowercase();
-    let rules: [(&str, &[&str]); 7] = [
-        (
-            "news",
-            &["news", "latest", "today", "breaking", "recent", "announce"],
-        ),
-        (
-            "academic",
-            &[
-                "paper",
-                "study",
-                "research",
-                "journal",
-                "theory",
-                "scientific",
-            ],
-        ),
-        (
-            "technical",
-            &[
-                "code",
-                "api",
-                "library",
-                "software",
-                "programming",
-                "rust",
-                "python",
-            ],
-        ),
-        (
-            "product",
-            &["buy", "price", "product", "review", "cheap", "best"],
-        ),
-        ("image", &["image", "photo", "picture", "diagram"]),
-        ("video", &["video", "youtube", "watch"]),
-        ("social", &["twitter", "reddit", "social", "opinion"]),
-    ];
-    let mut types: Vec<String> = rules
-        .iter()
-        .filter(|(_, words)| words.iter().any(|w| q.contains(w)))
-        .map(|(t, _)| t.to_string())
-        .collect();
-    types.insert(0, "text".into());
-    if types.len() < 3 {
-        types.push("general".into());
-    }
-    types
 }
 
 async fn orchestrate_search(
@@ -353,6 +258,8 @@ async fn orchestrate_search(
         .filter(|t| !t.is_empty())
         .unwrap_or_else(|| detect_agent_types(&query));
     agent_types.dedup();
+    let title = query.chars().take(80).collect();
+    let task = with_context("query", query, b.context)?;
     let hook = webhook(&state, &b.webhook_url).await?;
     let secret = hook.as_ref().map(|h| h.secret.clone());
     let parallel = b.parallel_execution.unwrap_or(true);
@@ -374,8 +281,8 @@ async fn orchestrate_search(
         &caller,
         NewWorkflow {
             pattern: Pattern::Search,
-            title: query.chars().take(80).collect(),
-            task: with_context(query, b.context),
+            title,
+            task,
             config: PatternConfig::Search(config),
             webhook: hook,
             request_id: None,
@@ -393,64 +300,6 @@ async fn orchestrate_search(
 #[derive(Deserialize)]
 struct TaskBody {
     task_id: Option<String>,
-}
-
-fn old_stage(s: Stage) -> &'static str {
-    match s {
-        Stage::Queued => "queued",
-        Stage::Decomposing => "task_decomposition",
-        Stage::Agents => "agent_execution",
-        Stage::Synthesis => "synthesis",
-        Stage::Documents => "document_generation",
-        Stage::Done => "completed",
-    }
-}
-
-/// A result in the old data model (AgentResult.result, tokens_used, drummer/camina…).
-fn old_result(wf: &Workflow, r: &WorkflowResult) -> Value {
-    let agents: Vec<Value> = r
-        .agent_results
-        .iter()
-        .map(|a| {
-            json!({
-                "agent_id": a.agent_id, "agent_type": a.agent_type, "subtask": a.subtask,
-                "status": if a.status == AgentStatus::Completed { "success" } else { "failed" },
-                "result": a.content, "tokens_used": a.tokens.total, "cost": a.cost,
-                "execution_time": a.execution_time, "error": a.error,
-                "metadata": {"model": a.model, "retries": a.retries},
-            })
-        })
-        .collect();
-    let syntheses: Vec<Value> = r
-        .synthesis_results
-        .iter()
-        .map(|s| {
-            let (level, id) = match s.group {
-                Some(g) if s.level == "group" => ("drummer", format!("drummer-{g:03}")),
-                _ => ("camina", "camina-001".to_string()),
-            };
-            json!({
-                "level": level, "synthesis_id": id, "synthesis": s.content,
-                "tokens_used": s.tokens.total, "cost": s.cost, "execution_time": s.execution_time,
-                "metadata": {"sources": s.sources, "model": s.model},
-            })
-        })
-        .collect();
-    let docs: Vec<Value> = r
-        .documents
-        .iter()
-        .map(|d| json!({"format": d.format, "name": d.name, "size_bytes": d.content.len(), "content": d.content}))
-        .collect();
-    json!({
-        "title": wf.title,
-        "final_synthesis": r.final_synthesis,
-        "agent_results": agents,
-        "synthesis_results": syntheses,
-        "generated_documents": docs,
-        "total_cost": r.total_cost,
-        "execution_time": r.execution_time,
-        "simulated": r.simulated,
-    })
 }
 
 async fn get_status(state: web::Data<AppState>, caller: Caller, payload: web::Payload) -> Reply {
@@ -539,46 +388,6 @@ fn already(wf: &Workflow) -> CompatError {
     })
 }
 
-async fn list_patterns(caller: Caller) -> Reply {
-    caller.require(Scope::Read)?;
-    Ok(HttpResponse::Ok().json(json!({
-        "success": true,
-        "patterns": [
-            {
-                "name": "beltalowda",
-                "v1_name": "research",
-                "display_name": "Beltalowda Hierarchical Research",
-                "description": "3-tier synthesis: Belters → Drummers → Camina",
-                "use_cases": ["Comprehensive research reports", "Literature reviews", "Market analysis"],
-                "typical_agents": "8-15",
-                "parameters": {"num_agents": {"min": 3, "max": 20, "default": 5},
-                               "synthesis_group_size": {"default": 5}, "max_concurrent_agents": {"default": 10}},
-            },
-            {
-                "name": "swarm",
-                "v1_name": "search",
-                "display_name": "Swarm Multi-Agent Search",
-                "description": "9 specialized agent types for diverse searches",
-                "use_cases": ["Multi-source fact checking", "Trend analysis", "Product research"],
-                "agent_types": AGENT_TYPES,
-                "typical_agents": "4-8",
-                "parameters": {"num_agents": {"min": 1, "max": 20, "default": 5}},
-            }
-        ],
-        "count": 2,
-    })))
-}
-
-/// The old stream's event shape: `{event, task_id, timestamp, data}`.
-fn old_frame(e: &Event) -> Bytes {
-    let data = json!({"event": e.kind.as_str(), "task_id": e.workflow_id, "timestamp": e.timestamp, "data": e.data});
-    Bytes::from(format!(
-        "id: {}\nevent: {}\ndata: {data}\n\n",
-        e.seq,
-        e.kind.as_str()
-    ))
-}
-
 async fn stream(
     state: web::Data<AppState>,
     caller: Caller,
@@ -590,29 +399,4 @@ async fn stream(
     let after = last_event_id(&req)?;
     let events = open(&state, &id, after).await?;
     Ok(sse_response(events, old_frame))
-}
-
-async fn root(state: web::Data<AppState>, caller: Caller) -> Reply {
-    caller.require(Scope::Read)?;
-    Ok(HttpResponse::Ok().json(json!({
-        "name": "MCP Orchestrator Server",
-        "version": env!("CARGO_PKG_VERSION"),
-        "description": "Multi-agent LLM workflows with durable state (Rust rewrite of the unified MCP server)",
-        "endpoints": {
-            "health": "/health",
-            "orchestrate_research": "/tools/orchestrate_research",
-            "orchestrate_search": "/tools/orchestrate_search",
-            "get_orchestration_status": "/tools/get_orchestration_status",
-            "cancel_orchestration": "/tools/cancel_orchestration",
-            "list_orchestrator_patterns": "/tools/list_orchestrator_patterns",
-            "stream": "/stream/{task_id}",
-            "workflows": "/v1/workflows",
-            "patterns": "/v1/patterns",
-            "metrics": "/metrics",
-            "dashboard": "/dashboard",
-        },
-        "orchestrators": ["beltalowda", "swarm"],
-        "store": state.store.kind(),
-        "default_provider": state.config.execution.default_provider,
-    })))
 }

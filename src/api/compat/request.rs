@@ -1,0 +1,123 @@
+//! The old routes' request fields: ranges, required fields, the task with its
+//! `context` (bounded together), the old names of `/v1` config fields, and the
+//! agent types picked from a query.
+
+use serde_json::Value;
+
+use super::CompatError;
+use crate::api::limits::{text_at_most, MAX_TASK_CHARS};
+use crate::domain::Pattern;
+use crate::error::ApiError;
+
+pub(super) fn bounded(
+    field: &str,
+    v: Option<i64>,
+    default: u32,
+    lo: u32,
+    hi: u32,
+) -> Result<u32, CompatError> {
+    match v {
+        None => Ok(default),
+        Some(n) if n >= i64::from(lo) && n <= i64::from(hi) => Ok(n as u32),
+        Some(n) => Err(ApiError::validation(
+            field,
+            format!("{field} must be between {lo} and {hi}, got {n}"),
+        )
+        .into()),
+    }
+}
+
+pub(super) fn required(field: &str, v: Option<String>) -> Result<String, CompatError> {
+    match v.map(|s| s.trim().to_string()) {
+        Some(s) if !s.is_empty() => Ok(s),
+        _ => {
+            Err(ApiError::validation(field, format!("Missing required parameter: {field}")).into())
+        }
+    }
+}
+
+/// The old `context` object travels with the task text, and the limit on the task
+/// (`field`: task or query) counts both.
+pub(super) fn with_context(
+    field: &str,
+    task: String,
+    context: Option<Value>,
+) -> Result<String, CompatError> {
+    let text = match context {
+        Some(Value::Object(m)) if !m.is_empty() => {
+            format!("{task}\n\nContext:\n{}", Value::Object(m))
+        }
+        _ => task,
+    };
+    text_at_most(field, &text, MAX_TASK_CHARS).map_err(|_| {
+        ApiError::validation(
+            field,
+            format!("{field} (with context) is longer than {MAX_TASK_CHARS} characters"),
+        )
+    })?;
+    Ok(text)
+}
+
+/// The old request's name for a `/v1` config field, so a refusal names what the
+/// client sent.
+pub(super) fn old_field(pattern: Pattern, field: &str) -> &str {
+    let name = field.strip_prefix("config.").unwrap_or(field);
+    match (pattern, name) {
+        (Pattern::Research, "agent_timeout_secs") => "belter_timeout",
+        (Pattern::Research, "synthesis_timeout_secs") => "drummer_timeout",
+        (Pattern::Research, "final_timeout_secs") => "camina_timeout",
+        (Pattern::Search, "agent_timeout_secs") => "timeout_seconds",
+        _ => name,
+    }
+}
+
+/// The old server picked agent types from the query when none were given.
+pub fn detect_agent_types(query: &str) -> Vec<String> {
+    let q = query.to_lowercase();
+    let rules: [(&str, &[&str]); 7] = [
+        (
+            "news",
+            &["news", "latest", "today", "breaking", "recent", "announce"],
+        ),
+        (
+            "academic",
+            &[
+                "paper",
+                "study",
+                "research",
+                "journal",
+                "theory",
+                "scientific",
+            ],
+        ),
+        (
+            "technical",
+            &[
+                "code",
+                "api",
+                "library",
+                "software",
+                "programming",
+                "rust",
+                "python",
+            ],
+        ),
+        (
+            "product",
+            &["buy", "price", "product", "review", "cheap", "best"],
+        ),
+        ("image", &["image", "photo", "picture", "diagram"]),
+        ("video", &["video", "youtube", "watch"]),
+        ("social", &["twitter", "reddit", "social", "opinion"]),
+    ];
+    let mut types: Vec<String> = rules
+        .iter()
+        .filter(|(_, words)| words.iter().any(|w| q.contains(w)))
+        .map(|(t, _)| t.to_string())
+        .collect();
+    types.insert(0, "text".into());
+    if types.len() < 3 {
+        types.push("general".into());
+    }
+    types
+}

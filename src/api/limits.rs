@@ -1,0 +1,121 @@
+//! The bounds every create request is checked against before admission, on `/v1`
+//! and on the old routes alike: text lengths, URL lengths, the configured maxima
+//! of its numbers (`limits.*`) and the models its provider accepts
+//! (`providers.<name>.models`). Each refusal names the field and the allowed range.
+
+use crate::config::Config;
+use crate::domain::PatternConfig;
+use crate::error::ApiError;
+
+/// A task (the old routes: task or query, with `context` included), in characters.
+pub const MAX_TASK_CHARS: usize = 100_000;
+pub const MAX_TITLE_CHARS: usize = 200;
+/// Webhook URLs, in characters.
+pub const MAX_URL_CHARS: usize = 2_048;
+/// Webhook secrets, in bytes.
+pub const MAX_SECRET_CHARS: usize = 256;
+
+/// A text no longer than `max` characters; the message names the field.
+pub fn text_at_most(field: &str, text: &str, max: usize) -> Result<(), ApiError> {
+    // Counting stops early: a 1 MiB string is not walked to the end.
+    if text.chars().nth(max).is_some() {
+        return Err(ApiError::validation(
+            field,
+            format!("{field} is longer than {max} characters"),
+        ));
+    }
+    Ok(())
+}
+
+/// The pattern config's numbers within `limits.*`, and its models among those the
+/// chosen provider accepts. An unknown provider is left to the registry, which
+/// answers it with the provider list.
+pub fn check_config(config: &Config, pc: &PatternConfig) -> Result<(), ApiError> {
+    pc.validate(&config.limits.bounds())
+        .map_err(|(field, message)| ApiError::validation(field, message))?;
+    let name = pc
+        .provider()
+        .unwrap_or(config.execution.default_provider.as_str());
+    let Some(provider) = config.providers.get(name) else {
+        return Ok(());
+    };
+    let e = pc.exec();
+    for (field, model) in [
+        ("config.primary_model", &e.primary_model),
+        ("config.agent_model", &e.agent_model),
+    ] {
+        if let Some(m) = model.as_deref() {
+            if !provider.accepts_model(m) {
+                return Err(ApiError::validation(
+                    field,
+                    format!(
+                        "{field}: provider '{name}' accepts the models {} (providers.{name}.models), not '{}'",
+                        provider.allowed_models().join(", "),
+                        shorten(m)
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A client's string repeated in a message, cut to a readable length.
+pub fn shorten(s: &str) -> String {
+    const MAX: usize = 64;
+    match s.char_indices().nth(MAX) {
+        Some((i, _)) => format!("{}…", &s[..i]),
+        None => s.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{OpenAiConfig, ProviderConfig};
+    use crate::domain::ResearchConfig;
+
+    fn openai(models: &[&str]) -> ProviderConfig {
+        let toml = format!(
+            "base_url = \"http://x/v1\"\nmodel = \"m0\"\nmodels = {:?}",
+            models
+        );
+        ProviderConfig::Openai(toml::from_str::<OpenAiConfig>(&toml).unwrap())
+    }
+
+    fn with_agent_model(m: &str) -> PatternConfig {
+        PatternConfig::Research(ResearchConfig {
+            provider: Some("p".into()),
+            agent_model: Some(m.into()),
+            ..Default::default()
+        })
+    }
+
+    fn refused_field(provider: ProviderConfig, model: &str) -> Option<String> {
+        let mut c = Config::default();
+        c.providers.insert("p".into(), provider);
+        match check_config(&c, &with_agent_model(model)) {
+            Err(ApiError::Validation { field, .. }) => Some(field),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn models_default_to_the_providers_own() {
+        assert_eq!(refused_field(openai(&[]), "m0"), None);
+        assert_eq!(
+            refused_field(openai(&[]), "other").as_deref(),
+            Some("config.agent_model")
+        );
+        assert_eq!(refused_field(openai(&["a", "b"]), "b"), None);
+        assert!(refused_field(openai(&["a", "b"]), "m0").is_some());
+        assert_eq!(refused_field(openai(&["*"]), "anything at all"), None);
+    }
+
+    #[test]
+    fn text_limits_count_characters() {
+        assert!(text_at_most("task", &"é".repeat(10), 10).is_ok());
+        assert!(text_at_most("task", &"é".repeat(11), 10).is_err());
+        assert_eq!(shorten(&"x".repeat(100)).chars().count(), 65);
+    }
+}
