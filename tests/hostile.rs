@@ -331,10 +331,6 @@ async fn slow_and_huge_clients_are_bounded() {
         )
         .await;
     assert_eq!(r.status, 200, "{:?}", r.body);
-    let r = s
-        .post_raw("/v1/workflows", vec![b' '; 1024 * 1024 + 1])
-        .await;
-    assert_eq!(r.status, 413);
     still_works(&s).await;
 }
 
