@@ -292,7 +292,7 @@ async fn slow_and_huge_clients_are_bounded() {
             ),
             raw_exchange(
                 &base,
-                b"POST /tools/orchestrate_search HTTP/1.1\r\nHost: t\r\nContent-Length: 100\r\n\r\n{\"q",
+                b"POST /tools/orchestrate_search HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"q",
                 wait,
             ),
             // A head that never ends.
