@@ -176,3 +176,32 @@ async fn event_log_replays_after_restart() {
         assert_eq!((a.id, &a.event, &a.data), (b.id, &b.event, &b.data));
     }
 }
+
+/// One event, one timestamp: an event reaches a stream only once the store has
+/// committed it, so what a client saw live survives even a SIGKILL right after
+/// and a replay returns it byte for byte. Slow commits make the window wide: a
+/// stream served before the commit would show events the restart re-makes.
+#[tokio::test]
+async fn what_a_client_saw_live_survives_sigkill_byte_for_byte() {
+    let dir = new_dir();
+    let mut s = server()
+        .dir(&dir)
+        .latency_ms(0)
+        .env("MCPO__STORAGE__COMMIT_INTERVAL", "300ms")
+        .start();
+    let id = s.create(research("seen live", 3)).await;
+    let live = s.sse(&id, None, 20 * SEC).await;
+    assert_eq!(
+        live.last().unwrap().event.as_deref(),
+        Some("workflow_completed")
+    );
+    s.kill9();
+    drop(s);
+    let s = server().dir(&dir).latency_ms(0).start();
+    assert_eq!(s.workflow(&id).await["status"], "completed", "not re-run");
+    let replay = s.sse(&id, None, 10 * SEC).await;
+    assert_eq!(replay.len(), live.len());
+    for (a, b) in replay.iter().zip(&live) {
+        assert_eq!((a.id, &a.event, &a.raw), (b.id, &b.event, &b.raw));
+    }
+}

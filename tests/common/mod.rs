@@ -306,6 +306,8 @@ pub struct SseEvent {
     pub id: Option<u64>,
     pub event: Option<String>,
     pub data: Value,
+    /// The data line exactly as sent.
+    pub raw: String,
 }
 
 pub fn parse_sse(text: &str) -> Vec<SseEvent> {
@@ -315,6 +317,7 @@ pub fn parse_sse(text: &str) -> Vec<SseEvent> {
                 id: None,
                 event: None,
                 data: Value::Null,
+                raw: String::new(),
             };
             let mut has_data = false;
             for line in block.lines() {
@@ -324,6 +327,7 @@ pub fn parse_sse(text: &str) -> Vec<SseEvent> {
                     ev.event = Some(v.to_string());
                 } else if let Some(v) = line.strip_prefix("data: ") {
                     ev.data = serde_json::from_str(v).unwrap_or(Value::String(v.to_string()));
+                    ev.raw = v.to_string();
                     has_data = true;
                 }
             }

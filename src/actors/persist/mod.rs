@@ -132,6 +132,12 @@ impl PersistHealth {
         self.last_error.lock().ok().and_then(|e| e.clone())
     }
 
+    /// The committed watermark as it moves (the registry publishes events to
+    /// streams only once they are committed).
+    pub fn watch_committed(&self) -> watch::Receiver<u64> {
+        self.committed.subscribe()
+    }
+
     /// Waits until change `seq` is committed, at most `timeout`.
     pub async fn wait_committed(&self, seq: u64, timeout: Duration) -> Result<(), NotCommitted> {
         let mut rx = self.committed.subscribe();

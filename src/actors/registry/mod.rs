@@ -135,6 +135,7 @@ impl WorkflowRegistry {
                 dispatcher: p.dispatcher,
                 events_emitted: 0,
                 pending: Vec::new(),
+                uncommitted: Default::default(),
                 me: None,
             },
             executor: p.executor,
@@ -230,7 +231,8 @@ impl WorkflowRegistry {
         if let Some(h) = a.abort {
             h.abort();
         }
-        self.out.bus.close(id);
+        // Its streams end once its terminal event, just emitted, is committed
+        // and published (`Outbox::committed`).
         self.recent.insert(id, a.st.events);
         let wf = Arc::new(a.st.wf);
         self.retained.insert(id.to_string(), Arc::clone(&wf));
@@ -254,11 +256,29 @@ impl WorkflowRegistry {
     }
 }
 
+/// The primary store's committed watermark moved.
+struct Committed(u64);
+
+impl StreamHandler<Committed> for WorkflowRegistry {
+    fn handle(&mut self, Committed(upto): Committed, _: &mut Context<Self>) {
+        self.out.committed(upto);
+    }
+
+    /// The watermark outlives the registry; should it end, the registry goes on.
+    fn finished(&mut self, _: &mut Context<Self>) {}
+}
+
 impl Actor for WorkflowRegistry {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Context<Self>) {
         self.out.me = Some(ctx.address().recipient());
+        let watermark = self.out.primary.watch_committed();
+        ctx.add_stream(futures::stream::unfold(watermark, |mut rx| async move {
+            rx.changed().await.ok()?;
+            let upto = *rx.borrow_and_update();
+            Some((Committed(upto), rx))
+        }));
         let restored = std::mem::take(&mut self.restored);
         if !restored.is_empty() {
             tracing::info!(count = restored.len(), "resuming unfinished workflows");

@@ -1,7 +1,10 @@
 //! Numbering and fan-out of changes: every `StateChange` gets the next
 //! process-wide seq and goes to all subscribers, in order, batched per mailbox
-//! pass. Events also go to SSE clients and become webhook deliveries here.
+//! pass. Events become webhook deliveries here, and go to SSE clients once the
+//! primary store has committed them: a client never sees an event that a crash
+//! could take back, so what it saw live is what a replay from the store returns.
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 
 use actix::prelude::*;
@@ -26,6 +29,9 @@ pub struct Outbox {
     pub events_emitted: u64,
     /// Changes not yet sent to the subscribers, in order.
     pub pending: Vec<Arc<StateChange>>,
+    /// Events not yet committed by the primary store, with their change seq, in
+    /// order: each workflow's are a suffix of its log.
+    pub uncommitted: VecDeque<(u64, Arc<Event>)>,
     /// The registry itself: a `FlushOutbox` queued behind the messages already in
     /// the mailbox sends everything they emit as one `Publish`.
     pub me: Option<Recipient<FlushOutbox>>,
@@ -58,13 +64,39 @@ impl Outbox {
         }
     }
 
-    /// An event the core made: to SSE clients, to the stores, to webhooks.
+    /// An event the core made: to the stores and webhooks now, to SSE clients
+    /// once committed (`committed`).
     pub fn event(&mut self, ev: Arc<Event>) -> u64 {
-        self.bus.publish(&ev);
         self.events_emitted += 1;
         let seq = self.emit(ChangeKind::Event(Arc::clone(&ev)));
         self.deliveries(&ev);
+        self.uncommitted.push_back((seq, ev));
         seq
+    }
+
+    /// The primary store committed every change up to `upto`: publish the events
+    /// among them. A workflow's streams end after its terminal event.
+    pub fn committed(&mut self, upto: u64) {
+        while let Some((seq, _)) = self.uncommitted.front() {
+            if *seq > upto {
+                break;
+            }
+            let Some((_, ev)) = self.uncommitted.pop_front() else {
+                break;
+            };
+            self.bus.publish(&ev);
+            if ev.kind.is_terminal() {
+                self.bus.close(&ev.workflow_id);
+            }
+        }
+    }
+
+    /// How many of a workflow's events are not committed yet (the tail of its log).
+    pub fn uncommitted_of(&self, workflow_id: &str) -> usize {
+        self.uncommitted
+            .iter()
+            .filter(|(_, e)| e.workflow_id == workflow_id)
+            .count()
     }
 
     /// One delivery per matching webhook subscription, persisted with the event.

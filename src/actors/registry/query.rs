@@ -47,28 +47,29 @@ impl Handler<SubscribeEvents> for WorkflowRegistry {
 
     fn handle(&mut self, msg: SubscribeEvents, _: &mut Context<Self>) -> Self::Result {
         // Interrupted workflows have no live stream in this process until resumed.
-        match self
+        let active = self
             .active
             .get(&msg.id)
-            .filter(|a| a.st.wf.status != Status::Interrupted)
-        {
-            Some(a) => {
-                let backlog =
-                    a.st.events
-                        .iter()
-                        .filter(|e| e.seq > msg.after)
-                        .cloned()
-                        .collect();
-                let rx = self.out.bus.subscribe(&msg.id);
-                MessageResult(EventFeed::Live { backlog, rx })
-            }
-            None => MessageResult(match self.recent.get(&msg.id) {
-                Some(log) => EventFeed::Finished {
-                    backlog: log.iter().filter(|e| e.seq > msg.after).cloned().collect(),
-                },
-                None => EventFeed::NotActive,
-            }),
+            .filter(|a| a.st.wf.status != Status::Interrupted);
+        let log = match active {
+            Some(a) => &a.st.events,
+            None => match self.recent.get(&msg.id) {
+                Some(log) => log,
+                None => return MessageResult(EventFeed::NotActive),
+            },
+        };
+        // Only committed events are shown; the rest follow on the live channel.
+        let uncommitted = self.out.uncommitted_of(&msg.id);
+        let backlog = log[..log.len() - uncommitted.min(log.len())]
+            .iter()
+            .filter(|e| e.seq > msg.after)
+            .cloned()
+            .collect();
+        if active.is_none() && uncommitted == 0 {
+            return MessageResult(EventFeed::Finished { backlog });
         }
+        let rx = self.out.bus.subscribe(&msg.id);
+        MessageResult(EventFeed::Live { backlog, rx })
     }
 }
 

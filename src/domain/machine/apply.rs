@@ -1,4 +1,7 @@
 //! `apply`: one input, one workflow, the effects in the order they must happen.
+//! A record is emitted before the event that reports it: stores commit changes
+//! in order, so a committed event implies its record is committed too (an event
+//! is shown to clients only once committed).
 
 use std::sync::Arc;
 
@@ -38,6 +41,7 @@ pub fn apply(
             fx.push(Effect::Abort);
             if status == Status::Running {
                 transition(s, Status::Interrupted, now);
+                record(s, &mut fx);
                 event(
                     s,
                     EventType::WorkflowInterrupted,
@@ -45,7 +49,6 @@ pub fn apply(
                     now,
                     &mut fx,
                 );
-                record(s, &mut fx);
             }
         }
         Input::Fail(e) => finish(s, Status::Failed, Some(e), json!({}), now, &mut fx),
@@ -59,8 +62,8 @@ pub fn apply(
                 }
                 transition(s, Status::Interrupted, now);
                 let data = json!({"reason": "the process stopped while the workflow ran"});
-                event(s, EventType::WorkflowInterrupted, data, now, &mut fx);
                 record(s, &mut fx);
+                event(s, EventType::WorkflowInterrupted, data, now, &mut fx);
             }
         }
         Input::Resume => {
@@ -104,6 +107,7 @@ fn step(
             Stage::Agents
         };
         p.recompute();
+        record(s, fx);
         if status == Status::Interrupted {
             let data = json!({"resumes": s.wf.resumes, "completed_agents": s.wf.progress.completed_agents});
             event(s, EventType::WorkflowResumed, data, now, fx);
@@ -113,7 +117,6 @@ fn step(
                 "total_agents": w.progress.total_agents, "provider": w.provider, "simulated": w.simulated});
             event(s, EventType::WorkflowStarted, data, now, fx);
         }
-        record(s, fx);
         return Ok(());
     }
     if status != Status::Running {
@@ -132,8 +135,8 @@ fn step(
             s.wf.progress.recompute();
             let data = json!({"count": subtasks.len(), "subtasks": subtasks, "tokens": tokens, "cost": cost});
             s.result.subtasks = subtasks;
-            event(s, EventType::TaskDecomposed, data, now, fx);
             record(s, fx);
+            event(s, EventType::TaskDecomposed, data, now, fx);
         }
         Step::AgentStarted {
             agent_id,
@@ -150,8 +153,8 @@ fn step(
             replace_agent(&mut s.result.agent_results, r);
             s.wf.progress.completed_agents = s.result.agent_results.len() as u32;
             s.wf.progress.recompute();
-            event(s, EventType::AgentCompleted, data, now, fx);
             record(s, fx);
+            event(s, EventType::AgentCompleted, data, now, fx);
             // Every agent has reported: below the quorum, synthesis is pointless.
             let total = s.wf.progress.total_agents;
             if total > 0 && s.wf.progress.completed_agents >= total {
@@ -166,16 +169,16 @@ fn step(
             s.wf.progress.stage = Stage::Synthesis;
             s.wf.progress.recompute();
             let data = json!({"level": level, "group": group});
-            event(s, EventType::SynthesisStarted, data, now, fx);
             record(s, fx);
+            event(s, EventType::SynthesisStarted, data, now, fx);
         }
         Step::SynthesisCompleted(r) => {
             s.wf.total_cost_usd += r.cost;
             s.wf.tokens.add(r.tokens);
             let data = serde_json::to_value(&r).unwrap_or(Value::Null);
             s.result.synthesis_results.push(r);
-            event(s, EventType::SynthesisCompleted, data, now, fx);
             record(s, fx);
+            event(s, EventType::SynthesisCompleted, data, now, fx);
         }
         Step::Documents {
             documents,
@@ -187,8 +190,8 @@ fn step(
             let data = json!({"count": documents.len(), "documents": names});
             s.result.documents = documents;
             s.result.final_synthesis = final_synthesis;
-            event(s, EventType::DocumentsGenerated, data, now, fx);
             record(s, fx);
+            event(s, EventType::DocumentsGenerated, data, now, fx);
         }
         Step::Finished(Ok(())) => {
             finish(s, Status::Completed, None, json!({}), now, fx);
@@ -209,7 +212,7 @@ fn step(
     Ok(())
 }
 
-/// Enters a terminal status: result, terminal event, record; then the run is
+/// Enters a terminal status: result, record, terminal event; then the run is
 /// aborted and the workflow retired.
 fn finish(
     s: &mut WorkflowState,
@@ -244,8 +247,8 @@ fn finish(
             m.insert("error".into(), json!(e));
         }
     }
-    event(s, kind, data, now, fx);
     record(s, fx);
+    event(s, kind, data, now, fx);
     fx.push(Effect::Abort);
     fx.push(Effect::Retire);
 }

@@ -76,8 +76,8 @@ fn interrupt_a_running_workflow() {
         view(&fx),
         vec![
             E::Abort,
-            E::Event(3, EventType::WorkflowInterrupted),
-            E::Record(Status::Interrupted)
+            E::Record(Status::Interrupted),
+            E::Event(3, EventType::WorkflowInterrupted)
         ]
     );
     assert_eq!(last_event(&fx).data, json!({"reason": "server shutdown"}));
@@ -115,8 +115,8 @@ fn resume_after_interrupt_continues_the_log() {
     assert_eq!(
         view(&fx),
         vec![
-            E::Event(5, EventType::WorkflowResumed),
-            E::Record(Status::Running)
+            E::Record(Status::Running),
+            E::Event(5, EventType::WorkflowResumed)
         ]
     );
     assert_eq!(

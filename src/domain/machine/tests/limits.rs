@@ -18,8 +18,8 @@ fn budget_exceeded_by_an_agent_fails_and_aborts() {
     assert_eq!(view(&fx).len(), 2, "under budget: goes on");
     let fx = step(&mut s, Step::AgentCompleted(agent(2, true, 0.02)), 4);
     let mut want = vec![
-        E::Event(4, EventType::AgentCompleted),
         E::Record(Status::Running),
+        E::Event(4, EventType::AgentCompleted),
     ];
     want.extend(terminal_fx(Status::Failed, 5));
     assert_eq!(view(&fx), want);
@@ -45,8 +45,8 @@ fn token_budget_exceeded_fails() {
     step(&mut s, decomposed(5), 2);
     let fx = step(&mut s, Step::AgentCompleted(agent(1, true, 0.0)), 3);
     let mut want = vec![
-        E::Event(3, EventType::AgentCompleted),
         E::Record(Status::Running),
+        E::Event(3, EventType::AgentCompleted),
     ];
     want.extend(terminal_fx(Status::Failed, 4));
     assert_eq!(view(&fx), want);
@@ -67,8 +67,8 @@ fn budget_exceeded_by_decomposition_fails() {
     step(&mut s, Step::Begin, 1);
     let fx = step(&mut s, decomposed(3), 2);
     let mut want = vec![
-        E::Event(2, EventType::TaskDecomposed),
         E::Record(Status::Running),
+        E::Event(2, EventType::TaskDecomposed),
     ];
     want.extend(terminal_fx(Status::Failed, 3));
     assert_eq!(view(&fx), want);
@@ -87,8 +87,8 @@ fn budget_exceeded_during_synthesis_fails() {
     step(&mut s, Step::AgentCompleted(agent(1, true, 0.0)), 3);
     let fx = step(&mut s, Step::SynthesisCompleted(synthesis("final", 0.2)), 4);
     let mut want = vec![
-        E::Event(4, EventType::SynthesisCompleted),
         E::Record(Status::Running),
+        E::Event(4, EventType::SynthesisCompleted),
     ];
     want.extend(terminal_fx(Status::Failed, 5));
     assert_eq!(view(&fx), want);
@@ -165,8 +165,8 @@ fn quorum_failure_when_the_last_agent_reports() {
     step(&mut s, Step::AgentCompleted(agent(2, true, 0.0)), 4);
     let fx = step(&mut s, Step::AgentCompleted(agent(3, false, 0.0)), 5);
     let mut want = vec![
-        E::Event(5, EventType::AgentCompleted),
         E::Record(Status::Running),
+        E::Event(5, EventType::AgentCompleted),
     ];
     want.extend(terminal_fx(Status::Failed, 6));
     assert_eq!(view(&fx), want);
@@ -187,8 +187,8 @@ fn quorum_met_goes_on_to_synthesis() {
     assert_eq!(
         view(&fx),
         vec![
-            E::Event(5, EventType::AgentCompleted),
-            E::Record(Status::Running)
+            E::Record(Status::Running),
+            E::Event(5, EventType::AgentCompleted)
         ]
     );
     assert_eq!(s.wf.status, Status::Running);
@@ -207,8 +207,8 @@ fn configured_quorum_is_used() {
     step(&mut s, Step::AgentCompleted(agent(1, true, 0.0)), 3);
     let fx = step(&mut s, Step::AgentCompleted(agent(2, false, 0.0)), 4);
     let mut want = vec![
-        E::Event(4, EventType::AgentCompleted),
         E::Record(Status::Running),
+        E::Event(4, EventType::AgentCompleted),
     ];
     want.extend(terminal_fx(Status::Failed, 5));
     assert_eq!(view(&fx), want);
@@ -222,8 +222,8 @@ fn quorum_is_not_judged_before_every_agent_reported() {
     assert_eq!(
         view(&fx),
         vec![
-            E::Event(4, EventType::AgentCompleted),
-            E::Record(Status::Running)
+            E::Record(Status::Running),
+            E::Event(4, EventType::AgentCompleted)
         ]
     );
 }

@@ -169,8 +169,8 @@ fn terminal_fx(to: Status, seq: u64) -> Vec<E> {
     };
     vec![
         E::Result(to),
-        E::Event(seq, kind),
         E::Record(to),
+        E::Event(seq, kind),
         E::Abort,
         E::Retire,
     ]

@@ -14,7 +14,7 @@ fn restore_a_pending_workflow_resumes_it_unchanged() {
         vec![E::StartRun]
     );
     let fx = step(&mut s, Step::Begin, 101);
-    assert_eq!(view(&fx)[0], E::Event(1, EventType::WorkflowStarted));
+    assert_eq!(view(&fx)[1], E::Event(1, EventType::WorkflowStarted));
 }
 
 #[test]
@@ -26,8 +26,8 @@ fn restore_while_decomposing_marks_it_interrupted() {
     assert_eq!(
         view(&fx),
         vec![
-            E::Event(2, EventType::WorkflowInterrupted),
-            E::Record(Status::Interrupted)
+            E::Record(Status::Interrupted),
+            E::Event(2, EventType::WorkflowInterrupted)
         ]
     );
     assert_eq!(
@@ -53,8 +53,8 @@ fn restore_mid_agents_keeps_subtasks_and_finished_agents() {
     assert_eq!(
         view(&fx),
         vec![
-            E::Event(5, EventType::WorkflowInterrupted),
-            E::Record(Status::Interrupted)
+            E::Record(Status::Interrupted),
+            E::Event(5, EventType::WorkflowInterrupted)
         ]
     );
     assert_eq!(s.result.subtasks.len(), 3);
@@ -82,8 +82,8 @@ fn restore_during_synthesis_resumes_with_every_agent_done() {
     assert_eq!(
         view(&fx),
         vec![
-            E::Event(6, EventType::WorkflowInterrupted),
-            E::Record(Status::Interrupted)
+            E::Record(Status::Interrupted),
+            E::Event(6, EventType::WorkflowInterrupted)
         ]
     );
     assert_eq!(s.resume_point().1.len(), 2);
@@ -93,7 +93,7 @@ fn restore_during_synthesis_resumes_with_every_agent_done() {
         Step::SynthesisCompleted(synthesis("final", 0.0)),
         102,
     );
-    assert_eq!(view(&fx)[0], E::Event(8, EventType::SynthesisCompleted));
+    assert_eq!(view(&fx)[1], E::Event(8, EventType::SynthesisCompleted));
 }
 
 #[test]
@@ -134,7 +134,7 @@ fn restore_counts_a_resumed_run_that_died() {
     step(&mut s0, Step::Begin, 4);
     let mut s = restart(&s0, &policy);
     let fx = apply(&mut s, Input::Restore, t(100)).unwrap();
-    let Effect::Record(w) = &fx[1] else { panic!() };
+    let Effect::Record(w) = &fx[0] else { panic!() };
     assert_eq!(w.failed_resumes, 1, "counted in the stored record");
     // A first run that died is not a failed resume.
     let mut s1 = restart(&running(2), &policy);

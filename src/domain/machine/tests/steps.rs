@@ -36,8 +36,8 @@ fn begin_starts_research_at_decomposition() {
     assert_eq!(
         view(&fx),
         vec![
-            E::Event(1, EventType::WorkflowStarted),
-            E::Record(Status::Running)
+            E::Record(Status::Running),
+            E::Event(1, EventType::WorkflowStarted)
         ]
     );
     let ev = last_event(&fx);
@@ -64,8 +64,8 @@ fn begin_starts_search_at_agents() {
     assert_eq!(
         view(&fx),
         vec![
-            E::Event(1, EventType::WorkflowStarted),
-            E::Record(Status::Running)
+            E::Record(Status::Running),
+            E::Event(1, EventType::WorkflowStarted)
         ]
     );
     assert_eq!(s.wf.progress.stage, Stage::Agents);
@@ -114,8 +114,8 @@ fn decomposition_records_subtasks_cost_and_tokens() {
     assert_eq!(
         view(&fx),
         vec![
-            E::Event(2, EventType::TaskDecomposed),
-            E::Record(Status::Running)
+            E::Record(Status::Running),
+            E::Event(2, EventType::TaskDecomposed)
         ]
     );
     assert_eq!(
@@ -152,8 +152,8 @@ fn agent_completed_adds_its_result_cost_and_progress() {
     assert_eq!(
         view(&fx),
         vec![
-            E::Event(3, EventType::AgentCompleted),
-            E::Record(Status::Running)
+            E::Record(Status::Running),
+            E::Event(3, EventType::AgentCompleted)
         ]
     );
     assert_eq!(
@@ -175,8 +175,8 @@ fn an_agent_reported_twice_is_kept_once() {
     assert_eq!(
         view(&fx),
         vec![
-            E::Event(4, EventType::AgentCompleted),
-            E::Record(Status::Running)
+            E::Record(Status::Running),
+            E::Event(4, EventType::AgentCompleted)
         ]
     );
     assert_eq!(s.result.agent_results, vec![agent(1, true, 0.0)]);
@@ -195,8 +195,8 @@ fn synthesis_started_moves_the_stage() {
     assert_eq!(
         view(&fx),
         vec![
-            E::Event(4, EventType::SynthesisStarted),
-            E::Record(Status::Running)
+            E::Record(Status::Running),
+            E::Event(4, EventType::SynthesisStarted)
         ]
     );
     assert_eq!(last_event(&fx).data, json!({"level": "group", "group": 1}));
@@ -216,8 +216,8 @@ fn synthesis_completed_adds_its_result_and_cost() {
     assert_eq!(
         view(&fx),
         vec![
-            E::Event(6, EventType::SynthesisCompleted),
-            E::Record(Status::Running)
+            E::Record(Status::Running),
+            E::Event(6, EventType::SynthesisCompleted)
         ]
     );
     assert_eq!(s.result.synthesis_results, vec![synthesis("final", 0.5)]);
@@ -240,8 +240,8 @@ fn documents_are_kept_with_the_final_synthesis() {
     assert_eq!(
         view(&fx),
         vec![
-            E::Event(5, EventType::DocumentsGenerated),
-            E::Record(Status::Running)
+            E::Record(Status::Running),
+            E::Event(5, EventType::DocumentsGenerated)
         ]
     );
     assert_eq!(
