@@ -217,6 +217,8 @@ pub async fn start(config: Config) -> Result<Runtime, StartError> {
         default_provider: config.execution.default_provider.clone(),
         default_budget_usd: config.execution.default_budget_usd,
         default_max_tokens_total: config.execution.default_max_tokens_total,
+        max_resumes: config.execution.max_resumes,
+        max_workflow_duration: config.limits.max_workflow_duration,
     };
     let (subscriptions, pending_deliveries) = store
         .load_webhooks()

@@ -21,4 +21,5 @@ mod postgres;
 mod providers;
 mod redis_mirror;
 mod startup;
+mod supervision;
 mod webhooks;

@@ -14,6 +14,9 @@ mod auth;
 mod sections;
 pub use auth::*;
 pub use sections::*;
+
+/// Enables providers of kind `fault`, which exist only to test run supervision.
+pub const TEST_FAULTS_ENV: &str = "MCPO_TEST_FAULTS";
 use serde::{Deserialize, Serialize};
 
 /// The default file, relative to the working directory. It is optional unless
@@ -170,6 +173,14 @@ impl Config {
             );
         }
         for (name, p) in &self.providers {
+            if matches!(p, ProviderConfig::Fault(_))
+                && std::env::var_os(TEST_FAULTS_ENV).is_none_or(|v| v != "1")
+            {
+                return bad(
+                    &format!("providers.{name}.kind"),
+                    format!("kind \"fault\" exists only for tests (set {TEST_FAULTS_ENV}=1)"),
+                );
+            }
             if let ProviderConfig::Openai(o) = p {
                 let key = |k: &str| format!("providers.{name}.{k}");
                 if !(o.base_url.starts_with("http://") || o.base_url.starts_with("https://")) {

@@ -74,6 +74,10 @@ pub struct LimitsConfig {
     pub max_budget_usd: f64,
     /// Largest `config.max_tokens_total` a request may set.
     pub max_tokens_total: u64,
+    /// A run still going after this long fails with `deadline_exceeded` and its
+    /// calls are aborted.
+    #[serde(with = "humantime_serde")]
+    pub max_workflow_duration: Duration,
 }
 
 impl LimitsConfig {
@@ -117,6 +121,9 @@ pub struct ExecutionConfig {
     pub default_budget_usd: f64,
     /// Token limit per workflow when the request sets none; 0 = unlimited.
     pub default_max_tokens_total: u64,
+    /// A workflow whose resumed run died with the process this many times fails
+    /// with `resume_limit_reached` instead of being resumed again; 0 = unlimited.
+    pub max_resumes: u32,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -299,6 +306,30 @@ pub enum ProviderConfig {
     },
     /// Any OpenAI-compatible `/v1/chat/completions` endpoint.
     Openai(OpenAiConfig),
+    /// For tests only: answers like the simulator, then injects a fault. Refused
+    /// unless the process runs with `MCPO_TEST_FAULTS=1`.
+    Fault(FaultConfig),
+}
+
+/// A fault injected into runs, to test supervision.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FaultConfig {
+    pub fault: FaultKind,
+    /// Calls answered normally before the fault.
+    #[serde(default)]
+    pub after_calls: u32,
+    #[serde(default)]
+    pub latency_ms: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FaultKind {
+    /// The call panics.
+    Panic,
+    /// The call stops the executor thread it runs on, then never returns.
+    StopExecutor,
 }
 
 pub(super) fn default_sim_latency() -> u64 {
@@ -441,6 +472,7 @@ impl Default for LimitsConfig {
             max_call_timeout: Duration::from_secs(600),
             max_budget_usd: 1_000.0,
             max_tokens_total: 100_000_000,
+            max_workflow_duration: Duration::from_secs(3600),
         }
     }
 }
@@ -469,6 +501,7 @@ impl Default for ExecutionConfig {
             threads: 0,
             default_budget_usd: 0.0,
             default_max_tokens_total: 0,
+            max_resumes: 3,
         }
     }
 }

@@ -1,16 +1,18 @@
 //! Runs workflow futures on a small pool of dedicated arbiters (threads), apart from
 //! the HTTP workers and the registry. Each run can be aborted at any await point,
-//! which also drops its in-flight provider calls.
+//! which also drops its in-flight provider calls. An arbiter found stopped is
+//! replaced before a run is placed on it.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
 
 use actix::prelude::*;
 use futures::future::{abortable, AbortHandle};
 
-use super::{drive, Run};
+use super::{supervised, Run};
 
 pub struct Executor {
-    arbiters: Vec<Arbiter>,
+    arbiters: Mutex<Vec<Arbiter>>,
     next: AtomicUsize,
 }
 
@@ -22,26 +24,36 @@ impl Executor {
             threads
         };
         Executor {
-            arbiters: (0..n).map(|_| Arbiter::new()).collect(),
+            arbiters: Mutex::new((0..n).map(|_| Arbiter::new()).collect()),
             next: AtomicUsize::new(0),
         }
     }
 
-    pub fn spawn(&self, run: Run) -> AbortHandle {
-        let (fut, handle) = abortable(drive(run));
-        let i = self.next.fetch_add(1, Ordering::Relaxed) % self.arbiters.len();
-        let spawned = self.arbiters[i].spawn(async move {
+    /// Starts the run on the next arbiter. `None` when no executor thread could
+    /// take it (the caller fails the workflow; the run's `RunEnded` follows too).
+    pub fn spawn(&self, run: Run) -> Option<AbortHandle> {
+        let (fut, handle) = abortable(supervised(run));
+        let Ok(mut arbiters) = self.arbiters.lock() else {
+            return None;
+        };
+        let i = self.next.fetch_add(1, Ordering::Relaxed) % arbiters.len().max(1);
+        let slot = arbiters.get_mut(i)?;
+        // A stopped arbiter refuses new work: replace it.
+        if !slot.spawn(async {}) {
+            tracing::error!("executor thread {i} is gone; starting a new one");
+            *slot = Arbiter::new();
+        }
+        let spawned = slot.spawn(async move {
             let _ = fut.await;
         });
-        if !spawned {
-            tracing::error!("executor arbiter {i} is gone; workflow not started");
-        }
-        handle
+        spawned.then_some(handle)
     }
 
     pub fn stop(&self) {
-        for a in &self.arbiters {
-            a.stop();
+        if let Ok(arbiters) = self.arbiters.lock() {
+            for a in arbiters.iter() {
+                a.stop();
+            }
         }
     }
 }

@@ -10,7 +10,10 @@ pub mod provider;
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use std::panic::AssertUnwindSafe;
+
 use actix::prelude::*;
+use futures::FutureExt;
 use tracing::Instrument;
 
 pub use crate::domain::machine::Step;
@@ -46,8 +49,39 @@ pub struct Run {
     pub provider: Arc<dyn Provider>,
     pub resume: Resume,
     pub registry: Recipient<Report>,
+    /// Told when the run's future is gone, however it ended (see `RunEnded`).
+    pub supervisor: Recipient<RunEnded>,
+    /// Which run of the workflow this is (the registry numbers them).
+    pub run_no: u64,
     /// The creating HTTP request's id: every log line of the run carries it.
     pub request_id: Option<String>,
+}
+
+/// A run's future ended: normally, by a panic, by an abort, or because its
+/// executor thread stopped and dropped it. Sent from the future's drop, so it
+/// arrives in every case; the registry fails a workflow still pending or running
+/// under this run, so none is left without a live run behind it.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct RunEnded {
+    pub id: String,
+    pub run_no: u64,
+}
+
+/// Sends `RunEnded` when dropped.
+struct RunGuard {
+    to: Recipient<RunEnded>,
+    id: String,
+    run_no: u64,
+}
+
+impl Drop for RunGuard {
+    fn drop(&mut self) {
+        self.to.do_send(RunEnded {
+            id: std::mem::take(&mut self.id),
+            run_no: self.run_no,
+        });
+    }
 }
 
 /// Why a pattern stopped before finishing normally.
@@ -97,15 +131,50 @@ pub fn fail(code: &str, message: impl Into<String>) -> Stop {
     })
 }
 
+/// The run as a future that reports `RunEnded` when dropped, even if it is
+/// dropped before its first poll (an executor thread that stops with it queued).
+pub fn supervised(run: Run) -> impl std::future::Future<Output = ()> {
+    let guard = RunGuard {
+        to: run.supervisor.clone(),
+        id: run.id.clone(),
+        run_no: run.run_no,
+    };
+    async move {
+        let _guard = guard;
+        drive(run).await
+    }
+}
+
 /// Drives one workflow from start to its terminal step, inside a span that names
-/// the workflow and the request that created it.
-pub async fn drive(run: Run) {
+/// the workflow and the request that created it. A panic anywhere in the run
+/// fails the workflow with `internal_error` instead of silently ending the task.
+async fn drive(run: Run) {
     let span = tracing::info_span!(
         "workflow",
         workflow_id = %run.id,
         request_id = %run.request_id.as_deref().unwrap_or("-"),
     );
-    drive_run(run).instrument(span).await;
+    let (registry, id) = (run.registry.clone(), run.id.clone());
+    let outcome = AssertUnwindSafe(drive_run(run))
+        .catch_unwind()
+        .instrument(span)
+        .await;
+    if let Err(panic) = outcome {
+        let what = panic
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| panic.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "a panic without a message".into());
+        tracing::error!(workflow_id = %id, panic = %what, "workflow run panicked");
+        let error = WorkflowError {
+            code: "internal_error".into(),
+            message: format!("the workflow's run panicked: {what}"),
+        };
+        registry.do_send(Report {
+            id,
+            step: Step::Finished(Err(error)),
+        });
+    }
 }
 
 async fn drive_run(run: Run) {

@@ -117,6 +117,8 @@ impl Handler<Create> for WorkflowRegistry {
         let a = Active {
             st: WorkflowState::new(wf, &self.policy),
             abort: None,
+            run_no: 0,
+            run_started: None,
             request_id: req.request_id,
         };
         self.active.insert(id.clone(), a);

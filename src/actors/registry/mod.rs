@@ -5,8 +5,9 @@
 //! each of which leaves as a `StateChange` to all subscribers, in order.
 //!
 //! Messages live beside their handlers: `create.rs` (Create), `report.rs` (steps
-//! from executors), `control.rs` (cancel, shutdown, eviction), `query.rs` (reads,
-//! event streams, stats), `webhooks.rs` (subscriptions and deliveries).
+//! from executors), `supervision.rs` (runs that end without finishing, the
+//! workflow deadline), `control.rs` (cancel, shutdown, eviction), `query.rs`
+//! (reads, event streams, stats), `webhooks.rs` (subscriptions and deliveries).
 
 mod control;
 mod create;
@@ -14,11 +15,13 @@ mod outbox;
 mod query;
 mod recent;
 mod report;
+mod supervision;
 mod webhook_index;
 mod webhooks;
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 use futures::future::AbortHandle;
@@ -51,12 +54,19 @@ pub struct RegistryConfig {
     pub default_budget_usd: f64,
     /// 0 = unlimited.
     pub default_max_tokens_total: u64,
+    /// See `execution.max_resumes`; 0 = unlimited.
+    pub max_resumes: u32,
+    /// See `limits.max_workflow_duration`.
+    pub max_workflow_duration: Duration,
 }
 
 /// A pending, running or interrupted workflow: its core state and its run.
 struct Active {
     st: WorkflowState,
     abort: Option<AbortHandle>,
+    /// The current run's number (0: none yet) and when it was started.
+    run_no: u64,
+    run_started: Option<Instant>,
     /// The HTTP request that created it (this process only), for its log lines.
     request_id: Option<String>,
 }
@@ -94,6 +104,8 @@ pub struct WorkflowRegistry {
     mirror: Option<Arc<PersistHealth>>,
     recent: RecentLogs,
     ledger: Arc<Ledger>,
+    /// Runs started so far: numbers each run.
+    runs: u64,
 }
 
 /// What carrying out one input did.
@@ -117,7 +129,7 @@ impl WorkflowRegistry {
             policy: Policy {
                 default_budget_usd: p.cfg.default_budget_usd,
                 default_max_tokens_total: p.cfg.default_max_tokens_total,
-                max_resumes: 0,
+                max_resumes: p.cfg.max_resumes,
             },
             cfg: p.cfg,
             active: HashMap::new(),
@@ -145,6 +157,7 @@ impl WorkflowRegistry {
             recent: RecentLogs::default(),
             mirror: p.mirror,
             ledger: p.ledger,
+            runs: 0,
         }
     }
 
@@ -209,6 +222,9 @@ impl WorkflowRegistry {
             return;
         };
         let (subtasks, done_agents) = a.st.resume_point();
+        self.runs += 1;
+        a.run_no = self.runs;
+        a.run_started = Some(Instant::now());
         let run = Run {
             id: a.st.wf.id.clone(),
             task: a.st.wf.task.clone(),
@@ -220,9 +236,16 @@ impl WorkflowRegistry {
                 done_agents,
             },
             registry: ctx.address().recipient(),
+            supervisor: ctx.address().recipient(),
+            run_no: a.run_no,
             request_id: a.request_id.clone(),
         };
-        a.abort = Some(self.executor.spawn(run));
+        a.abort = self.executor.spawn(run);
+        if a.abort.is_none() {
+            let message = "no executor thread could take the workflow's run".into();
+            let code = "internal_error".into();
+            self.feed(id, Input::Fail(WorkflowError { code, message }), ctx);
+        }
     }
 
     /// Moves a workflow that just became terminal from the active to the retained set.
@@ -248,6 +271,8 @@ impl WorkflowRegistry {
         let a = Active {
             st,
             abort: None,
+            run_no: 0,
+            run_started: None,
             request_id: None,
         };
         self.active.insert(id.clone(), a);
@@ -287,5 +312,6 @@ impl Actor for WorkflowRegistry {
             self.restore(stored, ctx);
         }
         self.out.flush();
+        self.watch_deadlines(ctx);
     }
 }

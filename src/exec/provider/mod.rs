@@ -1,6 +1,7 @@
 //! The interface every LLM provider implements: the offline simulator and any
 //! OpenAI-compatible HTTP endpoint. Patterns only see `Provider`.
 
+pub mod fault;
 pub mod instrumented;
 pub mod openai;
 pub mod quota;
@@ -119,6 +120,10 @@ pub fn build(configs: &std::collections::BTreeMap<String, ProviderConfig>) -> Pr
                         name,
                         Duration::from_millis(*latency_ms),
                     )),
+                    "simulated",
+                ),
+                ProviderConfig::Fault(c) => (
+                    Arc::new(fault::FaultProvider::new(name, c.clone())),
                     "simulated",
                 ),
                 ProviderConfig::Openai(c) => (
