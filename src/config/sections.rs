@@ -321,6 +321,9 @@ pub struct FaultConfig {
     pub after_calls: u32,
     #[serde(default)]
     pub latency_ms: u64,
+    /// As for `simulated`.
+    #[serde(default)]
+    pub models: Vec<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -351,7 +354,7 @@ impl ProviderConfig {
     /// The model a call uses when the request names none.
     pub fn default_model(&self) -> &str {
         match self {
-            ProviderConfig::Simulated { .. } => SIMULATED_MODEL,
+            ProviderConfig::Simulated { .. } | ProviderConfig::Fault(_) => SIMULATED_MODEL,
             ProviderConfig::Openai(o) => &o.model,
         }
     }
@@ -360,6 +363,7 @@ impl ProviderConfig {
     pub fn allowed_models(&self) -> Vec<&str> {
         let listed = match self {
             ProviderConfig::Simulated { models, .. } => models,
+            ProviderConfig::Fault(f) => &f.models,
             ProviderConfig::Openai(o) => &o.models,
         };
         if listed.is_empty() {
