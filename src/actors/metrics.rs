@@ -62,15 +62,9 @@ pub const PERSISTER_WRITES: &str = "persister_writes_total";
 pub const PERSISTER_FAILURES: &str = "persister_failures_total";
 /// Counter: persister restarts by its supervisor, by `persister`.
 pub const PERSISTER_RESTARTS: &str = "persister_restarts_total";
-/// Counter: LLM calls by `provider`, `model` and `outcome` (ok | error).
-pub const LLM_REQUESTS: &str = "llm_requests_total";
-/// Counter: LLM tokens by `provider`, `model` and `kind` (input | output).
-pub const LLM_TOKENS: &str = "llm_tokens_total";
-/// Histogram: LLM call latency (retries included, quota wait excluded), by
-/// `provider` and `model`.
-pub const LLM_DURATION: &str = "llm_request_duration_seconds";
-/// Histogram: time a call waited for its provider's quota, by `provider`.
-pub const LLM_QUEUE_WAIT: &str = "llm_queue_wait_seconds";
+// The LLM call metrics are named in `exec::metric_names`, where the executors
+// that record them can import them without importing actors.
+pub use crate::exec::metric_names::{LLM_DURATION, LLM_QUEUE_WAIT, LLM_REQUESTS, LLM_TOKENS};
 /// Counter: webhook deliveries that reached a final state, by `outcome`
 /// (delivered | failed).
 pub const WEBHOOK_DELIVERIES: &str = "webhook_deliveries_total";

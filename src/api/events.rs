@@ -15,7 +15,7 @@ use futures::stream;
 use tokio::sync::mpsc;
 
 use super::allow_only;
-use super::workflows::{check_visible, find};
+use super::shared::{check_visible, find};
 use crate::actors::registry::{EventFeed, SubscribeEvents};
 use crate::auth::Caller;
 use crate::config::Scope;

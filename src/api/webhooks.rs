@@ -8,9 +8,9 @@ use serde_json::{json, Value};
 
 use super::allow_only;
 use super::body::read_json;
-use super::compat::CompatError;
 use super::limits::{text_at_most, MAX_SECRET_CHARS, MAX_URL_CHARS};
-use super::workflows::{check_visible, find_for};
+use super::shared::CompatError;
+use super::shared::{check_visible, find_for};
 use crate::actors::registry::{AddWebhook, ListWebhooks, RemoveWebhook, Stats, WebhookSpec};
 use crate::auth::Caller;
 use crate::config::Scope;

@@ -1,15 +1,13 @@
 //! `/v1/workflows`: create, list, read, result, cancel.
 
-use std::sync::Arc;
-
 use actix_web::{http::header, web, HttpRequest, HttpResponse};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::allow_only;
 use super::body::{field_name, read_json};
 use super::limits::{check_config, text_at_most, MAX_TASK_CHARS, MAX_TITLE_CHARS};
-use crate::actors::registry::{Cancel, CancelOutcome, Create, Get, NewWorkflow};
+use super::shared::{allow_only, check_visible, find, find_for};
+use crate::actors::registry::{Cancel, CancelOutcome, Create, NewWorkflow};
 use crate::auth::Caller;
 use crate::config::Config;
 use crate::config::Scope;
@@ -177,42 +175,6 @@ async fn create(
             "created_at": wf.created_at,
             "links": links(&wf.id),
         })))
-}
-
-/// Finds a workflow in memory, else in the store. Says where it came from.
-pub async fn find(state: &AppState, id: &str) -> Result<(Arc<Workflow>, &'static str), ApiError> {
-    if let Some(wf) = state.registry.send(Get(id.to_string())).await? {
-        return Ok((wf, "memory"));
-    }
-    state.read_barrier().await;
-    match state.store.get_workflow(id).await? {
-        Some(wf) => Ok((Arc::new(wf), "store")),
-        None => Err(ApiError::WorkflowNotFound(id.to_string())),
-    }
-}
-
-/// `find`, as this caller may see it: another key's workflow is "not found", so
-/// its existence does not leak.
-pub async fn find_for(
-    state: &AppState,
-    caller: &Caller,
-    id: &str,
-) -> Result<(Arc<Workflow>, &'static str), ApiError> {
-    let (wf, from) = find(state, id).await?;
-    if caller.may_see(wf.owner.as_deref()) {
-        Ok((wf, from))
-    } else {
-        Err(ApiError::WorkflowNotFound(id.to_string()))
-    }
-}
-
-/// For actions by id (cancel, stream): admin may act on anything; any other key
-/// only on a workflow it can see.
-pub async fn check_visible(state: &AppState, caller: &Caller, id: &str) -> Result<(), ApiError> {
-    if !caller.is_admin() {
-        find_for(state, caller, id).await?;
-    }
-    Ok(())
 }
 
 async fn get(

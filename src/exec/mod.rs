@@ -4,6 +4,7 @@
 
 pub mod decompose;
 pub mod executor;
+pub mod metric_names;
 pub mod patterns;
 pub mod provider;
 

@@ -15,9 +15,9 @@ use serde_json::{json, Value};
 
 use super::allow_only;
 use super::body::read_json;
-use super::events::{last_event_id, open, sse_response};
 use super::limits::{check_config, text_at_most, MAX_TITLE_CHARS, MAX_URL_CHARS};
-use super::workflows::{check_visible, find, find_for};
+use super::shared::{check_visible, find, find_for};
+use super::shared::{last_event_id, open, sse_response};
 use crate::actors::registry::{Cancel, CancelOutcome, Create, NewWorkflow, WebhookSpec};
 use crate::auth::Caller;
 use crate::config::Scope;
