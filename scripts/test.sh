@@ -54,10 +54,28 @@ ensure_tools() {
   done
 }
 
+# The official MCP clients tests/mcp drives: the Python SDK (pinned in
+# tests/mcp/requirements.txt) in a venv outside the clone, reused while its version
+# matches; the Inspector CLI (pinned in tests/mcp/package.json) comes with npm ci.
+MCP_VENV="${MCP_VENV:-/var/tmp/mcpo-mcp-venv}"
+ensure_mcp_python() {
+  local want
+  want="$(sed -n 's/^mcp==//p' tests/mcp/requirements.txt)"
+  [ -n "$want" ] || die "tests/mcp/requirements.txt pins no mcp version"
+  if "$MCP_VENV/bin/python" -c "import importlib.metadata as m, sys; sys.exit(m.version('mcp') != '$want')" 2>/dev/null; then
+    return
+  fi
+  log "installing the MCP Python SDK $want into $MCP_VENV"
+  rm -rf "$MCP_VENV"
+  python3 -m venv "$MCP_VENV" || die "cannot create a Python venv at $MCP_VENV (python3-venv missing?)"
+  "$MCP_VENV/bin/pip" install -q -r tests/mcp/requirements.txt || die "cannot install tests/mcp/requirements.txt"
+}
+
 # Services the integration tests use (PostgreSQL and Redis back their own suites).
 ensure_postgres
 ensure_redis
 ensure_tools
+ensure_mcp_python
 
 log "cargo fmt --check"
 cargo fmt --all -- --check
@@ -96,6 +114,28 @@ rm -f "$browser"
 [ "${bpass:-0}" -gt 0 ] || { echo "browser test did not pass"; status=1; }
 passed=$((passed + ${bpass:-0}))
 failed=$((failed + ${bfail:-0}))
+
+# /mcp driven by the official MCP clients (Python SDK, Inspector CLI) against the
+# real binary just built.
+log "MCP clients (tests/mcp)"
+mcpout="$(mktemp)"
+(
+  cd tests/mcp
+  if [ ! -d node_modules/@modelcontextprotocol/inspector ]; then
+    npm ci --no-audit --no-fund --silent
+  fi
+  export MCPO_BIN="$CARGO_TARGET_DIR/debug/mcp-orchestrator"
+  "$MCP_VENV/bin/python" -m unittest -v test_python_sdk
+  node --test inspector.test.mjs
+) 2>&1 | tee "$mcpout" || status=$?
+pyran=$(grep -Eo '^Ran [0-9]+ test' "$mcpout" | awk '{print $2}')
+pyfail=$(grep -Eo '^FAILED \(.*\)' "$mcpout" | grep -Eo '[0-9]+' | awk '{s+=$1} END {print s+0}')
+ipass=$(grep -Eo '^# pass [0-9]+' "$mcpout" | awk '{print $3}')
+ifail=$(grep -Eo '^# fail [0-9]+' "$mcpout" | awk '{print $3}')
+rm -f "$mcpout"
+[ "${pyran:-0}" -gt 0 ] && [ "${ipass:-0}" -gt 0 ] || { echo "MCP client tests did not pass"; status=1; }
+passed=$((passed + ${pyran:-0} - ${pyfail:-0} + ${ipass:-0}))
+failed=$((failed + ${pyfail:-0} + ${ifail:-0}))
 
 [ "$passed" -gt 0 ] || die "no test ran"
 echo "tests: $passed passed, $failed failed"

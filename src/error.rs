@@ -68,6 +68,8 @@ pub enum ApiError {
     StoreUnavailable(String),
     #[error("a core component is unavailable: {0}")]
     Unavailable(String),
+    #[error("{0} MCP sessions are open, the limit (mcp.max_sessions); retry after one closes")]
+    TooManySessions(usize),
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -118,6 +120,7 @@ impl ApiError {
             ApiError::ShuttingDown => "shutting_down",
             ApiError::StoreUnavailable(_) => "store_unavailable",
             ApiError::Unavailable(_) => "service_unavailable",
+            ApiError::TooManySessions(_) => "too_many_sessions",
             ApiError::Internal(_) => "internal_error",
         }
     }
@@ -127,6 +130,19 @@ impl ApiError {
             ApiError::Validation { field, .. } => Some(field),
             _ => None,
         }
+    }
+
+    /// The body every error answer carries (also MCP tool errors):
+    /// `{"error": {"code", "message", "field"?}}`.
+    pub fn body(&self) -> serde_json::Value {
+        serde_json::to_value(Envelope {
+            error: Body {
+                code: self.code(),
+                message: self.to_string(),
+                field: self.field(),
+            },
+        })
+        .unwrap_or_default()
     }
 }
 
@@ -150,9 +166,10 @@ impl ResponseError for ApiError {
             ApiError::Forbidden { .. } => StatusCode::FORBIDDEN,
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::ProviderUnavailable(_) => StatusCode::UNPROCESSABLE_ENTITY,
-            ApiError::ShuttingDown | ApiError::StoreUnavailable(_) | ApiError::Unavailable(_) => {
-                StatusCode::SERVICE_UNAVAILABLE
-            }
+            ApiError::ShuttingDown
+            | ApiError::StoreUnavailable(_)
+            | ApiError::Unavailable(_)
+            | ApiError::TooManySessions(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -174,7 +191,9 @@ impl ResponseError for ApiError {
             } => {
                 resp.insert_header((header::RETRY_AFTER, retry_after_secs.to_string()));
             }
-            ApiError::ShuttingDown | ApiError::StoreUnavailable(_) => {
+            ApiError::ShuttingDown
+            | ApiError::StoreUnavailable(_)
+            | ApiError::TooManySessions(_) => {
                 resp.insert_header((header::RETRY_AFTER, "5"));
             }
             ApiError::Unauthorized(_) => {
@@ -188,13 +207,7 @@ impl ResponseError for ApiError {
             }
             _ => {}
         }
-        resp.json(Envelope {
-            error: Body {
-                code: self.code(),
-                message: self.to_string(),
-                field: self.field(),
-            },
-        })
+        resp.json(self.body())
     }
 }
 

@@ -48,6 +48,8 @@ pub struct AppState {
     /// Checks webhook URLs at registration (and the dispatcher at delivery).
     pub guard: Guard,
     pub webhook_stats: Arc<WebhookStats>,
+    /// MCP sessions, shared by every HTTP worker's `/mcp`.
+    pub mcp_sessions: Arc<api::mcp::Sessions>,
     pub started: Instant,
     /// The configured API keys (none = auth off).
     pub keys: Arc<auth::Keyring>,
@@ -89,7 +91,7 @@ pub fn create_app(
 > {
     let origins = state.config.server.cors_allowed_origins.clone();
     App::new()
-        .app_data(state)
+        .app_data(state.clone())
         .wrap(actix_web::middleware::from_fn(
             auth::middleware::authenticate,
         ))
@@ -100,6 +102,7 @@ pub fn create_app(
             auth::cors::cors(&origins),
         ))
         .configure(api::configure)
+        .configure(api::mcp::configure(state))
         .default_service(web::to(api::not_found))
 }
 
@@ -297,6 +300,7 @@ pub async fn start(config: Config) -> Result<Runtime, StartError> {
     }
     let state = web::Data::new(AppState {
         guard: Guard::new(&config.webhooks),
+        mcp_sessions: Arc::new(api::mcp::Sessions::new(&config.mcp)),
         config,
         registry,
         store,

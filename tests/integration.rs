@@ -16,6 +16,7 @@ mod hostile;
 mod lifecycle;
 mod limits;
 mod logs;
+mod mcp;
 mod metrics;
 mod postgres;
 mod providers;

@@ -74,6 +74,8 @@ pub const WEBHOOK_ATTEMPTS: &str = "webhook_attempts_total";
 pub const WEBHOOK_PENDING: &str = "webhook_deliveries_pending";
 /// Gauge: connected Server-Sent-Events clients.
 pub const SSE_CLIENTS: &str = "sse_clients";
+/// Gauge: open MCP sessions (`/mcp`).
+pub const MCP_SESSIONS: &str = "mcp_sessions";
 /// Counter: workflow events emitted.
 pub const EVENTS_EMITTED: &str = "workflow_events_total";
 
@@ -171,6 +173,7 @@ fn describe() {
     describe_gauge!(WEBHOOK_PENDING, "Webhook deliveries not yet final");
     describe_gauge!(SSE_CLIENTS, "Connected Server-Sent-Events clients");
     describe_counter!(EVENTS_EMITTED, "Workflow events emitted");
+    describe_gauge!(MCP_SESSIONS, "Open MCP sessions");
 }
 
 /// Sets the gauges and counters that mirror other components' state; called on

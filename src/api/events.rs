@@ -119,6 +119,17 @@ pub struct EventStream {
     rx: Option<mpsc::Receiver<Arc<Event>>>,
 }
 
+impl EventStream {
+    /// The next event: the backlog first, then live ones; `None` when there is no
+    /// live feed or the registry closed it. (MCP's `wait` reads events this way.)
+    pub async fn next(&mut self) -> Option<Arc<Event>> {
+        if !self.backlog.is_empty() {
+            return Some(self.backlog.remove(0));
+        }
+        self.rx.as_mut()?.recv().await
+    }
+}
+
 /// Live from the registry while the workflow runs here (or from its log in memory
 /// if it finished moments ago), else the stored log.
 pub async fn open(state: &AppState, id: &str, after: u64) -> Result<EventStream, ApiError> {

@@ -7,6 +7,7 @@ pub mod dashboard;
 pub mod events;
 pub mod health;
 pub mod limits;
+pub mod mcp;
 pub mod metrics;
 pub mod middleware;
 pub mod patterns;

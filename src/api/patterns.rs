@@ -1,12 +1,13 @@
 //! `GET /v1/patterns`: defaults and limits per pattern.
 
 use actix_web::{web, HttpResponse};
-use serde_json::json;
+use serde_json::{json, Value};
 
 use super::allow_only;
 use crate::auth::Caller;
 use crate::config::Scope;
 use crate::domain::{ResearchConfig, SearchConfig, AGENT_TYPES};
+use crate::error::ApiError;
 use crate::AppState;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -17,12 +18,15 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     );
 }
 
-async fn patterns(
-    state: web::Data<AppState>,
-    caller: Caller,
-) -> Result<HttpResponse, crate::error::ApiError> {
+async fn patterns(state: web::Data<AppState>, caller: Caller) -> Result<HttpResponse, ApiError> {
+    Ok(HttpResponse::Ok().json(describe(&state, &caller)?))
+}
+
+/// Defaults and limits per pattern (`read` scope). Shared by `GET /v1/patterns`
+/// and MCP.
+pub fn describe(state: &AppState, caller: &Caller) -> Result<Value, ApiError> {
     caller.require(Scope::Read)?;
-    Ok(HttpResponse::Ok().json(json!({
+    Ok(json!({
         "default_provider": state.config.execution.default_provider,
         "providers": state.config.providers.keys().collect::<Vec<_>>(),
         "patterns": [
@@ -41,5 +45,5 @@ async fn patterns(
                 "limits": {"max_concurrent_agents": [1, 20], "agent_types": AGENT_TYPES},
             }
         ]
-    })))
+    }))
 }

@@ -1,5 +1,7 @@
 //! `/v1/workflows`: create, list, read, result, cancel.
 
+use std::sync::Arc;
+
 use actix_web::{http::header, web, HttpRequest, HttpResponse};
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -11,7 +13,9 @@ use crate::actors::registry::{Cancel, CancelOutcome, Create, NewWorkflow};
 use crate::auth::Caller;
 use crate::config::Config;
 use crate::config::Scope;
-use crate::domain::{Pattern, PatternConfig, ResearchConfig, SearchConfig, Status, Workflow};
+use crate::domain::{
+    Pattern, PatternConfig, ResearchConfig, SearchConfig, Status, Workflow, WorkflowResult,
+};
 use crate::error::ApiError;
 use crate::store::ListQuery;
 use crate::AppState;
@@ -129,7 +133,7 @@ fn default_title(task: &str) -> String {
     t
 }
 
-fn links(id: &str) -> Value {
+pub fn links(id: &str) -> Value {
     json!({
         "self": format!("/v1/workflows/{id}"),
         "result": format!("/v1/workflows/{id}/result"),
@@ -153,7 +157,6 @@ async fn create(
     let body: CreateBody = read_json(payload, &state.config.server, declared).await?;
     let mut new = validate(body, &state.config)?;
     new.request_id = super::middleware::current_request_id();
-    new.owner = caller.owner();
     if let Some(w) = &new.webhook {
         state
             .guard
@@ -161,20 +164,49 @@ async fn create(
             .await
             .map_err(|e| ApiError::validation("webhook.url", e))?;
     }
+    let wf = admit(&state, &caller, new).await?;
+    Ok(HttpResponse::Created()
+        .insert_header((header::LOCATION, format!("/v1/workflows/{}", wf.id)))
+        .json(created_body(&wf)))
+}
+
+/// Admits a validated workflow owned by the caller (`write` scope) and, with sync
+/// durability, waits for the store. Shared by `POST /v1/workflows` and MCP.
+pub async fn admit(
+    state: &AppState,
+    caller: &Caller,
+    mut new: NewWorkflow,
+) -> Result<Arc<Workflow>, ApiError> {
+    caller.require(Scope::Write)?;
+    new.owner = caller.owner();
     let created = state.registry.send(Create(new)).await??;
     state.acknowledge(created.seq).await?;
     let wf = created.workflow;
     tracing::info!(workflow_id = %wf.id, pattern = wf.pattern.as_str(), "workflow created");
-    Ok(HttpResponse::Created()
-        .insert_header((header::LOCATION, format!("/v1/workflows/{}", wf.id)))
-        .json(json!({
-            "id": wf.id,
-            "status": wf.status,
-            "pattern": wf.pattern,
-            "title": wf.title,
-            "created_at": wf.created_at,
-            "links": links(&wf.id),
-        })))
+    Ok(wf)
+}
+
+/// The answer to a create: id, status and links.
+pub fn created_body(wf: &Workflow) -> Value {
+    json!({
+        "id": wf.id,
+        "status": wf.status,
+        "pattern": wf.pattern,
+        "title": wf.title,
+        "created_at": wf.created_at,
+        "links": links(&wf.id),
+    })
+}
+
+/// A workflow as this caller may read it (`read` scope). Shared by
+/// `GET /v1/workflows/{id}` and MCP.
+pub async fn read_workflow(
+    state: &AppState,
+    caller: &Caller,
+    id: &str,
+) -> Result<(Arc<Workflow>, &'static str), ApiError> {
+    caller.require(Scope::Read)?;
+    find_for(state, caller, id).await
 }
 
 async fn get(
@@ -182,8 +214,7 @@ async fn get(
     caller: Caller,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    caller.require(Scope::Read)?;
-    let (wf, from) = find_for(&state, &caller, &id).await?;
+    let (wf, from) = read_workflow(&state, &caller, &id).await?;
     Ok(HttpResponse::Ok()
         .insert_header(("X-Served-From", from))
         .json(wf))
@@ -194,14 +225,24 @@ async fn result(
     caller: Caller,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
+    Ok(HttpResponse::Ok().json(load_result(&state, &caller, &id).await?))
+}
+
+/// A finished workflow's result as this caller may see it (`read` scope);
+/// `not_finished` while it runs. Shared by `GET /v1/workflows/{id}/result` and MCP.
+pub async fn load_result(
+    state: &AppState,
+    caller: &Caller,
+    id: &str,
+) -> Result<WorkflowResult, ApiError> {
     caller.require(Scope::Read)?;
-    let (wf, _) = find_for(&state, &caller, &id).await?;
+    let (wf, _) = find_for(state, caller, id).await?;
     if !wf.status.is_terminal() {
         return Err(ApiError::NotFinished(wf.id.clone()));
     }
     state.read_barrier().await;
     match state.store.get_result(&wf.id).await? {
-        Some(r) => Ok(HttpResponse::Ok().json(r)),
+        Some(r) => Ok(r),
         None => Err(ApiError::Internal(format!(
             "the result of '{}' is missing from the store",
             wf.id
@@ -214,16 +255,26 @@ async fn cancel(
     caller: Caller,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
+    Ok(HttpResponse::Ok().json(cancel_workflow(&state, &caller, &id).await?))
+}
+
+/// Cancels a pending or running workflow this caller may act on (`write` scope);
+/// `already_finished` otherwise. Shared by `POST /v1/workflows/{id}/cancel` and MCP.
+pub async fn cancel_workflow(
+    state: &AppState,
+    caller: &Caller,
+    id: &str,
+) -> Result<Arc<Workflow>, ApiError> {
     caller.require(Scope::Write)?;
-    check_visible(&state, &caller, &id).await?;
+    check_visible(state, caller, id).await?;
     match state.registry.send(Cancel(id.to_string())).await? {
         CancelOutcome::Cancelled { workflow, seq } => {
             state.acknowledge(seq).await?;
-            Ok(HttpResponse::Ok().json(workflow))
+            Ok(workflow)
         }
         CancelOutcome::AlreadyFinished(wf) => Err(already_finished(&wf)),
         CancelOutcome::Unknown => {
-            let (wf, _) = find(&state, &id).await?;
+            let (wf, _) = find(state, id).await?;
             Err(already_finished(&wf))
         }
     }
@@ -298,13 +349,29 @@ async fn list(
             ));
         }
     }
+    let (items, next_cursor) = page(&state, &caller, status, pattern, p.cursor, limit).await?;
+    Ok(HttpResponse::Ok().json(json!({ "items": items, "next_cursor": next_cursor })))
+}
+
+/// One page of the stored workflows this caller may see (`read` scope), newest
+/// first, and the cursor of the next page. Shared by `GET /v1/workflows` and MCP
+/// `resources/list`.
+pub async fn page(
+    state: &AppState,
+    caller: &Caller,
+    status: Option<Status>,
+    pattern: Option<Pattern>,
+    cursor: Option<String>,
+    limit: usize,
+) -> Result<(Vec<Workflow>, Option<String>), ApiError> {
+    caller.require(Scope::Read)?;
     state.read_barrier().await;
     let mut items = state
         .store
         .list(ListQuery {
             status,
             pattern,
-            before_id: p.cursor,
+            before_id: cursor,
             limit: limit + 1,
             owner: caller.owner_filter(),
         })
@@ -315,7 +382,7 @@ async fn list(
     } else {
         None
     };
-    Ok(HttpResponse::Ok().json(json!({ "items": items, "next_cursor": next_cursor })))
+    Ok((items, next_cursor))
 }
 
 #[cfg(test)]

@@ -13,6 +13,8 @@ use figment::Figment;
 mod auth;
 mod sections;
 pub use auth::*;
+mod mcp;
+pub use mcp::McpConfig;
 pub use sections::*;
 
 /// Enables providers of kind `fault`, which exist only to test run supervision.
@@ -41,6 +43,7 @@ pub struct Config {
     pub postgres: PostgresConfig,
     pub auth: AuthConfig,
     pub metrics: MetricsConfig,
+    pub mcp: McpConfig,
     /// Named LLM providers; `execution.default_provider` names one of them.
     pub providers: BTreeMap<String, ProviderConfig>,
 }
@@ -68,6 +71,7 @@ impl Default for Config {
             postgres: PostgresConfig::default(),
             auth: AuthConfig::default(),
             metrics: MetricsConfig::default(),
+            mcp: McpConfig::default(),
             providers,
         }
     }
@@ -160,6 +164,12 @@ impl Config {
                 "webhooks.max_concurrent/webhooks.max_per_host",
                 "must be at least 1".into(),
             );
+        }
+        if self.mcp.max_sessions == 0 {
+            return bad("mcp.max_sessions", "must be at least 1".into());
+        }
+        if self.mcp.session_idle_timeout.is_zero() {
+            return bad("mcp.session_idle_timeout", "must be positive".into());
         }
         if self.webhooks.attempt_timeout.is_zero() {
             return bad("webhooks.attempt_timeout", "must be positive".into());

@@ -164,7 +164,9 @@ impl Default for WebhooksConfig {
 }
 
 /// Accepts `["a", "b"]` or `"a,b"` (environment variables carry lists that way).
-fn string_or_list<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+pub(super) fn string_or_list<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Vec<String>, D::Error> {
     #[derive(Deserialize)]
     #[serde(untagged)]
     enum Either {
