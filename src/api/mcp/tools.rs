@@ -217,7 +217,7 @@ async fn orchestrate(
         config,
         webhook: None,
     };
-    let new = workflows::validate(body).map_err(|e| match (pattern, e) {
+    let new = workflows::validate(body, &state.config).map_err(|e| match (pattern, e) {
         // The search tool calls its task `query`, as the old server did.
         (Pattern::Search, ApiError::Validation { field, message }) if field == "task" => {
             ApiError::validation("query", message.replace("task", "query"))
