@@ -14,7 +14,7 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use crate::domain::Pattern;
+use crate::domain::{Pattern, Status};
 
 #[derive(Debug, Clone, Default)]
 pub struct AnalyticsQuery {
@@ -45,16 +45,17 @@ pub struct StatusCounts {
 }
 
 impl StatusCounts {
+    /// `status` as the stores' queries return it; compared as a `Status`.
     fn add(&mut self, status: &str, n: u64) {
         self.total += n;
-        match status {
-            "pending" => self.pending += n,
-            "running" => self.running += n,
-            "interrupted" => self.interrupted += n,
-            "completed" => self.completed += n,
-            "failed" => self.failed += n,
-            "cancelled" => self.cancelled += n,
-            _ => {}
+        match Status::parse(status) {
+            Some(Status::Pending) => self.pending += n,
+            Some(Status::Running) => self.running += n,
+            Some(Status::Interrupted) => self.interrupted += n,
+            Some(Status::Completed) => self.completed += n,
+            Some(Status::Failed) => self.failed += n,
+            Some(Status::Cancelled) => self.cancelled += n,
+            None => {}
         }
         self.active = self.pending + self.running + self.interrupted;
     }
