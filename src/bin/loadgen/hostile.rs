@@ -363,7 +363,8 @@ async fn webhook_flood(c: &Ctx<'_>) -> Result<(), String> {
                 &json!({"task_id": id, "webhook_url": format!("{}?n={i}", c.webhook_url), "secret": "soak-secret-1"}),
             )
             .await?;
-        expect("webhook flood", got, &[200, 404, 429])?;
+        // 429: the workflow has its most subscriptions; 409: it finished already.
+        expect("webhook flood", got, &[200, 409, 429])?;
     }
     Ok(())
 }

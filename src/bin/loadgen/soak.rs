@@ -39,6 +39,9 @@ pub struct Soak {
     /// A webhook URL the server accepts (see webhooks.allow_hosts), for webhook floods.
     #[arg(long, default_value = "http://127.0.0.1:9/hook")]
     webhook_url: String,
+    /// Only these hostile kinds (comma-separated, e.g. `SseFlood,WebhookFlood`); all by default.
+    #[arg(long, value_delimiter = ',')]
+    only: Vec<String>,
     /// Largest growth of the server's peak resident memory from 20–50% of the run
     /// to its last fifth, in percent, still called flat.
     #[arg(long, default_value_t = 10.0)]
@@ -72,18 +75,26 @@ pub async fn soak(a: Soak) -> bool {
         "config": {"num_agents": a.agents, "max_concurrent_agents": a.agents}});
     let out = Arc::new(Outcomes::default());
     let next_kind = Arc::new(AtomicUsize::new(0));
+    let kinds: Arc<Vec<Kind>> = Arc::new(
+        KINDS
+            .iter()
+            .copied()
+            .filter(|k| a.only.is_empty() || a.only.contains(&format!("{k:?}")))
+            .collect(),
+    );
     let start = Instant::now();
     let end = start + a.duration;
     let rss = tokio::spawn(sample_rss(a.server_pid, end));
     let mut tasks = Vec::new();
     for worker in 0..a.concurrency {
-        let (c, url, body, out, next_kind, hook) = (
+        let (c, url, body, out, next_kind, hook, kinds) = (
             c.clone(),
             a.url.clone(),
             body.clone(),
             Arc::clone(&out),
             Arc::clone(&next_kind),
             a.webhook_url.clone(),
+            Arc::clone(&kinds),
         );
         let share = a.hostile_percent / 100.0;
         tasks.push(tokio::spawn(async move {
@@ -93,8 +104,8 @@ pub async fn soak(a: Soak) -> bool {
                 noise ^= noise << 13;
                 noise ^= noise >> 7;
                 noise ^= noise << 17;
-                if (noise % 10_000) as f64 / 10_000.0 < share {
-                    let kind = KINDS[next_kind.fetch_add(1, Ordering::Relaxed) % KINDS.len()];
+                if !kinds.is_empty() && ((noise % 10_000) as f64 / 10_000.0) < share {
+                    let kind = kinds[next_kind.fetch_add(1, Ordering::Relaxed) % kinds.len()];
                     let ctx = Ctx {
                         url: &url,
                         client: &c,
