@@ -38,6 +38,20 @@ pub enum ApiError {
         limit: usize,
         retry_after_secs: u64,
     },
+    #[error("{open} event streams are open {scope}, the limit ({key}) is {limit}; close one or retry later")]
+    TooManyStreams {
+        open: usize,
+        limit: usize,
+        key: &'static str,
+        scope: String,
+    },
+    #[error("{count} webhook subscriptions exist {scope}, the limit ({key}) is {limit}; delete one first")]
+    TooManyWebhooks {
+        count: usize,
+        limit: usize,
+        key: &'static str,
+        scope: String,
+    },
     #[error("{0}")]
     ProviderUnavailable(String),
     #[error("{0}")]
@@ -110,6 +124,8 @@ impl ApiError {
             ApiError::NotFinished(_) => "not_finished",
             ApiError::AlreadyFinished { .. } => "already_finished",
             ApiError::ActiveLimitReached { .. } => "active_limit_reached",
+            ApiError::TooManyStreams { .. } => "too_many_streams",
+            ApiError::TooManyWebhooks { .. } => "too_many_webhooks",
             ApiError::ProviderUnavailable(_) => "provider_unavailable",
             ApiError::Unauthorized(_) => "unauthorized",
             ApiError::Forbidden { .. } => "forbidden",
@@ -159,6 +175,8 @@ impl ResponseError for ApiError {
             ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::NotFinished(_) | ApiError::AlreadyFinished { .. } => StatusCode::CONFLICT,
             ApiError::ActiveLimitReached { .. }
+            | ApiError::TooManyStreams { .. }
+            | ApiError::TooManyWebhooks { .. }
             | ApiError::QuotaExceeded { .. }
             | ApiError::RateLimited { .. }
             | ApiError::SpendLimitReached { .. } => StatusCode::TOO_MANY_REQUESTS,
@@ -193,7 +211,8 @@ impl ResponseError for ApiError {
             }
             ApiError::ShuttingDown
             | ApiError::StoreUnavailable(_)
-            | ApiError::TooManySessions(_) => {
+            | ApiError::TooManySessions(_)
+            | ApiError::TooManyStreams { .. } => {
                 resp.insert_header((header::RETRY_AFTER, "5"));
             }
             ApiError::Unauthorized(_) => {

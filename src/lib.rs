@@ -29,6 +29,7 @@ use actors::registry::{
 use config::{Config, Durability};
 use error::ApiError;
 use events::address_policy::Guard;
+use events::streams::StreamLimits;
 use events::webhooks::{Deliver, SetRecorder, WebhookDispatcher, WebhookStats};
 use exec::Executor;
 use store::postgres::PgStore;
@@ -50,6 +51,8 @@ pub struct AppState {
     pub webhook_stats: Arc<WebhookStats>,
     /// MCP sessions, shared by every HTTP worker's `/mcp`.
     pub mcp_sessions: Arc<api::mcp::Sessions>,
+    /// Caps on open SSE streams.
+    pub streams: Arc<StreamLimits>,
     pub started: Instant,
     /// The configured API keys (none = auth off).
     pub keys: Arc<auth::Keyring>,
@@ -301,6 +304,10 @@ pub async fn start(config: Config) -> Result<Runtime, StartError> {
     let state = web::Data::new(AppState {
         guard: Guard::new(&config.webhooks),
         mcp_sessions: Arc::new(api::mcp::Sessions::new(&config.mcp)),
+        streams: Arc::new(StreamLimits::new(
+            config.limits.max_sse_streams,
+            config.limits.max_sse_streams_per_workflow,
+        )),
         config,
         registry,
         store,

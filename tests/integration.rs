@@ -9,6 +9,7 @@ mod auth;
 mod auth_matrix;
 mod auth_quota;
 mod cancel;
+mod caps;
 mod compat;
 mod dashboard;
 mod deploy;

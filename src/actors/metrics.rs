@@ -26,6 +26,7 @@ use super::persist::PersistHealth;
 use super::registry::RegistryStats;
 use super::Publish;
 use crate::domain::ChangeKind;
+use crate::events::streams::StreamLimits;
 use crate::events::webhooks::WebhookStats;
 
 // ---- the names (the seed's first, exactly as users know them) ----
@@ -72,10 +73,19 @@ pub const WEBHOOK_DELIVERIES: &str = "webhook_deliveries_total";
 pub const WEBHOOK_ATTEMPTS: &str = "webhook_attempts_total";
 /// Gauge: webhook deliveries not yet final.
 pub const WEBHOOK_PENDING: &str = "webhook_deliveries_pending";
+/// Gauge: webhook deliveries waiting to be sent (bounded by `webhooks.max_pending`).
+pub const WEBHOOK_WAITING: &str = "webhook_deliveries_waiting";
+/// Counter: webhook deliveries recorded as failed unsent because
+/// `webhooks.max_pending` was reached.
+pub const WEBHOOK_OVERFLOWED: &str = "webhook_deliveries_overflowed_total";
 /// Gauge: connected Server-Sent-Events clients.
 pub const SSE_CLIENTS: &str = "sse_clients";
 /// Gauge: open MCP sessions (`/mcp`).
 pub const MCP_SESSIONS: &str = "mcp_sessions";
+/// Gauge: open SSE streams, live or replaying (bounded by `limits.max_sse_streams`).
+pub const SSE_STREAMS: &str = "sse_streams_open";
+/// Counter: SSE streams refused with 429 `too_many_streams`.
+pub const SSE_STREAMS_REFUSED: &str = "sse_streams_refused_total";
 /// Counter: workflow events emitted.
 pub const EVENTS_EMITTED: &str = "workflow_events_total";
 
@@ -171,7 +181,23 @@ fn describe() {
     describe_counter!(WEBHOOK_DELIVERIES, "Webhook deliveries by final outcome");
     describe_counter!(WEBHOOK_ATTEMPTS, "Webhook delivery attempts");
     describe_gauge!(WEBHOOK_PENDING, "Webhook deliveries not yet final");
+    describe_gauge!(
+        WEBHOOK_WAITING,
+        "Webhook deliveries waiting to be sent (webhooks.max_pending)"
+    );
+    describe_counter!(
+        WEBHOOK_OVERFLOWED,
+        "Webhook deliveries recorded as failed unsent because webhooks.max_pending was reached"
+    );
     describe_gauge!(SSE_CLIENTS, "Connected Server-Sent-Events clients");
+    describe_gauge!(
+        SSE_STREAMS,
+        "Open Server-Sent-Events streams (limits.max_sse_streams)"
+    );
+    describe_counter!(
+        SSE_STREAMS_REFUSED,
+        "Server-Sent-Events streams refused with too_many_streams"
+    );
     describe_counter!(EVENTS_EMITTED, "Workflow events emitted");
     describe_gauge!(MCP_SESSIONS, "Open MCP sessions");
 }
@@ -182,6 +208,7 @@ pub fn refresh(
     stats: Option<&RegistryStats>,
     persisters: &[(&'static str, &PersistHealth)],
     webhooks: &WebhookStats,
+    streams: &StreamLimits,
 ) {
     if let Some(s) = stats {
         gauge!(ACTIVE_WORKFLOWS).set(s.active as f64);
@@ -201,6 +228,10 @@ pub fn refresh(
     counter!(WEBHOOK_DELIVERIES, "outcome" => "failed").absolute(load(&webhooks.failed));
     counter!(WEBHOOK_ATTEMPTS).absolute(load(&webhooks.attempts));
     gauge!(WEBHOOK_PENDING).set(load(&webhooks.pending) as f64);
+    gauge!(WEBHOOK_WAITING).set(load(&webhooks.waiting) as f64);
+    counter!(WEBHOOK_OVERFLOWED).absolute(load(&webhooks.overflowed));
+    gauge!(SSE_STREAMS).set(streams.open() as f64);
+    counter!(SSE_STREAMS_REFUSED).absolute(streams.refused());
 }
 
 /// How often histogram samples are folded into buckets between scrapes, so

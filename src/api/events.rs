@@ -2,15 +2,16 @@
 //! `id:` = its per-workflow seq and `event:` = its type; `Last-Event-ID` (header or
 //! `?last_event_id=`) replays exactly the events after it, from memory for a running
 //! workflow and from the stored log otherwise. The stream closes after the terminal
-//! event.
+//! event. Framing and keep-alives are actix-web-lab's `sse`; open streams are
+//! capped (`events::streams`).
 
 use std::collections::VecDeque;
 use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
 
-use actix_web::web::Bytes;
-use actix_web::{http::header, web, HttpRequest, HttpResponse};
+use actix_web::{web, HttpRequest, HttpResponse, Responder};
+use actix_web_lab::sse;
 use futures::stream;
 use tokio::sync::mpsc;
 
@@ -21,6 +22,7 @@ use crate::auth::Caller;
 use crate::config::Scope;
 use crate::domain::Event;
 use crate::error::ApiError;
+use crate::events::streams::StreamPermit;
 use crate::AppState;
 
 const KEEP_ALIVE: Duration = Duration::from_secs(15);
@@ -33,13 +35,11 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     );
 }
 
-pub fn frame(e: &Event) -> Bytes {
+pub fn frame(e: &Event) -> sse::Data {
     let data = serde_json::to_string(e).unwrap_or_else(|_| "{}".into());
-    Bytes::from(format!(
-        "id: {}\nevent: {}\ndata: {data}\n\n",
-        e.seq,
-        e.kind.as_str()
-    ))
+    sse::Data::new(data)
+        .id(e.seq.to_string())
+        .event(e.kind.as_str())
 }
 
 /// The seq to resume after: `Last-Event-ID` header, else `?last_event_id=`, else 0.
@@ -66,57 +66,52 @@ pub fn last_event_id(req: &HttpRequest) -> Result<u64, ApiError> {
 }
 
 /// How one event is written on the wire.
-pub type Framer = fn(&Event) -> Bytes;
+pub type Framer = fn(&Event) -> sse::Data;
 
 struct SseState {
     backlog: VecDeque<Arc<Event>>,
     rx: Option<mpsc::Receiver<Arc<Event>>>,
-    ping: tokio::time::Interval,
     done: bool,
     frame: Framer,
+    /// Holds the stream's place under the caps until the body is dropped.
+    _permit: StreamPermit,
 }
 
 /// Backlog first, then live events; ends after a terminal event or when the
 /// registry closes the channel (the client may reconnect with Last-Event-ID).
-pub fn sse_response(stream: EventStream, frame: Framer) -> HttpResponse {
+pub fn sse_response(req: &HttpRequest, stream: EventStream, frame: Framer) -> HttpResponse {
     let state = SseState {
         backlog: stream.backlog.into(),
         rx: stream.rx,
-        ping: tokio::time::interval(KEEP_ALIVE),
         done: false,
         frame,
+        _permit: stream.permit,
     };
-    let body = stream::unfold(state, |mut st| async move {
+    let events = stream::unfold(state, |mut st| async move {
         if st.done {
             return None;
         }
-        if let Some(ev) = st.backlog.pop_front() {
-            st.done = ev.kind.is_terminal();
-            let bytes = (st.frame)(&ev);
-            return Some((Ok::<_, Infallible>(bytes), st));
-        }
-        let rx = st.rx.as_mut()?;
-        tokio::select! {
-            ev = rx.recv() => {
-                let ev = ev?;
-                st.done = ev.kind.is_terminal();
-                let bytes = (st.frame)(&ev);
-                Some((Ok(bytes), st))
-            }
-            _ = st.ping.tick() => Some((Ok(Bytes::from_static(b": keep-alive\n\n")), st)),
-        }
+        let ev = match st.backlog.pop_front() {
+            Some(ev) => ev,
+            None => st.rx.as_mut()?.recv().await?,
+        };
+        st.done = ev.kind.is_terminal();
+        let data = (st.frame)(&ev);
+        Some((Ok::<_, Infallible>(sse::Event::Data(data)), st))
     });
-    HttpResponse::Ok()
-        .insert_header((header::CONTENT_TYPE, "text/event-stream"))
-        .insert_header((header::CACHE_CONTROL, "no-cache"))
+    sse::Sse::from_stream(events)
+        .with_keep_alive(KEEP_ALIVE)
+        .customize()
         .insert_header(("X-Accel-Buffering", "no"))
-        .streaming(body)
+        .respond_to(req)
+        .map_into_boxed_body()
 }
 
 /// A workflow's events after some seq: a backlog, then live ones while it runs.
 pub struct EventStream {
     backlog: Vec<Arc<Event>>,
     rx: Option<mpsc::Receiver<Arc<Event>>>,
+    permit: StreamPermit,
 }
 
 impl EventStream {
@@ -131,8 +126,10 @@ impl EventStream {
 }
 
 /// Live from the registry while the workflow runs here (or from its log in memory
-/// if it finished moments ago), else the stored log.
+/// if it finished moments ago), else the stored log. Refused with 429 when the
+/// stream caps are reached.
 pub async fn open(state: &AppState, id: &str, after: u64) -> Result<EventStream, ApiError> {
+    let permit = state.streams.acquire(id)?;
     let sub = SubscribeEvents {
         id: id.to_string(),
         after,
@@ -141,8 +138,13 @@ pub async fn open(state: &AppState, id: &str, after: u64) -> Result<EventStream,
         EventFeed::Live { backlog, rx } => Ok(EventStream {
             backlog,
             rx: Some(rx),
+            permit,
         }),
-        EventFeed::Finished { backlog } => Ok(EventStream { backlog, rx: None }),
+        EventFeed::Finished { backlog } => Ok(EventStream {
+            backlog,
+            rx: None,
+            permit,
+        }),
         EventFeed::NotActive => {
             let (wf, _) = find(state, id).await?;
             state.read_barrier().await;
@@ -150,6 +152,7 @@ pub async fn open(state: &AppState, id: &str, after: u64) -> Result<EventStream,
             Ok(EventStream {
                 backlog: stored.into_iter().map(Arc::new).collect(),
                 rx: None,
+                permit,
             })
         }
     }
@@ -165,5 +168,5 @@ async fn events(
     check_visible(&state, &caller, &id).await?;
     let after = last_event_id(&req)?;
     let stream = open(&state, &id, after).await?;
-    Ok(sse_response(stream, frame))
+    Ok(sse_response(&req, stream, frame))
 }

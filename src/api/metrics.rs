@@ -24,7 +24,12 @@ async fn render(state: web::Data<AppState>) -> HttpResponse {
     if let Some(m) = &state.mirror {
         persisters.push(("redis", m.as_ref()));
     }
-    metrics::refresh(stats.as_ref(), &persisters, &state.webhook_stats);
+    metrics::refresh(
+        stats.as_ref(),
+        &persisters,
+        &state.webhook_stats,
+        &state.streams,
+    );
     state.ledger.refresh_metrics();
     HttpResponse::Ok()
         .insert_header((

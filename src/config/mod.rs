@@ -174,6 +174,29 @@ impl Config {
         if self.webhooks.attempt_timeout.is_zero() {
             return bad("webhooks.attempt_timeout", "must be positive".into());
         }
+        if self.webhooks.dns_timeout.is_zero() {
+            return bad("webhooks.dns_timeout", "must be positive".into());
+        }
+        for (key, n) in [
+            ("limits.max_sse_streams", self.limits.max_sse_streams),
+            (
+                "limits.max_sse_streams_per_workflow",
+                self.limits.max_sse_streams_per_workflow,
+            ),
+            ("webhooks.max_pending", self.webhooks.max_pending),
+            (
+                "webhooks.max_subscriptions",
+                self.webhooks.max_subscriptions,
+            ),
+            (
+                "webhooks.max_subscriptions_per_workflow",
+                self.webhooks.max_subscriptions_per_workflow,
+            ),
+        ] {
+            if n == 0 {
+                return bad(key, "must be at least 1".into());
+            }
+        }
         if !(self.execution.default_budget_usd >= 0.0
             && self.execution.default_budget_usd.is_finite())
         {

@@ -78,6 +78,10 @@ pub struct LimitsConfig {
     /// calls are aborted.
     #[serde(with = "humantime_serde")]
     pub max_workflow_duration: Duration,
+    /// Open Server-Sent-Events streams at most (v1 and `/stream`); more get 429.
+    pub max_sse_streams: usize,
+    /// Open Server-Sent-Events streams of one workflow at most; more get 429.
+    pub max_sse_streams_per_workflow: usize,
 }
 
 impl LimitsConfig {
@@ -147,6 +151,16 @@ pub struct WebhooksConfig {
     pub max_concurrent: usize,
     /// Deliveries in flight at once to one host.
     pub max_per_host: usize,
+    /// Deliveries waiting to be sent (due or retrying) at most; past it the oldest
+    /// is recorded as failed.
+    pub max_pending: usize,
+    /// Subscriptions at most, global and per workflow together; more get 429.
+    pub max_subscriptions: usize,
+    /// Subscriptions of one workflow at most; more get 429.
+    pub max_subscriptions_per_workflow: usize,
+    /// A webhook host name must resolve within this.
+    #[serde(with = "humantime_serde")]
+    pub dns_timeout: Duration,
 }
 
 impl Default for WebhooksConfig {
@@ -159,6 +173,10 @@ impl Default for WebhooksConfig {
             attempt_timeout: Duration::from_secs(10),
             max_concurrent: 32,
             max_per_host: 4,
+            max_pending: 10_000,
+            max_subscriptions: 1_000,
+            max_subscriptions_per_workflow: 10,
+            dns_timeout: Duration::from_secs(5),
         }
     }
 }
@@ -259,25 +277,130 @@ impl Default for PostgresConfig {
     }
 }
 
-/// A URL with its password replaced by `***`, for logs, errors and `check-config`.
-pub fn redact_url(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return url.to_string();
-    };
-    let (authority, tail) = match rest.find('/') {
-        Some(i) => rest.split_at(i),
-        None => (rest, ""),
-    };
-    match authority.rsplit_once('@') {
-        Some((userinfo, host)) => {
-            let user = userinfo.split_once(':').map(|(u, _)| format!("{u}:***"));
-            format!(
-                "{scheme}://{}@{host}{tail}",
-                user.unwrap_or_else(|| userinfo.to_string())
-            )
+/// Query and key=value parameters that carry a password.
+const SECRET_PARAMS: &[&str] = &["password", "pass", "passwd"];
+
+fn is_secret_param(key: &str) -> bool {
+    SECRET_PARAMS.iter().any(|p| key.eq_ignore_ascii_case(p))
+}
+
+/// A connection string with every password replaced by `***`, for logs, errors
+/// and `check-config`: the userinfo password and `password=`/`pass=` query
+/// parameters of a URL (parsed with the `url` crate), and the `password` of a
+/// PostgreSQL key=value string (`host=… password=…`).
+pub fn redact_url(raw: &str) -> String {
+    match url::Url::parse(raw) {
+        Ok(mut u) => {
+            let mut changed = false;
+            if u.password().is_some() {
+                changed |= u.set_password(Some("***")).is_ok();
+            }
+            if let Some(q) = u.query() {
+                let redacted = redact_query(q);
+                if redacted != q {
+                    u.set_query(Some(&redacted));
+                    changed = true;
+                }
+            }
+            if changed {
+                u.to_string()
+            } else {
+                raw.to_string()
+            }
         }
-        None => url.to_string(),
+        Err(_) if raw.contains("://") => redact_unparsed_url(raw),
+        Err(_) => redact_key_values(raw),
     }
+}
+
+/// `a=1&password=x` → `a=1&password=***`; other parameters byte for byte.
+fn redact_query(q: &str) -> String {
+    q.split('&')
+        .map(|pair| match pair.split_once('=') {
+            Some((k, _)) if is_secret_param(k) => format!("{k}=***"),
+            _ => pair.to_string(),
+        })
+        .collect::<Vec<_>>()
+        .join("&")
+}
+
+/// A URL the `url` crate refuses: the userinfo password and the query by hand.
+fn redact_unparsed_url(raw: &str) -> String {
+    let Some((scheme, rest)) = raw.split_once("://") else {
+        return raw.to_string();
+    };
+    let (rest, query) = match rest.split_once('?') {
+        Some((r, q)) => (r, Some(redact_query(q))),
+        None => (rest, None),
+    };
+    let (authority, tail) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+    let authority = match authority.rsplit_once('@') {
+        Some((userinfo, host)) => match userinfo.split_once(':') {
+            Some((user, _)) => format!("{user}:***@{host}"),
+            None => authority.to_string(),
+        },
+        None => authority.to_string(),
+    };
+    match query {
+        Some(q) => format!("{scheme}://{authority}{tail}?{q}"),
+        None => format!("{scheme}://{authority}{tail}"),
+    }
+}
+
+/// libpq's key=value form: `key = value` pairs separated by whitespace, a value
+/// either bare or single-quoted with `\'` and `\\` escapes.
+fn redact_key_values(raw: &str) -> String {
+    let mut out = String::with_capacity(raw.len());
+    let mut chars = raw.chars().peekable();
+    while let Some(&c) = chars.peek() {
+        if c.is_whitespace() {
+            out.push(c);
+            chars.next();
+            continue;
+        }
+        let mut key = String::new();
+        while let Some(&c) = chars.peek() {
+            if c == '=' || c.is_whitespace() {
+                break;
+            }
+            key.push(c);
+            chars.next();
+        }
+        out.push_str(&key);
+        while let Some(&c) = chars.peek().filter(|c| c.is_whitespace()) {
+            out.push(c);
+            chars.next();
+        }
+        if chars.peek() != Some(&'=') {
+            continue;
+        }
+        out.push('=');
+        chars.next();
+        while let Some(&c) = chars.peek().filter(|c| c.is_whitespace()) {
+            out.push(c);
+            chars.next();
+        }
+        let mut value = String::new();
+        if chars.peek() == Some(&'\'') {
+            value.push('\'');
+            chars.next();
+            while let Some(c) = chars.next() {
+                value.push(c);
+                match c {
+                    '\\' => value.extend(chars.next()),
+                    '\'' => break,
+                    _ => {}
+                }
+            }
+        } else {
+            while let Some(&c) = chars.peek().filter(|c| !c.is_whitespace()) {
+                value.push(c);
+                chars.next();
+            }
+        }
+        out.push_str(if is_secret_param(&key) { "***" } else { &value });
+    }
+    out
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -479,6 +602,8 @@ impl Default for LimitsConfig {
             max_budget_usd: 1_000.0,
             max_tokens_total: 100_000_000,
             max_workflow_duration: Duration::from_secs(3600),
+            max_sse_streams: 10_000,
+            max_sse_streams_per_workflow: 100,
         }
     }
 }

@@ -72,9 +72,53 @@ fn redacts_url_passwords() {
         "redis://127.0.0.1:6379"
     );
     assert_eq!(redact_url("rediss://:pw@h"), "rediss://:***@h");
+    // An unparseable URL still loses its password.
+    assert_eq!(
+        redact_url("redis://u:s3cret@[bad/0?x=1&pass=p"),
+        "redis://u:***@[bad/0?x=1&pass=***"
+    );
     let mut c = Config::default();
     c.redis.url = Some("redis://:hunter2@h:1".into());
     assert!(!c.to_redacted_toml().contains("hunter2"));
+}
+
+#[test]
+fn redacts_passwords_in_query_strings() {
+    assert_eq!(
+        redact_url("postgres://u@127.0.0.1:5432/db?sslmode=disable&password=s3cret"),
+        "postgres://u@127.0.0.1:5432/db?sslmode=disable&password=***"
+    );
+    assert_eq!(
+        redact_url("redis://127.0.0.1:6379/0?pass=s3cret&protocol=resp3"),
+        "redis://127.0.0.1:6379/0?pass=***&protocol=resp3"
+    );
+    assert_eq!(
+        redact_url("postgresql:///db?host=/run/pg&PASSWORD=s3cret"),
+        "postgresql:///db?host=/run/pg&PASSWORD=***"
+    );
+    // A parameter that only contains the word is left alone.
+    assert_eq!(
+        redact_url("postgres://h/db?passfile=/x"),
+        "postgres://h/db?passfile=/x"
+    );
+}
+
+#[test]
+fn redacts_passwords_in_postgres_key_value_strings() {
+    assert_eq!(
+        redact_url("host=127.0.0.1 user=postgres password=s3cret dbname=test"),
+        "host=127.0.0.1 user=postgres password=*** dbname=test"
+    );
+    assert_eq!(
+        redact_url("host=h password = 's3 cret' dbname=d"),
+        "host=h password = *** dbname=d"
+    );
+    assert_eq!(
+        redact_url(r"host=h password='s3 \'cret' dbname=d"),
+        "host=h password=*** dbname=d"
+    );
+    assert_eq!(redact_url("password=s3cret"), "password=***");
+    assert_eq!(redact_url("host=h dbname=d"), "host=h dbname=d");
 }
 
 #[test]

@@ -1,87 +1,158 @@
-//! The SSRF guard for webhook URLs: only `https` (unless `webhooks.allow_http`), and
-//! no destination that resolves to loopback, private, link-local, unique-local,
-//! shared (CGNAT), unspecified, multicast or cloud-metadata addresses — unless the
-//! host is listed in `webhooks.allow_hosts`. Checked at registration and again at
-//! every delivery, and the delivery connects to the address that was checked, so a
-//! name that re-resolves to a private address is refused.
+//! The SSRF guard for webhook URLs: only `https` (unless `webhooks.allow_http`), no
+//! credentials in the URL, and no destination that is not globally routable —
+//! unless the host is listed in `webhooks.allow_hosts`. Checked at registration,
+//! and again for every connection the dispatcher opens: its HTTP client resolves
+//! names through `Guard::resolve`, so a name that re-resolves to a private address
+//! is refused at connect time. Lookups time out after `webhooks.dns_timeout`, and a
+//! refusal names the kind of address, never the address a name resolved to.
+//!
+//! "Globally routable" is the `ip_network` crate's `is_global` (the IANA special-
+//! purpose registries, as std's unstable `is_global`). On top of it we refuse what
+//! IANA calls global but that can still reach an internal host: every prefix that
+//! embeds an IPv4 address (NAT64 `64:ff9b::/96` and `64:ff9b:1::/48`, 6to4
+//! `2002::/16`, Teredo `2001::/32`, IPv4-compatible `::a.b.c.d`; IPv4-mapped
+//! addresses are judged by their IPv4 address), all of `192.0.0.0/24`, and multicast.
 
+use std::future::Future;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
 
+use ip_network::{Ipv4Network, Ipv6Network};
 use reqwest::Url;
 
 use crate::config::WebhooksConfig;
 
-#[derive(Debug, Clone)]
+/// Resolves a host name to its addresses (tokio's resolver; tests inject others).
+pub type Lookup = Arc<
+    dyn Fn(String) -> Pin<Box<dyn Future<Output = std::io::Result<Vec<IpAddr>>> + Send>>
+        + Send
+        + Sync,
+>;
+
+#[derive(Clone)]
 pub struct Guard {
     allow_http: bool,
-    allow_hosts: Vec<String>,
+    allow_hosts: Arc<[String]>,
+    dns_timeout: Duration,
+    lookup: Lookup,
 }
 
-/// A URL that passed the guard, with the address to connect to.
-#[derive(Debug, Clone)]
-pub struct Checked {
-    pub url: Url,
-    pub host: String,
-    pub addr: SocketAddr,
+impl std::fmt::Debug for Guard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Guard")
+            .field("allow_http", &self.allow_http)
+            .field("allow_hosts", &self.allow_hosts)
+            .field("dns_timeout", &self.dns_timeout)
+            .finish()
+    }
 }
+
+/// A refusal by the guard, recognisable inside an HTTP client's error chain.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{0}")]
+pub struct Refused(pub String);
 
 fn forbidden_v4(ip: Ipv4Addr) -> Option<&'static str> {
-    let o = ip.octets();
-    if ip.is_loopback() {
+    let net = Ipv4Network::from(ip);
+    if net.is_loopback() {
         Some("loopback")
-    } else if ip.is_private() {
+    } else if net.is_private() {
         Some("private")
-    } else if o[0] == 169 && o[1] == 254 {
+    } else if net.is_link_local() {
         // Includes 169.254.169.254, the cloud metadata service.
         Some("link-local / cloud metadata")
-    } else if o[0] == 100 && (64..128).contains(&o[1]) {
+    } else if net.is_shared_address_space() {
         Some("shared (CGNAT)")
-    } else if ip.is_unspecified() || ip.is_broadcast() || ip.is_multicast() || o[0] == 0 {
-        Some("unspecified / broadcast / multicast")
+    } else if net.is_multicast() {
+        Some("multicast")
+    } else if net.is_broadcast() {
+        Some("broadcast")
+    } else if net.is_ietf_protocol_assignments() {
+        // is_global allows 192.0.0.9 and .10; nothing of ours lives there.
+        Some("IETF protocol assignment")
+    } else if !net.is_global() {
+        Some("reserved or special-purpose")
     } else {
         None
     }
 }
 
-fn forbidden(ip: IpAddr) -> Option<&'static str> {
+fn forbidden_v6(ip: Ipv6Addr) -> Option<&'static str> {
+    if let Some(v4) = ip.to_ipv4_mapped() {
+        return forbidden_v4(v4);
+    }
+    let s = ip.segments();
+    let net = Ipv6Network::from(ip);
+    if net.is_loopback() {
+        Some("loopback")
+    } else if net.is_unspecified() {
+        Some("unspecified")
+    } else if s[..6] == [0; 6] {
+        Some("IPv4-compatible")
+    } else if s[..6] == [0x64, 0xff9b, 0, 0, 0, 0] || s[..3] == [0x64, 0xff9b, 1] {
+        Some("NAT64")
+    } else if s[0] == 0x2002 {
+        Some("6to4")
+    } else if s[..2] == [0x2001, 0] {
+        Some("Teredo")
+    } else if net.is_multicast() {
+        Some("multicast")
+    } else if net.is_unique_local() {
+        // fc00::/7, includes fd00:ec2::254 (AWS metadata over IPv6).
+        Some("unique-local")
+    } else if net.is_unicast_link_local() {
+        Some("link-local")
+    } else if net.is_unicast_site_local() {
+        Some("site-local")
+    } else if !net.is_global() {
+        Some("reserved or special-purpose")
+    } else {
+        None
+    }
+}
+
+/// Why an address may not be a webhook destination, or None when it may.
+pub fn forbidden(ip: IpAddr) -> Option<&'static str> {
     match ip {
         IpAddr::V4(v4) => forbidden_v4(v4),
-        IpAddr::V6(v6) => {
-            if let Some(v4) = v6.to_ipv4_mapped() {
-                return forbidden_v4(v4);
-            }
-            let seg = v6.segments();
-            if v6.is_loopback() {
-                Some("loopback")
-            } else if v6.is_unspecified() || v6.is_multicast() {
-                Some("unspecified / multicast")
-            } else if seg[0] & 0xfe00 == 0xfc00 {
-                // fc00::/7, includes fd00:ec2::254 (AWS metadata over IPv6).
-                Some("unique-local")
-            } else if seg[0] & 0xffc0 == 0xfe80 {
-                Some("link-local")
-            } else if v6 == Ipv6Addr::new(0, 0, 0, 0, 0, 0xffff, 0, 0) {
-                Some("unspecified")
-            } else {
-                None
-            }
-        }
+        IpAddr::V6(v6) => forbidden_v6(v6),
     }
+}
+
+fn system_lookup() -> Lookup {
+    Arc::new(|host: String| {
+        Box::pin(async move {
+            let addrs = tokio::net::lookup_host((host.as_str(), 0)).await?;
+            Ok(addrs.map(|a| a.ip()).collect())
+        })
+    })
+}
+
+fn bare(host: &str) -> String {
+    host.trim_start_matches('[')
+        .trim_end_matches(']')
+        .to_ascii_lowercase()
 }
 
 impl Guard {
     pub fn new(cfg: &WebhooksConfig) -> Guard {
         Guard {
             allow_http: cfg.allow_http,
-            allow_hosts: cfg
-                .allow_hosts
-                .iter()
-                .map(|h| h.to_ascii_lowercase())
-                .collect(),
+            allow_hosts: cfg.allow_hosts.iter().map(|h| bare(h)).collect(),
+            dns_timeout: cfg.dns_timeout,
+            lookup: system_lookup(),
         }
     }
 
-    /// Syntax and scheme only (no DNS).
+    /// The same guard with another resolver (tests).
+    pub fn with_lookup(mut self, lookup: Lookup) -> Guard {
+        self.lookup = lookup;
+        self
+    }
+
+    /// Syntax, scheme, credentials, and an IP-literal host (no DNS).
     pub fn parse(&self, raw: &str) -> Result<Url, String> {
         let url = Url::parse(raw.trim()).map_err(|e| format!("'{raw}' is not a valid URL: {e}"))?;
         match url.scheme() {
@@ -95,55 +166,72 @@ impl Guard {
                 "webhook URLs must not carry credentials; sign with the secret instead".into(),
             );
         }
-        if url.host_str().is_none() {
-            return Err("webhook URL has no host".into());
+        let host = url.host_str().ok_or("webhook URL has no host")?;
+        if let Ok(ip) = bare(host).parse::<IpAddr>() {
+            if let Some(kind) = forbidden(ip).filter(|_| !self.allowed_host(host)) {
+                return Err(format!(
+                    "refused: {ip} is a {kind} address; add it to webhooks.allow_hosts to allow"
+                ));
+            }
         }
         Ok(url)
     }
 
     fn allowed_host(&self, host: &str) -> bool {
-        let h = host
-            .trim_start_matches('[')
-            .trim_end_matches(']')
-            .to_ascii_lowercase();
-        self.allow_hosts
-            .iter()
-            .any(|a| a.trim_start_matches('[').trim_end_matches(']') == h)
+        let h = bare(host);
+        self.allow_hosts.contains(&h)
     }
 
-    /// Parses, resolves and checks every address the host resolves to.
-    pub async fn check(&self, raw: &str) -> Result<Checked, String> {
-        let url = self.parse(raw)?;
-        let host = url.host_str().unwrap_or_default().to_string();
-        let port = url.port_or_known_default().unwrap_or(443);
-        let bare = host
-            .trim_start_matches('[')
-            .trim_end_matches(']')
-            .to_string();
-        let addrs: Vec<SocketAddr> = match bare.parse::<IpAddr>() {
-            Ok(ip) => vec![SocketAddr::new(ip, port)],
-            Err(_) => tokio::net::lookup_host((bare.as_str(), port))
-                .await
-                .map_err(|e| format!("cannot resolve '{host}': {e}"))?
-                .collect(),
+    /// Resolves a host name (bounded by `webhooks.dns_timeout`) and checks every
+    /// address it resolves to. The error names the kind of a refused address, not
+    /// the address: a caller must not learn what an internal name resolves to.
+    pub async fn resolve(&self, host: &str) -> Result<Vec<IpAddr>, Refused> {
+        let name = bare(host);
+        let addrs = match tokio::time::timeout(self.dns_timeout, (self.lookup)(name.clone())).await
+        {
+            Err(_) => {
+                return Err(Refused(format!(
+                    "cannot resolve '{name}': no answer within {:?} (webhooks.dns_timeout)",
+                    self.dns_timeout
+                )))
+            }
+            Ok(Err(e)) => return Err(Refused(format!("cannot resolve '{name}': {e}"))),
+            Ok(Ok(a)) if a.is_empty() => {
+                return Err(Refused(format!("'{name}' resolves to no address")))
+            }
+            Ok(Ok(a)) => a,
         };
-        let first = *addrs
-            .first()
-            .ok_or_else(|| format!("'{host}' resolves to no address"))?;
-        if !self.allowed_host(&host) {
-            for a in &addrs {
-                if let Some(kind) = forbidden(a.ip()) {
-                    return Err(format!(
-                        "refused: '{host}' resolves to {} ({kind}); add it to webhooks.allow_hosts to allow",
-                        a.ip()
-                    ));
-                }
+        if !self.allowed_host(&name) {
+            if let Some(kind) = addrs.iter().find_map(|a| forbidden(*a)) {
+                return Err(Refused(format!(
+                    "refused: '{name}' resolves to a {kind} address; add it to webhooks.allow_hosts to allow"
+                )));
             }
         }
-        Ok(Checked {
-            url,
-            host: bare,
-            addr: first,
+        Ok(addrs)
+    }
+
+    /// Parses and checks a URL, resolving its host when it is a name.
+    pub async fn check(&self, raw: &str) -> Result<Url, String> {
+        let url = self.parse(raw)?;
+        let host = url.host_str().unwrap_or_default();
+        if bare(host).parse::<IpAddr>().is_err() {
+            self.resolve(host).await.map_err(|e| e.0)?;
+        }
+        Ok(url)
+    }
+}
+
+/// The dispatcher's HTTP client resolves every name through the guard, so each
+/// new connection goes only to addresses that were checked.
+impl reqwest::dns::Resolve for Guard {
+    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
+        let (guard, host) = (self.clone(), name.as_str().to_string());
+        Box::pin(async move {
+            let addrs = Guard::resolve(&guard, &host).await?;
+            let out: reqwest::dns::Addrs =
+                Box::new(addrs.into_iter().map(|ip| SocketAddr::new(ip, 0)));
+            Ok(out)
         })
     }
 }
@@ -160,6 +248,57 @@ mod tests {
         })
     }
 
+    #[test]
+    fn every_non_global_range_is_refused() {
+        for (ip, kind) in [
+            ("127.0.0.1", "loopback"),
+            ("10.0.0.1", "private"),
+            ("172.16.5.4", "private"),
+            ("192.168.1.1", "private"),
+            ("169.254.169.254", "link-local / cloud metadata"),
+            ("100.64.0.1", "shared (CGNAT)"),
+            ("100.127.255.254", "shared (CGNAT)"),
+            ("0.0.0.0", "reserved or special-purpose"),
+            ("198.18.0.1", "reserved or special-purpose"),
+            ("198.19.255.255", "reserved or special-purpose"),
+            ("240.0.0.1", "reserved or special-purpose"),
+            ("255.255.255.255", "broadcast"),
+            ("192.0.0.1", "IETF protocol assignment"),
+            ("192.0.0.9", "IETF protocol assignment"),
+            ("224.0.0.1", "multicast"),
+            ("239.255.255.250", "multicast"),
+            ("::1", "loopback"),
+            ("::", "unspecified"),
+            ("::ffff:127.0.0.1", "loopback"),
+            ("::ffff:10.1.2.3", "private"),
+            ("::127.0.0.1", "IPv4-compatible"),
+            ("::8.8.8.8", "IPv4-compatible"),
+            ("64:ff9b::a00:1", "NAT64"),
+            ("64:ff9b::808:808", "NAT64"),
+            ("64:ff9b:1::1", "NAT64"),
+            ("2002:7f00:1::1", "6to4"),
+            ("2001:0:4136:e378::1", "Teredo"),
+            ("fd00:ec2::254", "unique-local"),
+            ("fc00::1", "unique-local"),
+            ("fe80::1", "link-local"),
+            ("fec0::1", "site-local"),
+            ("ff02::1", "multicast"),
+            ("ff0e::1", "multicast"),
+            ("2001:db8::1", "reserved or special-purpose"),
+        ] {
+            let parsed: IpAddr = ip.parse().unwrap();
+            assert_eq!(forbidden(parsed), Some(kind), "{ip}");
+        }
+        for ip in [
+            "8.8.8.8",
+            "1.1.1.1",
+            "2606:4700:4700::1111",
+            "::ffff:8.8.8.8",
+        ] {
+            assert_eq!(forbidden(ip.parse().unwrap()), None, "{ip}");
+        }
+    }
+
     #[tokio::test]
     async fn default_refuses_internal_destinations() {
         let g = guard(false, &[]);
@@ -173,7 +312,16 @@ mod tests {
             "https://[fd00:ec2::254]/hook",
             "https://[fe80::1]/hook",
             "https://[::ffff:127.0.0.1]/hook",
+            "https://[64:ff9b::7f00:1]/hook",
+            "https://[2002:a00:1::1]/hook",
+            "https://[::a00:1]/hook",
+            "https://[fec0::1]/hook",
             "https://100.64.0.1/hook",
+            "https://198.18.0.1/hook",
+            "https://240.0.0.1/hook",
+            "https://192.0.0.8/hook",
+            "https://224.0.0.1/hook",
+            "https://255.255.255.255/hook",
             "https://0.0.0.0/hook",
             "https://localhost/hook",
         ] {
@@ -191,10 +339,37 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_refused_name_never_reveals_its_address() {
+        let lookup: Lookup =
+            Arc::new(|_| Box::pin(async { Ok(vec!["10.20.30.40".parse().unwrap()]) }));
+        let g = guard(false, &[]).with_lookup(lookup);
+        let err = g.check("https://intranet.example/hook").await.unwrap_err();
+        assert!(
+            err.contains("private") && err.contains("intranet.example"),
+            "{err}"
+        );
+        assert!(!err.contains("10.20.30.40"), "{err}");
+        let err = g.check("https://localhost/hook").await.unwrap_err();
+        assert!(
+            !err.contains("10.20") && !err.contains("127.0.0.1"),
+            "{err}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_lookup_that_never_answers_times_out() {
+        let lookup: Lookup = Arc::new(|_| Box::pin(std::future::pending()));
+        let mut g = guard(false, &[]).with_lookup(lookup);
+        g.dns_timeout = Duration::from_millis(50);
+        let err = g.check("https://slow.example/hook").await.unwrap_err();
+        assert!(err.contains("webhooks.dns_timeout"), "{err}");
+    }
+
+    #[tokio::test]
     async fn public_addresses_pass_and_allow_hosts_open_the_guard() {
         let g = guard(false, &[]);
         let ok = g.check("https://8.8.8.8:8443/x").await.unwrap();
-        assert_eq!(ok.addr, "8.8.8.8:8443".parse().unwrap());
+        assert_eq!(ok.port(), Some(8443));
         let g = guard(true, &["127.0.0.1", "localhost"]);
         assert!(g.check("http://127.0.0.1:9/x").await.is_ok());
         assert!(g.check("http://localhost:9/x").await.is_ok());

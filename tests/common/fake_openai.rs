@@ -27,6 +27,10 @@ pub enum Behaviour {
     EmptyChoices,
     /// 401 whose message echoes the Authorization header (a careless provider).
     EchoAuth,
+    /// As `EchoAuth`, after this many characters of other text.
+    EchoAuthAfter(usize),
+    /// 429 with this raw `Retry-After` header (a number, a date, or garbage).
+    RetryAfter(String),
 }
 
 #[derive(Clone, Debug)]
@@ -203,5 +207,11 @@ async fn handle(
         Behaviour::EchoAuth => HttpResponse::Unauthorized().json(
             json!({"error": {"message": format!("invalid key: {}", auth.unwrap_or_default())}}),
         ),
+        Behaviour::EchoAuthAfter(n) => HttpResponse::Unauthorized().json(json!({"error": {
+            "message": format!("{}{}", "x".repeat(n), auth.unwrap_or_default())
+        }})),
+        Behaviour::RetryAfter(v) => HttpResponse::TooManyRequests()
+            .insert_header(("Retry-After", v))
+            .json(json!({"error": {"message": "scripted rate limit"}})),
     }
 }

@@ -12,6 +12,8 @@ use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
 #[derive(Clone, Debug)]
 pub struct Received {
     pub at: Instant,
+    /// The sender's port: the same port on two deliveries = one reused connection.
+    pub peer_port: u16,
     pub path: String,
     pub headers: Vec<(String, String)>,
     pub body: Vec<u8>,
@@ -122,6 +124,7 @@ async fn handle(
         let mut s = state.lock().unwrap();
         s.received.push(Received {
             at: Instant::now(),
+            peer_port: req.peer_addr().map_or(0, |a| a.port()),
             path: req.path().to_string(),
             headers: req
                 .headers()

@@ -398,5 +398,5 @@ async fn stream(
     check_visible(&state, &caller, &id).await?;
     let after = last_event_id(&req)?;
     let events = open(&state, &id, after).await?;
-    Ok(sse_response(events, old_frame))
+    Ok(sse_response(&req, events, old_frame))
 }

@@ -1,8 +1,8 @@
 //! The old routes' response shapes: the started answer, stages and results in the
 //! old data model, the pattern list, stream frames and the server info at `/`.
 
-use actix_web::web::Bytes;
 use actix_web::{web, HttpResponse};
+use actix_web_lab::sse;
 use serde_json::{json, Value};
 
 use super::Reply;
@@ -91,13 +91,11 @@ pub(super) fn old_result(wf: &Workflow, r: &WorkflowResult) -> Value {
 }
 
 /// The old stream's event shape: `{event, task_id, timestamp, data}`.
-pub(super) fn old_frame(e: &Event) -> Bytes {
+pub(super) fn old_frame(e: &Event) -> sse::Data {
     let data = json!({"event": e.kind.as_str(), "task_id": e.workflow_id, "timestamp": e.timestamp, "data": e.data});
-    Bytes::from(format!(
-        "id: {}\nevent: {}\ndata: {data}\n\n",
-        e.seq,
-        e.kind.as_str()
-    ))
+    sse::Data::new(data.to_string())
+        .id(e.seq.to_string())
+        .event(e.kind.as_str())
 }
 
 pub(super) async fn list_patterns(caller: Caller) -> Reply {

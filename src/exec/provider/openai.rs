@@ -1,14 +1,16 @@
 //! Any OpenAI-compatible `/v1/chat/completions` endpoint. Every attempt has a
-//! timeout; 429 (honouring Retry-After), 5xx, timeouts, connection errors and
-//! malformed answers are retried with capped, jittered exponential backoff. Cost is
-//! the reported usage times the configured prices. The API key is read from the
-//! environment variable the config names, and is never logged or echoed: provider
-//! error text is scrubbed of it.
+//! timeout; 429 (honouring Retry-After, clamped to the call timeout), 5xx,
+//! timeouts, connection errors and malformed answers are retried with capped,
+//! jittered exponential backoff (`backon`). Cost is the reported usage times the
+//! configured prices. The API key is read from the environment variable the config
+//! names, and is never logged or echoed: provider error text is scrubbed of it
+//! before it is shortened.
 
-use std::hash::{BuildHasher, Hasher};
-use std::time::{Duration, Instant};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering::Relaxed};
+use std::time::Duration;
 
 use async_trait::async_trait;
+use backon::{ExponentialBuilder, Retryable};
 use serde_json::{json, Value};
 
 use super::quota::Quota;
@@ -49,26 +51,25 @@ impl OpenAiProvider {
         }
     }
 
-    /// Provider text may echo what it was sent; never let the key through.
+    /// Provider text may echo what it was sent; never let the key through. The key
+    /// goes first: shortening first could cut it and leave a prefix behind.
     fn scrub(&self, text: &str) -> String {
-        let mut t: String = text.chars().take(MAX_ERROR_TEXT).collect();
-        if let Some(k) = &self.api_key {
-            t = t.replace(k.as_str(), "[redacted]");
-        }
-        t
+        let scrubbed = match &self.api_key {
+            Some(k) => text.replace(k.as_str(), "[redacted]"),
+            None => text.to_string(),
+        };
+        scrubbed.chars().take(MAX_ERROR_TEXT).collect()
     }
 
-    fn backoff(&self, retry: u32) -> Duration {
-        let base = self
-            .cfg
-            .retry_backoff
-            .saturating_mul(1 << retry.min(16))
-            .min(MAX_BACKOFF);
-        // Up to +50% jitter so that retries of many agents do not align.
-        let r = std::collections::hash_map::RandomState::new()
-            .build_hasher()
-            .finish();
-        base + base.mul_f64((r % 1000) as f64 / 2000.0)
+    /// Doubling from `retry_backoff` up to 30 s, plus up to 100% jitter so that
+    /// retries of many agents do not align.
+    fn backoff(&self) -> ExponentialBuilder {
+        ExponentialBuilder::new()
+            .with_min_delay(self.cfg.retry_backoff)
+            .with_max_delay(MAX_BACKOFF)
+            .with_factor(2.0)
+            .with_jitter()
+            .with_max_times(self.cfg.max_retries as usize)
     }
 
     async fn attempt(&self, key: &str, body: &Value, timeout: Duration) -> Result<Answer, Failure> {
@@ -86,9 +87,8 @@ impl OpenAiProvider {
                 .headers()
                 .get("retry-after")
                 .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.trim().parse::<f64>().ok())
-                .filter(|s| s.is_finite() && *s >= 0.0)
-                .map(|s| Duration::from_secs_f64(s).min(MAX_BACKOFF));
+                .and_then(|v| retry_after(v, chrono::Utc::now()))
+                .map(|d| d.min(timeout).min(MAX_BACKOFF));
             let text = resp
                 .text()
                 .await
@@ -113,6 +113,24 @@ impl OpenAiProvider {
             Err(_) => Err(Failure::now(ProviderError::Timeout(timeout))),
         }
     }
+}
+
+/// A `Retry-After` value: delay-seconds (fractions accepted) or an HTTP-date.
+/// Anything else (negative, not finite, garbage) is no advice at all; a huge value
+/// saturates instead of panicking (the caller clamps it).
+fn retry_after(v: &str, now: chrono::DateTime<chrono::Utc>) -> Option<Duration> {
+    let v = v.trim();
+    if let Ok(secs) = v.parse::<f64>() {
+        return (secs.is_finite() && secs >= 0.0)
+            .then(|| Duration::try_from_secs_f64(secs).unwrap_or(Duration::MAX));
+    }
+    // IMF-fixdate ("Sun, 06 Nov 1994 08:49:37 GMT") is an RFC 2822 date.
+    let at = chrono::DateTime::parse_from_rfc2822(v).ok()?;
+    Some(
+        (at.with_timezone(&chrono::Utc) - now)
+            .to_std()
+            .unwrap_or(Duration::ZERO),
+    )
 }
 
 struct Answer {
@@ -214,48 +232,50 @@ impl Provider for OpenAiProvider {
         let estimate = estimate_tokens(&req.system)
             + estimate_tokens(&req.prompt)
             + u64::from(self.cfg.max_output_tokens.unwrap_or(500));
-        let mut queued = Duration::ZERO;
-        let mut retries = 0;
-        loop {
+        // Shared by the attempts (atomics: the future must be Send).
+        let queued_ns = AtomicU64::new(0);
+        let attempts = AtomicU32::new(0);
+        let attempt = || async {
+            attempts.fetch_add(1, Relaxed);
             if let Some(q) = &self.quota {
-                let wait = q.reserve(estimate);
-                if !wait.is_zero() {
-                    let t = Instant::now();
-                    tokio::time::sleep(wait).await;
-                    queued += t.elapsed();
-                }
+                let waited = q.acquire(estimate).await;
+                queued_ns.fetch_add(waited.as_nanos() as u64, Relaxed);
             }
-            match self.attempt(key, &body, timeout).await {
-                Ok(a) => {
-                    if let Some(q) = &self.quota {
-                        q.settle(estimate, a.prompt_tokens + a.completion_tokens);
-                    }
-                    let cost = a.prompt_tokens as f64 * self.cfg.input_price_per_mtok / 1e6
-                        + a.completion_tokens as f64 * self.cfg.output_price_per_mtok / 1e6;
-                    return Ok(ChatResponse {
-                        text: a.text,
-                        model: a.model.unwrap_or(model),
-                        tokens: TokenUsage::new(a.prompt_tokens, a.completion_tokens),
-                        cost_usd: cost,
-                        retries,
-                        queued,
-                    });
+            self.attempt(key, &body, timeout).await
+        };
+        let outcome = attempt
+            .retry(self.backoff())
+            .sleep(tokio::time::sleep)
+            .when(|f: &Failure| f.error.retryable())
+            // The provider's own advice wins over our backoff.
+            .adjust(|f: &Failure, next| next.map(|d| f.retry_after.unwrap_or(d)))
+            .notify(|f: &Failure, wait| {
+                tracing::warn!(provider = %self.name, %model, retry = attempts.load(Relaxed), wait_ms = wait.as_millis() as u64,
+                    error = %f.error, "provider call failed; retrying");
+            })
+            .await;
+        let retries = attempts.load(Relaxed).saturating_sub(1);
+        match outcome {
+            Ok(a) => {
+                if let Some(q) = &self.quota {
+                    q.settle(estimate, a.prompt_tokens + a.completion_tokens);
                 }
-                Err(f) if f.error.retryable() && retries < self.cfg.max_retries => {
-                    let wait = f.retry_after.unwrap_or_else(|| self.backoff(retries));
-                    tracing::warn!(provider = %self.name, %model, retry = retries + 1, wait_ms = wait.as_millis() as u64,
-                        error = %f.error, "provider call failed; retrying");
-                    retries += 1;
-                    tokio::time::sleep(wait).await;
-                }
-                Err(f) if retries == 0 => return Err(f.error),
-                Err(f) => {
-                    return Err(ProviderError::Exhausted {
-                        attempts: retries + 1,
-                        last: Box::new(f.error),
-                    })
-                }
+                let cost = a.prompt_tokens as f64 * self.cfg.input_price_per_mtok / 1e6
+                    + a.completion_tokens as f64 * self.cfg.output_price_per_mtok / 1e6;
+                Ok(ChatResponse {
+                    text: a.text,
+                    model: a.model.unwrap_or(model),
+                    tokens: TokenUsage::new(a.prompt_tokens, a.completion_tokens),
+                    cost_usd: cost,
+                    retries,
+                    queued: Duration::from_nanos(queued_ns.load(Relaxed)),
+                })
             }
+            Err(f) if retries == 0 => Err(f.error),
+            Err(f) => Err(ProviderError::Exhausted {
+                attempts: retries + 1,
+                last: Box::new(f.error),
+            }),
         }
     }
 }
@@ -288,6 +308,56 @@ mod tests {
         ] {
             assert!(parse_answer(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn retry_after_never_panics_and_saturates() {
+        let now = chrono::DateTime::parse_from_rfc3339("2026-01-01T00:00:00Z")
+            .unwrap()
+            .with_timezone(&chrono::Utc);
+        let secs = |s: u64| Some(Duration::from_secs(s));
+        assert_eq!(retry_after("2", now), secs(2));
+        assert_eq!(retry_after(" 0.5 ", now), Some(Duration::from_millis(500)));
+        assert_eq!(retry_after("1e20", now), Some(Duration::MAX));
+        assert_eq!(retry_after("-1", now), None);
+        assert_eq!(retry_after("NaN", now), None);
+        assert_eq!(retry_after("inf", now), None);
+        assert_eq!(retry_after("soon", now), None);
+        assert_eq!(retry_after("", now), None);
+        assert_eq!(retry_after("Thu, 01 Jan 2026 00:00:30 GMT", now), secs(30));
+        assert_eq!(retry_after("Wed, 31 Dec 2025 23:00:00 GMT", now), secs(0));
+        assert_eq!(
+            retry_after("Fri, 31 Dec 9999 23:59:59 GMT", now).map(|d| d > secs(1 << 30).unwrap()),
+            Some(true)
+        );
+    }
+
+    #[test]
+    fn the_key_is_scrubbed_before_the_text_is_shortened() {
+        let key = "sk-test-0123456789abcdefghijklmnopqrstuvwxyz";
+        std::env::set_var("MCPO_UNIT_SCRUB_KEY", key);
+        let p = OpenAiProvider::new(
+            "p",
+            OpenAiConfig {
+                base_url: "http://127.0.0.1:9/v1".into(),
+                api_key_env: "MCPO_UNIT_SCRUB_KEY".into(),
+                model: "m".into(),
+                input_price_per_mtok: 0.0,
+                output_price_per_mtok: 0.0,
+                timeout: Duration::from_secs(1),
+                max_retries: 0,
+                retry_backoff: Duration::from_millis(1),
+                requests_per_minute: None,
+                tokens_per_minute: None,
+                max_output_tokens: None,
+                models: Vec::new(),
+            },
+        );
+        // The key straddles the length limit.
+        let text = format!("{}{key} trailing", "x".repeat(MAX_ERROR_TEXT - 10));
+        let out = p.scrub(&text);
+        assert!(!out.contains(&key[..10]), "{out}");
+        assert!(out.chars().count() <= MAX_ERROR_TEXT);
     }
 
     #[test]

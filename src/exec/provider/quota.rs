@@ -1,91 +1,130 @@
 //! Requests-per-minute and tokens-per-minute quotas shared by every workflow that
-//! uses a provider. Each call reserves the next free slot (virtual scheduling), so
-//! callers queue in arrival order and nobody is refused; the wait is reported.
+//! uses a provider, as `governor` rate limiters (GCRA). Callers take turns through
+//! a fair lock, so they are served in arrival order and nobody is refused; each
+//! learns how long it waited.
+//!
+//! Requests are spaced evenly (`60 s / requests_per_minute` apart, no burst).
+//! Tokens are a bucket of one minute's worth that refills continuously, as
+//! providers count them; a call takes its estimated tokens before it is sent, and
+//! the difference to the usage the provider reports is charged to (or credited
+//! to) the next call.
 
+use std::num::NonZeroU32;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-pub struct Quota {
-    rpm: Option<u32>,
-    tpm: Option<u32>,
-    next: Mutex<Slots>,
-}
-
-struct Slots {
-    request: Instant,
-    token: Instant,
-}
+use governor::clock::Clock;
+use governor::{DefaultDirectRateLimiter, Quota as Rate, RateLimiter};
 
 const MINUTE: Duration = Duration::from_secs(60);
 
+pub struct Quota {
+    requests: Option<DefaultDirectRateLimiter>,
+    tokens: Option<(DefaultDirectRateLimiter, u32)>,
+    /// Whose turn it is; tokio's mutex queues waiters in arrival order.
+    turn: tokio::sync::Mutex<()>,
+    /// Tokens the next call must take on top of its estimate (negative: credit),
+    /// within one bucket either way: an absurd usage report costs a minute at most.
+    owed: Mutex<i64>,
+}
+
 impl Quota {
     pub fn new(rpm: Option<u32>, tpm: Option<u32>) -> Option<Quota> {
+        let rpm = rpm.and_then(NonZeroU32::new);
+        let tpm = tpm.and_then(NonZeroU32::new);
         if rpm.is_none() && tpm.is_none() {
             return None;
         }
-        let now = Instant::now();
+        let requests = rpm
+            .and_then(|r| Rate::with_period(MINUTE / r.get()))
+            .map(|q| RateLimiter::direct(q.allow_burst(NonZeroU32::MIN)));
+        let tokens = tpm.map(|t| (RateLimiter::direct(Rate::per_minute(t)), t.get()));
         Some(Quota {
-            rpm,
-            tpm,
-            next: Mutex::new(Slots {
-                request: now,
-                token: now,
-            }),
+            requests,
+            tokens,
+            turn: tokio::sync::Mutex::new(()),
+            owed: Mutex::new(0),
         })
     }
 
-    /// Reserves room for one request of about `tokens` tokens; returns how long to
-    /// wait before sending it.
-    pub fn reserve(&self, tokens: u64) -> Duration {
-        let now = Instant::now();
-        let Ok(mut s) = self.next.lock() else {
-            return Duration::ZERO;
-        };
-        let mut start = now;
-        if let Some(rpm) = self.rpm {
-            let slot = s.request.max(now);
-            start = start.max(slot);
-            s.request = slot + MINUTE / rpm;
+    /// Waits, in arrival order, until one request of about `tokens` tokens may be
+    /// sent; returns how long that took.
+    pub async fn acquire(&self, tokens: u64) -> Duration {
+        let t0 = Instant::now();
+        let _turn = self.turn.lock().await;
+        if let Some(r) = &self.requests {
+            take(r, NonZeroU32::MIN).await;
         }
-        if let Some(tpm) = self.tpm {
-            let slot = s.token.max(now);
-            start = start.max(slot);
-            s.token = slot + per_tokens(tokens, tpm);
+        if let Some((l, burst)) = &self.tokens {
+            let owed = self
+                .owed
+                .lock()
+                .map(|mut o| std::mem::take(&mut *o))
+                .unwrap_or(0);
+            let want = i64::try_from(tokens)
+                .unwrap_or(i64::MAX)
+                .saturating_add(owed);
+            // More than a whole bucket waits for a full one; the rest is owed.
+            let n = want.clamp(0, i64::from(*burst));
+            self.charge(want - n);
+            if let Some(n) = u32::try_from(n).ok().and_then(NonZeroU32::new) {
+                take(l, n).await;
+            }
         }
-        start - now
+        t0.elapsed()
     }
 
     /// Corrects the token reservation once the provider reported real usage.
     pub fn settle(&self, estimated: u64, actual: u64) {
-        let (Some(tpm), Ok(mut s)) = (self.tpm, self.next.lock()) else {
-            return;
-        };
-        if actual > estimated {
-            s.token += per_tokens(actual - estimated, tpm);
-        } else {
-            let credit = per_tokens(estimated - actual, tpm);
-            let floor = Instant::now();
-            s.token = s.token.checked_sub(credit).map_or(floor, |t| t.max(floor));
+        let diff = i64::try_from(actual)
+            .unwrap_or(i64::MAX)
+            .saturating_sub(i64::try_from(estimated).unwrap_or(i64::MAX));
+        self.charge(diff);
+    }
+
+    /// Adds to what the next call owes, kept within one bucket either way.
+    fn charge(&self, tokens: i64) {
+        if let (Some((_, burst)), Ok(mut owed)) = (&self.tokens, self.owed.lock()) {
+            let b = i64::from(*burst);
+            *owed = owed.saturating_add(tokens).clamp(-b, b);
         }
+    }
+
+    #[cfg(test)]
+    fn owed(&self) -> i64 {
+        self.owed.lock().map(|o| *o).unwrap_or(0)
     }
 }
 
-/// The quota time `tokens` take. Token counts come from the provider's answer, so
-/// one absurd count is capped at an hour of debt rather than panicking.
-fn per_tokens(tokens: u64, tpm: u32) -> Duration {
-    const MAX_DEBT: Duration = Duration::from_secs(3600);
-    Duration::try_from_secs_f64(60.0 * tokens as f64 / f64::from(tpm))
-        .map_or(MAX_DEBT, |d| d.min(MAX_DEBT))
+/// Takes `n` cells, sleeping until the limiter has them.
+async fn take(l: &DefaultDirectRateLimiter, n: NonZeroU32) {
+    loop {
+        match l.check_n(n) {
+            Ok(Ok(())) | Err(_) => return,
+            Ok(Err(not_until)) => {
+                tokio::time::sleep(not_until.wait_time_from(l.clock().now())).await;
+            }
+        }
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    #[test]
-    fn absurd_token_counts_cap_the_wait() {
-        assert_eq!(per_tokens(u64::MAX, 1), Duration::from_secs(3600));
-        assert_eq!(per_tokens(100, 6000), Duration::from_secs(1));
+    /// Never early (the quota's promise); late only by what a loaded machine adds.
+    fn near(got: Duration, want_ms: u64) -> bool {
+        let want = Duration::from_millis(want_ms);
+        got + Duration::from_millis(2) >= want && got <= want + Duration::from_millis(400)
+    }
+
+    #[tokio::test]
+    async fn absurd_token_counts_cap_the_debt_at_one_bucket() {
+        let q = Quota::new(None, Some(6000)).unwrap();
+        q.settle(0, u64::MAX);
+        assert_eq!(q.owed(), 6000);
+        q.settle(u64::MAX, 0);
+        assert_eq!(q.owed(), -6000);
     }
 
     #[test]
@@ -93,32 +132,47 @@ mod tests {
         assert!(Quota::new(None, None).is_none());
     }
 
-    #[test]
-    fn requests_are_spaced_in_arrival_order() {
-        let q = Quota::new(Some(600), None).unwrap(); // one per 100 ms
-        let waits: Vec<Duration> = (0..4).map(|_| q.reserve(10)).collect();
-        assert!(waits[0] < Duration::from_millis(5));
-        for (i, w) in waits.iter().enumerate() {
-            let want = Duration::from_millis(100 * i as u64);
-            assert!(w.abs_diff(want) < Duration::from_millis(5), "{i}: {w:?}");
+    #[tokio::test]
+    async fn requests_are_spaced_in_arrival_order() {
+        let q = std::sync::Arc::new(Quota::new(Some(600), None).unwrap()); // one per 100 ms
+        let t0 = Instant::now();
+        let mut calls = Vec::new();
+        for i in 0..4u64 {
+            let q = std::sync::Arc::clone(&q);
+            calls.push(tokio::spawn(async move {
+                q.acquire(10).await;
+                (i, t0.elapsed())
+            }));
+            // Arrive in a known order.
+            tokio::task::yield_now().await;
         }
+        let mut done = Vec::new();
+        for c in calls {
+            done.push(c.await.unwrap());
+        }
+        for (i, at) in &done {
+            assert!(near(*at, 100 * i), "{i}: {at:?}");
+        }
+        assert!(done.windows(2).all(|w| w[0].1 < w[1].1), "arrival order");
     }
 
-    #[test]
-    fn tokens_per_minute_spaces_by_size() {
+    #[tokio::test]
+    async fn tokens_per_minute_refill_and_usage_is_settled() {
         let q = Quota::new(None, Some(6000)).unwrap(); // 100 tokens per second
-        assert!(q.reserve(50) < Duration::from_millis(5));
-        let w = q.reserve(50);
-        assert!(
-            w.abs_diff(Duration::from_millis(500)) < Duration::from_millis(5),
-            "{w:?}"
-        );
-        // Real usage was larger: the next caller waits longer.
-        q.settle(50, 150);
-        let w = q.reserve(10);
-        assert!(
-            w.abs_diff(Duration::from_millis(2000)) < Duration::from_millis(10),
-            "{w:?}"
-        );
+        let t0 = Instant::now();
+        // A full minute's bucket to start with.
+        q.acquire(5900).await;
+        assert!(near(t0.elapsed(), 0));
+        // 100 left: 150 more wait for 50 to refill (0.5 s).
+        q.acquire(150).await;
+        assert!(near(t0.elapsed(), 500));
+        // That call really used 250: the next one pays the extra 100 too.
+        q.settle(150, 250);
+        q.acquire(50).await;
+        assert!(near(t0.elapsed(), 2000));
+        // A credit: usage below the estimate shortens the next wait.
+        q.settle(100, 0);
+        q.acquire(150).await;
+        assert!(near(t0.elapsed(), 2500));
     }
 }
