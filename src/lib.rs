@@ -24,13 +24,14 @@ use actors::evictor::Evictor;
 use actors::metrics::MetricsActor;
 use actors::persist::{PersistHealth, RedisLink, RedisPersister, StoreWriter};
 use actors::registry::{
-    BeginShutdown, InterruptAll, RegistryConfig, RegistryParts, Stats, WorkflowRegistry,
+    BeginShutdown, InterruptAll, RegistryConfig, RegistryParts, ResumeDeliveries, Stats,
+    WorkflowRegistry,
 };
 use config::{Config, Durability};
 use error::ApiError;
 use events::address_policy::Guard;
 use events::streams::StreamLimits;
-use events::webhooks::{Deliver, SetRecorder, WebhookDispatcher, WebhookStats};
+use events::webhooks::{SetRecorder, WebhookDispatcher, WebhookStats};
 use exec::Executor;
 use store::postgres::PgStore;
 use store::sqlite::SqliteStore;
@@ -225,6 +226,8 @@ pub async fn start(config: Config) -> Result<Runtime, StartError> {
         default_max_tokens_total: config.execution.default_max_tokens_total,
         max_resumes: config.execution.max_resumes,
         max_workflow_duration: config.limits.max_workflow_duration,
+        max_webhooks: config.webhooks.max_subscriptions,
+        max_webhooks_per_workflow: config.webhooks.max_subscriptions_per_workflow,
     };
     let (subscriptions, pending_deliveries) = store
         .load_webhooks()
@@ -241,10 +244,6 @@ pub async fn start(config: Config) -> Result<Runtime, StartError> {
         })
     };
     arbiters.push(webhook_arbiter);
-    let secrets: std::collections::HashMap<String, String> = subscriptions
-        .iter()
-        .map(|s| (s.id.clone(), s.secret.clone()))
-        .collect();
 
     let keys = Arc::new(auth::Keyring::new(&config.auth));
     let ledger = Arc::new(auth::Ledger::new(&keys));
@@ -294,13 +293,8 @@ pub async fn start(config: Config) -> Result<Runtime, StartError> {
             "resuming pending webhook deliveries"
         );
     }
-    for d in pending_deliveries {
-        let secret = secrets.get(&d.subscription_id).cloned();
-        dispatcher.do_send(Deliver {
-            delivery: d,
-            secret,
-        });
-    }
+    // Through the registry: it counts them against their subscriptions.
+    registry.do_send(ResumeDeliveries(pending_deliveries));
     let state = web::Data::new(AppState {
         guard: Guard::new(&config.webhooks),
         mcp_sessions: Arc::new(api::mcp::Sessions::new(&config.mcp)),

@@ -409,3 +409,114 @@ async fn secrets_stay_hidden_in_every_form() {
     });
     a_normal_workflow_completes(&s).await;
 }
+
+#[tokio::test]
+async fn webhook_subscriptions_are_capped_and_a_finished_workflows_leave() {
+    let recv = Receiver::start();
+    let fake = FakeOpenAi::start();
+    fake.set(Behaviour::Hang(Duration::from_secs(120)));
+    let s = dev(with_fake(server(), &fake, "MCPO_TEST_KEY_CAPS_WH"))
+        .env("MCPO__PROVIDERS__FAKE__TIMEOUT", "120s")
+        .env("MCPO__WEBHOOKS__MAX_SUBSCRIPTIONS", 3)
+        .env("MCPO__WEBHOOKS__MAX_SUBSCRIPTIONS_PER_WORKFLOW", 2)
+        .start();
+    let a = s.create(research("hooks a", 3)).await;
+    let register = |n: u32| {
+        json!({"task_id": a, "webhook_url": format!("{}?n={n}", recv.url),
+               "secret": "old-secret-1", "events": ["workflow_cancelled"]})
+    };
+    for n in 0..2 {
+        let r = s.post("/webhook/register", &register(n)).await;
+        assert_eq!(r.status, 200, "{:?}", r.body);
+    }
+    // A third of the same workflow (old route, old shape).
+    let r = s.post("/webhook/register", &register(2)).await;
+    assert_eq!(r.status, 429, "{:?}", r.body);
+    assert_eq!(
+        (r.body["success"].as_bool(), r.body["code"].as_str()),
+        (Some(false), Some("too_many_webhooks"))
+    );
+    assert!(r.body["error"]
+        .as_str()
+        .unwrap()
+        .contains("webhooks.max_subscriptions_per_workflow"));
+    // The total: a global one fits, then nothing does, not even a create's own.
+    let g = s.post("/v1/webhooks", &json!({"url": recv.url})).await;
+    assert_eq!(g.status, 201, "{:?}", g.body);
+    let r = s.post("/v1/webhooks", &json!({"url": recv.url})).await;
+    assert_eq!(r.status, 429, "{:?}", r.body);
+    assert_eq!(r.body["error"]["code"], "too_many_webhooks");
+    assert!(r.body["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("(webhooks.max_subscriptions)"));
+    let before = s.get("/v1/workflows").await.body["items"]
+        .as_array()
+        .unwrap()
+        .len();
+    let r = s
+        .post(
+            "/v1/workflows",
+            &json!({"pattern": "search", "task": "x", "webhook": {"url": recv.url}}),
+        )
+        .await;
+    assert_eq!(
+        (r.status, r.body["error"]["code"].as_str()),
+        (429, Some("too_many_webhooks"))
+    );
+    let after = s.get("/v1/workflows").await.body["items"]
+        .as_array()
+        .unwrap()
+        .len();
+    assert_eq!(before, after, "a refused create stores nothing");
+    assert_eq!(metric(&s, "webhook_subscriptions").await, 3.0);
+    assert_eq!(metric(&s, "webhook_subscriptions_refused_total").await, 3.0);
+
+    // Once the workflow has finished and its deliveries are final, its own
+    // subscriptions leave and free their places; the global one stays.
+    assert_eq!(
+        s.post(&format!("/v1/workflows/{a}/cancel"), &json!({}))
+            .await
+            .status,
+        200
+    );
+    let t = Instant::now();
+    loop {
+        let items = s.get("/v1/webhooks").await.body["items"]
+            .as_array()
+            .unwrap()
+            .clone();
+        if items.len() == 1 {
+            assert_eq!(items[0]["id"], g.body["id"]);
+            break;
+        }
+        assert!(t.elapsed() < 20 * SEC, "subscriptions left: {items:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let own: Vec<Value> = deliveries(&s, &a)
+        .await
+        .into_iter()
+        .filter(|d| d["event"] == "workflow_cancelled")
+        .collect();
+    assert_eq!(
+        own.len(),
+        3,
+        "two own subscriptions and the global one: {own:?}"
+    );
+    assert!(own.iter().all(|d| d["status"] == "delivered"));
+    // A finished workflow takes no new subscription.
+    let r = s.post("/webhook/register", &register(3)).await;
+    assert_eq!(
+        (r.status, r.body["code"].as_str()),
+        (409, Some("already_finished"))
+    );
+
+    let id = g.body["id"].as_str().unwrap();
+    s.request(reqwest::Method::DELETE, &format!("/v1/webhooks/{id}"))
+        .await;
+    fake.set(Behaviour::Ok {
+        prompt_tokens: 10,
+        completion_tokens: 5,
+    });
+    a_normal_workflow_completes(&s).await;
+}

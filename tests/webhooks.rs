@@ -202,7 +202,9 @@ async fn failed_deliveries_are_retried_with_backoff() {
     assert!(stats["webhooks"]["failed_deliveries"].as_u64().unwrap() >= 1);
     assert!(stats["webhooks"]["total_deliveries"].as_u64().unwrap() >= 2);
     assert!(stats["total_events_emitted"].as_u64().unwrap() > 0);
-    assert_eq!(stats["webhooks"]["registered"], 2);
+    // Both workflows finished and their deliveries are final: their own
+    // subscriptions are gone (issue 12: bounded subscriptions).
+    assert_eq!(stats["webhooks"]["registered"], 0);
     // /metrics counts the same deliveries and attempts.
     let m = crate::metrics::samples(&crate::metrics::scrape(&s).await);
     let w = &stats["webhooks"];
@@ -403,26 +405,51 @@ async fn old_register_and_unregister_routes() {
     assert_eq!(r.status, 200, "{:?}", r.body);
     assert_eq!(r.body["success"], true);
     assert!(r.body["registered_at"].is_string());
-    s.wait_status(&id, "completed", 30 * SEC).await;
-    let got = recv.wait_for(1, 10 * SEC).await;
-    assert!(verify("old-secret-1", &got[0]));
-
+    let first = r.body["webhook_id"].as_str().unwrap().to_string();
+    // A second one, unregistered while the workflow runs.
+    let other = format!("{}?other", recv.url);
+    let r = s
+        .post(
+            "/webhook/register",
+            &json!({"task_id": id, "webhook_url": other, "secret": "old-secret-2", "events": ["workflow_completed"]}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
     let un = s
         .post(
             "/webhook/unregister",
-            &json!({"task_id": id, "webhook_url": recv.url}),
+            &json!({"task_id": id, "webhook_url": other}),
         )
         .await;
     assert_eq!((un.status, un.body["success"].as_bool()), (200, Some(true)));
     let again = s
         .post(
             "/webhook/unregister",
-            &json!({"task_id": id, "webhook_url": recv.url}),
+            &json!({"task_id": id, "webhook_url": other}),
         )
         .await;
     assert_eq!(
         (again.status, again.body["success"].as_bool()),
         (404, Some(false))
+    );
+    s.wait_status(&id, "completed", 30 * SEC).await;
+    let got = recv.wait_for(1, 10 * SEC).await;
+    assert!(verify("old-secret-1", &got[0]));
+    // Only the first subscription got deliveries; it is gone now that they are
+    // final (issue 12: a finished workflow's subscriptions leave).
+    let d = wait_deliveries(&s, &id, 1, "delivered").await;
+    assert!(
+        d.iter().all(|x| x["subscription_id"] == first.as_str()),
+        "{d:?}"
+    );
+    assert_eq!(
+        s.post(
+            "/webhook/unregister",
+            &json!({"task_id": id, "webhook_url": recv.url})
+        )
+        .await
+        .status,
+        404
     );
     let unknown = s
         .post(

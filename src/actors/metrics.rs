@@ -73,6 +73,10 @@ pub const WEBHOOK_DELIVERIES: &str = "webhook_deliveries_total";
 pub const WEBHOOK_ATTEMPTS: &str = "webhook_attempts_total";
 /// Gauge: webhook deliveries not yet final.
 pub const WEBHOOK_PENDING: &str = "webhook_deliveries_pending";
+/// Gauge: webhook subscriptions held (bounded by `webhooks.max_subscriptions`).
+pub const WEBHOOK_SUBSCRIPTIONS: &str = "webhook_subscriptions";
+/// Counter: webhook subscriptions refused with 429 `too_many_webhooks`.
+pub const WEBHOOK_SUBSCRIPTIONS_REFUSED: &str = "webhook_subscriptions_refused_total";
 /// Gauge: webhook deliveries waiting to be sent (bounded by `webhooks.max_pending`).
 pub const WEBHOOK_WAITING: &str = "webhook_deliveries_waiting";
 /// Counter: webhook deliveries recorded as failed unsent because
@@ -182,6 +186,14 @@ fn describe() {
     describe_counter!(WEBHOOK_ATTEMPTS, "Webhook delivery attempts");
     describe_gauge!(WEBHOOK_PENDING, "Webhook deliveries not yet final");
     describe_gauge!(
+        WEBHOOK_SUBSCRIPTIONS,
+        "Webhook subscriptions held (webhooks.max_subscriptions)"
+    );
+    describe_counter!(
+        WEBHOOK_SUBSCRIPTIONS_REFUSED,
+        "Webhook subscriptions refused with too_many_webhooks"
+    );
+    describe_gauge!(
         WEBHOOK_WAITING,
         "Webhook deliveries waiting to be sent (webhooks.max_pending)"
     );
@@ -215,6 +227,8 @@ pub fn refresh(
         gauge!(RETAINED_WORKFLOWS).set(s.retained as f64);
         gauge!(SSE_CLIENTS).set(s.sse_clients as f64);
         counter!(EVENTS_EMITTED).absolute(s.events_emitted);
+        gauge!(WEBHOOK_SUBSCRIPTIONS).set(s.webhooks_registered as f64);
+        counter!(WEBHOOK_SUBSCRIPTIONS_REFUSED).absolute(s.webhooks_refused);
     }
     for (label, p) in persisters {
         let l = [("persister", *label)];

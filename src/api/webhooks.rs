@@ -152,7 +152,7 @@ async fn create(
     let (sub, seq) = state
         .registry
         .send(AddWebhook(spec.into_subscription(None)))
-        .await?;
+        .await??;
     state.acknowledge(seq).await?;
     let mut out = view(&sub);
     if generated {
@@ -265,7 +265,7 @@ async fn register(
     let (sub, seq) = state
         .registry
         .send(AddWebhook(spec.into_subscription(Some(wf.id.clone()))))
-        .await?;
+        .await??;
     state.acknowledge(seq).await?;
     let events: Vec<EventType> = sub.events.clone();
     Ok(HttpResponse::Ok().json(json!({

@@ -103,6 +103,10 @@ impl Handler<Create> for WorkflowRegistry {
         provider
             .check_available()
             .map_err(ApiError::ProviderUnavailable)?;
+        if req.webhook.is_some() {
+            // A new workflow owns none yet: only the total can refuse it.
+            self.out.webhooks.admit(None)?;
+        }
         let id = format!("wf_{}", uuid::Uuid::now_v7().simple());
         let mut wf = Workflow::new(
             id.clone(),

@@ -30,7 +30,7 @@ pub use control::{BeginShutdown, Cancel, CancelOutcome, InterruptAll};
 pub use create::{Create, Created, NewWorkflow, WebhookSpec};
 pub use outbox::FlushOutbox;
 pub use query::{EventFeed, Get, RegistryStats, Stats, SubscribeEvents};
-pub use webhooks::{AddWebhook, ListWebhooks, RemoveWebhook};
+pub use webhooks::{AddWebhook, ListWebhooks, RemoveWebhook, ResumeDeliveries};
 
 use super::persist::PersistHealth;
 use super::Publish;
@@ -58,6 +58,10 @@ pub struct RegistryConfig {
     pub max_resumes: u32,
     /// See `limits.max_workflow_duration`.
     pub max_workflow_duration: Duration,
+    /// `webhooks.max_subscriptions`.
+    pub max_webhooks: usize,
+    /// `webhooks.max_subscriptions_per_workflow`.
+    pub max_webhooks_per_workflow: usize,
 }
 
 /// A pending, running or interrupted workflow: its core state and its run.
@@ -121,7 +125,7 @@ struct Carried {
 
 impl WorkflowRegistry {
     pub fn new(p: RegistryParts) -> WorkflowRegistry {
-        let mut webhooks = WebhookIndex::default();
+        let mut webhooks = WebhookIndex::new(p.cfg.max_webhooks, p.cfg.max_webhooks_per_workflow);
         for s in p.webhooks {
             webhooks.insert(Arc::new(s));
         }
@@ -256,6 +260,7 @@ impl WorkflowRegistry {
         }
         // Its streams end once its terminal event, just emitted, is committed
         // and published (`Outbox::committed`).
+        self.close_webhooks(id);
         self.recent.insert(id, a.st.events);
         let wf = Arc::new(a.st.wf);
         self.retained.insert(id.to_string(), Arc::clone(&wf));

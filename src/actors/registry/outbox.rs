@@ -117,6 +117,7 @@ impl Outbox {
                 completed_at: None,
             };
             self.emit(ChangeKind::Delivery(Arc::new(d.clone())));
+            self.webhooks.delivery_made(&s.id);
             if let Some(dispatcher) = &self.dispatcher {
                 dispatcher.do_send(Deliver {
                     delivery: d,

@@ -77,6 +77,8 @@ impl Handler<SubscribeEvents> for WorkflowRegistry {
 pub struct RegistryStats {
     pub events_emitted: u64,
     pub webhooks_registered: usize,
+    /// Subscriptions refused by the caps since start.
+    pub webhooks_refused: u64,
     pub active: usize,
     pub running: usize,
     pub retained: usize,
@@ -96,6 +98,7 @@ impl Handler<Stats> for WorkflowRegistry {
         MessageResult(RegistryStats {
             events_emitted: self.out.events_emitted,
             webhooks_registered: self.out.webhooks.len(),
+            webhooks_refused: self.out.webhooks.refused,
             active: self.active.len(),
             running: self
                 .active

@@ -1,19 +1,73 @@
 //! Webhook subscriptions by workflow, and the global ones: which subscriptions
-//! an event goes to.
+//! an event goes to, and their caps. At most `webhooks.max_subscriptions` in total
+//! and `webhooks.max_subscriptions_per_workflow` per workflow; a workflow's own
+//! subscriptions close when it finishes and leave once every delivery made for
+//! them is final, so the index never outgrows the caps.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use crate::domain::{Event, Subscription};
+use crate::error::ApiError;
 
-#[derive(Default)]
 pub struct WebhookIndex {
     pub(super) subs: HashMap<String, Arc<Subscription>>,
     pub(super) by_workflow: HashMap<String, Vec<String>>,
     global: Vec<String>,
+    max_total: usize,
+    max_per_workflow: usize,
+    /// Deliveries not yet final, per subscription.
+    unfinished: HashMap<String, usize>,
+    /// Subscriptions of finished workflows, waiting for their last delivery.
+    closing: HashSet<String>,
+    /// Subscriptions refused by the caps since start.
+    pub refused: u64,
 }
 
 impl WebhookIndex {
+    pub fn new(max_total: usize, max_per_workflow: usize) -> WebhookIndex {
+        WebhookIndex {
+            subs: HashMap::new(),
+            by_workflow: HashMap::new(),
+            global: Vec::new(),
+            max_total,
+            max_per_workflow,
+            unfinished: HashMap::new(),
+            closing: HashSet::new(),
+            refused: 0,
+        }
+    }
+
+    /// Room for one more subscription (of `workflow_id`, when given), or 429
+    /// `too_many_webhooks`.
+    pub fn admit(&mut self, workflow_id: Option<&str>) -> Result<(), ApiError> {
+        let own = workflow_id.map_or(0, |w| self.by_workflow.get(w).map_or(0, Vec::len));
+        let refusal = if self.subs.len() >= self.max_total {
+            Some(ApiError::TooManyWebhooks {
+                count: self.subs.len(),
+                limit: self.max_total,
+                key: "webhooks.max_subscriptions",
+                scope: "in total".into(),
+            })
+        } else if own >= self.max_per_workflow {
+            Some(ApiError::TooManyWebhooks {
+                count: own,
+                limit: self.max_per_workflow,
+                key: "webhooks.max_subscriptions_per_workflow",
+                scope: format!("for workflow '{}'", workflow_id.unwrap_or_default()),
+            })
+        } else {
+            None
+        };
+        match refusal {
+            Some(e) => {
+                self.refused += 1;
+                Err(e)
+            }
+            None => Ok(()),
+        }
+    }
+
     pub fn insert(&mut self, s: Arc<Subscription>) {
         match &s.workflow_id {
             Some(w) => self
@@ -28,6 +82,7 @@ impl WebhookIndex {
 
     pub fn remove(&mut self, id: &str) -> Option<Arc<Subscription>> {
         let s = self.subs.remove(id)?;
+        self.closing.remove(id);
         match &s.workflow_id {
             Some(w) => {
                 if let Some(v) = self.by_workflow.get_mut(w) {
@@ -40,6 +95,46 @@ impl WebhookIndex {
             None => self.global.retain(|x| x != id),
         }
         Some(s)
+    }
+
+    /// A delivery was made for subscription `id`.
+    pub fn delivery_made(&mut self, id: &str) {
+        *self.unfinished.entry(id.to_string()).or_insert(0) += 1;
+    }
+
+    /// A delivery for subscription `id` became final; true when that was the
+    /// last one of a closing subscription, which may now go.
+    pub fn delivery_final(&mut self, id: &str) -> bool {
+        if let Some(n) = self.unfinished.get_mut(id) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                self.unfinished.remove(id);
+            }
+        }
+        self.closing.contains(id) && !self.unfinished.contains_key(id)
+    }
+
+    /// The workflow finished: its subscriptions close. Returns those that may go
+    /// now (no delivery of theirs is pending); the rest go with their last one.
+    pub fn close_workflow(&mut self, workflow_id: &str) -> Vec<String> {
+        let ids = self
+            .by_workflow
+            .get(workflow_id)
+            .cloned()
+            .unwrap_or_default();
+        self.closing.extend(ids.iter().cloned());
+        ids.into_iter()
+            .filter(|id| !self.unfinished.contains_key(id))
+            .collect()
+    }
+
+    /// Workflows that own subscriptions.
+    pub fn workflows(&self) -> Vec<String> {
+        self.by_workflow.keys().cloned().collect()
+    }
+
+    pub fn secret(&self, id: &str) -> Option<String> {
+        self.subs.get(id).map(|s| s.secret.clone())
     }
 
     /// The ids of a workflow's own subscriptions to `url`.
@@ -64,9 +159,64 @@ impl WebhookIndex {
     pub fn matching(&self, ev: &Event) -> Vec<Arc<Subscription>> {
         let own = self.by_workflow.get(&ev.workflow_id).into_iter().flatten();
         own.chain(self.global.iter())
+            .filter(|id| !self.closing.contains(*id))
             .filter_map(|id| self.subs.get(id))
             .filter(|s| s.wants(ev.kind))
             .cloned()
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sub(id: &str, wf: Option<&str>) -> Arc<Subscription> {
+        Arc::new(Subscription {
+            id: id.into(),
+            workflow_id: wf.map(str::to_string),
+            url: "https://example.com/h".into(),
+            secret: "s3cret-xx".into(),
+            events: Vec::new(),
+            created_at: crate::domain::now(),
+        })
+    }
+
+    #[test]
+    fn caps_in_total_and_per_workflow() {
+        let mut ix = WebhookIndex::new(3, 2);
+        for id in ["a", "b"] {
+            ix.admit(Some("wf")).unwrap();
+            ix.insert(sub(id, Some("wf")));
+        }
+        let e = ix.admit(Some("wf")).unwrap_err();
+        assert_eq!(e.code(), "too_many_webhooks");
+        assert!(e.to_string().contains("max_subscriptions_per_workflow"));
+        ix.admit(None).unwrap();
+        ix.insert(sub("g", None));
+        let e = ix.admit(Some("other")).unwrap_err();
+        assert!(
+            e.to_string().contains("(webhooks.max_subscriptions)"),
+            "{e}"
+        );
+        assert_eq!(ix.refused, 2);
+    }
+
+    #[test]
+    fn a_finished_workflows_subscriptions_go_after_their_last_delivery() {
+        let mut ix = WebhookIndex::new(10, 10);
+        ix.insert(sub("a", Some("wf")));
+        ix.insert(sub("b", Some("wf")));
+        ix.insert(sub("g", None));
+        ix.delivery_made("a");
+        ix.delivery_made("a");
+        ix.delivery_made("g");
+        assert_eq!(ix.close_workflow("wf"), vec!["b".to_string()]);
+        assert!(
+            !ix.delivery_final("a"),
+            "one delivery of a is still pending"
+        );
+        assert!(ix.delivery_final("a"));
+        assert!(!ix.delivery_final("g"), "global subscriptions never close");
     }
 }
