@@ -83,6 +83,15 @@ async fn mirrors_records_indexes_events_results_and_webhooks_with_ttl() {
         .env("MCPO__WEBHOOKS__ALLOW_HTTP", "true")
         .latency_ms(10)
         .start();
+    // A global subscription stays; the workflow's own leaves once its delivery is
+    // final (issue 12).
+    let global = s
+        .post(
+            "/v1/webhooks",
+            &json!({"url": recv.url, "events": ["workflow_failed"]}),
+        )
+        .await;
+    assert_eq!(global.status, 201, "{:?}", global.body);
     let done = s
         .create(
             json!({"pattern": "research", "task": "consensus protocols in depth",
@@ -96,6 +105,18 @@ async fn mirrors_records_indexes_events_results_and_webhooks_with_ttl() {
     s.wait_status(&done, "completed", 60 * SEC).await;
     s.wait_status(&search, "completed", 60 * SEC).await;
     recv.wait_for(1, 30 * SEC).await;
+    let t = std::time::Instant::now();
+    while s.get("/v1/webhooks").await.body["items"]
+        .as_array()
+        .map_or(0, Vec::len)
+        != 1
+    {
+        assert!(
+            t.elapsed() < 30 * SEC,
+            "the workflow's own subscription never left"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     let h = drained(&s).await;
 
     let mut m = Mirror::new(SHARED_URL, &p).await;
@@ -138,11 +159,15 @@ async fn mirrors_records_indexes_events_results_and_webhooks_with_ttl() {
         .to_string();
     let at = chrono::DateTime::parse_from_rfc3339(&completed_at).unwrap();
     assert_eq!(score, Some(at.timestamp_micros() as f64));
-    // Webhook subscription mirrored.
+    // Webhook subscriptions mirrored: the global one, not the finished workflow's.
     let subs: Vec<String> = redis::AsyncCommands::smembers(&mut m.conn, k.webhooks())
         .await
         .unwrap();
     assert_eq!(subs.len(), 1);
+    assert!(
+        subs[0].contains(global.body["id"].as_str().unwrap()),
+        "{subs:?}"
+    );
 
     // TTL: every key of a finished workflow expires within redis.ttl; active ones never.
     for key in [
