@@ -13,14 +13,25 @@ use std::num::NonZeroU32;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use governor::clock::Clock;
-use governor::{DefaultDirectRateLimiter, Quota as Rate, RateLimiter};
+use governor::clock::{Clock, MonotonicClock};
+use governor::middleware::NoOpMiddleware;
+use governor::state::{InMemoryState, NotKeyed};
+use governor::{Quota as Rate, RateLimiter};
 
 const MINUTE: Duration = Duration::from_secs(60);
 
+/// On std's monotonic clock, the one tokio sleeps by: governor's default (quanta,
+/// a calibrated TSC) ran measurably fast on a loaded virtual machine, letting calls
+/// through early.
+type Limiter = RateLimiter<NotKeyed, InMemoryState, MonotonicClock, NoOpMiddleware<Instant>>;
+
+fn limiter(q: Rate) -> Limiter {
+    RateLimiter::direct_with_clock(q, MonotonicClock)
+}
+
 pub struct Quota {
-    requests: Option<DefaultDirectRateLimiter>,
-    tokens: Option<(DefaultDirectRateLimiter, u32)>,
+    requests: Option<Limiter>,
+    tokens: Option<(Limiter, u32)>,
     /// Whose turn it is; tokio's mutex queues waiters in arrival order.
     turn: tokio::sync::Mutex<()>,
     /// Tokens the next call must take on top of its estimate (negative: credit),
@@ -37,8 +48,8 @@ impl Quota {
         }
         let requests = rpm
             .and_then(|r| Rate::with_period(MINUTE / r.get()))
-            .map(|q| RateLimiter::direct(q.allow_burst(NonZeroU32::MIN)));
-        let tokens = tpm.map(|t| (RateLimiter::direct(Rate::per_minute(t)), t.get()));
+            .map(|q| limiter(q.allow_burst(NonZeroU32::MIN)));
+        let tokens = tpm.map(|t| (limiter(Rate::per_minute(t)), t.get()));
         Some(Quota {
             requests,
             tokens,
@@ -97,7 +108,7 @@ impl Quota {
 }
 
 /// Takes `n` cells, sleeping until the limiter has them.
-async fn take(l: &DefaultDirectRateLimiter, n: NonZeroU32) {
+async fn take(l: &Limiter, n: NonZeroU32) {
     loop {
         match l.check_n(n) {
             Ok(Ok(())) | Err(_) => return,
