@@ -19,6 +19,7 @@ mod limits;
 mod logs;
 mod mcp;
 mod metrics;
+mod packing;
 mod postgres;
 mod providers;
 mod redis_mirror;

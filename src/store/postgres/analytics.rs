@@ -77,15 +77,8 @@ pub async fn costs(c: &Object, q: &AnalyticsQuery) -> Result<CostStats, StoreErr
     let models = rows(
         c,
         q,
-        "SELECT COALESCE(m.model, 'unknown'), COUNT(*), COALESCE(SUM(m.cost), 0)
-         FROM workflows w JOIN results r ON r.workflow_id = w.id
-         CROSS JOIN LATERAL (
-           SELECT e->>'model' AS model, (e->>'cost')::float8 AS cost
-             FROM jsonb_array_elements(r.result->'agent_results') e
-           UNION ALL
-           SELECT e->>'model', (e->>'cost')::float8
-             FROM jsonb_array_elements(r.result->'synthesis_results') e
-         ) m
+        "SELECT m.model, SUM(m.calls)::bigint, COALESCE(SUM(m.cost), 0)
+         FROM workflows w JOIN model_costs m ON m.workflow_id = w.id
          WHERE {window} GROUP BY 1 ORDER BY 1",
         &[],
     )

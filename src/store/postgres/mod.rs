@@ -18,6 +18,7 @@ use tokio_postgres::types::ToSql;
 use tokio_postgres::Row;
 
 use super::analytics::{AnalyticsQuery, CostStats, PerformanceStats, WorkflowStats};
+use super::packed::Packed;
 use super::{ListQuery, Manifest, Startup, Store, StoreError, StoredActive};
 use crate::config::PostgresConfig;
 use crate::domain::{
@@ -105,6 +106,32 @@ impl PgStore {
     }
 }
 
+/// A stored result: packed, or JSONB written before packing existed.
+enum StoredResult {
+    Packed(Packed),
+    Json(String),
+}
+
+impl PgStore {
+    async fn stored_result(&self, id: &str) -> Result<Option<StoredResult>, StoreError> {
+        let rows = self
+            .query(
+                "SELECT result::text, packed FROM results WHERE workflow_id = $1",
+                &[&id],
+            )
+            .await?;
+        let Some(r) = rows.first() else {
+            return Ok(None);
+        };
+        if let Some(p) = r.try_get::<_, Option<Vec<u8>>>(1).map_err(backend)? {
+            return Packed::decode("stored result", &p).map(|p| Some(StoredResult::Packed(p)));
+        }
+        Ok(r.try_get::<_, Option<String>>(0)
+            .map_err(backend)?
+            .map(StoredResult::Json))
+    }
+}
+
 fn row_event(r: &Row) -> Result<Event, StoreError> {
     let kind: String = r.try_get(2).map_err(backend)?;
     let data: String = r.try_get(4).map_err(backend)?;
@@ -147,6 +174,7 @@ impl Store for PgStore {
                 write::WriteError::Encode(e) => {
                     StoreError::Backend(format!("cannot encode a record: {e}"))
                 }
+                write::WriteError::Corrupt(e) => e,
             })?;
             tx.commit().await.map_err(backend)
         };
@@ -168,17 +196,24 @@ impl Store for PgStore {
     }
 
     async fn get_result(&self, id: &str) -> Result<Option<WorkflowResult>, StoreError> {
-        let mut v = self
-            .records(
-                "SELECT result::text FROM results WHERE workflow_id = $1",
-                &[&id],
-            )
-            .await?;
-        Ok(v.pop())
+        match self.stored_result(id).await? {
+            Some(StoredResult::Packed(p)) => Ok(p.result),
+            Some(StoredResult::Json(j)) => parse("result", &j).map(Some),
+            None => Ok(None),
+        }
     }
 
     async fn events_after(&self, id: &str, after_seq: u64) -> Result<Vec<Event>, StoreError> {
-        self.events_of(&[id.to_string()], after_seq as i64).await
+        let mut events = self.events_of(&[id.to_string()], after_seq as i64).await?;
+        // A finished workflow's log is packed (rows after packing, if any, merge in).
+        if let Some(StoredResult::Packed(p)) = self.stored_result(id).await? {
+            let mut packed = p.events_after(id, after_seq)?;
+            packed.retain(|e| events.iter().all(|r| r.seq != e.seq));
+            packed.append(&mut events);
+            packed.sort_by_key(|e| e.seq);
+            events = packed;
+        }
+        Ok(events)
     }
 
     async fn list(&self, q: ListQuery) -> Result<Vec<Workflow>, StoreError> {

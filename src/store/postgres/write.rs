@@ -2,15 +2,20 @@
 //! statements (`INSERT … SELECT FROM UNNEST(arrays) ON CONFLICT`) instead of one
 //! round trip per change. Idempotent: events are `ON CONFLICT DO NOTHING` on
 //! `(workflow_id, seq)`, records and results are upserts, so replaying a batch
-//! after a restart changes nothing.
+//! after a restart changes nothing. A workflow that finishes in the batch is
+//! packed (`store::packed`): one statement deletes its event rows and returns
+//! them with any value already packed, and its result and events become one
+//! compressed `results.packed` value.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use deadpool_postgres::Transaction;
+use tokio_postgres::types::ToSql;
 
 use crate::domain::{ChangeKind, StateChange, Workflow, WorkflowResult};
+use crate::store::packed::{self, Packed, RawEvent};
 
 const UPSERT_WORKFLOWS: &str = "
 INSERT INTO workflows (id, pattern, status, created_at, completed_at, total_cost_usd, execution_time, record, owner)
@@ -27,10 +32,26 @@ FROM UNNEST($1::text[], $2::int8[], $3::text[], $4::timestamptz[], $5::text[])
   AS t (workflow_id, seq, type, ts, data)
 ON CONFLICT (workflow_id, seq) DO NOTHING";
 
-const UPSERT_RESULTS: &str = "
-INSERT INTO results (workflow_id, result)
-SELECT workflow_id, result::jsonb FROM UNNEST($1::text[], $2::text[]) AS t (workflow_id, result)
-ON CONFLICT (workflow_id) DO UPDATE SET result = excluded.result";
+/// The event rows of finishing workflows, deleted, and what is already stored
+/// for them (a packed value, or a JSONB result written before packing existed).
+const TAKE_FOR_PACKING: &str = "
+WITH taken AS (
+  DELETE FROM events WHERE workflow_id = ANY($1)
+  RETURNING workflow_id, seq, type, ts, data::text AS data)
+SELECT workflow_id, seq, type, ts, data, NULL::text AS result, NULL::bytea AS packed FROM taken
+UNION ALL
+SELECT workflow_id, NULL, NULL, NULL, NULL, result::text, packed FROM results
+WHERE workflow_id = ANY($2)";
+
+const UPSERT_PACKED: &str = "
+INSERT INTO results (workflow_id, result, packed)
+SELECT workflow_id, NULL, packed FROM UNNEST($1::text[], $2::bytea[]) AS t (workflow_id, packed)
+ON CONFLICT (workflow_id) DO UPDATE SET result = NULL, packed = excluded.packed";
+
+const UPSERT_MODEL_COSTS: &str = "
+INSERT INTO model_costs (workflow_id, model, calls, cost)
+SELECT * FROM UNNEST($1::text[], $2::text[], $3::int8[], $4::float8[])
+ON CONFLICT (workflow_id, model) DO UPDATE SET calls = excluded.calls, cost = excluded.cost";
 
 const UPSERT_WEBHOOK: &str = "
 INSERT INTO webhooks (id, workflow_id, url, created_at, record) VALUES ($1, $2, $3, $4, $5::text::jsonb)
@@ -47,6 +68,7 @@ ON CONFLICT (id) DO UPDATE SET status = excluded.status, record = excluded.recor
 pub enum WriteError {
     Pg(tokio_postgres::Error),
     Encode(serde_json::Error),
+    Corrupt(crate::store::StoreError),
 }
 
 impl From<tokio_postgres::Error> for WriteError {
@@ -93,7 +115,6 @@ pub async fn write_batch(
     // and one statement may not upsert a row twice.
     let mut last_record: HashMap<&str, &Workflow> = HashMap::new();
     let mut last_result: HashMap<&str, &WorkflowResult> = HashMap::new();
-    let mut events = Events::default();
     for change in batch {
         match &change.kind {
             ChangeKind::Workflow(wf) => {
@@ -102,14 +123,38 @@ pub async fn write_batch(
             ChangeKind::Result(r) => {
                 last_result.insert(&r.workflow_id, r);
             }
-            ChangeKind::Event(ev) => {
-                events.workflow_id.push(ev.workflow_id.clone());
-                events.seq.push(ev.seq as i64);
-                events.kind.push(ev.kind.as_str());
-                events.ts.push(ev.timestamp);
-                events.data.push(ev.data.to_string());
-            }
             _ => {}
+        }
+    }
+    // Workflows whose event log moves into the packed value now. A result is
+    // written only when a workflow finishes; its status says so.
+    let finishing: HashSet<&str> = last_record
+        .values()
+        .filter(|w| w.status.is_terminal())
+        .map(|w| w.id.as_str())
+        .chain(
+            last_result
+                .values()
+                .filter(|r| r.status.is_terminal())
+                .map(|r| r.workflow_id.as_str()),
+        )
+        .collect();
+    let mut held: HashMap<&str, Vec<RawEvent>> = HashMap::new();
+    let mut events = Events::default();
+    for change in batch {
+        if let ChangeKind::Event(ev) = &change.kind {
+            if finishing.contains(ev.workflow_id.as_str()) {
+                // Straight into the packed value: no row to insert and delete.
+                held.entry(ev.workflow_id.as_str())
+                    .or_default()
+                    .push(RawEvent::of(ev));
+                continue;
+            }
+            events.workflow_id.push(ev.workflow_id.clone());
+            events.seq.push(ev.seq as i64);
+            events.kind.push(ev.kind.as_str());
+            events.ts.push(ev.timestamp);
+            events.data.push(ev.data.to_string());
         }
     }
     if !last_record.is_empty() {
@@ -156,15 +201,13 @@ pub async fn write_batch(
         )
         .await?;
     }
-    if !last_result.is_empty() {
-        let mut ids = Vec::with_capacity(last_result.len());
-        let mut json = Vec::with_capacity(last_result.len());
-        for (id, r) in &last_result {
-            ids.push(id.to_string());
-            json.push(serde_json::to_string(r)?);
-        }
-        let stmt = tx.prepare_cached(UPSERT_RESULTS).await?;
-        tx.execute(&stmt, &[&ids, &json]).await?;
+    let to_pack: HashSet<&str> = finishing
+        .iter()
+        .copied()
+        .chain(last_result.keys().copied())
+        .collect();
+    if !to_pack.is_empty() {
+        pack(tx, &to_pack, &finishing, &last_result, held).await?;
     }
     // Webhooks and deliveries are rare next to events: one statement each, in
     // order, so a removal after a registration in the same batch wins.
@@ -206,5 +249,76 @@ pub async fn write_batch(
             | ChangeKind::Evicted(_) => {}
         }
     }
+    Ok(())
+}
+
+/// Packs the result and events of each workflow in `ids`; the event rows of
+/// those `finishing` are deleted into the packed value.
+async fn pack(
+    tx: &Transaction<'_>,
+    ids: &HashSet<&str>,
+    finishing: &HashSet<&str>,
+    results: &HashMap<&str, &WorkflowResult>,
+    mut held: HashMap<&str, Vec<RawEvent>>,
+) -> Result<(), WriteError> {
+    let all: Vec<String> = ids.iter().map(|s| s.to_string()).collect();
+    let fin: Vec<String> = finishing.iter().map(|s| s.to_string()).collect();
+    let stmt = tx.prepare_cached(TAKE_FOR_PACKING).await?;
+    let rows = tx.query(&stmt, &[&fin, &all]).await?;
+    let mut stored_json: HashMap<String, String> = HashMap::new();
+    let mut stored_packed: HashMap<String, Packed> = HashMap::new();
+    let mut taken: HashMap<String, Vec<RawEvent>> = HashMap::new();
+    for r in &rows {
+        let id: String = r.try_get(0)?;
+        if let Some(seq) = r.try_get::<_, Option<i64>>(1)? {
+            let ts: DateTime<Utc> = r.try_get(3)?;
+            taken.entry(id).or_default().push(RawEvent {
+                seq: seq as u64,
+                kind: r.try_get(2)?,
+                ts_us: ts.timestamp_micros(),
+                data: r.try_get(4)?,
+            });
+        } else if let Some(p) = r.try_get::<_, Option<Vec<u8>>>(6)? {
+            let p = Packed::decode("stored result", &p).map_err(WriteError::Corrupt)?;
+            stored_packed.insert(id, p);
+        } else if let Some(j) = r.try_get::<_, Option<String>>(5)? {
+            stored_json.insert(id, j);
+        }
+    }
+    let (mut pack_ids, mut values) = (vec![], vec![]);
+    let (mut cost_ids, mut models, mut calls, mut costs) = (vec![], vec![], vec![], vec![]);
+    for id in all {
+        let mut events = held.remove(id.as_str()).unwrap_or_default();
+        events.extend(taken.remove(&id).unwrap_or_default());
+        let mut result_json = match results.get(id.as_str()) {
+            Some(r) => {
+                for (model, n, cost) in packed::model_costs(r) {
+                    cost_ids.push(id.clone());
+                    models.push(model);
+                    calls.push(n as i64);
+                    costs.push(cost);
+                }
+                Some(serde_json::to_string(r)?)
+            }
+            None => None,
+        };
+        if let Some(p) = stored_packed.remove(&id) {
+            let (old_result, old_events) = p.into_raw();
+            if result_json.is_none() {
+                result_json = old_result.as_ref().map(serde_json::to_string).transpose()?;
+            }
+            events.extend(old_events);
+        } else if result_json.is_none() {
+            result_json = stored_json.remove(&id);
+        }
+        values.push(packed::encode(result_json.as_deref(), events));
+        pack_ids.push(id);
+    }
+    let upsert = tx.prepare_cached(UPSERT_PACKED).await?;
+    let set_costs = tx.prepare_cached(UPSERT_MODEL_COSTS).await?;
+    // Pipelined on the one connection: a single round trip for both.
+    let (a, b): ([&(dyn ToSql + Sync); 2], [&(dyn ToSql + Sync); 4]) =
+        ([&pack_ids, &values], [&cost_ids, &models, &calls, &costs]);
+    futures::try_join!(tx.execute(&upsert, &a), tx.execute(&set_costs, &b))?;
     Ok(())
 }

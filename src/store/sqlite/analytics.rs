@@ -98,15 +98,8 @@ pub fn costs(c: &Connection, q: &AnalyticsQuery) -> Result<CostStats, StoreError
     )?;
     let models = all(
         c,
-        "SELECT COALESCE(model, 'unknown'), COUNT(*), TOTAL(cost) FROM (
-           SELECT json_extract(e.value, '$.model') AS model, json_extract(e.value, '$.cost') AS cost
-             FROM workflows w JOIN results r ON r.workflow_id = w.id, json_each(r.result, '$.agent_results') e
-             WHERE {window}
-           UNION ALL
-           SELECT json_extract(e.value, '$.model'), json_extract(e.value, '$.cost')
-             FROM workflows w JOIN results r ON r.workflow_id = w.id, json_each(r.result, '$.synthesis_results') e
-             WHERE {window}
-         ) GROUP BY 1 ORDER BY 1",
+        "SELECT m.model, SUM(m.calls), TOTAL(m.cost)
+         FROM workflows w JOIN model_costs m ON m.workflow_id = w.id WHERE {window} GROUP BY 1 ORDER BY 1",
         args.as_slice(),
         |r| Ok((r.get(0)?, r.get::<_, i64>(1)? as u64, r.get(2)?)),
     )?;

@@ -2,24 +2,25 @@
 //! actor, one batch at a time) and a small pool of readers; WAL mode lets readers
 //! run while a batch commits. All calls run on the blocking pool.
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use rusqlite::types::ValueRef;
 use rusqlite::{params, Connection, OptionalExtension};
 
 use super::analytics::{AnalyticsQuery, CostStats, PerformanceStats, WorkflowStats};
+use super::packed::Packed;
 use super::{ListQuery, Manifest, Startup, Store, StoreError, StoredActive};
 use crate::config::Durability;
 use crate::domain::{
-    ChangeKind, Delivery, Event, EventType, StateChange, Status, Subscription, Workflow,
-    WorkflowResult,
+    Delivery, Event, EventType, StateChange, Status, Subscription, Workflow, WorkflowResult,
 };
 
 mod analytics;
+mod write;
 
 mod embedded {
     refinery::embed_migrations!("migrations/sqlite");
@@ -144,87 +145,9 @@ fn row_event(
     })
 }
 
-fn to_json<T: serde::Serialize>(v: &T) -> rusqlite::Result<String> {
-    serde_json::to_string(v).map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))
-}
-
-fn write_batch(conn: &mut Connection, batch: &[Arc<StateChange>]) -> rusqlite::Result<()> {
-    // Only the last record of each workflow in the batch needs writing.
-    let mut last_record: HashMap<&str, &Workflow> = HashMap::new();
-    for change in batch {
-        if let ChangeKind::Workflow(wf) = &change.kind {
-            last_record.insert(&wf.id, wf);
-        }
-    }
-    let tx = conn.transaction()?;
-    {
-        let mut upsert = tx.prepare_cached(
-            "INSERT INTO workflows (id, pattern, status, created_at_us, completed_at_us, total_cost_usd, execution_time, record, owner)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
-             ON CONFLICT (id) DO UPDATE SET status = excluded.status, completed_at_us = excluded.completed_at_us,
-               total_cost_usd = excluded.total_cost_usd, execution_time = excluded.execution_time, record = excluded.record",
-        )?;
-        for wf in last_record.values() {
-            let record = serde_json::to_string(wf)
-                .map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?;
-            upsert.execute(params![
-                wf.id,
-                wf.pattern.as_str(),
-                wf.status.as_str(),
-                us(wf.created_at),
-                wf.completed_at.map(us),
-                wf.total_cost_usd,
-                wf.execution_time,
-                record,
-                wf.owner
-            ])?;
-        }
-        let mut event = tx.prepare_cached(
-            "INSERT OR IGNORE INTO events (workflow_id, seq, type, ts_us, data) VALUES (?1, ?2, ?3, ?4, ?5)",
-        )?;
-        let mut result = tx.prepare_cached(
-            "INSERT INTO results (workflow_id, result) VALUES (?1, ?2)
-             ON CONFLICT (workflow_id) DO UPDATE SET result = excluded.result",
-        )?;
-        for change in batch {
-            match &change.kind {
-                ChangeKind::Event(ev) => {
-                    event.execute(params![
-                        ev.workflow_id,
-                        ev.seq as i64,
-                        ev.kind.as_str(),
-                        us(ev.timestamp),
-                        ev.data.to_string()
-                    ])?;
-                }
-                ChangeKind::Result(res) => {
-                    let json = serde_json::to_string(res)
-                        .map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?;
-                    result.execute(params![res.workflow_id, json])?;
-                }
-                ChangeKind::Webhook(w) => {
-                    tx.prepare_cached(
-                        "INSERT OR REPLACE INTO webhooks (id, workflow_id, url, created_at_us, record) VALUES (?1, ?2, ?3, ?4, ?5)",
-                    )?
-                    .execute(params![w.id, w.workflow_id, w.url, us(w.created_at), to_json(w.as_ref())?])?;
-                }
-                ChangeKind::WebhookRemoved(id) => {
-                    tx.prepare_cached("DELETE FROM webhooks WHERE id = ?1")?
-                        .execute([id])?;
-                }
-                ChangeKind::Delivery(d) => {
-                    tx.prepare_cached(
-                        "INSERT OR REPLACE INTO deliveries (id, workflow_id, subscription_id, status, event_seq, record) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                    )?
-                    .execute(params![d.id, d.workflow_id, d.subscription_id, d.status.as_str(), d.event_seq as i64, to_json(d.as_ref())?])?;
-                }
-                ChangeKind::Workflow(_) | ChangeKind::Evicted(_) => {}
-            }
-        }
-    }
-    tx.commit()
-}
-
+/// A workflow's events after `after`: the rows of an unfinished workflow and
+/// the packed log of a finished one (both, merged by seq, should a late event
+/// follow the packing).
 fn query_events(conn: &Connection, id: &str, after: u64) -> Result<Vec<Event>, StoreError> {
     let mut stmt = conn
         .prepare_cached(
@@ -236,11 +159,54 @@ fn query_events(conn: &Connection, id: &str, after: u64) -> Result<Vec<Event>, S
             Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
         })
         .map_err(backend)?;
-    rows.map(|r| {
-        let (w, s, t, ts, d) = r.map_err(backend)?;
-        row_event(w, s, t, ts, d)
+    let mut events = rows
+        .map(|r| {
+            let (w, s, t, ts, d) = r.map_err(backend)?;
+            row_event(w, s, t, ts, d)
+        })
+        .collect::<Result<Vec<_>, StoreError>>()?;
+    if let Some(p) = packed_of(conn, id)? {
+        let mut packed = p.events_after(id, after)?;
+        if !events.is_empty() {
+            packed.retain(|e| events.iter().all(|r| r.seq != e.seq));
+        }
+        packed.extend(events);
+        packed.sort_by_key(|e| e.seq);
+        events = packed;
+    }
+    Ok(events)
+}
+
+/// The stored result value of `id`: packed (a BLOB), or JSON text written
+/// before packing existed.
+enum StoredResult {
+    Packed(Packed),
+    Json(String),
+}
+
+fn stored_result(conn: &Connection, id: &str) -> Result<Option<StoredResult>, StoreError> {
+    conn.prepare_cached("SELECT result FROM results WHERE workflow_id = ?1")
+        .map_err(backend)?
+        .query_row([id], |r| {
+            Ok(match r.get_ref(0)? {
+                ValueRef::Blob(b) => Err(b.to_vec()),
+                v => Ok(v.as_str().map(str::to_string).unwrap_or_default()),
+            })
+        })
+        .optional()
+        .map_err(backend)?
+        .map(|v| match v {
+            Err(blob) => Packed::decode("stored result", &blob).map(StoredResult::Packed),
+            Ok(json) => Ok(StoredResult::Json(json)),
+        })
+        .transpose()
+}
+
+fn packed_of(conn: &Connection, id: &str) -> Result<Option<Packed>, StoreError> {
+    Ok(match stored_result(conn, id)? {
+        Some(StoredResult::Packed(p)) => Some(p),
+        _ => None,
     })
-    .collect()
 }
 
 /// Rows whose first column is a JSON record.
@@ -275,7 +241,7 @@ impl Store for SqliteStore {
         let this = Arc::clone(&self.0);
         tokio::task::spawn_blocking(move || {
             let mut conn = this.writer.lock().map_err(backend)?;
-            write_batch(&mut conn, &batch).map_err(backend)
+            write::write_batch(&mut conn, &batch).map_err(backend)
         })
         .await
         .map_err(backend)?
@@ -297,16 +263,10 @@ impl Store for SqliteStore {
 
     async fn get_result(&self, id: &str) -> Result<Option<WorkflowResult>, StoreError> {
         let id = id.to_string();
-        self.read(move |c| {
-            let rec: Option<String> = c
-                .query_row(
-                    "SELECT result FROM results WHERE workflow_id = ?1",
-                    [&id],
-                    |r| r.get(0),
-                )
-                .optional()
-                .map_err(backend)?;
-            rec.map(|j| parse("result", &j)).transpose()
+        self.read(move |c| match stored_result(c, &id)? {
+            Some(StoredResult::Packed(p)) => Ok(p.result),
+            Some(StoredResult::Json(j)) => parse("result", &j).map(Some),
+            None => Ok(None),
         })
         .await
     }
