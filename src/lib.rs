@@ -4,6 +4,7 @@
 
 pub mod actors;
 pub mod api;
+pub mod archive;
 pub mod auth;
 pub mod config;
 pub mod domain;
@@ -59,6 +60,8 @@ pub struct AppState {
     pub keys: Arc<auth::Keyring>,
     /// Per-key active workflows and daily spend (shared with the registry).
     pub ledger: Arc<auth::Ledger>,
+    /// Where archived workflows are read from (and written to, when enabled).
+    pub archive: Arc<archive::Archive>,
 }
 
 impl AppState {
@@ -295,6 +298,19 @@ pub async fn start(config: Config) -> Result<Runtime, StartError> {
     }
     // Through the registry: it counts them against their subscriptions.
     registry.do_send(ResumeDeliveries(pending_deliveries));
+    let archive = Arc::new(
+        archive::Archive::open(&config.archive, &config.storage.sqlite_path).map_err(StartError)?,
+    );
+    if config.archive.enabled {
+        let (store, archive, cfg) = (
+            Arc::clone(&store),
+            Arc::clone(&archive),
+            config.archive.clone(),
+        );
+        Supervisor::start(move |_| archive::Archiver::new(store, archive, &cfg));
+        tracing::info!(url = %archive_url(&config), after = ?config.archive.after,
+            interval = ?config.archive.interval, "archiver started under its supervisor");
+    }
     let state = web::Data::new(AppState {
         guard: Guard::new(&config.webhooks),
         mcp_sessions: Arc::new(api::mcp::Sessions::new(&config.mcp)),
@@ -312,12 +328,17 @@ pub async fn start(config: Config) -> Result<Runtime, StartError> {
         started: Instant::now(),
         keys,
         ledger,
+        archive,
     });
     Ok(Runtime {
         state,
         executor,
         _arbiters: arbiters,
     })
+}
+
+fn archive_url(config: &Config) -> String {
+    config.archive.effective_url(&config.storage.sqlite_path)
 }
 
 /// The primary store: PostgreSQL when `postgres.url` is set, else embedded SQLite.

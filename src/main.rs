@@ -1,5 +1,5 @@
 //! The command line: `serve` (default), `migrate`, `check-config`, `healthcheck`,
-//! `keys new`.
+//! `keys new`, `archive`.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -46,6 +46,16 @@ enum Command {
         /// Seconds to wait for the answer.
         #[arg(long, default_value_t = 5)]
         timeout: u64,
+    },
+    /// Run one archive pass and print what it did (exit 1 if it stopped early).
+    Archive {
+        /// Archive workflows finished longer ago than this (default: archive.after),
+        /// e.g. 90d, 12h, 0s.
+        #[arg(long, value_parser = humantime::parse_duration)]
+        older_than: Option<std::time::Duration>,
+        /// Only count the workflows a pass would archive.
+        #[arg(long)]
+        dry_run: bool,
     },
     /// API keys.
     #[command(subcommand)]
@@ -220,6 +230,22 @@ fn main() -> ExitCode {
                 ExitCode::from(1)
             }
         },
+        Command::Archive {
+            older_than,
+            dry_run,
+        } => {
+            init_tracing(&config.log);
+            mcp_orchestrator::install_crypto_provider();
+            let system = actix_rt::System::new();
+            let older_than = older_than.unwrap_or(config.archive.after);
+            match system.block_on(archive_once(config, older_than, dry_run)) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("mcp-orchestrator archive: {e}");
+                    ExitCode::from(1)
+                }
+            }
+        }
         Command::Serve => {
             init_tracing(&config.log);
             for w in config.warnings() {
@@ -237,5 +263,55 @@ fn main() -> ExitCode {
                 }
             }
         }
+    }
+}
+
+/// One archive pass, printed: counts, throughput, store size before and after.
+async fn archive_once(
+    config: Config,
+    older_than: std::time::Duration,
+    dry_run: bool,
+) -> Result<(), String> {
+    use mcp_orchestrator::archive::{pass, Archive};
+    let store = mcp_orchestrator::open_store(&config)
+        .await
+        .map_err(|e| e.to_string())?;
+    let archive = Archive::open(&config.archive, &config.storage.sqlite_path)?;
+    let age = humantime::format_duration(older_than);
+    println!("archive: {} (store: {})", archive.url, store.kind());
+    let r = pass::run(&store, &archive, older_than, config.archive.batch, dry_run).await;
+    let sizes = |s: &mcp_orchestrator::store::Space| {
+        s.iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    if dry_run {
+        println!(
+            "candidates: {} (finished more than {age} ago)",
+            r.candidates
+        );
+        println!("archived: 0 (dry run)");
+    } else {
+        println!(
+            "candidates: {} (finished more than {age} ago)",
+            r.candidates
+        );
+        println!(
+            "archived: {} in {:.2} s ({:.0} workflows/s), {} bytes written ({} per workflow)",
+            r.archived,
+            r.seconds,
+            r.workflows_per_second(),
+            r.bytes,
+            r.bytes / r.archived.max(1)
+        );
+    }
+    println!("store size before: {}", sizes(&r.space_before));
+    println!("store size after: {}", sizes(&r.space_after));
+    match r.error {
+        Some(e) => Err(format!(
+            "pass stopped: {e} (nothing unverified was deleted; run again to retry)"
+        )),
+        None => Ok(()),
     }
 }

@@ -5,6 +5,7 @@ mod common;
 
 mod analytics;
 mod api;
+mod archive;
 mod auth;
 mod auth_matrix;
 mod auth_quota;

@@ -82,7 +82,10 @@ async fn finished_workflows_are_packed_and_read_back_exactly_even_after_replays(
     store.write_batch(first.clone()).await.unwrap();
     // Unfinished: its events are rows, read as before.
     assert_eq!(sqlite(&path, "SELECT count(*) FROM events"), "1");
-    assert_eq!(store.events_after(id, 0).await.unwrap(), vec![(*started).clone()]);
+    assert_eq!(
+        store.events_after(id, 0).await.unwrap(),
+        vec![(*started).clone()]
+    );
 
     wf.transition(Status::Running, mcp_orchestrator::domain::now())
         .unwrap();
@@ -105,10 +108,16 @@ async fn finished_workflows_are_packed_and_read_back_exactly_even_after_replays(
     assert_eq!(sqlite(&path, "SELECT count(*) FROM events"), "0");
     assert!(sqlite(&path, "SELECT result FROM results").starts_with("blob "));
     assert_eq!(
-        sqlite(&path, "SELECT model || ' ' || calls || ' ' || cost FROM model_costs"),
+        sqlite(
+            &path,
+            "SELECT model || ' ' || calls || ' ' || cost FROM model_costs"
+        ),
         "m1 1 0.25"
     );
-    let want: Vec<Event> = [&started, &agent, &done].iter().map(|e| (***e).clone()).collect();
+    let want: Vec<Event> = [&started, &agent, &done]
+        .iter()
+        .map(|e| (***e).clone())
+        .collect();
     assert_eq!(store.events_after(id, 0).await.unwrap(), want);
     assert_eq!(store.events_after(id, 2).await.unwrap(), want[2..].to_vec());
     assert_eq!(store.get_result(id).await.unwrap(), Some(result(id)));
@@ -145,7 +154,12 @@ async fn rows_from_before_packing_still_read_and_are_packed_when_touched() {
         .unwrap();
         c.execute(
             "INSERT INTO events (workflow_id, seq, type, ts_us, data) VALUES (?1, 1, ?2, ?3, ?4)",
-            rusqlite::params![id, ev.kind.as_str(), ev.timestamp.timestamp_micros(), ev.data.to_string()],
+            rusqlite::params![
+                id,
+                ev.kind.as_str(),
+                ev.timestamp.timestamp_micros(),
+                ev.data.to_string()
+            ],
         )
         .unwrap();
         // V4's backfill of per-model costs, run again over this row.
@@ -158,11 +172,17 @@ async fn rows_from_before_packing_still_read_and_are_packed_when_touched() {
         c.execute_batch(backfill).unwrap();
     }
     assert_eq!(
-        sqlite(&path, "SELECT model || ' ' || calls || ' ' || cost FROM model_costs"),
+        sqlite(
+            &path,
+            "SELECT model || ' ' || calls || ' ' || cost FROM model_costs"
+        ),
         "m1 1 0.25"
     );
     assert_eq!(store.get_result(id).await.unwrap(), Some(result(id)));
-    assert_eq!(store.events_after(id, 0).await.unwrap(), vec![(*ev).clone()]);
+    assert_eq!(
+        store.events_after(id, 0).await.unwrap(),
+        vec![(*ev).clone()]
+    );
     // The record written again (here: finished): the legacy result and rows get packed.
     wf.transition(Status::Completed, mcp_orchestrator::domain::now())
         .unwrap();
@@ -173,5 +193,8 @@ async fn rows_from_before_packing_still_read_and_are_packed_when_touched() {
     assert_eq!(sqlite(&path, "SELECT count(*) FROM events"), "0");
     assert!(sqlite(&path, "SELECT result FROM results").starts_with("blob "));
     assert_eq!(store.get_result(id).await.unwrap(), Some(result(id)));
-    assert_eq!(store.events_after(id, 0).await.unwrap(), vec![(*ev).clone()]);
+    assert_eq!(
+        store.events_after(id, 0).await.unwrap(),
+        vec![(*ev).clone()]
+    );
 }

@@ -16,7 +16,7 @@ use futures::stream;
 use tokio::sync::mpsc;
 
 use super::allow_only;
-use super::shared::{check_visible, find};
+use super::shared::{check_visible, find_content};
 use crate::actors::registry::{EventFeed, SubscribeEvents};
 use crate::auth::Caller;
 use crate::config::Scope;
@@ -80,6 +80,7 @@ struct SseState {
 /// Backlog first, then live events; ends after a terminal event or when the
 /// registry closes the channel (the client may reconnect with Last-Event-ID).
 pub fn sse_response(req: &HttpRequest, stream: EventStream, frame: Framer) -> HttpResponse {
+    let archived = stream.archived;
     let state = SseState {
         backlog: stream.backlog.into(),
         rx: stream.rx,
@@ -99,12 +100,14 @@ pub fn sse_response(req: &HttpRequest, stream: EventStream, frame: Framer) -> Ht
         let data = (st.frame)(&ev);
         Some((Ok::<_, Infallible>(sse::Event::Data(data)), st))
     });
-    sse::Sse::from_stream(events)
+    let mut resp = sse::Sse::from_stream(events)
         .with_keep_alive(KEEP_ALIVE)
         .customize()
-        .insert_header(("X-Accel-Buffering", "no"))
-        .respond_to(req)
-        .map_into_boxed_body()
+        .insert_header(("X-Accel-Buffering", "no"));
+    if archived {
+        resp = resp.insert_header(("X-Served-From", "archive"));
+    }
+    resp.respond_to(req).map_into_boxed_body()
 }
 
 /// A workflow's events after some seq: a backlog, then live ones while it runs.
@@ -112,6 +115,8 @@ pub struct EventStream {
     backlog: Vec<Arc<Event>>,
     rx: Option<mpsc::Receiver<Arc<Event>>>,
     permit: StreamPermit,
+    /// The backlog came from the workflow's archive object.
+    pub archived: bool,
 }
 
 impl EventStream {
@@ -139,20 +144,32 @@ pub async fn open(state: &AppState, id: &str, after: u64) -> Result<EventStream,
             backlog,
             rx: Some(rx),
             permit,
+            archived: false,
         }),
         EventFeed::Finished { backlog } => Ok(EventStream {
             backlog,
             rx: None,
             permit,
+            archived: false,
         }),
         EventFeed::NotActive => {
-            let (wf, _) = find(state, id).await?;
+            let found = find_content(state, id).await?;
+            if let Some(a) = &found.archived {
+                let backlog = a.events.iter().filter(|e| e.seq > after);
+                return Ok(EventStream {
+                    backlog: backlog.cloned().map(Arc::new).collect(),
+                    rx: None,
+                    permit,
+                    archived: true,
+                });
+            }
             state.read_barrier().await;
-            let stored = state.store.events_after(&wf.id, after).await?;
+            let stored = state.store.events_after(&found.wf.id, after).await?;
             Ok(EventStream {
                 backlog: stored.into_iter().map(Arc::new).collect(),
                 rx: None,
                 permit,
+                archived: false,
             })
         }
     }

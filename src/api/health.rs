@@ -61,6 +61,12 @@ async fn health(state: web::Data<AppState>) -> HttpResponse {
     if let Some(link) = &state.redis {
         components.insert("redis".into(), redis_component(link).await);
     }
+    // Archival is optional too: a failing pass deletes nothing and is retried.
+    let a = &state.archive;
+    components.insert(
+        "archive".into(),
+        a.health.component(&a.url, state.config.archive.enabled),
+    );
     let status = worst(components.values());
     let body = json!({
         "status": status,

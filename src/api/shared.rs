@@ -1,5 +1,5 @@
 //! What the route modules share, in one place: the 405/404 answers, finding a
-//! workflow as a caller may see it, and the helpers of the event stream and of the
+//! workflow as a caller may see it (an archived one with its archive object), and the helpers of the event stream and of the
 //! old API's error shape (defined beside their routes, re-exported here) so route
 //! modules import each other only through this module.
 
@@ -10,6 +10,7 @@ use actix_web::{web, HttpRequest};
 pub use super::compat::CompatError;
 pub use super::events::{last_event_id, open, sse_response};
 use crate::actors::registry::Get;
+use crate::archive::ArchivedWorkflow;
 use crate::auth::Caller;
 use crate::domain::Workflow;
 use crate::error::ApiError;
@@ -68,4 +69,67 @@ pub async fn check_visible(state: &AppState, caller: &Caller, id: &str) -> Resul
         find_for(state, caller, id).await?;
     }
     Ok(())
+}
+
+/// A workflow as the content routes serve it: an archived one comes whole from
+/// its archive object (record, result, events, deliveries).
+pub struct Found {
+    pub wf: Arc<Workflow>,
+    /// `memory`, `store` or `archive`: the `X-Served-From` header.
+    pub from: &'static str,
+    pub archived: Option<Arc<ArchivedWorkflow>>,
+}
+
+pub async fn find_content(state: &AppState, id: &str) -> Result<Found, ApiError> {
+    let (wf, from) = find(state, id).await?;
+    with_archive(state, wf, from).await
+}
+
+/// An archived workflow's object, read when the record came from the store.
+async fn with_archive(
+    state: &AppState,
+    wf: Arc<Workflow>,
+    from: &'static str,
+) -> Result<Found, ApiError> {
+    if from == "memory" {
+        return Ok(Found {
+            wf,
+            from,
+            archived: None,
+        });
+    }
+    match state.store.archive_key(&wf.id).await? {
+        None => Ok(Found {
+            wf,
+            from,
+            archived: None,
+        }),
+        Some(key) => {
+            let a = state
+                .archive
+                .read(&key)
+                .await
+                .map_err(|e| ApiError::ArchiveUnavailable {
+                    id: wf.id.clone(),
+                    key: key.clone(),
+                    reason: e.reason(),
+                })?;
+            Ok(Found {
+                wf: Arc::new(a.workflow.clone()),
+                from: "archive",
+                archived: Some(a),
+            })
+        }
+    }
+}
+
+/// `find_content`, as this caller may see it (see `find_for`): visibility is
+/// decided on the summary record, before the archive is read.
+pub async fn find_content_for(
+    state: &AppState,
+    caller: &Caller,
+    id: &str,
+) -> Result<Found, ApiError> {
+    let (wf, from) = find_for(state, caller, id).await?;
+    with_archive(state, wf, from).await
 }

@@ -10,7 +10,7 @@ use super::allow_only;
 use super::body::read_json;
 use super::limits::{text_at_most, MAX_SECRET_CHARS, MAX_URL_CHARS};
 use super::shared::CompatError;
-use super::shared::{check_visible, find_for};
+use super::shared::{check_visible, find_content_for, find_for};
 use crate::actors::registry::{AddWebhook, ListWebhooks, RemoveWebhook, Stats, WebhookSpec};
 use crate::auth::Caller;
 use crate::config::Scope;
@@ -209,10 +209,17 @@ async fn deliveries(
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     caller.require(Scope::Read)?;
-    let (wf, _) = find_for(&state, &caller, &id).await?;
-    state.read_barrier().await;
-    let items = state.store.deliveries_for(&wf.id).await?;
-    Ok(HttpResponse::Ok().json(json!({ "items": items })))
+    let found = find_content_for(&state, &caller, &id).await?;
+    let items = match &found.archived {
+        Some(a) => a.deliveries.clone(),
+        None => {
+            state.read_barrier().await;
+            state.store.deliveries_for(&found.wf.id).await?
+        }
+    };
+    Ok(HttpResponse::Ok()
+        .insert_header(("X-Served-From", found.from))
+        .json(json!({ "items": items })))
 }
 
 #[derive(Deserialize)]

@@ -8,7 +8,7 @@ use serde_json::{json, Value};
 
 use super::body::{field_name, read_json};
 use super::limits::{check_config, text_at_most, MAX_TASK_CHARS, MAX_TITLE_CHARS};
-use super::shared::{allow_only, check_visible, find, find_for};
+use super::shared::{allow_only, check_visible, find, find_content_for};
 use crate::actors::registry::{Cancel, CancelOutcome, Create, NewWorkflow};
 use crate::auth::Caller;
 use crate::config::Config;
@@ -206,7 +206,8 @@ pub async fn read_workflow(
     id: &str,
 ) -> Result<(Arc<Workflow>, &'static str), ApiError> {
     caller.require(Scope::Read)?;
-    find_for(state, caller, id).await
+    let found = find_content_for(state, caller, id).await?;
+    Ok((found.wf, found.from))
 }
 
 async fn get(
@@ -225,7 +226,10 @@ async fn result(
     caller: Caller,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    Ok(HttpResponse::Ok().json(load_result(&state, &caller, &id).await?))
+    let (r, from) = load_result_from(&state, &caller, &id).await?;
+    Ok(HttpResponse::Ok()
+        .insert_header(("X-Served-From", from))
+        .json(r))
 }
 
 /// A finished workflow's result as this caller may see it (`read` scope);
@@ -235,14 +239,31 @@ pub async fn load_result(
     caller: &Caller,
     id: &str,
 ) -> Result<WorkflowResult, ApiError> {
+    load_result_from(state, caller, id).await.map(|(r, _)| r)
+}
+
+/// `load_result`, and where it came from (`store`, or `archive` for an
+/// archived workflow).
+pub async fn load_result_from(
+    state: &AppState,
+    caller: &Caller,
+    id: &str,
+) -> Result<(WorkflowResult, &'static str), ApiError> {
     caller.require(Scope::Read)?;
-    let (wf, _) = find_for(state, caller, id).await?;
+    let found = find_content_for(state, caller, id).await?;
+    let wf = &found.wf;
     if !wf.status.is_terminal() {
         return Err(ApiError::NotFinished(wf.id.clone()));
     }
-    state.read_barrier().await;
-    match state.store.get_result(&wf.id).await? {
-        Some(r) => Ok(r),
+    let stored = match &found.archived {
+        Some(a) => a.result.clone(),
+        None => {
+            state.read_barrier().await;
+            state.store.get_result(&wf.id).await?
+        }
+    };
+    match stored {
+        Some(r) => Ok((r, found.from)),
         None => Err(ApiError::Internal(format!(
             "the result of '{}' is missing from the store",
             wf.id

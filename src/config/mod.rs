@@ -10,8 +10,10 @@ use std::time::Duration;
 use figment::providers::{Env, Format, Serialized, Toml};
 use figment::Figment;
 
+mod archive;
 mod auth;
 mod sections;
+pub use archive::ArchiveConfig;
 pub use auth::*;
 mod mcp;
 pub use mcp::McpConfig;
@@ -44,6 +46,7 @@ pub struct Config {
     pub auth: AuthConfig,
     pub metrics: MetricsConfig,
     pub mcp: McpConfig,
+    pub archive: ArchiveConfig,
     /// Named LLM providers; `execution.default_provider` names one of them.
     pub providers: BTreeMap<String, ProviderConfig>,
 }
@@ -72,6 +75,7 @@ impl Default for Config {
             auth: AuthConfig::default(),
             metrics: MetricsConfig::default(),
             mcp: McpConfig::default(),
+            archive: ArchiveConfig::default(),
             providers,
         }
     }
@@ -260,6 +264,7 @@ impl Config {
                 );
             }
         }
+        self.archive.validate().map_err(ConfigError)?;
         if !self
             .providers
             .contains_key(&self.execution.default_provider)

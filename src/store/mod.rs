@@ -10,6 +10,7 @@ pub mod sqlite;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 
 use crate::domain::{
     Delivery, Event, Pattern, StateChange, Status, Subscription, Workflow, WorkflowResult,
@@ -147,4 +148,30 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<Vec<(String, f64)>, StoreError>;
     /// A round trip to the store; its latency goes into `/health`.
     async fn ping(&self) -> Result<Duration, StoreError>;
+
+    // Archival (src/archive/): finished workflows move to object storage and
+    // leave a summary row (the workflow row, with its archive key).
+
+    /// Finished, not yet archived workflows completed before `before`, with no
+    /// delivery still pending: oldest completion first, at most `limit`.
+    async fn archive_candidates(
+        &self,
+        before: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<Vec<String>, StoreError>;
+    /// How many workflows `archive_candidates` would return without a limit.
+    async fn count_archive_candidates(&self, before: DateTime<Utc>) -> Result<u64, StoreError>;
+    /// In one transaction: records each workflow's archive key and deletes its
+    /// results, events and deliveries. Returns how many were newly marked.
+    async fn mark_archived(&self, done: Vec<(String, String)>) -> Result<usize, StoreError>;
+    /// The archive key of an archived workflow.
+    async fn archive_key(&self, id: &str) -> Result<Option<String>, StoreError>;
+    /// Gives freed space back where the store can (SQLite: incremental vacuum;
+    /// PostgreSQL: autovacuum does it) and reports the sizes.
+    async fn reclaim(&self) -> Result<Space, StoreError>;
+    /// Sizes of the store, in bytes, by part (SQLite: the file; PostgreSQL: tables).
+    async fn space(&self) -> Result<Space, StoreError>;
 }
+
+/// Sizes in bytes by part, e.g. `file` or a table name.
+pub type Space = std::collections::BTreeMap<String, u64>;

@@ -163,7 +163,10 @@ mod tests {
         let events = p.events_after("wf_1", 1).unwrap();
         assert_eq!(events.iter().map(|e| e.seq).collect::<Vec<_>>(), [2, 3]);
         assert_eq!(events[0].data["s"], "x\ny");
-        assert_eq!(events[0].timestamp.timestamp_micros(), 1_700_000_000_000_002);
+        assert_eq!(
+            events[0].timestamp.timestamp_micros(),
+            1_700_000_000_000_002
+        );
         assert_eq!(events[0].kind, EventType::AgentStarted);
     }
 

@@ -16,7 +16,7 @@ use serde_json::{json, Value};
 use super::allow_only;
 use super::body::read_json;
 use super::limits::{check_config, text_at_most, MAX_TITLE_CHARS, MAX_URL_CHARS};
-use super::shared::{check_visible, find, find_for};
+use super::shared::{check_visible, find, find_content_for};
 use super::shared::{last_event_id, open, sse_response};
 use crate::actors::registry::{Cancel, CancelOutcome, Create, NewWorkflow, WebhookSpec};
 use crate::auth::Caller;
@@ -306,20 +306,26 @@ async fn get_status(state: web::Data<AppState>, caller: Caller, payload: web::Pa
     caller.require(Scope::Read)?;
     let b: TaskBody = body(&state, payload).await?;
     let id = required("task_id", b.task_id)?;
-    let (wf, _) = find_for(&state, &caller, &id)
+    let found = find_content_for(&state, &caller, &id)
         .await
         .map_err(not_found_as_task)?;
+    let wf = &found.wf;
     let p = &wf.progress;
     let mut out = json!({"success": true, "task_id": wf.id, "status": wf.status, "started_at": wf.started_at});
     match wf.status {
         Status::Completed => {
-            state.read_barrier().await;
-            let result = state
-                .store
-                .get_result(&wf.id)
-                .await
-                .map_err(ApiError::from)?;
-            out["result"] = result.map(|r| old_result(&wf, &r)).unwrap_or(Value::Null);
+            let result = match &found.archived {
+                Some(a) => a.result.clone(),
+                None => {
+                    state.read_barrier().await;
+                    state
+                        .store
+                        .get_result(&wf.id)
+                        .await
+                        .map_err(ApiError::from)?
+                }
+            };
+            out["result"] = result.map(|r| old_result(wf, &r)).unwrap_or(Value::Null);
             out["completed_at"] = json!(wf.completed_at);
         }
         Status::Failed => {
@@ -343,7 +349,9 @@ async fn get_status(state: web::Data<AppState>, caller: Caller, payload: web::Pa
             out["estimated_completion"] = Value::Null;
         }
     }
-    Ok(HttpResponse::Ok().json(out))
+    Ok(HttpResponse::Ok()
+        .insert_header(("X-Served-From", found.from))
+        .json(out))
 }
 
 fn not_found_as_task(e: ApiError) -> CompatError {

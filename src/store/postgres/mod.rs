@@ -4,6 +4,7 @@
 //! slow report never holds the connections the writer needs.
 
 pub mod analytics;
+mod archive;
 pub mod connect;
 pub mod write;
 
@@ -19,7 +20,7 @@ use tokio_postgres::Row;
 
 use super::analytics::{AnalyticsQuery, CostStats, PerformanceStats, WorkflowStats};
 use super::packed::Packed;
-use super::{ListQuery, Manifest, Startup, Store, StoreError, StoredActive};
+use super::{ListQuery, Manifest, Space, Startup, Store, StoreError, StoredActive};
 use crate::config::PostgresConfig;
 use crate::domain::{
     Delivery, Event, EventType, StateChange, Status, Subscription, Workflow, WorkflowResult,
@@ -373,6 +374,35 @@ impl Store for PgStore {
                 ))
             })
             .collect()
+    }
+
+    async fn archive_candidates(
+        &self,
+        before: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<Vec<String>, StoreError> {
+        self.candidates(before, limit).await
+    }
+
+    async fn count_archive_candidates(&self, before: DateTime<Utc>) -> Result<u64, StoreError> {
+        self.count_candidates(before).await
+    }
+
+    async fn mark_archived(&self, done: Vec<(String, String)>) -> Result<usize, StoreError> {
+        self.mark(done).await
+    }
+
+    async fn archive_key(&self, id: &str) -> Result<Option<String>, StoreError> {
+        self.key(id).await
+    }
+
+    async fn reclaim(&self) -> Result<Space, StoreError> {
+        // Autovacuum reclaims the deleted rows' space for reuse; the sizes show it.
+        self.table_sizes().await
+    }
+
+    async fn space(&self) -> Result<Space, StoreError> {
+        self.table_sizes().await
     }
 
     async fn ping(&self) -> Result<Duration, StoreError> {

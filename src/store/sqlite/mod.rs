@@ -13,13 +13,14 @@ use rusqlite::{params, Connection, OptionalExtension};
 
 use super::analytics::{AnalyticsQuery, CostStats, PerformanceStats, WorkflowStats};
 use super::packed::Packed;
-use super::{ListQuery, Manifest, Startup, Store, StoreError, StoredActive};
+use super::{ListQuery, Manifest, Space, Startup, Store, StoreError, StoredActive};
 use crate::config::Durability;
 use crate::domain::{
     Delivery, Event, EventType, StateChange, Status, Subscription, Workflow, WorkflowResult,
 };
 
 mod analytics;
+mod archive;
 mod write;
 
 mod embedded {
@@ -38,7 +39,7 @@ struct Inner {
     readers: Mutex<Vec<Connection>>,
 }
 
-fn backend(e: impl std::fmt::Display) -> StoreError {
+pub(super) fn backend(e: impl std::fmt::Display) -> StoreError {
     StoreError::Backend(e.to_string())
 }
 
@@ -66,6 +67,10 @@ impl SqliteStore {
             Durability::Async => "NORMAL",
         };
         conn.execute_batch(&format!("PRAGMA synchronous = {sync};"))
+            .map_err(|e| format!("storage.sqlite_path '{shown}': {e}"))?;
+        // Archival empties pages; with incremental auto-vacuum a pass can give them
+        // back to the file system. Takes effect only on a new, empty database.
+        conn.execute_batch("PRAGMA auto_vacuum = INCREMENTAL;")
             .map_err(|e| format!("storage.sqlite_path '{shown}': {e}"))?;
         embedded::migrations::runner()
             .run(&mut conn)
@@ -97,6 +102,22 @@ impl SqliteStore {
         let _: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
         conn.execute_batch("PRAGMA foreign_keys = OFF;")?;
         Ok(conn)
+    }
+
+    /// Runs `f` on the writer connection (between the writer's batches) on the
+    /// blocking pool.
+    async fn write<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> rusqlite::Result<T> + Send + 'static,
+    {
+        let this = Arc::clone(&self.0);
+        tokio::task::spawn_blocking(move || {
+            let mut conn = this.writer.lock().map_err(backend)?;
+            f(&mut conn).map_err(backend)
+        })
+        .await
+        .map_err(backend)?
     }
 
     /// Runs `f` with a reader connection on the blocking pool.
@@ -435,6 +456,38 @@ impl Store for SqliteStore {
             rows.map(|r| r.map_err(backend)).collect()
         })
         .await
+    }
+
+    async fn archive_candidates(
+        &self,
+        before: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<Vec<String>, StoreError> {
+        self.read(move |c| archive::candidates(c, before, limit))
+            .await
+    }
+
+    async fn count_archive_candidates(&self, before: DateTime<Utc>) -> Result<u64, StoreError> {
+        self.read(move |c| archive::count(c, before)).await
+    }
+
+    async fn mark_archived(&self, done: Vec<(String, String)>) -> Result<usize, StoreError> {
+        self.write(move |c| archive::mark(c, &done)).await
+    }
+
+    async fn archive_key(&self, id: &str) -> Result<Option<String>, StoreError> {
+        let id = id.to_string();
+        self.read(move |c| archive::key(c, &id)).await
+    }
+
+    async fn reclaim(&self) -> Result<Space, StoreError> {
+        self.vacuum().await?;
+        self.space().await
+    }
+
+    async fn space(&self) -> Result<Space, StoreError> {
+        let path = self.0.path.clone();
+        self.read(move |c| archive::space(c, &path)).await
     }
 
     async fn ping(&self) -> Result<Duration, StoreError> {

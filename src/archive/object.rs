@@ -1,0 +1,43 @@
+//! One archived workflow: its record, result, events and deliveries as one JSON
+//! document in one zstd frame (`zstd -d` opens it).
+
+use std::io::Read;
+
+use serde::{Deserialize, Serialize};
+
+use crate::domain::{Delivery, Event, Workflow, WorkflowResult};
+
+/// Changes when the document's shape does; readers refuse what they don't know.
+pub const FORMAT: u32 = 1;
+const LEVEL: i32 = 3;
+/// A corrupt or hostile object must not exhaust memory when decompressed.
+const MAX_DECODED: u64 = 256 * 1024 * 1024;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ArchivedWorkflow {
+    pub format: u32,
+    pub workflow: Workflow,
+    pub result: Option<WorkflowResult>,
+    pub events: Vec<Event>,
+    pub deliveries: Vec<Delivery>,
+}
+
+impl ArchivedWorkflow {
+    pub fn encode(&self) -> Result<Vec<u8>, String> {
+        let json = serde_json::to_vec(self).map_err(|e| e.to_string())?;
+        zstd::bulk::compress(&json, LEVEL).map_err(|e| e.to_string())
+    }
+
+    pub fn decode(bytes: &[u8]) -> Result<ArchivedWorkflow, String> {
+        let mut json = Vec::new();
+        zstd::stream::read::Decoder::new(bytes)
+            .and_then(|d| d.take(MAX_DECODED).read_to_end(&mut json))
+            .map_err(|e| format!("not a zstd frame: {e}"))?;
+        let a: ArchivedWorkflow =
+            serde_json::from_slice(&json).map_err(|e| format!("not an archived workflow: {e}"))?;
+        if a.format != FORMAT {
+            return Err(format!("unknown archive format {}", a.format));
+        }
+        Ok(a)
+    }
+}

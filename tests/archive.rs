@@ -1,0 +1,576 @@
+//! Archival (issue 18): finished workflows move to object storage (a local
+//! directory; S3 on a real S3-compatible server, moto, on loopback), reads go
+//! through to the archive on every content route with `X-Served-From: archive`
+//! and return what they returned before, analytics keep their figures, a pass
+//! killed with SIGKILL loses nothing, and a broken archive never panics.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+use crate::common::pg::PgDb;
+use crate::common::{research, server, Builder, Server, BIN, SEC};
+
+/// Runs the real binary's `archive` command against `dir`'s store.
+fn archive_cmd(dir: &Path, env: &[(&str, String)], args: &[&str]) -> Command {
+    let mut cmd = Command::new(BIN);
+    cmd.current_dir(dir)
+        .arg("archive")
+        .args(args)
+        .env_remove("RUST_LOG")
+        .env("MCPO__STORAGE__SQLITE_PATH", dir.join("orchestrator.db"))
+        .env("MCPO__LOG__LEVEL", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd
+}
+
+fn run_archive(dir: &Path, env: &[(&str, String)], args: &[&str]) -> String {
+    let out = archive_cmd(dir, env, args).output().expect("run archive");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "archive {args:?} failed: {stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}
+
+/// The number after `label: ` in the command's output.
+fn count(out: &str, label: &str) -> u64 {
+    out.lines()
+        .find_map(|l| l.strip_prefix(&format!("{label}: ")))
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no '{label}:' in\n{out}"))
+}
+
+/// Every object file under `dir`, relative paths.
+fn objects(dir: &Path) -> Vec<String> {
+    fn walk(root: &Path, d: &Path, out: &mut Vec<String>) {
+        for e in std::fs::read_dir(d).into_iter().flatten().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                walk(root, &p, out);
+            } else if p.extension().is_some_and(|x| x == "zst") {
+                out.push(p.strip_prefix(root).unwrap().display().to_string());
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(dir, dir, &mut out);
+    out.sort();
+    out
+}
+
+async fn raw_get(s: &Server, path: &str, last_event_id: Option<u64>) -> (u16, String, String) {
+    let mut req = s.http.get(s.url(path));
+    if let Some(n) = last_event_id {
+        req = req.header("Last-Event-ID", n.to_string());
+    }
+    let r = req.send().await.expect("GET");
+    let status = r.status().as_u16();
+    let from = r
+        .headers()
+        .get("x-served-from")
+        .map(|v| v.to_str().unwrap_or("").to_string())
+        .unwrap_or_default();
+    (status, from, r.text().await.expect("body"))
+}
+
+/// A body as a value: JSON parsed; an SSE stream as `[[id, event, data], …]`.
+/// Object keys compare regardless of order (PostgreSQL's JSONB keeps its own).
+fn normalize(body: &str) -> Value {
+    if let Ok(v) = serde_json::from_str::<Value>(body) {
+        return v;
+    }
+    let events = crate::common::parse_sse(body);
+    json!(events
+        .iter()
+        .map(|e| json!([e.id, e.event, e.data]))
+        .collect::<Vec<_>>())
+}
+
+/// What every content route answers for `id`: route -> (status, body), and
+/// where each was served from.
+async fn routes(s: &Server, id: &str) -> (BTreeMap<String, (u16, Value)>, Vec<String>) {
+    let mut out = BTreeMap::new();
+    let mut from = Vec::new();
+    for (name, path, last) in [
+        ("workflow", format!("/v1/workflows/{id}"), None),
+        ("result", format!("/v1/workflows/{id}/result"), None),
+        ("events", format!("/v1/workflows/{id}/events"), None),
+        (
+            "events after 2",
+            format!("/v1/workflows/{id}/events"),
+            Some(2),
+        ),
+        ("deliveries", format!("/v1/workflows/{id}/deliveries"), None),
+        ("old stream", format!("/stream/{id}"), None),
+    ] {
+        let (status, f, body) = raw_get(s, &path, last).await;
+        out.insert(name.to_string(), (status, normalize(&body)));
+        from.push(format!("{name}: {f}"));
+    }
+    let r = s
+        .http
+        .post(s.url("/tools/get_orchestration_status"))
+        .json(&json!({"task_id": id}))
+        .send()
+        .await
+        .expect("status");
+    let f = r
+        .headers()
+        .get("x-served-from")
+        .map(|v| v.to_str().unwrap_or("").to_string())
+        .unwrap_or_default();
+    from.push(format!("old status: {f}"));
+    let status = r.status().as_u16();
+    out.insert(
+        "old status".into(),
+        (status, normalize(&r.text().await.expect("body"))),
+    );
+    (out, from)
+}
+
+/// Equal, numbers within a relative 1e-9: sums may add rows in another order
+/// once archiving rewrote them.
+fn assert_same_figures(got: &Value, want: &Value, path: &str) {
+    match (got, want) {
+        (Value::Number(g), Value::Number(w)) => {
+            let (g, w) = (g.as_f64().unwrap(), w.as_f64().unwrap());
+            assert!(
+                (g - w).abs() <= 1e-9 * w.abs().max(1.0),
+                "{path}: got {g}, want {w}"
+            );
+        }
+        (Value::Object(g), Value::Object(w)) => {
+            let mut gk: Vec<_> = g.keys().collect();
+            let mut wk: Vec<_> = w.keys().collect();
+            gk.sort();
+            wk.sort();
+            assert_eq!(gk, wk, "{path}: keys differ");
+            for (k, v) in w {
+                assert_same_figures(&g[k], v, &format!("{path}.{k}"));
+            }
+        }
+        (Value::Array(g), Value::Array(w)) => {
+            assert_eq!(g.len(), w.len(), "{path}: lengths differ");
+            for (i, (g, w)) in g.iter().zip(w).enumerate() {
+                assert_same_figures(g, w, &format!("{path}[{i}]"));
+            }
+        }
+        _ => assert_eq!(got, want, "{path}"),
+    }
+}
+
+async fn analytics(s: &Server) -> Value {
+    let mut out = Vec::new();
+    for path in [
+        "/v1/analytics/workflows",
+        "/v1/analytics/costs",
+        "/v1/analytics/performance",
+        "/analytics/workflows",
+        "/analytics/costs",
+        "/analytics/performance",
+    ] {
+        let r = s.get(path).await;
+        assert_eq!(r.status, 200, "{path}: {:?}", r.body);
+        out.push(r.body);
+    }
+    Value::Array(out)
+}
+
+/// Creates research and search workflows and waits until all have finished.
+async fn finished_workflows(s: &Server, n: usize) -> Vec<String> {
+    let mut ids = Vec::new();
+    for i in 0..n {
+        let body = if i % 3 == 2 {
+            json!({"pattern": "search", "task": format!("archived search {i}"),
+                "config": {"agent_types": ["text", "news"]}})
+        } else {
+            research(&format!("archived research {i}"), 3)
+        };
+        ids.push(s.create(body).await);
+    }
+    for id in &ids {
+        s.wait_status(id, "completed", 30 * SEC).await;
+    }
+    ids
+}
+
+fn local(b: Builder) -> Builder {
+    b.latency_ms(1)
+        .env("MCPO__RETENTION__MAX_COMPLETED", 0)
+        .env("MCPO__ARCHIVE__ENABLED", "false")
+}
+
+fn sqlite(dir: &Path, sql: &str) -> String {
+    let c = rusqlite::Connection::open(dir.join("orchestrator.db")).unwrap();
+    c.query_row(sql, [], |r| r.get::<_, i64>(0))
+        .unwrap()
+        .to_string()
+}
+
+#[tokio::test]
+async fn local_directory_archive_reads_through_every_route_with_the_same_answers() {
+    let mut s = local(server()).start();
+    let dir = s.dir.clone();
+    let ids = finished_workflows(&s, 4).await;
+    let mut before = BTreeMap::new();
+    for id in &ids {
+        let (r, from) = routes(&s, id).await;
+        assert!(from.iter().all(|f| !f.ends_with("archive")), "{from:?}");
+        before.insert(id.clone(), r);
+    }
+    let stats_before = analytics(&s).await;
+    s.signal(libc::SIGTERM);
+    s.wait_exit(30 * SEC);
+
+    let dry = run_archive(&dir, &[], &["--older-than", "0s", "--dry-run"]);
+    assert_eq!(count(&dry, "candidates"), 4, "{dry}");
+    assert_eq!(count(&dry, "archived"), 0, "{dry}");
+    assert_eq!(objects(&dir.join("archive")).len(), 0);
+    // Nothing is old enough for the default 90 days.
+    let none = run_archive(&dir, &[], &[]);
+    assert_eq!(count(&none, "archived"), 0, "{none}");
+
+    let out = run_archive(&dir, &[], &["--older-than", "0s"]);
+    assert_eq!(count(&out, "archived"), 4, "{out}");
+    assert!(out.contains("store size before: "), "{out}");
+    let files = objects(&dir.join("archive"));
+    assert_eq!(files.len(), 4, "{files:?}");
+    for id in &ids {
+        let wf = &before[id]["workflow"].1;
+        let done =
+            chrono::DateTime::parse_from_rfc3339(wf["completed_at"].as_str().unwrap()).unwrap();
+        let key = format!("archived/{}/{id}.json.zst", done.format("%Y/%m"));
+        assert!(files.contains(&key), "{key} not in {files:?}");
+    }
+    // Summary rows stay; results, events and deliveries are gone.
+    assert_eq!(
+        sqlite(
+            &dir,
+            "SELECT count(*) FROM workflows WHERE archive_key IS NOT NULL"
+        ),
+        "4"
+    );
+    assert_eq!(sqlite(&dir, "SELECT count(*) FROM results"), "0");
+    assert_eq!(sqlite(&dir, "SELECT count(*) FROM events"), "0");
+    // Idempotent: a second pass finds nothing and writes nothing.
+    let again = run_archive(&dir, &[], &["--older-than", "0s"]);
+    assert_eq!(count(&again, "archived"), 0, "{again}");
+
+    let mut s = local(server()).dir(&dir).start();
+    for id in &ids {
+        let (after, from) = routes(&s, id).await;
+        assert_eq!(
+            after, before[id],
+            "answers for {id} changed after archiving"
+        );
+        assert!(
+            from.iter().all(|f| f.ends_with(": archive")),
+            "not served from the archive: {from:?}"
+        );
+    }
+    assert_same_figures(&analytics(&s).await, &stats_before, "analytics");
+    s.signal(libc::SIGTERM);
+    s.wait_exit(30 * SEC);
+
+    // A corrupt object and a missing one: 503 archive_unavailable naming the key.
+    let s = local(server()).dir(&dir).start();
+    let corrupt = dir.join("archive").join(&files[0]);
+    std::fs::write(&corrupt, b"not zstd at all").unwrap();
+    let missing = dir.join("archive").join(&files[1]);
+    std::fs::remove_file(&missing).unwrap();
+    for (file, route) in [(&files[0], "result"), (&files[1], "events")] {
+        let id = file
+            .rsplit('/')
+            .next()
+            .unwrap()
+            .trim_end_matches(".json.zst");
+        let r = s.get(&format!("/v1/workflows/{id}/{route}")).await;
+        assert_eq!(r.status, 503, "{:?}", r.body);
+        assert_eq!(r.body["error"]["code"], "archive_unavailable");
+        let msg = r.body["error"]["message"].as_str().unwrap();
+        assert!(msg.contains(file.as_str()), "{msg}");
+    }
+    let h = s.get("/health").await;
+    assert_eq!(h.status, 200, "{:?}", h.body);
+}
+
+#[tokio::test]
+async fn a_pass_killed_midway_loses_nothing_and_the_next_pass_finishes() {
+    let mut s = local(server()).latency_ms(0).start();
+    let dir = s.dir.clone();
+    let mut ids = Vec::new();
+    for chunk in 0..30 {
+        let creates = (0..10).map(|i| s.create(research(&format!("kill {chunk} {i}"), 3)));
+        ids.extend(futures::future::join_all(creates).await);
+    }
+    for id in &ids {
+        s.wait_status(id, "completed", 60 * SEC).await;
+    }
+    let sample: Vec<String> = ids.iter().step_by(37).cloned().collect();
+    let mut before = BTreeMap::new();
+    for id in &sample {
+        before.insert(id.clone(), routes(&s, id).await.0);
+    }
+    let stats_before = analytics(&s).await;
+    s.signal(libc::SIGTERM);
+    s.wait_exit(30 * SEC);
+
+    // Small batches: many commits, so the kill lands between two of them.
+    let env = [("MCPO__ARCHIVE__BATCH", "5".to_string())];
+    let mut child: Child = archive_cmd(&dir, &env, &["--older-than", "0s"])
+        .spawn()
+        .expect("spawn archive");
+    let t = Instant::now();
+    while objects(&dir.join("archive")).len() < 40 {
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the pass finished before it could be killed"
+        );
+        assert!(t.elapsed() < 60 * SEC, "no objects written");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGKILL) };
+    let status = child.wait().unwrap();
+    assert!(
+        std::os::unix::process::ExitStatusExt::signal(&status) == Some(libc::SIGKILL),
+        "{status:?}"
+    );
+    let marked: u64 = sqlite(
+        &dir,
+        "SELECT count(*) FROM workflows WHERE archive_key IS NOT NULL",
+    )
+    .parse()
+    .unwrap();
+    assert!(
+        marked < 300,
+        "the pass was not interrupted ({marked} archived)"
+    );
+    // Nothing lost: each workflow is whole in the store or marked with its object.
+    assert_eq!(
+        sqlite(
+            &dir,
+            "SELECT count(*) FROM workflows w WHERE archive_key IS NULL
+               AND NOT EXISTS (SELECT 1 FROM results r WHERE r.workflow_id = w.id)"
+        ),
+        "0"
+    );
+    let files = objects(&dir.join("archive"));
+    let c = rusqlite::Connection::open(dir.join("orchestrator.db")).unwrap();
+    let mut stmt = c
+        .prepare("SELECT archive_key FROM workflows WHERE archive_key IS NOT NULL")
+        .unwrap();
+    let keys: Vec<String> = stmt
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    for k in &keys {
+        assert!(files.contains(k), "{k} marked but its object is missing");
+    }
+
+    let out = run_archive(&dir, &env, &["--older-than", "0s"]);
+    assert_eq!(count(&out, "archived"), 300 - marked, "{out}");
+    assert_eq!(
+        sqlite(
+            &dir,
+            "SELECT count(*) FROM workflows WHERE archive_key IS NULL"
+        ),
+        "0"
+    );
+    // One object per workflow: none twice, none left over.
+    assert_eq!(objects(&dir.join("archive")).len(), 300);
+    let s = local(server()).dir(&dir).start();
+    for id in &sample {
+        let (after, from) = routes(&s, id).await;
+        assert_eq!(after, before[id], "answers for {id} changed");
+        assert!(from.iter().all(|f| f.ends_with(": archive")), "{from:?}");
+    }
+    assert_same_figures(&analytics(&s).await, &stats_before, "analytics");
+}
+
+/// A moto S3 server on `port`, killed on drop.
+struct Moto(Child);
+
+impl Moto {
+    fn start(port: u16) -> Moto {
+        let child = Command::new("moto_server")
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("moto_server is missing: scripts/test.sh installs PyPI moto[server]");
+        let t = Instant::now();
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(t.elapsed() < 30 * SEC, "moto_server did not start");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Moto(child)
+    }
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+async fn wait_health(s: &Server, what: &str, f: impl Fn(&Value) -> bool) -> Value {
+    let t = Instant::now();
+    loop {
+        let h = s.get("/health").await.body;
+        if f(&h) {
+            return h;
+        }
+        assert!(
+            t.elapsed() < 90 * SEC,
+            "{what}: {}",
+            h["components"]["archive"]
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test]
+async fn s3_archive_on_moto_degrades_health_while_unreachable_then_archives() {
+    let port = free_port();
+    let endpoint = format!("http://127.0.0.1:{port}");
+    let s3 = server()
+        .latency_ms(1)
+        .env("MCPO__RETENTION__MAX_COMPLETED", 0)
+        .env("MCPO__ARCHIVE__URL", "s3://mcpo-archive/test/prefix")
+        .env("MCPO__ARCHIVE__AFTER", "0s")
+        .env("MCPO__ARCHIVE__INTERVAL", "1s")
+        .env("MCPO__ARCHIVE__S3_STORAGE_CLASS", "STANDARD_IA")
+        .env("AWS_ENDPOINT_URL", &endpoint)
+        .env("AWS_ALLOW_HTTP", "true")
+        .env("AWS_ACCESS_KEY_ID", "testing")
+        .env("AWS_SECRET_ACCESS_KEY", "testing")
+        .env("AWS_REGION", "us-east-1");
+    let s = s3.clone().start();
+    let ids = finished_workflows(&s, 2).await;
+    let mut before = BTreeMap::new();
+    for id in &ids {
+        before.insert(id.clone(), routes(&s, id).await.0);
+    }
+    // Nothing listens on the endpoint yet: degraded, naming the archive, and
+    // nothing deleted.
+    let h = wait_health(&s, "archive never reported the outage", |h| {
+        h["components"]["archive"]["status"] == "degraded"
+    })
+    .await;
+    assert_eq!(h["status"], "degraded");
+    assert!(
+        h["components"]["archive"]["error"].as_str().is_some(),
+        "{h}"
+    );
+    assert_eq!(h["components"]["archive"]["archived_total"], 0);
+    for id in &ids {
+        let (status, from, _) = raw_get(&s, &format!("/v1/workflows/{id}/result"), None).await;
+        assert_eq!((status, from.as_str()), (200, "store"));
+    }
+
+    // The store comes up (with its bucket): the next pass archives both.
+    let _moto = Moto::start(port);
+    let r = reqwest::Client::new()
+        .put(format!("{endpoint}/mcpo-archive"))
+        .send()
+        .await
+        .expect("create bucket");
+    assert!(r.status().is_success(), "{:?}", r.text().await);
+    let h = wait_health(&s, "archive never recovered", |h| {
+        h["components"]["archive"]["status"] == "healthy"
+            && h["components"]["archive"]["archived_total"] == 2
+    })
+    .await;
+    assert_eq!(h["status"], "healthy", "{h}");
+    // Event logs of workflows finished moments ago are still in this process's
+    // memory; a fresh process reads everything through the archive.
+    s.signal(libc::SIGTERM);
+    let mut s = s;
+    s.wait_exit(30 * SEC);
+    let s = s3.dir(&s.dir).start();
+    for id in &ids {
+        let (after, from) = routes(&s, id).await;
+        assert_eq!(after, before[id], "answers for {id} changed");
+        assert!(from.iter().all(|f| f.ends_with(": archive")), "{from:?}");
+        let wf = &before[id]["workflow"].1;
+        let done =
+            chrono::DateTime::parse_from_rfc3339(wf["completed_at"].as_str().unwrap()).unwrap();
+        // The storage class as S3 reports it (a signed HEAD, with boto3 from moto[server]).
+        let key = format!(
+            "test/prefix/archived/{}/{id}.json.zst",
+            done.format("%Y/%m")
+        );
+        let head = Command::new("python3")
+            .args([
+                "-c",
+                "import sys, boto3; print(boto3.client('s3', endpoint_url=sys.argv[1], \
+                 aws_access_key_id='testing', aws_secret_access_key='testing', \
+                 region_name='us-east-1').head_object(Bucket='mcpo-archive', Key=sys.argv[2]) \
+                 .get('StorageClass'))",
+                &endpoint,
+                &key,
+            ])
+            .output()
+            .expect("python3");
+        assert_eq!(
+            String::from_utf8_lossy(&head.stdout).trim(),
+            "STANDARD_IA",
+            "{}",
+            String::from_utf8_lossy(&head.stderr)
+        );
+    }
+}
+
+#[tokio::test]
+async fn postgres_archive_keeps_analytics_and_reports_table_sizes() {
+    let db = PgDb::new();
+    let pg = |b: Builder| local(b).env("MCPO__POSTGRES__URL", &db.url);
+    let mut s = pg(server()).start();
+    let dir: PathBuf = s.dir.clone();
+    let ids = finished_workflows(&s, 3).await;
+    let mut before = BTreeMap::new();
+    for id in &ids {
+        before.insert(id.clone(), routes(&s, id).await.0);
+    }
+    let stats_before = analytics(&s).await;
+    s.signal(libc::SIGTERM);
+    s.wait_exit(30 * SEC);
+    let env = [("MCPO__POSTGRES__URL", db.url.clone())];
+    let out = run_archive(&dir, &env, &["--older-than", "0s"]);
+    assert_eq!(count(&out, "archived"), 3, "{out}");
+    assert!(
+        out.contains("store size before: ") && out.contains("results="),
+        "{out}"
+    );
+    assert_eq!(db.query("SELECT count(*) FROM results"), "0");
+    assert_eq!(db.query("SELECT count(*) FROM events"), "0");
+    let s = pg(server()).dir(&dir).start();
+    for id in &ids {
+        let (after, from) = routes(&s, id).await;
+        assert_eq!(after, before[id], "answers for {id} changed");
+        assert!(from.iter().all(|f| f.ends_with(": archive")), "{from:?}");
+    }
+    assert_same_figures(&analytics(&s).await, &stats_before, "analytics");
+}
