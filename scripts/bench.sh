@@ -4,6 +4,11 @@
 #
 #   scripts/bench.sh sqlite      # embedded SQLite (the default setup)
 #   scripts/bench.sh redis-pg    # PostgreSQL primary + Redis mirror (127.0.0.1)
+#   scripts/bench.sh storage     # SQLite bytes per workflow after a 20 s e2e run
+#   scripts/bench.sh archive     # archive 100,000 workflows from SQLite to a directory
+#
+# BIN and LOADGEN may name other builds (to compare two commits back to back);
+# NO_BUILD=1 skips the release build.
 #
 # Each run starts a fresh store (temporary SQLite file / new PG database / own
 # Redis prefix). Output: one block per measurement, each headed by its command.
@@ -13,14 +18,14 @@ cd "$(dirname "$0")/.."
 SETUP="${1:-sqlite}"
 DURATION="${DURATION:-20s}"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-/var/tmp/mcpo-target}"
-BIN="$CARGO_TARGET_DIR/release/mcp-orchestrator"
-LOADGEN="$CARGO_TARGET_DIR/release/loadgen"
+BIN="${BIN:-$CARGO_TARGET_DIR/release/mcp-orchestrator}"
+LOADGEN="${LOADGEN:-$CARGO_TARGET_DIR/release/loadgen}"
 PORT="${PORT:-5077}"
 URL="http://127.0.0.1:$PORT"
 WORK="$(mktemp -d /tmp/mcpo-bench.XXXXXX)"
 SERVER_PID=""
 
-cargo build --release --quiet --bins
+[ -n "${NO_BUILD:-}" ] || cargo build --release --quiet --bins
 
 DBS=()
 PREFIXES=()
@@ -82,7 +87,47 @@ run() {
   "$@"
 }
 
-echo "# setup: $SETUP; $(nproc) cores; $(date -u +%FT%TZ); commit $(git rev-parse --short HEAD)"
+echo "# setup: $SETUP; $(nproc) cores; $(date -u +%FT%TZ); commit $(git rev-parse --short HEAD); $BIN"
+
+# Bytes on disk (database + WAL) over the workflows it holds.
+store_size() {
+  local db="$WORK/orchestrator-$RUN_NO.db" n size
+  n=$(sqlite3 "$db" "SELECT count(*) FROM workflows")
+  size=$(( $(stat -c %s "$db") + $(stat -c %s "$db-wal" 2>/dev/null || echo 0) ))
+  echo "store: $n workflows in $size bytes = $((size / n)) bytes per workflow"
+}
+
+# Waits until no workflow is pending or running.
+wait_idle() {
+  for _ in $(seq 1 600); do
+    curl -s "$URL/v1/analytics/workflows" | grep -q '"active":0,' && return
+    sleep 0.5
+  done
+}
+
+if [ "$SETUP" = storage ]; then
+  SETUP=sqlite
+  start_server 0
+  run "$LOADGEN" e2e --url "$URL" --concurrency 200 --duration "$DURATION" --sim-latency-ms 0 --server-pid "$SERVER_PID"
+  stop_server
+  store_size
+  exit 0
+fi
+
+if [ "$SETUP" = archive ]; then
+  SETUP=sqlite
+  start_server 0 MCPO__RETENTION__MAX_COMPLETED=100 MCPO__LIMITS__MAX_ACTIVE=2000 MCPO__ARCHIVE__ENABLED=false
+  run "$LOADGEN" http --url "$URL" --op post --concurrency 64 --requests 100000 --duration 600s
+  wait_idle
+  stop_server
+  store_size
+  echo
+  echo "\$ mcp-orchestrator archive --older-than 0s"
+  env "${SETUP_ENV[@]}" MCPO__LOG__LEVEL=warn "$BIN" archive --older-than 0s
+  echo "archive directory: $(du -sb "$WORK/archive" | cut -f1) bytes in $(find "$WORK/archive" -type f | wc -l) objects"
+  store_size
+  exit 0
+fi
 
 start_server 0
 run "$LOADGEN" e2e --url "$URL" --concurrency 200 --duration "$DURATION" --sim-latency-ms 0 --server-pid "$SERVER_PID"

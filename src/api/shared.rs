@@ -1,6 +1,6 @@
 //! What the route modules share, in one place: the 405/404 answers, finding a
-//! workflow as a caller may see it (an archived one with its archive object), and the helpers of the event stream and of the
-//! old API's error shape (defined beside their routes, re-exported here) so route
+//! workflow as a caller may see it (an archived one with its archive object), and
+//! the helpers of the event stream and of the old API's error shape (defined beside their routes, re-exported here) so route
 //! modules import each other only through this module.
 
 use std::sync::Arc;
