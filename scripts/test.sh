@@ -10,6 +10,8 @@ cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-/var/tmp/mcpo-target}"
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
 
+SCHEMATHESIS_VERSION=4.32.5
+
 log() { printf '==> %s\n' "$*"; }
 die() { printf 'FATAL: %s\n' "$*" >&2; exit 1; }
 
@@ -55,7 +57,12 @@ ensure_tools() {
     log "installing moto_server (PyPI moto[server]==5.2.1)"
     python3 -m pip install -q 'moto[server]==5.2.1' || die "cannot install moto[server]"
   fi
-  for t in promtool chromium node npm hadolint moto_server; do
+  # The OpenAPI contract's fuzzer, pinned: a new release may add checks.
+  if ! schemathesis --version 2>/dev/null | grep -q "version ${SCHEMATHESIS_VERSION}\$"; then
+    log "installing schemathesis ${SCHEMATHESIS_VERSION} (PyPI)"
+    python3 -m pip install -q "schemathesis==${SCHEMATHESIS_VERSION}" || die "cannot install schemathesis==${SCHEMATHESIS_VERSION}"
+  fi
+  for t in promtool chromium node npm hadolint moto_server schemathesis; do
     command -v "$t" >/dev/null || die "$t is missing after install"
   done
 }
@@ -143,6 +150,39 @@ rm -f "$mcpout"
 [ "${pyran:-0}" -gt 0 ] && [ "${ipass:-0}" -gt 0 ] || { echo "MCP client tests did not pass"; status=1; }
 passed=$((passed + ${pyran:-0} - ${pyfail:-0} + ${ipass:-0}))
 failed=$((failed + ${pyfail:-0} + ${ifail:-0}))
+
+# The OpenAPI contract: schemathesis fuzzes every operation of /openapi.json
+# (stateful phase included) against the real binary with an admin key. Zero
+# failures: no 5xx, every answer as documented, undeclared methods 405.
+log "schemathesis (GET /openapi.json, --checks all)"
+st_dir="$(mktemp -d)"
+token="mcpo_$(od -An -tx1 -N32 /dev/urandom | tr -d ' \n')"
+digest="$(printf '%s' "$token" | sha256sum | cut -d' ' -f1)"
+printf '[[auth.keys]]\nname = "schemathesis"\nsha256 = "%s"\nscopes = ["admin"]\n' "$digest" > "$st_dir/keys.toml"
+(
+  cd "$st_dir"
+  MCPO__AUTH__KEYS_FILE="$st_dir/keys.toml" MCPO__SERVER__BIND=127.0.0.1:0 \
+    MCPO__STORAGE__SQLITE_PATH="$st_dir/o.db" MCPO__PROVIDERS__SIMULATED__LATENCY_MS=1 \
+    exec "$CARGO_TARGET_DIR/debug/mcp-orchestrator" > "$st_dir/stdout" 2> "$st_dir/server.log"
+) &
+st_pid=$!
+base=""
+for _ in $(seq 1 100); do
+  base="$(sed -n 's/^mcp-orchestrator listening on //p' "$st_dir/stdout" | head -n1)"
+  [ -n "$base" ] && break
+  sleep 0.1
+done
+if [ -z "$base" ]; then
+  echo "schemathesis: the server did not start"; cat "$st_dir/server.log"; status=1; failed=$((failed + 1))
+elif schemathesis --config-file tests/schemathesis.toml run "$base/openapi.json" \
+    --checks all --max-examples 40 --seed 14 -H "Authorization: Bearer $token"; then
+  passed=$((passed + 1))
+else
+  status=1; failed=$((failed + 1))
+fi
+kill "$st_pid" 2>/dev/null || true
+wait "$st_pid" 2>/dev/null || true
+rm -rf "$st_dir"
 
 [ "$passed" -gt 0 ] || die "no test ran"
 echo "tests: $passed passed, $failed failed"

@@ -20,6 +20,7 @@ use std::time::{Duration, Instant};
 use actix::prelude::*;
 use actix_web::dev::{ServiceFactory, ServiceRequest, ServiceResponse};
 use actix_web::{web, App, HttpServer};
+use utoipa_actix_web::AppExt;
 
 use actors::evictor::Evictor;
 use actors::metrics::MetricsActor;
@@ -97,8 +98,16 @@ pub fn create_app(
     >,
 > {
     let origins = state.config.server.cors_allowed_origins.clone();
-    App::new()
-        .app_data(state.clone())
+    // The OpenAPI document is collected from the annotated handlers as the routes
+    // are registered; what every operation shares is added once they all are.
+    let (app, mut doc) = App::new()
+        .into_utoipa_app()
+        .openapi(<api::openapi::ApiDoc as utoipa::OpenApi>::openapi())
+        .configure(api::configure)
+        .split_for_parts();
+    utoipa::Modify::modify(&api::openapi::Standard, &mut doc);
+    app.app_data(state.clone())
+        .app_data(web::Data::new(doc))
         .wrap(actix_web::middleware::from_fn(
             auth::middleware::authenticate,
         ))
@@ -108,7 +117,6 @@ pub fn create_app(
             !origins.is_empty(),
             auth::cors::cors(&origins),
         ))
-        .configure(api::configure)
         .configure(api::mcp::configure(state))
         .default_service(web::to(api::not_found))
 }

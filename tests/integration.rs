@@ -20,6 +20,7 @@ mod limits;
 mod logs;
 mod mcp;
 mod metrics;
+mod openapi;
 mod packing;
 mod postgres;
 mod providers;

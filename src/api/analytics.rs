@@ -9,7 +9,9 @@ use actix_web::{web, HttpMessage, HttpRequest, HttpResponse};
 use chrono::{DateTime, NaiveDate, Utc};
 use serde_json::{json, Value};
 
-use super::allow_only;
+use utoipa_actix_web::service_config::ServiceConfig;
+
+use super::openapi::{AnyObject, Doc, ErrorEnvelope};
 use crate::auth::Caller;
 use crate::config::Scope;
 use crate::domain::Pattern;
@@ -17,14 +19,13 @@ use crate::error::ApiError;
 use crate::store::analytics::AnalyticsQuery;
 use crate::AppState;
 
-pub fn configure(cfg: &mut web::ServiceConfig) {
-    let get = |path: &'static str| web::resource(path).default_service(allow_only("GET"));
-    cfg.service(get("/v1/analytics/workflows").route(web::get().to(workflows)))
-        .service(get("/v1/analytics/costs").route(web::get().to(costs)))
-        .service(get("/v1/analytics/performance").route(web::get().to(performance)))
-        .service(get("/analytics/workflows").route(web::get().to(compat_workflows)))
-        .service(get("/analytics/costs").route(web::get().to(compat_costs)))
-        .service(get("/analytics/performance").route(web::get().to(compat_performance)));
+pub fn configure(cfg: &mut ServiceConfig) {
+    cfg.service(Doc::new().to::<__path_workflows, _, _>(workflows))
+        .service(Doc::new().to::<__path_costs, _, _>(costs))
+        .service(Doc::new().to::<__path_performance, _, _>(performance))
+        .service(Doc::new().to::<__path_compat_workflows, _, _>(compat_workflows))
+        .service(Doc::new().to::<__path_compat_costs, _, _>(compat_costs))
+        .service(Doc::new().to::<__path_compat_performance, _, _>(compat_performance));
 }
 
 fn parse_time(field: &str, raw: &str) -> Result<DateTime<Utc>, ApiError> {
@@ -117,11 +118,35 @@ async fn workflows_value(state: &AppState, q: &AnalyticsQuery) -> Result<Value, 
     to_value(state.store.analytics_workflows(q).await?)
 }
 
+/// Workflow counts by status and pattern (a non-admin key: its own).
+#[utoipa::path(get, path = "/v1/analytics/workflows", tag = "analytics",
+    params(
+        ("since" = Option<String>, Query, format = DateTime, description = "Window start (RFC 3339 or YYYY-MM-DD, UTC), inclusive"),
+        ("until" = Option<String>, Query, format = DateTime, description = "Window end, exclusive; later than since"),
+        ("pattern" = Option<crate::api::schemas::PatternName>, Query, description = "Only this pattern"),
+    ),
+    responses(
+        (status = 200, description = "Counts, with the window", body = AnyObject),
+        (status = 400, description = "validation_error (names the parameter)", body = ErrorEnvelope),
+        (status = 503, description = "store_unavailable", body = ErrorEnvelope),
+    ))]
 async fn workflows(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResponse, ApiError> {
     let q = prepare(&state, &req).await?;
     Ok(with_window(workflows_value(&state, &q).await?, &q))
 }
 
+/// Costs in total, by pattern, model and day (a non-admin key: its own).
+#[utoipa::path(get, path = "/v1/analytics/costs", tag = "analytics",
+    params(
+        ("since" = Option<String>, Query, format = DateTime, description = "Window start (RFC 3339 or YYYY-MM-DD, UTC), inclusive"),
+        ("until" = Option<String>, Query, format = DateTime, description = "Window end, exclusive; later than since"),
+        ("pattern" = Option<crate::api::schemas::PatternName>, Query, description = "Only this pattern"),
+    ),
+    responses(
+        (status = 200, description = "Costs, with the window", body = AnyObject),
+        (status = 400, description = "validation_error (names the parameter)", body = ErrorEnvelope),
+        (status = 503, description = "store_unavailable", body = ErrorEnvelope),
+    ))]
 async fn costs(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResponse, ApiError> {
     let q = prepare(&state, &req).await?;
     Ok(with_window(
@@ -130,6 +155,18 @@ async fn costs(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpRespo
     ))
 }
 
+/// Execution-time distribution and success rate of finished workflows.
+#[utoipa::path(get, path = "/v1/analytics/performance", tag = "analytics",
+    params(
+        ("since" = Option<String>, Query, format = DateTime, description = "Window start (RFC 3339 or YYYY-MM-DD, UTC), inclusive"),
+        ("until" = Option<String>, Query, format = DateTime, description = "Window end, exclusive; later than since"),
+        ("pattern" = Option<crate::api::schemas::PatternName>, Query, description = "Only this pattern"),
+    ),
+    responses(
+        (status = 200, description = "Performance, with the window", body = AnyObject),
+        (status = 400, description = "validation_error (names the parameter)", body = ErrorEnvelope),
+        (status = 503, description = "store_unavailable", body = ErrorEnvelope),
+    ))]
 async fn performance(
     state: web::Data<AppState>,
     req: HttpRequest,
@@ -142,6 +179,18 @@ async fn performance(
 }
 
 /// The old shape adds `by_type` keyed by the old pattern names.
+/// The old API's workflow counts (adds `by_type`).
+#[utoipa::path(get, path = "/analytics/workflows", tag = "analytics",
+    params(
+        ("since" = Option<String>, Query, format = DateTime, description = "Window start (RFC 3339 or YYYY-MM-DD, UTC), inclusive"),
+        ("until" = Option<String>, Query, format = DateTime, description = "Window end, exclusive; later than since"),
+        ("pattern" = Option<crate::api::schemas::PatternName>, Query, description = "Only this pattern"),
+    ),
+    responses(
+        (status = 200, description = "Counts", body = AnyObject),
+        (status = 400, description = "validation_error (names the parameter)", body = ErrorEnvelope),
+        (status = 503, description = "store_unavailable", body = ErrorEnvelope),
+    ))]
 async fn compat_workflows(
     state: web::Data<AppState>,
     req: HttpRequest,
@@ -156,6 +205,18 @@ async fn compat_workflows(
     Ok(with_window(body, &q))
 }
 
+/// The old API's costs.
+#[utoipa::path(get, path = "/analytics/costs", tag = "analytics",
+    params(
+        ("since" = Option<String>, Query, format = DateTime, description = "Window start (RFC 3339 or YYYY-MM-DD, UTC), inclusive"),
+        ("until" = Option<String>, Query, format = DateTime, description = "Window end, exclusive; later than since"),
+        ("pattern" = Option<crate::api::schemas::PatternName>, Query, description = "Only this pattern"),
+    ),
+    responses(
+        (status = 200, description = "Costs", body = AnyObject),
+        (status = 400, description = "validation_error (names the parameter)", body = ErrorEnvelope),
+        (status = 503, description = "store_unavailable", body = ErrorEnvelope),
+    ))]
 async fn compat_costs(
     state: web::Data<AppState>,
     req: HttpRequest,
@@ -164,6 +225,19 @@ async fn compat_costs(
 }
 
 /// As the old server: 404 `{"error": "No data"}` when nothing has finished.
+/// The old API's performance; 404 `{\"error\": \"No data\"}` when nothing finished.
+#[utoipa::path(get, path = "/analytics/performance", tag = "analytics",
+    params(
+        ("since" = Option<String>, Query, format = DateTime, description = "Window start (RFC 3339 or YYYY-MM-DD, UTC), inclusive"),
+        ("until" = Option<String>, Query, format = DateTime, description = "Window end, exclusive; later than since"),
+        ("pattern" = Option<crate::api::schemas::PatternName>, Query, description = "Only this pattern"),
+    ),
+    responses(
+        (status = 200, description = "Performance", body = AnyObject),
+        (status = 404, description = "No data: nothing finished in the window", body = AnyObject),
+        (status = 400, description = "validation_error (names the parameter)", body = ErrorEnvelope),
+        (status = 503, description = "store_unavailable", body = ErrorEnvelope),
+    ))]
 async fn compat_performance(
     state: web::Data<AppState>,
     req: HttpRequest,

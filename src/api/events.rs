@@ -15,8 +15,10 @@ use actix_web_lab::sse;
 use futures::stream;
 use tokio::sync::mpsc;
 
-use super::allow_only;
 use super::shared::{check_visible, find_content};
+use utoipa_actix_web::service_config::ServiceConfig;
+
+use super::openapi::{Doc, ErrorEnvelope};
 use crate::actors::registry::{EventFeed, SubscribeEvents};
 use crate::auth::Caller;
 use crate::config::Scope;
@@ -27,12 +29,8 @@ use crate::AppState;
 
 const KEEP_ALIVE: Duration = Duration::from_secs(15);
 
-pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(
-        web::resource("/v1/workflows/{id}/events")
-            .route(web::get().to(events))
-            .default_service(allow_only("GET")),
-    );
+pub fn configure(cfg: &mut ServiceConfig) {
+    cfg.service(Doc::new().to::<__path_events, _, _>(events));
 }
 
 pub fn frame(e: &Event) -> sse::Data {
@@ -175,6 +173,20 @@ pub async fn open(state: &AppState, id: &str, after: u64) -> Result<EventStream,
     }
 }
 
+/// The workflow's events as Server-Sent Events (`id:` = seq); closes after the
+/// terminal event.
+#[utoipa::path(get, path = "/v1/workflows/{id}/events", tag = "workflows",
+    params(
+        ("id" = String, Path, description = "Workflow id (wf_…)"),
+        ("Last-Event-ID" = Option<u64>, Header, nullable = false, description = "Replay the events after this seq"),
+        ("last_event_id" = Option<u64>, Query, nullable = false, description = "Same, for clients that cannot set headers"),
+    ),
+    responses(
+        (status = 200, description = "text/event-stream", content_type = "text/event-stream", body = crate::api::openapi::SseEvent),
+        (status = 400, description = "validation_error (Last-Event-ID)", body = ErrorEnvelope),
+        (status = 404, description = "workflow_not_found", body = ErrorEnvelope),
+        (status = 503, description = "store_unavailable", body = ErrorEnvelope),
+    ))]
 async fn events(
     state: web::Data<AppState>,
     caller: Caller,

@@ -4,24 +4,24 @@
 use actix_web::{web, HttpResponse};
 use serde_json::json;
 
-use super::allow_only;
+use utoipa_actix_web::service_config::ServiceConfig;
+
+use super::openapi::{AnyObject, Doc};
 use crate::actors::persist::PersistHealth;
 use crate::actors::registry::Stats;
 use crate::AppState;
 
-pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(
-        web::resource("/health")
-            .route(web::get().to(health))
-            .default_service(allow_only("GET")),
-    )
-    .service(
-        web::resource("/ready")
-            .route(web::get().to(ready))
-            .default_service(allow_only("GET")),
-    );
+pub fn configure(cfg: &mut ServiceConfig) {
+    cfg.service(Doc::new().to::<__path_health, _, _>(health))
+        .service(Doc::new().to::<__path_ready, _, _>(ready));
 }
 
+/// Health of every component; 503 when one is unhealthy. No key needed.
+#[utoipa::path(get, path = "/health", tag = "operations",
+    responses(
+        (status = 200, description = "healthy or degraded", body = AnyObject),
+        (status = 503, description = "unhealthy", body = AnyObject),
+    ))]
 async fn health(state: web::Data<AppState>) -> HttpResponse {
     let registry = state.registry.send(Stats).await;
     let ping = state.store.ping().await;
@@ -123,6 +123,12 @@ fn add_queue_fields(component: &mut serde_json::Value, h: &PersistHealth) {
     }
 }
 
+/// Can this instance take new work? No key needed.
+#[utoipa::path(get, path = "/ready", tag = "operations",
+    responses(
+        (status = 200, description = "`{ready: true}`", body = AnyObject),
+        (status = 503, description = "`{ready: false, reason}`", body = AnyObject),
+    ))]
 async fn ready(state: web::Data<AppState>) -> HttpResponse {
     match state.registry.send(Stats).await {
         Ok(s)

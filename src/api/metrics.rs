@@ -4,19 +4,23 @@
 
 use actix_web::{http::header, web, HttpResponse};
 
-use super::allow_only;
+use utoipa_actix_web::service_config::ServiceConfig;
+
+use super::openapi::{Doc, ErrorEnvelope};
 use crate::actors::metrics;
 use crate::actors::registry::Stats;
 use crate::AppState;
 
-pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(
-        web::resource("/metrics")
-            .route(web::get().to(render))
-            .default_service(allow_only("GET")),
-    );
+pub fn configure(cfg: &mut ServiceConfig) {
+    cfg.service(Doc::new().to::<__path_render, _, _>(render));
 }
 
+/// Prometheus text exposition. No key needed unless `metrics.require_auth`.
+#[utoipa::path(get, path = "/metrics", tag = "operations",
+    responses(
+        (status = 200, description = "Prometheus text format", content_type = "text/plain", body = String),
+        (status = 401, description = "unauthorized (only with metrics.require_auth)", body = ErrorEnvelope),
+    ))]
 async fn render(state: web::Data<AppState>) -> HttpResponse {
     let handle = metrics::install();
     let stats = state.registry.send(Stats).await.ok();

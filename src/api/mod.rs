@@ -10,16 +10,16 @@ pub mod limits;
 pub mod mcp;
 pub mod metrics;
 pub mod middleware;
+pub mod openapi;
 pub mod patterns;
+pub mod schemas;
 pub mod shared;
 pub mod webhooks;
 pub mod workflows;
 
-use actix_web::web;
+pub use shared::{allow_only, allow_only_owned, not_found};
 
-pub use shared::{allow_only, not_found};
-
-pub fn configure(cfg: &mut web::ServiceConfig) {
+pub fn configure(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
     cfg.configure(workflows::configure)
         .configure(events::configure)
         .configure(health::configure)
@@ -28,5 +28,6 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .configure(webhooks::configure)
         .configure(metrics::configure)
         .configure(dashboard::configure)
-        .configure(analytics::configure);
+        .configure(analytics::configure)
+        .service(openapi::Doc::new().to::<openapi::__path_serve, _, _>(openapi::serve));
 }

@@ -3,21 +3,22 @@
 use actix_web::{web, HttpResponse};
 use serde_json::{json, Value};
 
-use super::allow_only;
+use utoipa_actix_web::service_config::ServiceConfig;
+
+use super::openapi::{AnyObject, Doc};
 use crate::auth::Caller;
 use crate::config::Scope;
 use crate::domain::{ResearchConfig, SearchConfig, AGENT_TYPES};
 use crate::error::ApiError;
 use crate::AppState;
 
-pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(
-        web::resource("/v1/patterns")
-            .route(web::get().to(patterns))
-            .default_service(allow_only("GET")),
-    );
+pub fn configure(cfg: &mut ServiceConfig) {
+    cfg.service(Doc::new().to::<__path_patterns, _, _>(patterns));
 }
 
+/// The patterns with their defaults and limits, and the providers.
+#[utoipa::path(get, path = "/v1/patterns", tag = "workflows",
+    responses((status = 200, description = "Patterns and providers", body = AnyObject)))]
 async fn patterns(state: web::Data<AppState>, caller: Caller) -> Result<HttpResponse, ApiError> {
     Ok(HttpResponse::Ok().json(describe(&state, &caller)?))
 }

@@ -133,3 +133,16 @@ pub async fn find_content_for(
     let (wf, from) = find_for(state, caller, id).await?;
     with_archive(state, wf, from).await
 }
+
+/// `allow_only` with a list made at start-up (from the OpenAPI annotations).
+pub fn allow_only_owned(allowed: String) -> actix_web::Route {
+    web::route().to(move |req: HttpRequest| {
+        let allowed = allowed.clone();
+        async move {
+            Err::<actix_web::HttpResponse, _>(ApiError::MethodNotAllowed {
+                method: req.method().to_string(),
+                allowed,
+            })
+        }
+    })
+}

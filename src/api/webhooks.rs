@@ -6,9 +6,11 @@ use actix_web::{web, HttpResponse};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::allow_only;
+use utoipa_actix_web::service_config::ServiceConfig;
+
 use super::body::read_json;
 use super::limits::{text_at_most, MAX_SECRET_CHARS, MAX_URL_CHARS};
+use super::openapi::{AnyObject, CompatErrorBody, Doc, ErrorEnvelope};
 use super::shared::CompatError;
 use super::shared::{check_visible, find_content_for, find_for};
 use crate::actors::registry::{AddWebhook, ListWebhooks, RemoveWebhook, Stats, WebhookSpec};
@@ -20,39 +22,21 @@ use crate::events::webhooks::new_secret;
 use crate::AppState;
 use std::sync::atomic::Ordering;
 
-pub fn configure(cfg: &mut web::ServiceConfig) {
+pub fn configure(cfg: &mut ServiceConfig) {
     cfg.service(
-        web::resource("/v1/webhooks")
-            .route(web::post().to(create))
-            .route(web::get().to(list))
-            .default_service(allow_only("GET, POST")),
+        Doc::new()
+            .to::<__path_create, _, _>(create)
+            .to::<__path_list, _, _>(list),
     )
     .service(
-        web::resource("/v1/webhooks/{id}")
-            .route(web::get().to(get))
-            .route(web::delete().to(delete))
-            .default_service(allow_only("GET, DELETE")),
+        Doc::new()
+            .to::<__path_get, _, _>(get)
+            .to::<__path_delete, _, _>(delete),
     )
-    .service(
-        web::resource("/v1/workflows/{id}/deliveries")
-            .route(web::get().to(deliveries))
-            .default_service(allow_only("GET")),
-    )
-    .service(
-        web::resource("/webhook/register")
-            .route(web::post().to(register))
-            .default_service(allow_only("POST")),
-    )
-    .service(
-        web::resource("/webhook/unregister")
-            .route(web::post().to(unregister))
-            .default_service(allow_only("POST")),
-    )
-    .service(
-        web::resource("/stats")
-            .route(web::get().to(stats))
-            .default_service(allow_only("GET")),
-    );
+    .service(Doc::new().to::<__path_deliveries, _, _>(deliveries))
+    .service(Doc::new().to::<__path_register, _, _>(register))
+    .service(Doc::new().to::<__path_unregister, _, _>(unregister))
+    .service(Doc::new().to::<__path_stats, _, _>(stats));
 }
 
 /// A webhook as requests give it (in the workflow create body or `/v1/webhooks`).
@@ -134,6 +118,15 @@ fn view(s: &Subscription) -> Value {
     })
 }
 
+/// Registers a global webhook (admin): every workflow's events.
+#[utoipa::path(post, path = "/v1/webhooks", tag = "webhooks",
+    request_body(content = crate::api::schemas::WebhookRequest, content_type = "application/json"),
+    responses(
+        (status = 201, description = "The subscription (its generated secret shown once)", body = AnyObject),
+        (status = 400, description = "validation_error | invalid_json", body = ErrorEnvelope),
+        (status = 413, description = "payload_too_large", body = ErrorEnvelope),
+        (status = 503, description = "store_unavailable", body = ErrorEnvelope),
+    ))]
 async fn create(
     state: web::Data<AppState>,
     caller: Caller,
@@ -164,6 +157,9 @@ async fn create(
         .json(out))
 }
 
+/// Every webhook subscription (admin); secrets are never shown.
+#[utoipa::path(get, path = "/v1/webhooks", tag = "webhooks",
+    responses((status = 200, description = "`{items}`", body = AnyObject)))]
 async fn list(state: web::Data<AppState>, caller: Caller) -> Result<HttpResponse, ApiError> {
     caller.require(Scope::Admin)?;
     let all = state.registry.send(ListWebhooks).await?;
@@ -171,6 +167,13 @@ async fn list(state: web::Data<AppState>, caller: Caller) -> Result<HttpResponse
     Ok(HttpResponse::Ok().json(json!({ "items": items })))
 }
 
+/// One subscription (admin).
+#[utoipa::path(get, path = "/v1/webhooks/{id}", tag = "webhooks",
+    params(("id" = String, Path, description = "Subscription id (wh_…)")),
+    responses(
+        (status = 200, description = "The subscription", body = AnyObject),
+        (status = 404, description = "webhook_not_found", body = ErrorEnvelope),
+    ))]
 async fn get(
     state: web::Data<AppState>,
     caller: Caller,
@@ -184,6 +187,14 @@ async fn get(
     }
 }
 
+/// Removes a subscription (admin).
+#[utoipa::path(delete, path = "/v1/webhooks/{id}", tag = "webhooks",
+    params(("id" = String, Path, description = "Subscription id (wh_…)")),
+    responses(
+        (status = 204, description = "Removed"),
+        (status = 404, description = "webhook_not_found", body = ErrorEnvelope),
+        (status = 503, description = "store_unavailable", body = ErrorEnvelope),
+    ))]
 async fn delete(
     state: web::Data<AppState>,
     caller: Caller,
@@ -203,6 +214,14 @@ async fn delete(
     }
 }
 
+/// A workflow's webhook deliveries with their attempts.
+#[utoipa::path(get, path = "/v1/workflows/{id}/deliveries", tag = "webhooks",
+    params(("id" = String, Path, description = "Workflow id (wf_…)")),
+    responses(
+        (status = 200, description = "`{items}`", body = AnyObject),
+        (status = 404, description = "workflow_not_found", body = ErrorEnvelope),
+        (status = 503, description = "store_unavailable", body = ErrorEnvelope),
+    ))]
 async fn deliveries(
     state: web::Data<AppState>,
     caller: Caller,
@@ -237,6 +256,16 @@ fn missing(field: &str) -> CompatError {
     ))
 }
 
+/// Registers a webhook for one of the key's workflows (old API).
+#[utoipa::path(post, path = "/webhook/register", tag = "old API",
+    request_body(content = crate::api::schemas::RegisterRequest, content_type = "application/json"),
+    responses(
+        (status = 200, description = "`{success, task_id, webhook_url, webhook_id, …}`", body = AnyObject),
+        (status = 400, description = "validation_error | invalid_json", body = CompatErrorBody),
+        (status = 404, description = "workflow_not_found", body = CompatErrorBody),
+        (status = 413, description = "payload_too_large", body = CompatErrorBody),
+        (status = 503, description = "store_unavailable", body = CompatErrorBody),
+    ))]
 async fn register(
     state: web::Data<AppState>,
     caller: Caller,
@@ -291,6 +320,16 @@ struct UnregisterBody {
     webhook_url: Option<String>,
 }
 
+/// Removes a workflow's webhook by URL (old API).
+#[utoipa::path(post, path = "/webhook/unregister", tag = "old API",
+    request_body(content = crate::api::schemas::UnregisterRequest, content_type = "application/json"),
+    responses(
+        (status = 200, description = "`{success, task_id, webhook_url, unregistered_at}`", body = AnyObject),
+        (status = 400, description = "validation_error | invalid_json", body = CompatErrorBody),
+        (status = 404, description = "workflow_not_found | webhook_not_found", body = CompatErrorBody),
+        (status = 413, description = "payload_too_large", body = CompatErrorBody),
+        (status = 503, description = "store_unavailable", body = CompatErrorBody),
+    ))]
 async fn unregister(
     state: web::Data<AppState>,
     caller: Caller,
@@ -332,6 +371,9 @@ async fn unregister(
 }
 
 /// The old server's streaming-bridge statistics (counters since process start).
+/// The old server's streaming statistics (counters since start).
+#[utoipa::path(get, path = "/stats", tag = "old API",
+    responses((status = 200, description = "Counters", body = AnyObject)))]
 async fn stats(state: web::Data<AppState>, caller: Caller) -> Result<HttpResponse, ApiError> {
     caller.require(Scope::Read)?;
     let s = state.registry.send(Stats).await?;

@@ -8,7 +8,10 @@ use serde_json::{json, Value};
 
 use super::body::{field_name, read_json};
 use super::limits::{check_config, text_at_most, MAX_TASK_CHARS, MAX_TITLE_CHARS};
-use super::shared::{allow_only, check_visible, find, find_content_for};
+use super::shared::{check_visible, find, find_content_for};
+use utoipa_actix_web::service_config::ServiceConfig;
+
+use super::openapi::{AnyObject, Doc, ErrorEnvelope};
 use crate::actors::registry::{Cancel, CancelOutcome, Create, NewWorkflow};
 use crate::auth::Caller;
 use crate::config::Config;
@@ -20,28 +23,15 @@ use crate::error::ApiError;
 use crate::store::ListQuery;
 use crate::AppState;
 
-pub fn configure(cfg: &mut web::ServiceConfig) {
+pub fn configure(cfg: &mut ServiceConfig) {
     cfg.service(
-        web::resource("/v1/workflows")
-            .route(web::post().to(create))
-            .route(web::get().to(list))
-            .default_service(allow_only("GET, POST")),
+        Doc::new()
+            .to::<__path_create, _, _>(create)
+            .to::<__path_list, _, _>(list),
     )
-    .service(
-        web::resource("/v1/workflows/{id}")
-            .route(web::get().to(get))
-            .default_service(allow_only("GET")),
-    )
-    .service(
-        web::resource("/v1/workflows/{id}/result")
-            .route(web::get().to(result))
-            .default_service(allow_only("GET")),
-    )
-    .service(
-        web::resource("/v1/workflows/{id}/cancel")
-            .route(web::post().to(cancel))
-            .default_service(allow_only("POST")),
-    );
+    .service(Doc::new().to::<__path_get, _, _>(get))
+    .service(Doc::new().to::<__path_result, _, _>(result))
+    .service(Doc::new().to::<__path_cancel, _, _>(cancel));
 }
 
 #[derive(Debug, Deserialize)]
@@ -142,6 +132,17 @@ pub fn links(id: &str) -> Value {
     })
 }
 
+/// Creates a workflow (owned by the calling key) and starts it.
+#[utoipa::path(post, path = "/v1/workflows", tag = "workflows",
+    request_body(content = crate::api::schemas::CreateRequest, content_type = "application/json"),
+    responses(
+        (status = 201, description = "Created; `Location` names it", body = AnyObject),
+        (status = 400, description = "validation_error (names the field) | invalid_json", body = ErrorEnvelope),
+        (status = 413, description = "payload_too_large", body = ErrorEnvelope),
+        (status = 422, description = "provider_unavailable", body = ErrorEnvelope),
+        (status = 429, description = "active_limit_reached | quota_exceeded | spend_limit_reached | rate_limited; with Retry-After", body = ErrorEnvelope),
+        (status = 503, description = "shutting_down | store_unavailable", body = ErrorEnvelope),
+    ))]
 async fn create(
     state: web::Data<AppState>,
     caller: Caller,
@@ -210,6 +211,14 @@ pub async fn read_workflow(
     Ok((found.wf, found.from))
 }
 
+/// One workflow (another key's is 404).
+#[utoipa::path(get, path = "/v1/workflows/{id}", tag = "workflows",
+    params(("id" = String, Path, description = "Workflow id (wf_…)")),
+    responses(
+        (status = 200, description = "The workflow record", body = AnyObject),
+        (status = 404, description = "workflow_not_found", body = ErrorEnvelope),
+        (status = 503, description = "store_unavailable", body = ErrorEnvelope),
+    ))]
 async fn get(
     state: web::Data<AppState>,
     caller: Caller,
@@ -221,6 +230,16 @@ async fn get(
         .json(wf))
 }
 
+/// A finished workflow's result.
+#[utoipa::path(get, path = "/v1/workflows/{id}/result", tag = "workflows",
+    params(("id" = String, Path, description = "Workflow id (wf_…)")),
+    responses(
+        (status = 200, description = "The result", body = AnyObject),
+        (status = 404, description = "workflow_not_found", body = ErrorEnvelope),
+        (status = 409, description = "not_finished", body = ErrorEnvelope),
+        (status = 500, description = "internal_error", body = ErrorEnvelope),
+        (status = 503, description = "store_unavailable", body = ErrorEnvelope),
+    ))]
 async fn result(
     state: web::Data<AppState>,
     caller: Caller,
@@ -271,6 +290,15 @@ pub async fn load_result_from(
     }
 }
 
+/// Cancels a pending or running workflow (needs no body).
+#[utoipa::path(post, path = "/v1/workflows/{id}/cancel", tag = "workflows",
+    params(("id" = String, Path, description = "Workflow id (wf_…)")),
+    responses(
+        (status = 200, description = "The cancelled workflow", body = AnyObject),
+        (status = 404, description = "workflow_not_found", body = ErrorEnvelope),
+        (status = 409, description = "already_finished", body = ErrorEnvelope),
+        (status = 503, description = "store_unavailable", body = ErrorEnvelope),
+    ))]
 async fn cancel(
     state: web::Data<AppState>,
     caller: Caller,
@@ -319,6 +347,19 @@ struct ListParams {
 const DEFAULT_PAGE: usize = 50;
 const MAX_PAGE: usize = 500;
 
+/// Workflows the key may see, newest first.
+#[utoipa::path(get, path = "/v1/workflows", tag = "workflows",
+    params(
+        ("status" = Option<crate::api::schemas::StatusName>, Query, description = "Only this status"),
+        ("pattern" = Option<crate::api::schemas::PatternName>, Query, description = "Only this pattern"),
+        ("cursor" = Option<String>, Query, description = "next_cursor of the previous page", pattern = "^wf_[0-9a-f]{1,61}$"),
+        ("limit" = Option<u32>, Query, description = "Page size", minimum = 1, maximum = 500),
+    ),
+    responses(
+        (status = 200, description = "`{items, next_cursor}`", body = AnyObject),
+        (status = 400, description = "validation_error", body = ErrorEnvelope),
+        (status = 503, description = "store_unavailable", body = ErrorEnvelope),
+    ))]
 async fn list(
     state: web::Data<AppState>,
     caller: Caller,

@@ -13,9 +13,11 @@ use actix_web::{web, HttpRequest, HttpResponse, ResponseError};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::allow_only;
+use utoipa_actix_web::service_config::ServiceConfig;
+
 use super::body::read_json;
 use super::limits::{check_config, text_at_most, MAX_TITLE_CHARS, MAX_URL_CHARS};
+use super::openapi::{AnyObject, CompatErrorBody, Doc};
 use super::shared::{check_visible, find, find_content_for};
 use super::shared::{last_event_id, open, sse_response};
 use crate::actors::registry::{Cancel, CancelOutcome, Create, NewWorkflow, WebhookSpec};
@@ -29,25 +31,19 @@ use crate::events::webhooks::new_secret;
 use crate::AppState;
 pub use request::detect_agent_types;
 use request::{bounded, old_field, required, with_context};
-use shapes::{list_patterns, old_frame, old_result, old_stage, root, started};
+use shapes::{
+    __path_list_patterns, __path_root, list_patterns, old_frame, old_result, old_stage, root,
+    started,
+};
 
-pub fn configure(cfg: &mut web::ServiceConfig) {
-    let tool = |path: &'static str| web::resource(path).default_service(allow_only("POST"));
-    cfg.service(tool("/tools/orchestrate_research").route(web::post().to(orchestrate_research)))
-        .service(tool("/tools/orchestrate_search").route(web::post().to(orchestrate_search)))
-        .service(tool("/tools/get_orchestration_status").route(web::post().to(get_status)))
-        .service(tool("/tools/cancel_orchestration").route(web::post().to(cancel)))
-        .service(tool("/tools/list_orchestrator_patterns").route(web::post().to(list_patterns)))
-        .service(
-            web::resource("/stream/{task_id}")
-                .route(web::get().to(stream))
-                .default_service(allow_only("GET")),
-        )
-        .service(
-            web::resource("/")
-                .route(web::get().to(root))
-                .default_service(allow_only("GET")),
-        );
+pub fn configure(cfg: &mut ServiceConfig) {
+    cfg.service(Doc::new().to::<__path_orchestrate_research, _, _>(orchestrate_research))
+        .service(Doc::new().to::<__path_orchestrate_search, _, _>(orchestrate_search))
+        .service(Doc::new().to::<__path_get_status, _, _>(get_status))
+        .service(Doc::new().to::<__path_cancel, _, _>(cancel))
+        .service(Doc::new().to::<__path_list_patterns, _, _>(list_patterns))
+        .service(Doc::new().to::<__path_stream, _, _>(stream))
+        .service(Doc::new().to::<__path_root, _, _>(root));
 }
 
 /// An `ApiError` in the old shape: same status, `{"success": false, "error"}`.
@@ -144,21 +140,32 @@ async fn webhook(
 struct ResearchBody {
     task: Option<String>,
     title: Option<String>,
-    num_agents: Option<i64>,
+    num_agents: Option<f64>,
     enable_synthesis: Option<bool>,
-    synthesis_group_size: Option<i64>,
+    synthesis_group_size: Option<f64>,
     primary_model: Option<String>,
     agent_model: Option<String>,
     belter_timeout: Option<f64>,
     drummer_timeout: Option<f64>,
     camina_timeout: Option<f64>,
     parallel_execution: Option<bool>,
-    max_concurrent_agents: Option<i64>,
+    max_concurrent_agents: Option<f64>,
     context: Option<Value>,
     webhook_url: Option<String>,
     provider: Option<String>,
 }
 
+/// Starts a research workflow (old API).
+#[utoipa::path(post, path = "/tools/orchestrate_research", tag = "old API",
+    request_body(content = crate::api::schemas::OldResearchRequest, content_type = "application/json"),
+    responses(
+        (status = 200, description = "`{success, task_id, status, stream_url, …}`", body = AnyObject),
+        (status = 400, description = "validation_error | invalid_json", body = CompatErrorBody),
+        (status = 413, description = "payload_too_large", body = CompatErrorBody),
+        (status = 422, description = "provider_unavailable", body = CompatErrorBody),
+        (status = 429, description = "active_limit_reached | quota_exceeded | spend_limit_reached | rate_limited; with Retry-After", body = CompatErrorBody),
+        (status = 503, description = "shutting_down | store_unavailable", body = CompatErrorBody),
+    ))]
 async fn orchestrate_research(
     state: web::Data<AppState>,
     caller: Caller,
@@ -171,10 +178,13 @@ async fn orchestrate_research(
     let parallel = b.parallel_execution.unwrap_or(true);
     let config = ResearchConfig {
         num_agents,
-        max_concurrent_agents: if parallel {
-            bounded("max_concurrent_agents", b.max_concurrent_agents, 10, 1, 20)?
-        } else {
-            1
+        // Checked even when unused: a bad value is an error, not ignored.
+        max_concurrent_agents: match (
+            parallel,
+            bounded("max_concurrent_agents", b.max_concurrent_agents, 10, 1, 20)?,
+        ) {
+            (true, n) => n,
+            (false, _) => 1,
         },
         // The old server's default group size was 5.
         synthesis_group_size: bounded("synthesis_group_size", b.synthesis_group_size, 5, 2, 10)?,
@@ -218,17 +228,28 @@ async fn orchestrate_research(
 #[derive(Deserialize)]
 struct SearchBody {
     query: Option<String>,
-    num_agents: Option<i64>,
+    num_agents: Option<f64>,
     agent_types: Option<Vec<String>>,
     parallel_execution: Option<bool>,
     timeout_seconds: Option<f64>,
     enable_synthesis: Option<bool>,
-    max_concurrent_agents: Option<i64>,
+    max_concurrent_agents: Option<f64>,
     context: Option<Value>,
     webhook_url: Option<String>,
     provider: Option<String>,
 }
 
+/// Starts a search workflow (old API).
+#[utoipa::path(post, path = "/tools/orchestrate_search", tag = "old API",
+    request_body(content = crate::api::schemas::OldSearchRequest, content_type = "application/json"),
+    responses(
+        (status = 200, description = "`{success, task_id, status, stream_url, …}`", body = AnyObject),
+        (status = 400, description = "validation_error | invalid_json", body = CompatErrorBody),
+        (status = 413, description = "payload_too_large", body = CompatErrorBody),
+        (status = 422, description = "provider_unavailable", body = CompatErrorBody),
+        (status = 429, description = "active_limit_reached | quota_exceeded | spend_limit_reached | rate_limited; with Retry-After", body = CompatErrorBody),
+        (status = 503, description = "shutting_down | store_unavailable", body = CompatErrorBody),
+    ))]
 async fn orchestrate_search(
     state: web::Data<AppState>,
     caller: Caller,
@@ -266,10 +287,13 @@ async fn orchestrate_search(
     let config = SearchConfig {
         agent_types: agent_types.clone(),
         num_agents: Some(num_agents),
-        max_concurrent_agents: if parallel {
-            bounded("max_concurrent_agents", b.max_concurrent_agents, 10, 1, 20)?
-        } else {
-            1
+        // Checked even when unused: a bad value is an error, not ignored.
+        max_concurrent_agents: match (
+            parallel,
+            bounded("max_concurrent_agents", b.max_concurrent_agents, 10, 1, 20)?,
+        ) {
+            (true, n) => n,
+            (false, _) => 1,
         },
         enable_synthesis: b.enable_synthesis.unwrap_or(true),
         provider: b.provider,
@@ -302,6 +326,16 @@ struct TaskBody {
     task_id: Option<String>,
 }
 
+/// A workflow's status in the old shape.
+#[utoipa::path(post, path = "/tools/get_orchestration_status", tag = "old API",
+    request_body(content = crate::api::schemas::TaskRequest, content_type = "application/json"),
+    responses(
+        (status = 200, description = "`{success, task_id, status, …}`", body = AnyObject),
+        (status = 400, description = "validation_error | invalid_json", body = CompatErrorBody),
+        (status = 404, description = "workflow_not_found", body = CompatErrorBody),
+        (status = 413, description = "payload_too_large", body = CompatErrorBody),
+        (status = 503, description = "store_unavailable", body = CompatErrorBody),
+    ))]
 async fn get_status(state: web::Data<AppState>, caller: Caller, payload: web::Payload) -> Reply {
     caller.require(Scope::Read)?;
     let b: TaskBody = body(&state, payload).await?;
@@ -361,6 +395,17 @@ fn not_found_as_task(e: ApiError) -> CompatError {
     }
 }
 
+/// Cancels a workflow (old API).
+#[utoipa::path(post, path = "/tools/cancel_orchestration", tag = "old API",
+    request_body(content = crate::api::schemas::TaskRequest, content_type = "application/json"),
+    responses(
+        (status = 200, description = "`{success, task_id, status, message, partial_results}`", body = AnyObject),
+        (status = 400, description = "validation_error | invalid_json", body = CompatErrorBody),
+        (status = 404, description = "workflow_not_found", body = CompatErrorBody),
+        (status = 409, description = "already_finished", body = CompatErrorBody),
+        (status = 413, description = "payload_too_large", body = CompatErrorBody),
+        (status = 503, description = "store_unavailable", body = CompatErrorBody),
+    ))]
 async fn cancel(state: web::Data<AppState>, caller: Caller, payload: web::Payload) -> Reply {
     caller.require(Scope::Write)?;
     let b: TaskBody = body(&state, payload).await?;
@@ -396,6 +441,19 @@ fn already(wf: &Workflow) -> CompatError {
     })
 }
 
+/// A workflow's events as Server-Sent Events in the old shape.
+#[utoipa::path(get, path = "/stream/{task_id}", tag = "old API",
+    params(
+        ("task_id" = String, Path, description = "Workflow id (wf_…)"),
+        ("Last-Event-ID" = Option<u64>, Header, nullable = false, description = "Replay the events after this seq"),
+        ("last_event_id" = Option<u64>, Query, nullable = false, description = "Same, as a parameter"),
+    ),
+    responses(
+        (status = 200, description = "text/event-stream", content_type = "text/event-stream", body = crate::api::openapi::SseEvent),
+        (status = 400, description = "validation_error (Last-Event-ID)", body = CompatErrorBody),
+        (status = 404, description = "workflow_not_found", body = CompatErrorBody),
+        (status = 503, description = "store_unavailable", body = CompatErrorBody),
+    ))]
 async fn stream(
     state: web::Data<AppState>,
     caller: Caller,

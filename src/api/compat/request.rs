@@ -9,16 +9,17 @@ use crate::api::limits::{text_at_most, MAX_TASK_CHARS};
 use crate::domain::Pattern;
 use crate::error::ApiError;
 
+/// An integer in `lo..=hi` (JSON's `7.0` is the integer 7, as JSON Schema says).
 pub(super) fn bounded(
     field: &str,
-    v: Option<i64>,
+    v: Option<f64>,
     default: u32,
     lo: u32,
     hi: u32,
 ) -> Result<u32, CompatError> {
     match v {
         None => Ok(default),
-        Some(n) if n >= i64::from(lo) && n <= i64::from(hi) => Ok(n as u32),
+        Some(n) if n.fract() == 0.0 && n >= f64::from(lo) && n <= f64::from(hi) => Ok(n as u32),
         Some(n) => Err(ApiError::validation(
             field,
             format!("{field} must be between {lo} and {hi}, got {n}"),

@@ -5,6 +5,7 @@ use actix_web::{web, HttpResponse};
 use actix_web_lab::sse;
 use serde_json::{json, Value};
 
+use super::super::openapi::AnyObject;
 use super::Reply;
 use crate::auth::Caller;
 use crate::config::Scope;
@@ -98,6 +99,11 @@ pub(super) fn old_frame(e: &Event) -> sse::Data {
         .event(e.kind.as_str())
 }
 
+/// The patterns, by their old names (any body is ignored).
+#[utoipa::path(post, path = "/tools/list_orchestrator_patterns", tag = "old API",
+    responses(
+        (status = 200, description = "`{success, patterns, count}`", body = AnyObject),
+    ))]
 pub(super) async fn list_patterns(caller: Caller) -> Reply {
     caller.require(Scope::Read)?;
     Ok(HttpResponse::Ok().json(json!({
@@ -128,6 +134,9 @@ pub(super) async fn list_patterns(caller: Caller) -> Reply {
     })))
 }
 
+/// The old server's index: name, version and endpoints.
+#[utoipa::path(get, path = "/", tag = "old API",
+    responses((status = 200, description = "Index", body = AnyObject)))]
 pub(super) async fn root(state: web::Data<AppState>, caller: Caller) -> Reply {
     caller.require(Scope::Read)?;
     Ok(HttpResponse::Ok().json(json!({
