@@ -140,8 +140,11 @@ impl Default for Doc {
 
 impl HttpServiceFactory for Doc {
     fn register(self, config: &mut AppService) {
+        let mut methods = self.methods;
+        // GET first, as the Allow lists always read.
+        methods.sort_by_key(|m| *m != "GET");
         if let Some(r) = self.resource {
-            r.default_service(allow_only_owned(self.methods.join(", ")))
+            r.default_service(allow_only_owned(methods.join(", ")))
                 .register(config);
         }
     }
