@@ -59,11 +59,13 @@ pub fn validate(body: CreateBody, cfg: &Config) -> Result<NewWorkflow, ApiError>
     let task = body
         .task
         .ok_or_else(|| ApiError::validation("task", "task is required"))?;
+    // The bound applies to what was sent (as the OpenAPI maxLength says), not to
+    // the trimmed text: 100,000 characters plus surrounding spaces is too long.
+    text_at_most("task", &task, MAX_TASK_CHARS)?;
     let task = task.trim().to_string();
     if task.is_empty() {
         return Err(ApiError::validation("task", "task must not be empty"));
     }
-    text_at_most("task", &task, MAX_TASK_CHARS)?;
     let title = match body.title {
         Some(t) if t.trim().is_empty() => {
             return Err(ApiError::validation(
