@@ -12,11 +12,13 @@ use figment::Figment;
 
 mod archive;
 mod auth;
+mod providers;
 mod sections;
 pub use archive::ArchiveConfig;
 pub use auth::*;
 mod mcp;
 pub use mcp::McpConfig;
+pub use providers::*;
 pub use sections::*;
 
 /// Enables providers of kind `fault`, which exist only to test run supervision.
