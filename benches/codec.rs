@@ -67,6 +67,10 @@ fn typical_result() -> Vec<u8> {
             retries: 0,
             queued_time: 0.0,
             error: None,
+            step_key: Some(format!(
+                "wf_01a2157f06e976248cda8c293e8f4e7a/agent/{}",
+                i + 1
+            )),
         })
         .collect();
     let synth = |level: &str, group: Option<u32>| SynthesisResult {
@@ -79,6 +83,7 @@ fn typical_result() -> Vec<u8> {
         cost: 0.02,
         execution_time: 9.1,
         retries: 0,
+        step_key: None,
     };
     let r = WorkflowResult {
         workflow_id: "wf_01a2157f06e976248cda8c293e8f4e7a".into(),
@@ -86,6 +91,7 @@ fn typical_result() -> Vec<u8> {
         status: Status::Completed,
         simulated: false,
         subtasks: (0..8).map(|i| format!("Aspect {i} of consensus")).collect(),
+        decomposition: None,
         agent_results: agents,
         synthesis_results: vec![
             synth("group", Some(1)),

@@ -76,6 +76,8 @@ pub enum ApiError {
     },
     #[error("Content-Type '{0}' is not accepted here; send the body as application/json")]
     UnsupportedMediaType(String),
+    #[error("Idempotency-Key '{0}' was already used with a different request within idempotency.ttl; use a new key for a new request")]
+    IdempotencyConflict(String),
     #[error("the server is shutting down and admits no new work")]
     ShuttingDown,
     #[error("the store did not acknowledge the write: {0}")]
@@ -139,6 +141,7 @@ impl ApiError {
             ApiError::RateLimited { .. } => "rate_limited",
             ApiError::SpendLimitReached { .. } => "spend_limit_reached",
             ApiError::UnsupportedMediaType(_) => "unsupported_media_type",
+            ApiError::IdempotencyConflict(_) => "idempotency_conflict",
             ApiError::ShuttingDown => "shutting_down",
             ApiError::StoreUnavailable(_) => "store_unavailable",
             ApiError::Unavailable(_) => "service_unavailable",
@@ -151,6 +154,7 @@ impl ApiError {
     fn field(&self) -> Option<&str> {
         match self {
             ApiError::Validation { field, .. } => Some(field),
+            ApiError::IdempotencyConflict(_) => Some(crate::idempotency::HEADER),
             _ => None,
         }
     }
@@ -190,7 +194,9 @@ impl ResponseError for ApiError {
             ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden { .. } => StatusCode::FORBIDDEN,
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            ApiError::ProviderUnavailable(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::ProviderUnavailable(_) | ApiError::IdempotencyConflict(_) => {
+                StatusCode::UNPROCESSABLE_ENTITY
+            }
             ApiError::ShuttingDown
             | ApiError::StoreUnavailable(_)
             | ApiError::Unavailable(_)

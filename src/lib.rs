@@ -12,6 +12,7 @@ pub mod error;
 pub mod events;
 pub mod exec;
 pub mod healthcheck;
+pub mod idempotency;
 pub mod store;
 
 use std::sync::Arc;
@@ -56,6 +57,8 @@ pub struct AppState {
     pub mcp_sessions: Arc<api::mcp::Sessions>,
     /// Caps on open SSE streams.
     pub streams: Arc<StreamLimits>,
+    /// `Idempotency-Key`s of creates: claims in progress and recent outcomes.
+    pub idempotency: Arc<idempotency::Index>,
     pub started: Instant,
     /// The configured API keys (none = auth off).
     pub keys: Arc<auth::Keyring>,
@@ -177,6 +180,29 @@ pub async fn start(config: Config) -> Result<Runtime, StartError> {
             (s, store.kind(), seed)
         }
     };
+    // Committed step answers come from the primary store whatever the source
+    // (Redis does not mirror them): a resumed run reuses every one.
+    let mut startup = startup;
+    let ids: Vec<String> = startup
+        .active
+        .iter()
+        .map(|a| a.workflow.id.clone())
+        .collect();
+    if !ids.is_empty() {
+        let mut steps: std::collections::HashMap<String, Vec<domain::StepRecord>> =
+            std::collections::HashMap::new();
+        for s in store.steps_of(&ids).await.map_err(|e| {
+            StartError(format!(
+                "{}: cannot read stored step answers: {e}",
+                store_key(&config)
+            ))
+        })? {
+            steps.entry(s.workflow_id.clone()).or_default().push(s);
+        }
+        for a in &mut startup.active {
+            a.steps = steps.remove(&a.workflow.id).unwrap_or_default();
+        }
+    }
     tracing::info!(
         active = startup.active.len(),
         retained = startup.retained.len(),
@@ -204,6 +230,7 @@ pub async fn start(config: Config) -> Result<Runtime, StartError> {
         store = store.kind(),
         "primary store writer started under its supervisor"
     );
+    let step_writer = writer.clone().recipient();
     let mut subscribers = vec![writer.recipient(), MetricsActor::new().start().recipient()];
     if let Some(link) = &redis {
         let (l, batch) = (Arc::clone(link), config.storage.batch_max);
@@ -279,6 +306,7 @@ pub async fn start(config: Config) -> Result<Runtime, StartError> {
         mirror: redis.as_ref().map(|l| Arc::clone(&l.health)),
         executor: Arc::clone(&executor),
         providers,
+        steps: step_writer,
         dispatcher: Some(dispatcher.clone().recipient()),
         restored_active: startup.active,
         retained: startup.retained,
@@ -319,6 +347,10 @@ pub async fn start(config: Config) -> Result<Runtime, StartError> {
         tracing::info!(url = %archive_url(&config), after = ?config.archive.after,
             interval = ?config.archive.interval, "archiver started under its supervisor");
     }
+    let idempotency = Arc::new(idempotency::Index::new(
+        config.idempotency.ttl,
+        config.idempotency.max_cached,
+    ));
     let state = web::Data::new(AppState {
         guard: Guard::new(&config.webhooks),
         mcp_sessions: Arc::new(api::mcp::Sessions::new(&config.mcp)),
@@ -333,6 +365,7 @@ pub async fn start(config: Config) -> Result<Runtime, StartError> {
         mirror: redis.as_ref().map(|l| Arc::clone(&l.health)),
         redis,
         webhook_stats,
+        idempotency,
         started: Instant::now(),
         keys,
         ledger,

@@ -14,6 +14,7 @@ mod caps;
 mod compat;
 mod dashboard;
 mod deploy;
+mod durable;
 mod hostile;
 mod lifecycle;
 mod limits;

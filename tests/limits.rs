@@ -40,14 +40,15 @@ async fn eviction_retires_earliest_completed_not_shortest() {
     let dir = new_dir();
     let s = server()
         .dir(&dir)
-        .latency_ms(30)
+        .latency_ms(100)
         .env("MCPO__RETENTION__MAX_COMPLETED", 3)
         .start();
     // Each later workflow is shorter but completes later: durations are the
     // reverse of completion order.
     let mut ids = Vec::new();
     let mut durations = Vec::new();
-    // Three calls (90 ms) between neighbours: robust on a busy machine.
+    // Three calls (300 ms) between neighbours: robust on a busy machine, where
+    // each agent also waits for its answer's commit (tens of ms under load).
     for n in [18u32, 15, 12, 9, 6, 3] {
         let id = s
             .create(json!({"pattern": "research", "task": format!("n={n}"),

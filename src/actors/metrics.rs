@@ -92,6 +92,13 @@ pub const SSE_STREAMS: &str = "sse_streams_open";
 pub const SSE_STREAMS_REFUSED: &str = "sse_streams_refused_total";
 /// Counter: workflow events emitted.
 pub const EVENTS_EMITTED: &str = "workflow_events_total";
+/// Histogram: seconds from an LLM answer's arrival to its commit as a durable
+/// step: the window in which a crash makes the call repeat on resume.
+pub const STEP_COMMIT: &str = "llm_step_commit_seconds";
+/// Counter: LLM calls a resumed run skipped because their answer was committed.
+pub const STEPS_REUSED: &str = "llm_steps_reused_total";
+/// Gauge: create `Idempotency-Key`s held in memory (all are in the store too).
+pub const IDEMPOTENCY_KEYS: &str = "idempotency_keys_cached";
 
 const DURATION_BUCKETS: &[f64] = &[
     0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0,
@@ -116,6 +123,7 @@ pub fn install() -> PrometheusHandle {
                 (HTTP_DURATION, LATENCY_BUCKETS),
                 (LLM_DURATION, LATENCY_BUCKETS),
                 (LLM_QUEUE_WAIT, LATENCY_BUCKETS),
+                (STEP_COMMIT, LATENCY_BUCKETS),
             ];
             let mut b = PrometheusBuilder::new();
             for (name, values) in buckets {
@@ -138,6 +146,8 @@ pub fn install() -> PrometheusHandle {
             // "no data".
             gauge!(REDIS_MEMORY).set(0.0);
             gauge!(ACTIVE_WORKFLOWS).set(0.0);
+            gauge!(IDEMPOTENCY_KEYS).set(0.0);
+            counter!(STEPS_REUSED).absolute(0);
             handle
         })
         .clone()
@@ -212,6 +222,16 @@ fn describe() {
     );
     describe_counter!(EVENTS_EMITTED, "Workflow events emitted");
     describe_gauge!(MCP_SESSIONS, "Open MCP sessions");
+    describe_histogram!(
+        STEP_COMMIT,
+        Unit::Seconds,
+        "Time from an LLM answer's arrival to its commit as a durable step"
+    );
+    describe_counter!(
+        STEPS_REUSED,
+        "LLM calls skipped on resume because their answer was committed"
+    );
+    describe_gauge!(IDEMPOTENCY_KEYS, "Create Idempotency-Keys held in memory");
 }
 
 /// Sets the gauges and counters that mirror other components' state; called on

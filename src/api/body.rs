@@ -15,15 +15,23 @@ pub async fn read_json<T: DeserializeOwned>(
     server: &ServerConfig,
     declared_len: Option<usize>,
 ) -> Result<T, ApiError> {
+    parse_json(&read_body(payload, server, declared_len).await?)
+}
+
+/// The raw body within the size and time limits (for handlers that also hash it).
+pub async fn read_body(
+    payload: web::Payload,
+    server: &ServerConfig,
+    declared_len: Option<usize>,
+) -> Result<web::BytesMut, ApiError> {
     let limit = server.max_body_bytes;
     if let Some(len) = declared_len.filter(|l| *l > limit) {
         return Err(ApiError::PayloadTooLarge { size: len, limit });
     }
     let wait = server.client_request_timeout;
-    let body = tokio::time::timeout(wait, read_bounded(payload, limit))
+    tokio::time::timeout(wait, read_bounded(payload, limit))
         .await
-        .map_err(|_| ApiError::RequestTimeout(wait))??;
-    parse_json(&body)
+        .map_err(|_| ApiError::RequestTimeout(wait))?
 }
 
 async fn read_bounded(mut payload: web::Payload, limit: usize) -> Result<web::BytesMut, ApiError> {

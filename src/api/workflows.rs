@@ -6,7 +6,7 @@ use actix_web::{http::header, web, HttpRequest, HttpResponse};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::body::{field_name, read_json};
+use super::body::field_name;
 use super::limits::{check_config, text_at_most, MAX_TASK_CHARS, MAX_TITLE_CHARS};
 use super::shared::{check_visible, find, find_content_for};
 use utoipa_actix_web::service_config::ServiceConfig;
@@ -20,6 +20,7 @@ use crate::domain::{
     Pattern, PatternConfig, ResearchConfig, SearchConfig, Status, Workflow, WorkflowResult,
 };
 use crate::error::ApiError;
+use crate::idempotency::{self, Begin};
 use crate::store::ListQuery;
 use crate::AppState;
 
@@ -99,6 +100,7 @@ pub fn validate(body: CreateBody, cfg: &Config) -> Result<NewWorkflow, ApiError>
         webhook,
         request_id: None,
         owner: None,
+        idempotency: None,
     })
 }
 
@@ -152,14 +154,8 @@ async fn create(
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     caller.require(Scope::Write)?;
-    let declared = req
-        .headers()
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse().ok());
-    let body: CreateBody = read_json(payload, &state.config.server, declared).await?;
-    let mut new = validate(body, &state.config)?;
-    new.request_id = super::middleware::current_request_id();
+    let (raw, body): (_, CreateBody) = idempotency::keyed_body(&state, &req, payload).await?;
+    let new = validate(body, &state.config)?;
     if let Some(w) = &new.webhook {
         state
             .guard
@@ -167,10 +163,73 @@ async fn create(
             .await
             .map_err(|e| ApiError::validation("webhook.url", e))?;
     }
-    let wf = admit(&state, &caller, new).await?;
-    Ok(HttpResponse::Created()
+    let wf = match admit_keyed(&state, &caller, &req, "/v1/workflows", &raw, new).await? {
+        Admitted::New(wf) => (HttpResponse::Created(), wf),
+        Admitted::Replayed(wf) => {
+            let mut resp = HttpResponse::Ok();
+            resp.insert_header((idempotency::REPLAYED, "true"));
+            (resp, wf)
+        }
+    };
+    let (mut resp, wf) = wf;
+    Ok(resp
         .insert_header((header::LOCATION, format!("/v1/workflows/{}", wf.id)))
         .json(created_body(&wf)))
+}
+
+pub enum Admitted {
+    New(Arc<Workflow>),
+    /// An earlier request with the same `Idempotency-Key` created it.
+    Replayed(Arc<Workflow>),
+}
+
+impl Admitted {
+    /// The workflow, and whether it is a replay.
+    pub fn into_parts(self) -> (Arc<Workflow>, bool) {
+        match self {
+            Admitted::New(wf) => (wf, false),
+            Admitted::Replayed(wf) => (wf, true),
+        }
+    }
+}
+
+/// Creates the (validated) workflow and acknowledges it (sync durability), or, for a retry
+/// with the same `Idempotency-Key`, finds the one the first request created.
+/// Shared by `/v1` and the old `/tools/orchestrate_*` routes.
+pub async fn admit_keyed(
+    state: &AppState,
+    caller: &Caller,
+    req: &HttpRequest,
+    route: &str,
+    raw: &[u8],
+    mut new: NewWorkflow,
+) -> Result<Admitted, ApiError> {
+    caller.require(Scope::Write)?;
+    new.request_id = super::middleware::current_request_id();
+    new.owner = caller.owner();
+    let scope = new.owner.as_deref().unwrap_or("");
+    let claim = match idempotency::begin_for(state, req, scope, route, raw).await? {
+        None => None,
+        Some(Begin::Create(claim)) => Some(claim),
+        Some(Begin::Replay { workflow_id, seq }) => {
+            // A replay answers like the original would have: only once durable.
+            if let Some(seq) = seq {
+                state.acknowledge(seq).await?;
+            }
+            let (wf, _) = find(state, &workflow_id).await?;
+            return Ok(Admitted::Replayed(wf));
+        }
+    };
+    new.idempotency = claim.as_ref().map(|c| c.record());
+    let created = state.registry.send(Create(new)).await??;
+    if let Some(c) = claim {
+        // From here a retry finds this workflow, even if the ack below fails.
+        c.finish(created.workflow.id.clone(), created.seq);
+    }
+    state.acknowledge(created.seq).await?;
+    let wf = created.workflow;
+    tracing::info!(workflow_id = %wf.id, pattern = wf.pattern.as_str(), "workflow created");
+    Ok(Admitted::New(wf))
 }
 
 /// Admits a validated workflow owned by the caller (`write` scope) and, with sync

@@ -12,11 +12,13 @@ use figment::Figment;
 
 mod archive;
 mod auth;
+mod idempotency;
 mod providers;
 mod sections;
 pub use archive::ArchiveConfig;
 pub use auth::*;
 mod mcp;
+pub use idempotency::IdempotencyConfig;
 pub use mcp::McpConfig;
 pub use providers::*;
 pub use sections::*;
@@ -49,6 +51,7 @@ pub struct Config {
     pub metrics: MetricsConfig,
     pub mcp: McpConfig,
     pub archive: ArchiveConfig,
+    pub idempotency: IdempotencyConfig,
     /// Named LLM providers; `execution.default_provider` names one of them.
     pub providers: BTreeMap<String, ProviderConfig>,
 }
@@ -78,6 +81,7 @@ impl Default for Config {
             metrics: MetricsConfig::default(),
             mcp: McpConfig::default(),
             archive: ArchiveConfig::default(),
+            idempotency: IdempotencyConfig::default(),
             providers,
         }
     }
@@ -253,6 +257,12 @@ impl Config {
                     return bad(&key("timeout"), "must be positive".into());
                 }
             }
+        }
+        if self.idempotency.ttl < Duration::from_secs(1) {
+            return bad("idempotency.ttl", "must be at least 1s".into());
+        }
+        if self.idempotency.max_cached == 0 {
+            return bad("idempotency.max_cached", "must be at least 1".into());
         }
         self.validate_redis()?;
         self.auth.validate(&self.server.bind)?;

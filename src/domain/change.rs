@@ -4,7 +4,9 @@
 
 use std::sync::Arc;
 
-use super::{Delivery, Event, Subscription, Workflow, WorkflowResult};
+use super::{
+    Delivery, Event, IdempotencyRecord, StepRecord, Subscription, Workflow, WorkflowResult,
+};
 
 #[derive(Debug, Clone)]
 pub struct StateChange {
@@ -28,4 +30,9 @@ pub enum ChangeKind {
     WebhookRemoved(String),
     /// Insert or replace a delivery with its attempts so far.
     Delivery(Arc<Delivery>),
+    /// Insert a create request's idempotency key (replacing an expired one).
+    Idempotency(Arc<IdempotencyRecord>),
+    /// Insert a step's committed answer; the first answer under a key stays.
+    /// Sent to the primary store's writer only, ahead of its queue (seq 0).
+    Step(Arc<StepRecord>),
 }

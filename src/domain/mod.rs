@@ -2,21 +2,25 @@
 
 pub mod change;
 pub mod event;
+pub mod idempotency;
 pub mod machine;
 pub mod pattern;
 pub mod result;
 pub mod status;
+pub mod step;
 pub mod webhook;
 pub mod workflow;
 
 pub use change::{ChangeKind, StateChange};
 pub use event::{Event, EventType};
+pub use idempotency::IdempotencyRecord;
 pub use pattern::{
     call_timeout, Bounds, ExecOptions, Pattern, PatternConfig, ResearchConfig, SearchConfig,
     AGENT_TYPES,
 };
 pub use result::{AgentResult, AgentStatus, Document, SynthesisResult, TokenUsage, WorkflowResult};
 pub use status::{Status, TransitionError};
+pub use step::{Decomposition, StepAnswer, StepRecord};
 pub use webhook::{Attempt, Delivery, DeliveryStatus, Subscription};
 pub use workflow::{Progress, Stage, Workflow, WorkflowError};
 

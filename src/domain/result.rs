@@ -62,6 +62,9 @@ pub struct AgentResult {
     #[serde(default)]
     pub queued_time: f64,
     pub error: Option<String>,
+    /// The durable step this answer belongs to (`wf_…/agent/3`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub step_key: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -78,6 +81,9 @@ pub struct SynthesisResult {
     pub execution_time: f64,
     #[serde(default)]
     pub retries: u32,
+    /// The durable step this answer belongs to (`wf_…/synthesis/1`, `wf_…/final`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub step_key: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -94,6 +100,9 @@ pub struct WorkflowResult {
     pub status: Status,
     pub simulated: bool,
     pub subtasks: Vec<String>,
+    /// The decomposition call's answer (research), for its cost and tokens.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub decomposition: Option<super::Decomposition>,
     pub agent_results: Vec<AgentResult>,
     pub synthesis_results: Vec<SynthesisResult>,
     pub final_synthesis: Option<String>,
@@ -111,6 +120,7 @@ impl WorkflowResult {
             status: Status::Pending,
             simulated,
             subtasks: Vec::new(),
+            decomposition: None,
             agent_results: Vec::new(),
             synthesis_results: Vec::new(),
             final_synthesis: None,

@@ -17,8 +17,13 @@ use actix::prelude::*;
 use futures::FutureExt;
 use tracing::Instrument;
 
+use crate::actors::metrics::STEP_COMMIT;
+use crate::actors::persist::writer::CommitStep;
 pub use crate::domain::machine::Step;
-use crate::domain::{AgentResult, PatternConfig, WorkflowError};
+use crate::domain::{
+    now, AgentResult, AgentStatus, Decomposition, PatternConfig, StepAnswer, StepRecord,
+    SynthesisResult, WorkflowError,
+};
 pub use executor::Executor;
 use provider::Provider;
 
@@ -34,11 +39,34 @@ pub struct Report {
     pub step: Step,
 }
 
-/// What a resumed workflow already has: its subtasks and the agents that finished.
+/// What a resumed workflow already has: the committed answer of each step, by
+/// step key. Those steps are not called again.
 #[derive(Debug, Clone, Default)]
 pub struct Resume {
-    pub subtasks: Option<Vec<String>>,
-    pub done_agents: HashMap<String, AgentResult>,
+    pub answers: HashMap<String, StepAnswer>,
+}
+
+impl Resume {
+    pub fn decomposition(&self, key: &str) -> Option<&Decomposition> {
+        match self.answers.get(key) {
+            Some(StepAnswer::Decomposition(d)) => Some(d),
+            _ => None,
+        }
+    }
+
+    pub fn agent(&self, key: &str) -> Option<&AgentResult> {
+        match self.answers.get(key) {
+            Some(StepAnswer::Agent(a)) if a.status == AgentStatus::Completed => Some(a),
+            _ => None,
+        }
+    }
+
+    pub fn synthesis(&self, key: &str) -> Option<&SynthesisResult> {
+        match self.answers.get(key) {
+            Some(StepAnswer::Synthesis(s)) => Some(s),
+            _ => None,
+        }
+    }
 }
 
 /// Everything one workflow run needs.
@@ -54,6 +82,8 @@ pub struct Run {
     pub supervisor: Recipient<RunEnded>,
     /// Which run of the workflow this is (the registry numbers them).
     pub run_no: u64,
+    /// The primary store's writer: step answers are committed through it.
+    pub steps: Recipient<CommitStep>,
     /// The creating HTTP request's id: every log line of the run carries it.
     pub request_id: Option<String>,
 }
@@ -108,6 +138,34 @@ impl Run {
             id: self.id.clone(),
             step,
         });
+    }
+
+    /// Commits a step's answer to the primary store and waits until it is: only
+    /// then may the step be reported and anything that depends on it start.
+    /// `answered` is when the provider's answer arrived.
+    pub async fn commit(
+        &self,
+        step_key: &str,
+        answer: StepAnswer,
+        answered: std::time::Instant,
+    ) -> Result<(), Halted> {
+        let record = StepRecord {
+            workflow_id: self.id.clone(),
+            step_key: step_key.to_string(),
+            answer,
+            answered_at: now(),
+        };
+        match self.steps.send(CommitStep(Arc::new(record))).await {
+            Ok(Ok(())) => {
+                metrics::histogram!(STEP_COMMIT).record(answered.elapsed().as_secs_f64());
+                Ok(())
+            }
+            Ok(Err(e)) => {
+                tracing::error!(step_key, error = %e.0, "step answer not committed; run stops");
+                Err(Halted)
+            }
+            Err(_) => Err(Halted),
+        }
     }
 
     pub async fn step(&self, step: Step) -> Result<(), Halted> {

@@ -13,7 +13,8 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
 use crate::domain::{
-    Delivery, Event, Pattern, StateChange, Status, Subscription, Workflow, WorkflowResult,
+    Delivery, Event, IdempotencyRecord, Pattern, StateChange, Status, StepRecord, Subscription,
+    Workflow, WorkflowResult,
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -41,6 +42,9 @@ pub struct ListQuery {
 pub struct StoredActive {
     pub workflow: Workflow,
     pub events: Vec<Event>,
+    /// Its committed step answers (from the primary store, whatever the source
+    /// of the rest).
+    pub steps: Vec<StepRecord>,
 }
 
 /// What start-up restores into memory.
@@ -116,6 +120,16 @@ pub trait Store: Send + Sync + 'static {
     }
     /// Every webhook subscription, and the deliveries still pending (to resume).
     async fn load_webhooks(&self) -> Result<(Vec<Subscription>, Vec<Delivery>), StoreError>;
+    /// The idempotency key `(scope, key)` stored at or after `since`, when the
+    /// workflow it names exists (a key committed without its workflow is stale).
+    async fn find_idempotency_key(
+        &self,
+        scope: &str,
+        key: &str,
+        since: chrono::DateTime<chrono::Utc>,
+    ) -> Result<Option<IdempotencyRecord>, StoreError>;
+    /// The committed step answers of these workflows.
+    async fn steps_of(&self, workflow_ids: &[String]) -> Result<Vec<StepRecord>, StoreError>;
     /// A workflow's deliveries, oldest event first.
     async fn deliveries_for(&self, workflow_id: &str) -> Result<Vec<Delivery>, StoreError>;
     /// Workflow counts by status and pattern over the whole stored history.

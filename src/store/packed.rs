@@ -189,6 +189,7 @@ mod tests {
             cost,
             execution_time: 0.0,
             retries: 0,
+            step_key: None,
         };
         r.synthesis_results = vec![synth("a", 0.5), synth("b", 1.0), synth("a", 0.25)];
         assert_eq!(

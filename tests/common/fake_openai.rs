@@ -1,14 +1,17 @@
 //! A fake OpenAI-compatible chat-completions server on loopback: a real HTTP server
 //! (the only fake the suite uses, because the real API is paid). Tests script its
-//! behaviour and read back every request it received.
+//! behaviour and read back every request it received: its step key
+//! (`Idempotency-Key`) and when its answer was fully written.
 
 #![allow(dead_code)]
 
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
 use serde_json::{json, Value};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
 
 #[derive(Clone, Debug)]
 pub enum Behaviour {
@@ -37,7 +40,12 @@ pub enum Behaviour {
 pub struct Recorded {
     pub at: Instant,
     pub authorization: Option<String>,
+    /// The `Idempotency-Key` header: the call's step key.
+    pub idempotency_key: Option<String>,
     pub body: Value,
+    /// When the whole answer had been written to the socket (the client's kernel
+    /// had it); None while in flight, or if the write failed.
+    pub written: Option<Instant>,
 }
 
 impl Recorded {
@@ -55,6 +63,12 @@ impl Recorded {
     pub fn is_decomposition(&self) -> bool {
         self.user_prompt().starts_with("Break this task into")
     }
+
+    /// Answered before `t`: the answer was fully written before then. An answer
+    /// written after a SIGKILL went into a dead socket and was never received.
+    pub fn answered_before(&self, t: Instant) -> bool {
+        self.written.is_some_and(|w| w < t)
+    }
 }
 
 struct State {
@@ -63,6 +77,8 @@ struct State {
     fail_marker: Option<String>,
     /// Subtasks the decomposition answer lists.
     subtasks: Vec<String>,
+    /// Time each call takes before its answer.
+    latency: Duration,
     requests: Vec<Recorded>,
 }
 
@@ -73,6 +89,9 @@ pub struct FakeOpenAi {
 }
 
 impl FakeOpenAi {
+    /// A plain HTTP/1.1 server written on tokio's sockets (keep-alive, one
+    /// request at a time per connection), so it knows when each answer was
+    /// handed to the client's socket — a framework only says when it queued it.
     pub fn start() -> FakeOpenAi {
         let state = Arc::new(Mutex::new(State {
             behaviour: Behaviour::Ok {
@@ -81,26 +100,30 @@ impl FakeOpenAi {
             },
             fail_marker: None,
             subtasks: Vec::new(),
+            latency: Duration::ZERO,
             requests: Vec::new(),
         }));
         let (tx, rx) = std::sync::mpsc::channel();
         let shared = Arc::clone(&state);
         std::thread::spawn(move || {
-            let sys = actix_rt::System::new();
-            sys.block_on(async move {
-                let data = web::Data::new(shared);
-                let server = HttpServer::new(move || {
-                    App::new()
-                        .app_data(data.clone())
-                        .route("/v1/chat/completions", web::post().to(handle))
-                })
-                .workers(1)
-                .disable_signals()
-                .bind("127.0.0.1:0")
-                .expect("bind fake");
-                let addr = server.addrs()[0];
-                tx.send(addr).expect("send addr");
-                let _ = server.run().await;
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .expect("fake server runtime");
+            rt.block_on(async move {
+                let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+                    .await
+                    .expect("bind fake");
+                tx.send(listener.local_addr().expect("addr"))
+                    .expect("send addr");
+                loop {
+                    let Ok((stream, _)) = listener.accept().await else {
+                        continue;
+                    };
+                    let _ = stream.set_nodelay(true);
+                    tokio::spawn(serve(stream, Arc::clone(&shared)));
+                }
             });
         });
         let addr = rx
@@ -114,6 +137,11 @@ impl FakeOpenAi {
 
     pub fn set(&self, b: Behaviour) {
         self.state.lock().unwrap().behaviour = b;
+    }
+
+    /// Every call takes this long before it is answered.
+    pub fn set_latency(&self, d: Duration) {
+        self.state.lock().unwrap().latency = d;
     }
 
     pub fn fail_prompts_containing(&self, marker: &str) {
@@ -135,36 +163,146 @@ impl FakeOpenAi {
             .filter(|r| r.user_prompt().contains(text))
             .collect()
     }
+
+    /// Every call by its step key (`Idempotency-Key`), in arrival order.
+    pub fn calls_by_step_key(&self) -> HashMap<String, Vec<Recorded>> {
+        let mut out: HashMap<String, Vec<Recorded>> = HashMap::new();
+        for r in self.requests() {
+            if let Some(k) = r.idempotency_key.clone() {
+                out.entry(k).or_default().push(r);
+            }
+        }
+        out
+    }
 }
 
-async fn handle(
-    state: web::Data<Arc<Mutex<State>>>,
-    req: HttpRequest,
-    body: web::Bytes,
-) -> HttpResponse {
-    let parsed: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
-    let auth = req
-        .headers()
-        .get("authorization")
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_string);
+/// One connection: requests one after another until the client closes it.
+async fn serve(mut stream: TcpStream, state: Arc<Mutex<State>>) {
+    let mut buf: Vec<u8> = Vec::with_capacity(8192);
+    loop {
+        let Some((head_len, headers, path)) = read_head(&mut stream, &mut buf).await else {
+            return;
+        };
+        let len: usize = header(&headers, "content-length")
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0);
+        while buf.len() < head_len + len {
+            match stream.read_buf(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {}
+            }
+        }
+        let body: Vec<u8> = buf.drain(..head_len + len).skip(head_len).collect();
+        let (status, extra, payload, index) = if path == "/v1/chat/completions" {
+            handle(&state, &headers, &body).await
+        } else {
+            (
+                404,
+                Vec::new(),
+                json!({"error": {"message": "not found"}}).to_string(),
+                None,
+            )
+        };
+        let text = payload;
+        let mut out = format!(
+            "HTTP/1.1 {status} {}\r\ncontent-type: application/json\r\ncontent-length: {}\r\n",
+            reason(status),
+            text.len()
+        );
+        for (k, v) in extra {
+            out.push_str(&format!("{k}: {v}\r\n"));
+        }
+        out.push_str("\r\n");
+        out.push_str(&text);
+        let written =
+            stream.write_all(out.as_bytes()).await.is_ok() && stream.flush().await.is_ok();
+        if let (true, Some(i)) = (written, index) {
+            state.lock().unwrap().requests[i].written = Some(Instant::now());
+        }
+    }
+}
+
+/// Reads until a whole request head is buffered; (head length, headers, path).
+async fn read_head(
+    stream: &mut TcpStream,
+    buf: &mut Vec<u8>,
+) -> Option<(usize, Vec<(String, String)>, String)> {
+    loop {
+        let mut slots = [httparse::EMPTY_HEADER; 32];
+        let mut req = httparse::Request::new(&mut slots);
+        if let Ok(httparse::Status::Complete(n)) = req.parse(buf) {
+            let headers = req
+                .headers
+                .iter()
+                .map(|h| {
+                    (
+                        h.name.to_ascii_lowercase(),
+                        String::from_utf8_lossy(h.value).into_owned(),
+                    )
+                })
+                .collect();
+            return Some((n, headers, req.path.unwrap_or("").to_string()));
+        }
+        match stream.read_buf(buf).await {
+            Ok(0) | Err(_) => return None,
+            Ok(_) => {}
+        }
+    }
+}
+
+fn header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    headers
+        .iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.as_str())
+}
+
+fn reason(status: u16) -> &'static str {
+    match status {
+        200 => "OK",
+        401 => "Unauthorized",
+        404 => "Not Found",
+        429 => "Too Many Requests",
+        500 => "Internal Server Error",
+        _ => "Status",
+    }
+}
+
+/// Status, extra headers, body text, and the index of the recorded request.
+type Answer = (u16, Vec<(String, String)>, String, Option<usize>);
+
+async fn handle(state: &Mutex<State>, headers: &[(String, String)], body: &[u8]) -> Answer {
+    let parsed: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
+    let auth = header(headers, "authorization").map(str::to_string);
     let rec = Recorded {
         at: Instant::now(),
         authorization: auth.clone(),
+        idempotency_key: header(headers, "idempotency-key").map(str::to_string),
         body: parsed,
+        written: None,
     };
-    let (behaviour, failing, subtasks) = {
+    let (behaviour, failing, subtasks, latency, index) = {
         let mut s = state.lock().unwrap();
         let failing = s
             .fail_marker
             .as_ref()
             .is_some_and(|m| rec.user_prompt().contains(m.as_str()));
         s.requests.push(rec.clone());
-        (s.behaviour.clone(), failing, s.subtasks.clone())
+        (
+            s.behaviour.clone(),
+            failing,
+            s.subtasks.clone(),
+            s.latency,
+            s.requests.len() - 1,
+        )
     };
+    if !latency.is_zero() {
+        tokio::time::sleep(latency).await;
+    }
+    let index = Some(index);
     if failing {
-        return HttpResponse::InternalServerError()
-            .json(json!({"error": {"message": "scripted failure"}}));
+        let body = json!({"error": {"message": "scripted failure"}});
+        return (500, Vec::new(), body.to_string(), index);
     }
     match behaviour {
         Behaviour::Ok {
@@ -179,39 +317,62 @@ async fn handle(
                     rec.user_prompt().lines().last().unwrap_or("")
                 )
             };
-            HttpResponse::Ok().json(json!({
+            let answer = json!({
                 "id": "chatcmpl-fake",
                 "object": "chat.completion",
                 "model": rec.model(),
                 "choices": [{"index": 0, "message": {"role": "assistant", "content": content}, "finish_reason": "stop"}],
                 "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
                           "total_tokens": prompt_tokens + completion_tokens},
-            }))
+            });
+            (200, Vec::new(), answer.to_string(), index)
         }
         Behaviour::Status { code, retry_after } => {
-            let mut r = HttpResponse::build(actix_web::http::StatusCode::from_u16(code).unwrap());
-            if let Some(s) = retry_after {
-                r.insert_header(("Retry-After", s.to_string()));
-            }
-            r.json(json!({"error": {"message": format!("scripted status {code}"), "type": "test"}}))
+            let extra = retry_after
+                .map(|s| vec![("Retry-After".to_string(), s.to_string())])
+                .unwrap_or_default();
+            let body =
+                json!({"error": {"message": format!("scripted status {code}"), "type": "test"}});
+            (code, extra, body.to_string(), index)
         }
         Behaviour::Hang(d) => {
             tokio::time::sleep(d).await;
-            HttpResponse::Ok().json(json!({"choices": []}))
+            (200, Vec::new(), json!({"choices": []}).to_string(), index)
         }
-        Behaviour::Malformed => HttpResponse::Ok()
-            .content_type("application/json")
-            .body("{\"choices\": [ this is not json"),
-        Behaviour::EmptyChoices => HttpResponse::Ok()
-            .json(json!({"choices": [], "usage": {"prompt_tokens": 1, "completion_tokens": 0}})),
-        Behaviour::EchoAuth => HttpResponse::Unauthorized().json(
-            json!({"error": {"message": format!("invalid key: {}", auth.unwrap_or_default())}}),
+        Behaviour::Malformed => (
+            200,
+            Vec::new(),
+            "{\"choices\": [ this is not json".into(),
+            index,
         ),
-        Behaviour::EchoAuthAfter(n) => HttpResponse::Unauthorized().json(json!({"error": {
-            "message": format!("{}{}", "x".repeat(n), auth.unwrap_or_default())
-        }})),
-        Behaviour::RetryAfter(v) => HttpResponse::TooManyRequests()
-            .insert_header(("Retry-After", v))
-            .json(json!({"error": {"message": "scripted rate limit"}})),
+        Behaviour::EmptyChoices => (
+            200,
+            Vec::new(),
+            json!({"choices": [], "usage": {"prompt_tokens": 1, "completion_tokens": 0}})
+                .to_string(),
+            index,
+        ),
+        Behaviour::EchoAuth => (
+            401,
+            Vec::new(),
+            json!({"error": {"message": format!("invalid key: {}", auth.unwrap_or_default())}})
+                .to_string(),
+            index,
+        ),
+        Behaviour::EchoAuthAfter(n) => (
+            401,
+            Vec::new(),
+            json!({"error": {
+                "message": format!("{}{}", "x".repeat(n), auth.unwrap_or_default())
+            }})
+            .to_string(),
+            index,
+        ),
+        Behaviour::RetryAfter(v) => (
+            429,
+            vec![("Retry-After".to_string(), v.to_string())],
+            json!({"error": {"message": "scripted rate limit"}}).to_string(),
+            index,
+        ),
     }
 }

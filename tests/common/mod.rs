@@ -4,6 +4,7 @@
 
 #![allow(dead_code)]
 
+pub mod crash;
 pub mod fake_openai;
 pub mod keys;
 pub mod pg;

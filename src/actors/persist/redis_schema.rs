@@ -174,8 +174,9 @@ impl<'a> BatchBuilder<'a> {
                     .ignore();
             }
             // Redis keeps evicted workflows (until their TTL): it mirrors the
-            // store, not memory.
-            ChangeKind::Evicted(_) => {}
+            // store, not memory. Idempotency keys and step answers are read
+            // from the primary store only.
+            ChangeKind::Evicted(_) | ChangeKind::Idempotency(_) | ChangeKind::Step(_) => {}
         }
         Ok(())
     }
@@ -282,7 +283,11 @@ pub async fn load_startup(
             .map(|j| serde_json::from_str::<Event>(j))
             .collect::<Result<Vec<_>, _>>()
             .map_err(|err| format!("event log of {}: {err}", workflow.id))?;
-        active.push(StoredActive { workflow, events });
+        active.push(StoredActive {
+            workflow,
+            events,
+            steps: Vec::new(),
+        });
     }
     Ok(Startup { active, retained })
 }

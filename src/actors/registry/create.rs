@@ -7,7 +7,9 @@ use actix::prelude::*;
 
 use super::{Active, WorkflowRegistry};
 use crate::domain::machine::{Input, WorkflowState};
-use crate::domain::{now, ChangeKind, EventType, Pattern, PatternConfig, Subscription, Workflow};
+use crate::domain::{
+    now, ChangeKind, EventType, IdempotencyRecord, Pattern, PatternConfig, Subscription, Workflow,
+};
 use crate::error::ApiError;
 
 /// A validated request to create a workflow.
@@ -22,6 +24,8 @@ pub struct NewWorkflow {
     pub request_id: Option<String>,
     /// The creating key's name (None when auth is off).
     pub owner: Option<String>,
+    /// The request's `Idempotency-Key`, stored with the workflow.
+    pub idempotency: Option<IdempotencyRecord>,
 }
 
 pub struct WebhookSpec {
@@ -126,6 +130,12 @@ impl Handler<Create> for WorkflowRegistry {
             request_id: req.request_id,
         };
         self.active.insert(id.clone(), a);
+        // The key before the record: a committed workflow always has its key
+        // committed too (a key without its workflow is ignored when read).
+        if let Some(mut k) = req.idempotency {
+            k.workflow_id = id.clone();
+            self.out.emit(ChangeKind::Idempotency(Arc::new(k)));
+        }
         let done = match self.feed(&id, Input::Create, ctx) {
             Some(Ok(done)) => done,
             _ => return Err(ApiError::Internal("a new workflow was refused".into())),

@@ -32,6 +32,7 @@ pub use outbox::FlushOutbox;
 pub use query::{EventFeed, Get, RegistryStats, Stats, SubscribeEvents};
 pub use webhooks::{AddWebhook, ListWebhooks, RemoveWebhook, ResumeDeliveries};
 
+use super::persist::writer::CommitStep;
 use super::persist::PersistHealth;
 use super::Publish;
 use crate::auth::Ledger;
@@ -85,6 +86,8 @@ pub struct RegistryParts {
     pub mirror: Option<Arc<PersistHealth>>,
     pub executor: Arc<Executor>,
     pub providers: Providers,
+    /// The primary store's writer, which commits step answers for the runs.
+    pub steps: Recipient<CommitStep>,
     pub dispatcher: Option<Recipient<Deliver>>,
     /// Unfinished workflows to resume.
     pub restored_active: Vec<StoredActive>,
@@ -103,6 +106,7 @@ pub struct WorkflowRegistry {
     out: Outbox,
     executor: Arc<Executor>,
     providers: Providers,
+    steps: Recipient<CommitStep>,
     shutting_down: bool,
     restored: Vec<StoredActive>,
     mirror: Option<Arc<PersistHealth>>,
@@ -156,6 +160,7 @@ impl WorkflowRegistry {
             },
             executor: p.executor,
             providers: p.providers,
+            steps: p.steps,
             shutting_down: false,
             restored: p.restored_active,
             recent: RecentLogs::default(),
@@ -225,7 +230,7 @@ impl WorkflowRegistry {
             self.feed(id, Input::Fail(WorkflowError { code, message }), ctx);
             return;
         };
-        let (subtasks, done_agents) = a.st.resume_point();
+        let answers = a.st.resume_point();
         self.runs += 1;
         a.run_no = self.runs;
         a.run_started = Some(Instant::now());
@@ -235,13 +240,11 @@ impl WorkflowRegistry {
             title: a.st.wf.title.clone(),
             config: a.st.wf.config.clone(),
             provider,
-            resume: Resume {
-                subtasks,
-                done_agents,
-            },
+            resume: Resume { answers },
             registry: ctx.address().recipient(),
             supervisor: ctx.address().recipient(),
             run_no: a.run_no,
+            steps: self.steps.clone(),
             request_id: a.request_id.clone(),
         };
         a.abort = self.executor.spawn(run);
@@ -271,7 +274,8 @@ impl WorkflowRegistry {
     /// process died is marked interrupted) and resumes it.
     fn restore(&mut self, stored: StoredActive, ctx: &mut Context<Self>) {
         let events = stored.events.into_iter().map(Arc::new).collect();
-        let st = WorkflowState::restored(stored.workflow, events, &self.policy);
+        let st = WorkflowState::restored(stored.workflow, events, &self.policy)
+            .with_committed(stored.steps);
         let id = st.wf.id.clone();
         let a = Active {
             st,

@@ -20,7 +20,7 @@ use super::limits::{check_config, text_at_most, MAX_TITLE_CHARS, MAX_URL_CHARS};
 use super::openapi::{AnyObject, CompatErrorBody, Doc};
 use super::shared::{check_visible, find, find_content_for};
 use super::shared::{last_event_id, open, sse_response};
-use crate::actors::registry::{Cancel, CancelOutcome, Create, NewWorkflow, WebhookSpec};
+use crate::actors::registry::{Cancel, CancelOutcome, NewWorkflow, WebhookSpec};
 use crate::auth::Caller;
 use crate::config::Scope;
 use crate::domain::{
@@ -28,6 +28,7 @@ use crate::domain::{
 };
 use crate::error::ApiError;
 use crate::events::webhooks::new_secret;
+use crate::idempotency::keyed_body;
 use crate::AppState;
 pub use request::detect_agent_types;
 use request::{bounded, old_field, required, with_context};
@@ -92,14 +93,15 @@ async fn body<T: serde::de::DeserializeOwned>(
     Ok(read_json(payload, &state.config.server, None).await?)
 }
 
-/// Admits a workflow and acknowledges it like `/v1` does.
+/// Admits a workflow and acknowledges it like `/v1` does, `Idempotency-Key`
+/// included; also says whether it is a replay (which shows no new secret).
 async fn admit(
     state: &AppState,
     caller: &Caller,
-    mut new: NewWorkflow,
-) -> Result<std::sync::Arc<Workflow>, CompatError> {
-    new.request_id = super::middleware::current_request_id();
-    new.owner = caller.owner();
+    req: &HttpRequest,
+    raw: &[u8],
+    new: NewWorkflow,
+) -> Result<(std::sync::Arc<Workflow>, bool), CompatError> {
     check_config(&state.config, &new.config).map_err(|e| match e {
         ApiError::Validation { field, message } => {
             let old = old_field(new.pattern, &field);
@@ -107,11 +109,8 @@ async fn admit(
         }
         other => other,
     })?;
-    let created = state.registry.send(Create(new)).await??;
-    state.acknowledge(created.seq).await?;
-    let wf = created.workflow;
-    tracing::info!(workflow_id = %wf.id, pattern = wf.pattern.as_str(), "workflow created");
-    Ok(wf)
+    let admitted = super::workflows::admit_keyed(state, caller, req, req.path(), raw, new).await?;
+    Ok(admitted.into_parts())
 }
 
 /// The old `webhook_url` parameter: a per-workflow webhook with a generated secret
@@ -169,10 +168,11 @@ struct ResearchBody {
 async fn orchestrate_research(
     state: web::Data<AppState>,
     caller: Caller,
+    req: HttpRequest,
     payload: web::Payload,
 ) -> Reply {
     caller.require(Scope::Write)?;
-    let b: ResearchBody = body(&state, payload).await?;
+    let (raw, b): (_, ResearchBody) = keyed_body(&state, &req, payload).await?;
     let task = required("task", b.task)?;
     let num_agents = bounded("num_agents", b.num_agents, 5, 3, 20)?;
     let parallel = b.parallel_execution.unwrap_or(true);
@@ -207,9 +207,11 @@ async fn orchestrate_research(
     let task = with_context("task", task, b.context)?;
     let hook = webhook(&state, &b.webhook_url).await?;
     let secret = hook.as_ref().map(|h| h.secret.clone());
-    let wf = admit(
+    let (wf, replayed) = admit(
         &state,
         &caller,
+        &req,
+        &raw,
         NewWorkflow {
             pattern: Pattern::Research,
             task,
@@ -218,11 +220,12 @@ async fn orchestrate_research(
             webhook: hook,
             request_id: None,
             owner: None,
+            idempotency: None,
         },
     )
     .await?;
     let msg = format!("Research workflow started with {num_agents} agents");
-    Ok(started(&wf, b.webhook_url, secret, msg))
+    Ok(started((&wf, replayed), b.webhook_url, secret, msg))
 }
 
 #[derive(Deserialize)]
@@ -253,10 +256,11 @@ struct SearchBody {
 async fn orchestrate_search(
     state: web::Data<AppState>,
     caller: Caller,
+    req: HttpRequest,
     payload: web::Payload,
 ) -> Reply {
     caller.require(Scope::Write)?;
-    let b: SearchBody = body(&state, payload).await?;
+    let (raw, b): (_, SearchBody) = keyed_body(&state, &req, payload).await?;
     let query = required("query", b.query)?;
     let num_agents = bounded("num_agents", b.num_agents, 5, 1, 20)?;
     if let Some(t) = b
@@ -300,9 +304,11 @@ async fn orchestrate_search(
         agent_timeout_secs: b.timeout_seconds,
         ..Default::default()
     };
-    let wf = admit(
+    let (wf, replayed) = admit(
         &state,
         &caller,
+        &req,
+        &raw,
         NewWorkflow {
             pattern: Pattern::Search,
             title,
@@ -311,6 +317,7 @@ async fn orchestrate_search(
             webhook: hook,
             request_id: None,
             owner: None,
+            idempotency: None,
         },
     )
     .await?;
@@ -318,7 +325,7 @@ async fn orchestrate_search(
         "Search workflow started with {num_agents} agents ({})",
         agent_types.join(", ")
     );
-    Ok(started(&wf, b.webhook_url, secret, msg))
+    Ok(started((&wf, replayed), b.webhook_url, secret, msg))
 }
 
 #[derive(Deserialize)]

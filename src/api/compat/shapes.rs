@@ -12,8 +12,9 @@ use crate::config::Scope;
 use crate::domain::{AgentStatus, Event, Stage, Workflow, WorkflowResult, AGENT_TYPES};
 use crate::AppState;
 
+/// The answer to a create; a replay (`Idempotency-Key`) shows no new secret.
 pub(super) fn started(
-    wf: &Workflow,
+    (wf, replayed): (&Workflow, bool),
     webhook_url: Option<String>,
     secret: Option<String>,
     message: String,
@@ -27,10 +28,13 @@ pub(super) fn started(
         "message": message,
         "estimated_completion": Value::Null,
     });
-    if let Some(s) = secret {
-        out["webhook_secret"] = json!(s);
+    let mut resp = HttpResponse::Ok();
+    match secret {
+        _ if replayed => drop(resp.insert_header((crate::idempotency::REPLAYED, "true"))),
+        Some(s) => out["webhook_secret"] = json!(s),
+        None => {}
     }
-    HttpResponse::Ok().json(out)
+    resp.json(out)
 }
 
 pub(super) fn old_stage(s: Stage) -> &'static str {

@@ -9,7 +9,7 @@ use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
 
 use super::{restore, Effect, Input, Rejection, Step, WorkflowState};
-use crate::domain::{AgentResult, Event, EventType, Pattern, Stage, Status, WorkflowError};
+use crate::domain::{step, Event, EventType, Pattern, Stage, Status, StepAnswer, WorkflowError};
 
 /// Applies `input` to the workflow at time `now`. On `Err` the state is unchanged
 /// and there is nothing to do; nothing is ever accepted after a terminal status.
@@ -53,7 +53,8 @@ pub fn apply(
         }
         Input::Fail(e) => finish(s, Status::Failed, Some(e), json!({}), now, &mut fx),
         Input::Restore => {
-            restore::rebuild_result(s);
+            let unlogged = restore::rebuild_result(s);
+            let mut interrupted = None;
             if status == Status::Running {
                 // The process died while this ran. A resumed run dying counts
                 // towards `execution.max_resumes`, durably (it is in the record).
@@ -61,9 +62,20 @@ pub fn apply(
                     s.wf.failed_resumes += 1;
                 }
                 transition(s, Status::Interrupted, now);
-                let data = json!({"reason": "the process stopped while the workflow ran"});
+                interrupted = Some(json!({"reason": "the process stopped while the workflow ran"}));
+            }
+            if interrupted.is_some() || !unlogged.is_empty() {
                 record(s, &mut fx);
+            }
+            if let Some(data) = interrupted {
                 event(s, EventType::WorkflowInterrupted, data, now, &mut fx);
+            }
+            // Answers committed whose event was not (the process died between
+            // the two): the step is done all the same; its event is logged now.
+            for answer in unlogged {
+                let (kind, mut data) = answer.event();
+                data["restored"] = json!(true);
+                event(s, kind, data, now, &mut fx);
             }
         }
         Input::Resume => {
@@ -124,17 +136,9 @@ fn step(
     }
     match step {
         Step::Begin => {}
-        Step::Decomposed {
-            subtasks,
-            tokens,
-            cost,
-        } => {
-            s.wf.total_cost_usd += cost;
-            s.wf.tokens.add(tokens);
+        Step::Decomposed(d) => {
             s.wf.progress.stage = Stage::Agents;
-            s.wf.progress.recompute();
-            let data = json!({"count": subtasks.len(), "subtasks": subtasks, "tokens": tokens, "cost": cost});
-            s.result.subtasks = subtasks;
+            let data = add_answer(s, StepAnswer::Decomposition(d));
             record(s, fx);
             event(s, EventType::TaskDecomposed, data, now, fx);
         }
@@ -142,17 +146,13 @@ fn step(
             agent_id,
             agent_type,
             subtask,
+            step_key,
         } => {
-            let data = json!({"agent_id": agent_id, "agent_type": agent_type, "subtask": subtask});
+            let data = json!({"agent_id": agent_id, "agent_type": agent_type, "subtask": subtask, "step_key": step_key});
             event(s, EventType::AgentStarted, data, now, fx);
         }
         Step::AgentCompleted(r) => {
-            s.wf.total_cost_usd += r.cost;
-            s.wf.tokens.add(r.tokens);
-            let data = serde_json::to_value(&r).unwrap_or(Value::Null);
-            replace_agent(&mut s.result.agent_results, r);
-            s.wf.progress.completed_agents = s.result.agent_results.len() as u32;
-            s.wf.progress.recompute();
+            let data = add_answer(s, StepAnswer::Agent(r));
             record(s, fx);
             event(s, EventType::AgentCompleted, data, now, fx);
             // Every agent has reported: below the quorum, synthesis is pointless.
@@ -165,18 +165,19 @@ fn step(
                 }
             }
         }
-        Step::SynthesisStarted { level, group } => {
+        Step::SynthesisStarted {
+            level,
+            group,
+            step_key,
+        } => {
             s.wf.progress.stage = Stage::Synthesis;
             s.wf.progress.recompute();
-            let data = json!({"level": level, "group": group});
+            let data = json!({"level": level, "group": group, "step_key": step_key});
             record(s, fx);
             event(s, EventType::SynthesisStarted, data, now, fx);
         }
         Step::SynthesisCompleted(r) => {
-            s.wf.total_cost_usd += r.cost;
-            s.wf.tokens.add(r.tokens);
-            let data = serde_json::to_value(&r).unwrap_or(Value::Null);
-            s.result.synthesis_results.push(r);
+            let data = add_answer(s, StepAnswer::Synthesis(r));
             record(s, fx);
             event(s, EventType::SynthesisCompleted, data, now, fx);
         }
@@ -285,9 +286,19 @@ fn wrong(status: Status, input: &'static str) -> Rejection {
     Rejection::WrongStatus { status, input }
 }
 
-pub(super) fn replace_agent(list: &mut Vec<AgentResult>, r: AgentResult) {
-    match list.iter_mut().find(|x| x.agent_id == r.agent_id) {
-        Some(x) => *x = r,
-        None => list.push(r),
-    }
+/// Records a step's answer in the result (replacing an earlier answer of the
+/// same step) and recomputes the totals from all answers, so each step counts
+/// exactly once; returns the answer's event data.
+pub(super) fn add_answer(s: &mut WorkflowState, answer: StepAnswer) -> Value {
+    let (_, data) = answer.event();
+    step::merge(&mut s.result, answer);
+    settle(s);
+    data
+}
+
+/// Totals and progress from the result's answers.
+pub(super) fn settle(s: &mut WorkflowState) {
+    (s.wf.total_cost_usd, s.wf.tokens) = step::result_totals(&s.result);
+    s.wf.progress.completed_agents = s.result.agent_results.len() as u32;
+    s.wf.progress.recompute();
 }

@@ -1,6 +1,6 @@
 //! What can happen to a workflow: the inputs `apply` takes.
 
-use crate::domain::{AgentResult, Document, SynthesisResult, TokenUsage, WorkflowError};
+use crate::domain::{AgentResult, Decomposition, Document, SynthesisResult, WorkflowError};
 
 #[derive(Debug, Clone)]
 pub enum Input {
@@ -16,7 +16,8 @@ pub enum Input {
     /// deadline): it fails with this error.
     Fail(WorkflowError),
     /// Rebuilt from the store at start-up (`WorkflowState::restored`): its result
-    /// is recovered from the event log; one that was running is marked interrupted.
+    /// is recovered from the event log and the committed step answers; one that
+    /// was running is marked interrupted.
     Restore,
     /// Start a run for a restored workflow, unless its resumes keep dying.
     Resume,
@@ -27,21 +28,22 @@ pub enum Input {
 pub enum Step {
     /// The executor took the workflow up (pending/interrupted → running).
     Begin,
-    Decomposed {
-        subtasks: Vec<String>,
-        tokens: TokenUsage,
-        cost: f64,
-    },
+    /// The decomposition's answer (already committed as a durable step).
+    Decomposed(Decomposition),
     AgentStarted {
         agent_id: String,
         agent_type: String,
         subtask: String,
+        step_key: String,
     },
+    /// An agent's result (a completed one already committed as a durable step).
     AgentCompleted(AgentResult),
     SynthesisStarted {
         level: String,
         group: Option<u32>,
+        step_key: String,
     },
+    /// A synthesis's answer (already committed as a durable step).
     SynthesisCompleted(SynthesisResult),
     Documents {
         documents: Vec<Document>,

@@ -9,6 +9,8 @@
 
 mod apply;
 mod budget;
+#[cfg(test)]
+mod durable_tests;
 mod effect;
 mod input;
 mod quorum;
@@ -24,7 +26,7 @@ pub use effect::{Effect, Rejection};
 pub use input::{Input, Step};
 pub use quorum::check as check_quorum;
 
-use super::{Event, Workflow, WorkflowResult};
+use super::{Event, StepRecord, Workflow, WorkflowResult};
 
 /// Service-wide defaults the core needs to decide (from `limits` / `execution`).
 #[derive(Debug, Clone, Copy, Default)]
@@ -48,6 +50,8 @@ pub struct WorkflowState {
     /// Spending limits resolved once (workflow config, else service default).
     pub budget: Budget,
     max_resumes: u32,
+    /// Step answers the store committed, for `Input::Restore` (then empty).
+    committed: Vec<StepRecord>,
 }
 
 impl WorkflowState {
@@ -62,9 +66,16 @@ impl WorkflowState {
             result: WorkflowResult::empty(&wf.id, wf.pattern, wf.simulated),
             budget: Budget::resolve(&wf, policy),
             max_resumes: policy.max_resumes,
+            committed: Vec::new(),
             wf,
             events,
         }
+    }
+
+    /// The step answers the store committed for this restored workflow.
+    pub fn with_committed(mut self, steps: Vec<StepRecord>) -> WorkflowState {
+        self.committed = steps;
+        self
     }
 
     /// The seq the next event gets: one more than the last, from 1.

@@ -1,48 +1,70 @@
 //! Resume bookkeeping: what a restored workflow already has, recovered from its
-//! event log (subtasks, finished agents), so a resumed run only calls what is
-//! missing.
+//! event log and its committed step answers (the `steps` table), so a resumed run
+//! calls only the steps without an answer, and totals count each step once.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
-use super::apply::replace_agent;
+use serde_json::Value;
+
 use super::WorkflowState;
-use crate::domain::{AgentResult, AgentStatus, EventType};
+use crate::domain::{
+    step, AgentResult, Decomposition, Event, EventType, StepAnswer, SynthesisResult,
+};
 
-pub(super) fn rebuild_result(s: &mut WorkflowState) {
-    let result = &mut s.result;
+/// Rebuilds the result from the log and the committed answers and recomputes the
+/// totals from it; returns the committed answers the log does not show.
+pub(super) fn rebuild_result(s: &mut WorkflowState) -> Vec<StepAnswer> {
+    let mut logged = HashSet::new();
     for ev in &s.events {
-        match ev.kind {
-            EventType::TaskDecomposed => {
-                if let Some(sub) = ev
-                    .data
-                    .get("subtasks")
-                    .and_then(|v| serde_json::from_value(v.clone()).ok())
-                {
-                    result.subtasks = sub;
-                }
-            }
-            EventType::AgentCompleted => {
-                if let Ok(r) = serde_json::from_value::<AgentResult>(ev.data.clone()) {
-                    replace_agent(&mut result.agent_results, r);
-                }
-            }
-            _ => {}
+        if let Some(answer) = answer_of(&s.wf.id, ev) {
+            logged.extend(answer.step_key().map(str::to_string));
+            step::merge(&mut s.result, answer);
         }
+    }
+    let mut unlogged = Vec::new();
+    for st in std::mem::take(&mut s.committed) {
+        if !logged.contains(&st.step_key) {
+            unlogged.push(st.answer.clone());
+        }
+        step::merge(&mut s.result, st.answer);
+    }
+    super::apply::settle(s);
+    unlogged
+}
+
+/// The step answer an event carries, if any (events written before step keys
+/// existed included: their decomposition has no `step_key`).
+fn answer_of(workflow_id: &str, ev: &Event) -> Option<StepAnswer> {
+    match ev.kind {
+        EventType::TaskDecomposed => {
+            if let Ok(d) = serde_json::from_value::<Decomposition>(ev.data.clone()) {
+                return Some(StepAnswer::Decomposition(d));
+            }
+            let field = |k: &str| ev.data.get(k).cloned().unwrap_or(Value::Null);
+            Some(StepAnswer::Decomposition(Decomposition {
+                step_key: step::decompose_key(workflow_id),
+                subtasks: serde_json::from_value(field("subtasks")).ok()?,
+                model: String::new(),
+                tokens: serde_json::from_value(field("tokens")).unwrap_or_default(),
+                cost: field("cost").as_f64().unwrap_or(0.0),
+                execution_time: 0.0,
+                retries: 0,
+            }))
+        }
+        EventType::AgentCompleted => serde_json::from_value::<AgentResult>(ev.data.clone())
+            .ok()
+            .map(StepAnswer::Agent),
+        EventType::SynthesisCompleted => serde_json::from_value::<SynthesisResult>(ev.data.clone())
+            .ok()
+            .map(StepAnswer::Synthesis),
+        _ => None,
     }
 }
 
 impl WorkflowState {
-    /// What a new run of this workflow can skip: its subtasks, and the agents
-    /// that already completed.
-    pub fn resume_point(&self) -> (Option<Vec<String>>, HashMap<String, AgentResult>) {
-        let r = &self.result;
-        let subtasks = (!r.subtasks.is_empty()).then(|| r.subtasks.clone());
-        let done = r
-            .agent_results
-            .iter()
-            .filter(|a| a.status == AgentStatus::Completed)
-            .map(|a| (a.agent_id.clone(), a.clone()))
-            .collect();
-        (subtasks, done)
+    /// What a new run of this workflow can skip: every committed answer, by step
+    /// key (agents only when they completed).
+    pub fn resume_point(&self) -> HashMap<String, StepAnswer> {
+        step::reusable(&self.wf.id, &self.result)
     }
 }

@@ -11,9 +11,11 @@ use futures::{stream, StreamExt, TryStreamExt};
 
 use super::provider::{CallRole, ChatRequest};
 use super::{fail, Halted, Run, Step, Stop};
+use crate::actors::metrics::STEPS_REUSED;
 use crate::domain::machine::check_quorum;
 use crate::domain::{
-    call_timeout, AgentResult, AgentStatus, ExecOptions, SynthesisResult, TokenUsage,
+    call_timeout, step, AgentResult, AgentStatus, ExecOptions, StepAnswer, SynthesisResult,
+    TokenUsage,
 };
 
 pub struct AgentSpec {
@@ -47,8 +49,9 @@ impl Roles {
 
 const SYNTHESIS_SYSTEM: &str = "You synthesise findings from several agents into one coherent, well-structured answer. Keep what the sources agree on, flag what they dispute.";
 
-/// Runs the agents, at most `concurrency` at once, results in spec order. Agents a
-/// resumed workflow already finished are not run again.
+/// Runs the agents, at most `concurrency` at once, results in spec order. Agent
+/// `i` (from 1) is step `wf_…/agent/i`; agents whose answer a resumed workflow
+/// already committed are not run again.
 pub async fn run_agents(
     run: &Run,
     specs: Vec<AgentSpec>,
@@ -58,7 +61,8 @@ pub async fn run_agents(
     let roles = Roles::from(&run.config.exec());
     let agents: Vec<_> = specs
         .into_iter()
-        .map(|spec| run_agent(run, &roles, spec))
+        .enumerate()
+        .map(|(i, spec)| run_agent(run, &roles, step::agent_key(&run.id, i + 1), spec))
         .collect();
     stream::iter(agents)
         .buffered(concurrency.max(1) as usize)
@@ -66,14 +70,27 @@ pub async fn run_agents(
         .await
 }
 
-async fn run_agent(run: &Run, roles: &Roles, spec: AgentSpec) -> Result<AgentResult, Halted> {
-    if let Some(done) = run.resume.done_agents.get(&spec.agent_id) {
+/// A step whose committed answer a resumed run reuses: counted, not called.
+pub fn reused(key: &str) {
+    tracing::debug!(step_key = key, "step answer reused");
+    metrics::counter!(STEPS_REUSED).increment(1);
+}
+
+async fn run_agent(
+    run: &Run,
+    roles: &Roles,
+    key: String,
+    spec: AgentSpec,
+) -> Result<AgentResult, Halted> {
+    if let Some(done) = run.resume.agent(&key) {
+        reused(&key);
         return Ok(done.clone());
     }
     run.notify(Step::AgentStarted {
         agent_id: spec.agent_id.clone(),
         agent_type: spec.agent_type.clone(),
         subtask: spec.subtask.clone(),
+        step_key: key.clone(),
     });
     let started = Instant::now();
     let answer = run
@@ -88,8 +105,10 @@ async fn run_agent(run: &Run, roles: &Roles, spec: AgentSpec) -> Result<AgentRes
             ),
             expected_items: None,
             timeout: roles.agent_timeout,
+            step_key: Some(key.clone()),
         })
         .await;
+    let answered = Instant::now();
     let execution_time = started.elapsed().as_secs_f64();
     let result = match answer {
         Ok(a) => AgentResult {
@@ -105,6 +124,7 @@ async fn run_agent(run: &Run, roles: &Roles, spec: AgentSpec) -> Result<AgentRes
             retries: a.retries,
             queued_time: a.queued.as_secs_f64(),
             error: None,
+            step_key: Some(key.clone()),
         },
         Err(e) => AgentResult {
             agent_id: spec.agent_id,
@@ -119,8 +139,14 @@ async fn run_agent(run: &Run, roles: &Roles, spec: AgentSpec) -> Result<AgentRes
             retries: 0,
             queued_time: 0.0,
             error: Some(e.to_string()),
+            step_key: Some(key.clone()),
         },
     };
+    // Only answers are durable steps; a failed call is tried again on resume.
+    if result.error.is_none() {
+        run.commit(&key, StepAnswer::Agent(result.clone()), answered)
+            .await?;
+    }
     run.step(Step::AgentCompleted(result.clone())).await?;
     Ok(result)
 }
@@ -137,7 +163,8 @@ pub fn successful<'a>(run: &Run, results: &'a [AgentResult]) -> Result<Vec<&'a A
         .collect())
 }
 
-/// One synthesis call with its started/completed steps.
+/// One synthesis call (step `wf_…/synthesis/g` for group g, `wf_…/final`) with
+/// its started/completed steps; a committed answer of a resumed run is reused.
 pub async fn synthesize(
     run: &Run,
     roles: &Roles,
@@ -146,9 +173,18 @@ pub async fn synthesize(
     sources: Vec<String>,
     material: String,
 ) -> Result<SynthesisResult, Stop> {
+    let key = match group {
+        Some(g) if level == "group" => step::synthesis_key(&run.id, g),
+        _ => step::final_key(&run.id),
+    };
+    if let Some(done) = run.resume.synthesis(&key) {
+        reused(&key);
+        return Ok(done.clone());
+    }
     run.notify(Step::SynthesisStarted {
         level: level.into(),
         group,
+        step_key: key.clone(),
     });
     let started = Instant::now();
     let answer = run
@@ -164,9 +200,11 @@ pub async fn synthesize(
             } else {
                 roles.synthesis_timeout
             },
+            step_key: Some(key.clone()),
         })
         .await
         .map_err(|e| fail("synthesis_failed", format!("{level} synthesis failed: {e}")))?;
+    let answered = Instant::now();
     let result = SynthesisResult {
         level: level.into(),
         group,
@@ -177,7 +215,10 @@ pub async fn synthesize(
         cost: answer.cost_usd,
         execution_time: started.elapsed().as_secs_f64(),
         retries: answer.retries,
+        step_key: Some(key.clone()),
     };
+    run.commit(&key, StepAnswer::Synthesis(result.clone()), answered)
+        .await?;
     run.step(Step::SynthesisCompleted(result.clone())).await?;
     Ok(result)
 }

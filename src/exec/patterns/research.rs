@@ -1,10 +1,12 @@
 //! `research`: decompose the task into N subtasks → N agents in parallel (bounded)
 //! → group syntheses of `synthesis_group_size` → one final synthesis → report.
 
+use std::time::Instant;
+
 use futures::{stream, StreamExt, TryStreamExt};
 
-use super::{material, report, run_agents, successful, synthesize, AgentSpec, Roles};
-use crate::domain::ResearchConfig;
+use super::{material, report, reused, run_agents, successful, synthesize, AgentSpec, Roles};
+use crate::domain::{step, Decomposition, ResearchConfig, StepAnswer};
 use crate::exec::decompose::parse_subtasks;
 use crate::exec::provider::{CallRole, ChatRequest};
 use crate::exec::{fail, Run, Step, Stop};
@@ -15,9 +17,14 @@ const DECOMPOSE_SYSTEM: &str =
 pub async fn run(run: &Run, cfg: &ResearchConfig) -> Result<(), Stop> {
     let n = cfg.num_agents;
     let roles = Roles::from(&cfg.exec());
-    let subtasks = match &run.resume.subtasks {
-        Some(s) => s.clone(),
+    let key = step::decompose_key(&run.id);
+    let subtasks = match run.resume.decomposition(&key) {
+        Some(d) => {
+            reused(&key);
+            d.subtasks.clone()
+        }
         None => {
+            let started = Instant::now();
             let answer = run
                 .provider
                 .chat(ChatRequest {
@@ -30,16 +37,24 @@ pub async fn run(run: &Run, cfg: &ResearchConfig) -> Result<(), Stop> {
                     ),
                     expected_items: Some(n),
                     timeout: roles.final_timeout,
+                    step_key: Some(key.clone()),
                 })
                 .await
                 .map_err(|e| fail("decomposition_failed", format!("decomposition failed: {e}")))?;
-            let subtasks = parse_subtasks(&answer.text, n as usize, &run.task);
-            run.step(Step::Decomposed {
-                subtasks: subtasks.clone(),
+            let answered = Instant::now();
+            let d = Decomposition {
+                step_key: key.clone(),
+                subtasks: parse_subtasks(&answer.text, n as usize, &run.task),
+                model: answer.model,
                 tokens: answer.tokens,
                 cost: answer.cost_usd,
-            })
-            .await?;
+                execution_time: started.elapsed().as_secs_f64(),
+                retries: answer.retries,
+            };
+            run.commit(&key, StepAnswer::Decomposition(d.clone()), answered)
+                .await?;
+            let subtasks = d.subtasks.clone();
+            run.step(Step::Decomposed(d)).await?;
             subtasks
         }
     };

@@ -46,6 +46,9 @@ pub struct ChatRequest {
     pub expected_items: Option<u32>,
     /// Per-attempt timeout; the provider's own when absent.
     pub timeout: Option<Duration>,
+    /// The call's step key (`wf_…/agent/3`), sent as the `Idempotency-Key` header:
+    /// gateways that honour it answer a repeated call without running it again.
+    pub step_key: Option<String>,
 }
 
 #[derive(Debug, Clone)]

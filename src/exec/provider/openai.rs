@@ -72,13 +72,19 @@ impl OpenAiProvider {
             .with_max_times(self.cfg.max_retries as usize)
     }
 
-    async fn attempt(&self, key: &str, body: &Value, timeout: Duration) -> Result<Answer, Failure> {
+    async fn attempt(
+        &self,
+        key: &str,
+        step_key: Option<&str>,
+        body: &Value,
+        timeout: Duration,
+    ) -> Result<Answer, Failure> {
         let send = async {
-            let resp = self
-                .client
-                .post(&self.url)
-                .bearer_auth(key)
-                .json(body)
+            let mut req = self.client.post(&self.url).bearer_auth(key).json(body);
+            if let Some(k) = step_key {
+                req = req.header("Idempotency-Key", k);
+            }
+            let resp = req
                 .send()
                 .await
                 .map_err(|e| Failure::now(ProviderError::Connect(self.scrub(&without_url(&e)))))?;
@@ -241,7 +247,8 @@ impl Provider for OpenAiProvider {
                 let waited = q.acquire(estimate).await;
                 queued_ns.fetch_add(waited.as_nanos() as u64, Relaxed);
             }
-            self.attempt(key, &body, timeout).await
+            self.attempt(key, req.step_key.as_deref(), &body, timeout)
+                .await
         };
         let outcome = attempt
             .retry(self.backoff())

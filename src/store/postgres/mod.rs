@@ -23,7 +23,8 @@ use super::packed::Packed;
 use super::{ListQuery, Manifest, Space, Startup, Store, StoreError, StoredActive};
 use crate::config::PostgresConfig;
 use crate::domain::{
-    Delivery, Event, EventType, StateChange, Status, Subscription, Workflow, WorkflowResult,
+    Delivery, Event, EventType, IdempotencyRecord, StateChange, Status, StepRecord, Subscription,
+    Workflow, WorkflowResult,
 };
 
 /// A cheap-to-clone handle on the two pools.
@@ -255,6 +256,7 @@ impl Store for PgStore {
             .map(|workflow| StoredActive {
                 events: events.remove(&workflow.id).unwrap_or_default(),
                 workflow,
+                steps: Vec::new(),
             })
             .collect();
         let limit = max_completed as i64;
@@ -328,6 +330,53 @@ impl Store for PgStore {
             )
             .await?;
         Ok((subs, pending))
+    }
+
+    async fn find_idempotency_key(
+        &self,
+        scope: &str,
+        key: &str,
+        since: DateTime<Utc>,
+    ) -> Result<Option<IdempotencyRecord>, StoreError> {
+        let rows = self
+            .query(
+                "SELECT k.request_hash, k.workflow_id, k.created_at FROM idempotency_keys k
+                 JOIN workflows w ON w.id = k.workflow_id
+                 WHERE k.scope = $1 AND k.key = $2 AND k.created_at >= $3",
+                &[&scope, &key, &since],
+            )
+            .await?;
+        rows.first()
+            .map(|r| {
+                Ok(IdempotencyRecord {
+                    scope: scope.to_string(),
+                    key: key.to_string(),
+                    request_hash: r.try_get(0).map_err(backend)?,
+                    workflow_id: r.try_get(1).map_err(backend)?,
+                    created_at: r.try_get(2).map_err(backend)?,
+                })
+            })
+            .transpose()
+    }
+
+    async fn steps_of(&self, workflow_ids: &[String]) -> Result<Vec<StepRecord>, StoreError> {
+        let rows = self
+            .query(
+                "SELECT workflow_id, step_key, answered_at, answer::text FROM steps
+                 WHERE workflow_id = ANY($1) ORDER BY workflow_id, step_key",
+                &[&workflow_ids],
+            )
+            .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(StepRecord {
+                    workflow_id: r.try_get(0).map_err(backend)?,
+                    step_key: r.try_get(1).map_err(backend)?,
+                    answered_at: r.try_get(2).map_err(backend)?,
+                    answer: parse("step answer", &r.try_get::<_, String>(3).map_err(backend)?)?,
+                })
+            })
+            .collect()
     }
 
     async fn deliveries_for(&self, workflow_id: &str) -> Result<Vec<Delivery>, StoreError> {

@@ -57,6 +57,17 @@ const UPSERT_WEBHOOK: &str = "
 INSERT INTO webhooks (id, workflow_id, url, created_at, record) VALUES ($1, $2, $3, $4, $5::text::jsonb)
 ON CONFLICT (id) DO UPDATE SET workflow_id = excluded.workflow_id, url = excluded.url, record = excluded.record";
 
+const UPSERT_IDEMPOTENCY: &str = "
+INSERT INTO idempotency_keys (scope, key, request_hash, workflow_id, created_at) VALUES ($1, $2, $3, $4, $5)
+ON CONFLICT (scope, key) DO UPDATE SET request_hash = excluded.request_hash,
+  workflow_id = excluded.workflow_id, created_at = excluded.created_at";
+
+const INSERT_STEPS: &str = "
+INSERT INTO steps (workflow_id, step_key, answered_at, answer)
+SELECT workflow_id, step_key, answered_at, answer::jsonb
+FROM UNNEST($1::text[], $2::text[], $3::timestamptz[], $4::text[]) AS t (workflow_id, step_key, answered_at, answer)
+ON CONFLICT (workflow_id, step_key) DO NOTHING";
+
 const DELETE_WEBHOOK: &str = "DELETE FROM webhooks WHERE id = $1";
 
 const UPSERT_DELIVERY: &str = "
@@ -105,6 +116,14 @@ struct Events {
     data: Vec<String>,
 }
 
+#[derive(Default)]
+struct Steps {
+    workflow_id: Vec<String>,
+    step_key: Vec<String>,
+    answered_at: Vec<DateTime<Utc>>,
+    answer: Vec<String>,
+}
+
 /// Writes the batch inside `tx` (the caller commits). Workflow records and results
 /// go first (events and results reference workflows), the rest in batch order.
 pub async fn write_batch(
@@ -115,6 +134,7 @@ pub async fn write_batch(
     // and one statement may not upsert a row twice.
     let mut last_record: HashMap<&str, &Workflow> = HashMap::new();
     let mut last_result: HashMap<&str, &WorkflowResult> = HashMap::new();
+    let mut steps = Steps::default();
     for change in batch {
         match &change.kind {
             ChangeKind::Workflow(wf) => {
@@ -122,6 +142,12 @@ pub async fn write_batch(
             }
             ChangeKind::Result(r) => {
                 last_result.insert(&r.workflow_id, r);
+            }
+            ChangeKind::Step(st) => {
+                steps.workflow_id.push(st.workflow_id.clone());
+                steps.step_key.push(st.step_key.clone());
+                steps.answered_at.push(st.answered_at);
+                steps.answer.push(serde_json::to_string(&st.answer)?);
             }
             _ => {}
         }
@@ -201,6 +227,19 @@ pub async fn write_batch(
         )
         .await?;
     }
+    if !steps.step_key.is_empty() {
+        let stmt = tx.prepare_cached(INSERT_STEPS).await?;
+        tx.execute(
+            &stmt,
+            &[
+                &steps.workflow_id,
+                &steps.step_key,
+                &steps.answered_at,
+                &steps.answer,
+            ],
+        )
+        .await?;
+    }
     let to_pack: HashSet<&str> = finishing
         .iter()
         .copied()
@@ -242,8 +281,23 @@ pub async fn write_batch(
                 )
                 .await?;
             }
+            ChangeKind::Idempotency(k) => {
+                let stmt = tx.prepare_cached(UPSERT_IDEMPOTENCY).await?;
+                tx.execute(
+                    &stmt,
+                    &[
+                        &k.scope,
+                        &k.key,
+                        &k.request_hash,
+                        &k.workflow_id,
+                        &k.created_at,
+                    ],
+                )
+                .await?;
+            }
             // Evictions drop the in-memory copy only; the store keeps its own.
-            ChangeKind::Workflow(_)
+            ChangeKind::Step(_)
+            | ChangeKind::Workflow(_)
             | ChangeKind::Event(_)
             | ChangeKind::Result(_)
             | ChangeKind::Evicted(_) => {}

@@ -16,7 +16,8 @@ use super::packed::Packed;
 use super::{ListQuery, Manifest, Space, Startup, Store, StoreError, StoredActive};
 use crate::config::Durability;
 use crate::domain::{
-    Delivery, Event, EventType, StateChange, Status, Subscription, Workflow, WorkflowResult,
+    Delivery, Event, EventType, IdempotencyRecord, StateChange, Status, StepRecord, Subscription,
+    Workflow, WorkflowResult,
 };
 
 mod analytics;
@@ -331,7 +332,11 @@ impl Store for SqliteStore {
                 .into_iter()
                 .map(|workflow| {
                     let events = query_events(c, &workflow.id, 0)?;
-                    Ok(StoredActive { workflow, events })
+                    Ok(StoredActive {
+                        workflow,
+                        events,
+                        steps: Vec::new(),
+                    })
                 })
                 .collect::<Result<Vec<_>, StoreError>>()?;
             let limit = max_completed as i64;
@@ -405,6 +410,76 @@ impl Store for SqliteStore {
                 &[],
             )?;
             Ok((subs, pending))
+        })
+        .await
+    }
+
+    async fn find_idempotency_key(
+        &self,
+        scope: &str,
+        key: &str,
+        since: DateTime<Utc>,
+    ) -> Result<Option<IdempotencyRecord>, StoreError> {
+        let (scope, key) = (scope.to_string(), key.to_string());
+        self.read(move |c| {
+            let row = c
+                .query_row(
+                    "SELECT k.request_hash, k.workflow_id, k.created_at_us FROM idempotency_keys k
+                     JOIN workflows w ON w.id = k.workflow_id
+                     WHERE k.scope = ?1 AND k.key = ?2 AND k.created_at_us >= ?3",
+                    params![scope, key, us(since)],
+                    |r| {
+                        Ok((
+                            r.get::<_, String>(0)?,
+                            r.get::<_, String>(1)?,
+                            r.get::<_, i64>(2)?,
+                        ))
+                    },
+                )
+                .optional()
+                .map_err(backend)?;
+            row.map(|(request_hash, workflow_id, at)| {
+                Ok(IdempotencyRecord {
+                    scope,
+                    key,
+                    request_hash,
+                    workflow_id,
+                    created_at: DateTime::from_timestamp_micros(at)
+                        .ok_or_else(|| StoreError::Corrupt(format!("key timestamp {at}")))?,
+                })
+            })
+            .transpose()
+        })
+        .await
+    }
+
+    async fn steps_of(&self, workflow_ids: &[String]) -> Result<Vec<StepRecord>, StoreError> {
+        let ids = workflow_ids.to_vec();
+        self.read(move |c| {
+            let mut stmt = c
+                .prepare_cached(
+                    "SELECT step_key, answered_at_us, answer FROM steps WHERE workflow_id = ?1 ORDER BY step_key",
+                )
+                .map_err(backend)?;
+            let mut out = Vec::new();
+            for id in ids {
+                let rows = stmt
+                    .query_map([&id], |r| {
+                        Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?, r.get::<_, String>(2)?))
+                    })
+                    .map_err(backend)?;
+                for row in rows {
+                    let (step_key, at, answer) = row.map_err(backend)?;
+                    out.push(StepRecord {
+                        workflow_id: id.clone(),
+                        step_key,
+                        answer: parse("step answer", &answer)?,
+                        answered_at: DateTime::from_timestamp_micros(at)
+                            .ok_or_else(|| StoreError::Corrupt(format!("step timestamp {at}")))?,
+                    });
+                }
+            }
+            Ok(out)
         })
         .await
     }

@@ -113,6 +113,18 @@ pub fn write_batch(conn: &mut Connection, batch: &[Arc<StateChange>]) -> rusqlit
                     )?
                     .execute(params![d.id, d.workflow_id, d.subscription_id, d.status.as_str(), d.event_seq as i64, to_json(d.as_ref())?])?;
                 }
+                ChangeKind::Idempotency(k) => {
+                    tx.prepare_cached(
+                        "INSERT OR REPLACE INTO idempotency_keys (scope, key, request_hash, workflow_id, created_at_us) VALUES (?1, ?2, ?3, ?4, ?5)",
+                    )?
+                    .execute(params![k.scope, k.key, k.request_hash, k.workflow_id, us(k.created_at)])?;
+                }
+                ChangeKind::Step(st) => {
+                    tx.prepare_cached(
+                        "INSERT OR IGNORE INTO steps (workflow_id, step_key, answered_at_us, answer) VALUES (?1, ?2, ?3, ?4)",
+                    )?
+                    .execute(params![st.workflow_id, st.step_key, us(st.answered_at), to_json(&st.answer)?])?;
+                }
                 ChangeKind::Workflow(_) | ChangeKind::Result(_) | ChangeKind::Evicted(_) => {}
             }
         }

@@ -100,11 +100,15 @@ fn running(n: u32) -> WorkflowState {
 }
 
 fn decomposed(n: u32) -> Step {
-    Step::Decomposed {
+    Step::Decomposed(crate::domain::Decomposition {
+        step_key: "wf/decompose".into(),
         subtasks: (1..=n).map(|i| format!("sub {i}")).collect(),
+        model: "m".into(),
         tokens: TokenUsage::new(60, 40),
         cost: 0.01,
-    }
+        execution_time: 0.5,
+        retries: 0,
+    })
 }
 
 fn agent(i: u32, ok: bool, cost: f64) -> AgentResult {
@@ -129,6 +133,7 @@ fn agent(i: u32, ok: bool, cost: f64) -> AgentResult {
         retries: 0,
         queued_time: 0.0,
         error: (!ok).then(|| format!("agent {i} broke")),
+        step_key: None,
     }
 }
 
@@ -143,6 +148,7 @@ fn synthesis(level: &str, cost: f64) -> SynthesisResult {
         cost,
         execution_time: 0.1,
         retries: 0,
+        step_key: None,
     }
 }
 
@@ -157,7 +163,13 @@ fn in_synthesis(n: u32) -> WorkflowState {
         );
     }
     let level = "final".to_string();
-    step(&mut s, Step::SynthesisStarted { level, group: None }, 50);
+    let step_key = "wf/final".to_string();
+    let st = Step::SynthesisStarted {
+        level,
+        group: None,
+        step_key,
+    };
+    step(&mut s, st, 50);
     s
 }
 

@@ -50,22 +50,30 @@ fn input(op: &Op) -> Input {
     };
     match op.clone() {
         Op::Begin => Input::Step(Step::Begin),
-        Op::Decompose(c) => Input::Step(Step::Decomposed {
+        Op::Decompose(c) => Input::Step(Step::Decomposed(crate::domain::Decomposition {
+            step_key: "wf/decompose".into(),
             subtasks: vec!["a".into(); 5],
+            model: "m".into(),
             tokens: TokenUsage::new(u64::from(c), 1),
             cost: f64::from(c) / 1000.0,
-        }),
+            execution_time: 0.0,
+            retries: 0,
+        })),
         Op::AgentStarted(i) => Input::Step(Step::AgentStarted {
             agent_id: format!("agent_{i:02}"),
             agent_type: "research".into(),
             subtask: "s".into(),
+            step_key: format!("wf/agent/{i}"),
         }),
+        // A failed call has no answer and so no usage: it costs nothing.
         Op::Agent(i, ok, c) => {
-            Input::Step(Step::AgentCompleted(agent(i, ok, f64::from(c) / 1000.0)))
+            let cost = if ok { f64::from(c) / 1000.0 } else { 0.0 };
+            Input::Step(Step::AgentCompleted(agent(i, ok, cost)))
         }
         Op::SynthesisStarted => Input::Step(Step::SynthesisStarted {
             level: "final".into(),
             group: None,
+            step_key: "wf/final".into(),
         }),
         Op::Synthesis(c) => Input::Step(Step::SynthesisCompleted(synthesis(
             "final",

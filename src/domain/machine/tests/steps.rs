@@ -120,7 +120,8 @@ fn decomposition_records_subtasks_cost_and_tokens() {
     );
     assert_eq!(
         last_event(&fx).data,
-        json!({"count": 2, "subtasks": ["sub 1", "sub 2"],
+        json!({"count": 2, "subtasks": ["sub 1", "sub 2"], "step_key": "wf/decompose",
+               "model": "m", "execution_time": 0.5, "retries": 0,
                "tokens": {"input": 60, "output": 40, "total": 100}, "cost": 0.01})
     );
     assert_eq!(s.result.subtasks, vec!["sub 1", "sub 2"]);
@@ -136,12 +137,14 @@ fn agent_started_is_an_event_only() {
         agent_id: "agent_01".into(),
         agent_type: "research".into(),
         subtask: "sub 1".into(),
+        step_key: "wf/agent/1".into(),
     };
     let fx = step(&mut s, st, 4);
     assert_eq!(view(&fx), vec![E::Event(3, EventType::AgentStarted)]);
     assert_eq!(
         last_event(&fx).data,
-        json!({"agent_id": "agent_01", "agent_type": "research", "subtask": "sub 1"})
+        json!({"agent_id": "agent_01", "agent_type": "research", "subtask": "sub 1",
+               "step_key": "wf/agent/1"})
     );
 }
 
@@ -190,6 +193,7 @@ fn synthesis_started_moves_the_stage() {
     let st = Step::SynthesisStarted {
         level: "group".into(),
         group: Some(1),
+        step_key: "wf/synthesis/1".into(),
     };
     let fx = step(&mut s, st, 4);
     assert_eq!(
@@ -199,7 +203,10 @@ fn synthesis_started_moves_the_stage() {
             E::Event(4, EventType::SynthesisStarted)
         ]
     );
-    assert_eq!(last_event(&fx).data, json!({"level": "group", "group": 1}));
+    assert_eq!(
+        last_event(&fx).data,
+        json!({"level": "group", "group": 1, "step_key": "wf/synthesis/1"})
+    );
     assert_eq!(s.wf.progress.stage, Stage::Synthesis);
     assert_eq!(s.wf.progress.percent, 85.0);
 }

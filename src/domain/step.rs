@@ -1,0 +1,255 @@
+//! Durable steps: every LLM call of a workflow has a stable key
+//! (`wf_…/decompose`, `wf_…/agent/3`, `wf_…/synthesis/1`, `wf_…/final`) and its
+//! answer is committed under that key before anything that depends on it starts.
+//! A resumed run reuses every committed answer and calls only the missing steps;
+//! totals are recomputed from the answers, one per key, so nothing counts twice.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use std::collections::HashMap;
+
+use super::{AgentResult, AgentStatus, EventType, SynthesisResult, TokenUsage, WorkflowResult};
+
+pub fn decompose_key(workflow_id: &str) -> String {
+    format!("{workflow_id}/decompose")
+}
+
+/// `index` counts from 1, like the agent ids.
+pub fn agent_key(workflow_id: &str, index: usize) -> String {
+    format!("{workflow_id}/agent/{index}")
+}
+
+/// Group syntheses count from 1.
+pub fn synthesis_key(workflow_id: &str, group: u32) -> String {
+    format!("{workflow_id}/synthesis/{group}")
+}
+
+pub fn final_key(workflow_id: &str) -> String {
+    format!("{workflow_id}/final")
+}
+
+/// The decomposition call's answer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Decomposition {
+    pub step_key: String,
+    pub subtasks: Vec<String>,
+    pub model: String,
+    pub tokens: TokenUsage,
+    pub cost: f64,
+    pub execution_time: f64,
+    #[serde(default)]
+    pub retries: u32,
+}
+
+/// One step's answer, as committed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum StepAnswer {
+    Decomposition(Decomposition),
+    Agent(AgentResult),
+    Synthesis(SynthesisResult),
+}
+
+impl StepAnswer {
+    pub fn step_key(&self) -> Option<&str> {
+        match self {
+            StepAnswer::Decomposition(d) => Some(&d.step_key),
+            StepAnswer::Agent(a) => a.step_key.as_deref(),
+            StepAnswer::Synthesis(s) => s.step_key.as_deref(),
+        }
+    }
+
+    /// The event that reports this answer, and its data.
+    pub fn event(&self) -> (EventType, serde_json::Value) {
+        let data = |v: serde_json::Result<serde_json::Value>| v.unwrap_or_default();
+        match self {
+            StepAnswer::Decomposition(d) => {
+                let mut v = data(serde_json::to_value(d));
+                v["count"] = d.subtasks.len().into();
+                (EventType::TaskDecomposed, v)
+            }
+            StepAnswer::Agent(a) => (EventType::AgentCompleted, data(serde_json::to_value(a))),
+            StepAnswer::Synthesis(s) => {
+                (EventType::SynthesisCompleted, data(serde_json::to_value(s)))
+            }
+        }
+    }
+
+    pub fn cost(&self) -> f64 {
+        match self {
+            StepAnswer::Decomposition(d) => d.cost,
+            StepAnswer::Agent(a) => a.cost,
+            StepAnswer::Synthesis(s) => s.cost,
+        }
+    }
+
+    pub fn tokens(&self) -> TokenUsage {
+        match self {
+            StepAnswer::Decomposition(d) => d.tokens,
+            StepAnswer::Agent(a) => a.tokens,
+            StepAnswer::Synthesis(s) => s.tokens,
+        }
+    }
+}
+
+/// A committed answer: the row of the `steps` table.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StepRecord {
+    pub workflow_id: String,
+    pub step_key: String,
+    pub answer: StepAnswer,
+    pub answered_at: DateTime<Utc>,
+}
+
+/// Cost and tokens of a set of answers, summed in one fixed order (decomposition,
+/// agents by key, syntheses by key) so that the floating-point total is the same
+/// whatever order the answers arrived in, with or without a crash in between.
+pub fn totals<'a>(
+    answers: impl IntoIterator<Item = (&'a str, f64, TokenUsage)>,
+) -> (f64, TokenUsage) {
+    let mut all: Vec<(&str, f64, TokenUsage)> = answers.into_iter().collect();
+    all.sort_by(|a, b| a.0.cmp(b.0));
+    all.dedup_by(|a, b| a.0 == b.0);
+    let mut cost = 0.0;
+    let mut tokens = TokenUsage::default();
+    for (_, c, t) in all {
+        cost += c;
+        tokens.add(t);
+    }
+    (cost, tokens)
+}
+
+/// The identity of an agent result: its step key, or (results stored before step
+/// keys existed) its agent id.
+fn agent_id_key(a: &AgentResult) -> &str {
+    a.step_key.as_deref().unwrap_or(&a.agent_id)
+}
+
+/// The identity of a synthesis: its step key, or its level and group.
+fn synthesis_id_key(s: &SynthesisResult) -> String {
+    match &s.step_key {
+        Some(k) => k.clone(),
+        None => format!("{}/{}", s.level, s.group.unwrap_or(0)),
+    }
+}
+
+/// Puts one answer into a result: a step is in a result at most once, however
+/// often it was reported. The first answer stays, as in the store's `steps`
+/// table; only a failed agent (which has no answer) is replaced by a later try.
+pub fn merge(result: &mut WorkflowResult, answer: StepAnswer) {
+    match answer {
+        StepAnswer::Decomposition(d) => {
+            if result.decomposition.is_none() {
+                result.subtasks = d.subtasks.clone();
+                result.decomposition = Some(d);
+            }
+        }
+        StepAnswer::Agent(a) => {
+            let list = &mut result.agent_results;
+            match list
+                .iter_mut()
+                .find(|x| agent_id_key(x) == agent_id_key(&a))
+            {
+                Some(x) if x.status == AgentStatus::Failed => *x = a,
+                Some(_) => {}
+                None => list.push(a),
+            }
+        }
+        StepAnswer::Synthesis(s) => {
+            let list = &mut result.synthesis_results;
+            let k = synthesis_id_key(&s);
+            if !list.iter().any(|x| synthesis_id_key(x) == k) {
+                list.push(s);
+            }
+        }
+    }
+}
+
+/// Cost and tokens of everything in a result, each step once (see `totals`).
+pub fn result_totals(r: &WorkflowResult) -> (f64, TokenUsage) {
+    let synth_keys: Vec<String> = r.synthesis_results.iter().map(synthesis_id_key).collect();
+    let decomposition = r
+        .decomposition
+        .iter()
+        .map(|d| (d.step_key.as_str(), d.cost, d.tokens));
+    let agents = r
+        .agent_results
+        .iter()
+        .map(|a| (agent_id_key(a), a.cost, a.tokens));
+    let syntheses = r
+        .synthesis_results
+        .iter()
+        .zip(&synth_keys)
+        .map(|(s, k)| (k.as_str(), s.cost, s.tokens));
+    totals(decomposition.chain(agents).chain(syntheses))
+}
+
+/// The answers a resumed run may reuse, by step key: the decomposition, agents
+/// that completed and syntheses. Results from before step keys existed get the
+/// key of their position (agent `agent_03` / `text_agent_03` → `…/agent/3`).
+pub fn reusable(workflow_id: &str, r: &WorkflowResult) -> HashMap<String, StepAnswer> {
+    let mut out = HashMap::new();
+    if let Some(d) = &r.decomposition {
+        out.insert(d.step_key.clone(), StepAnswer::Decomposition(d.clone()));
+    } else if !r.subtasks.is_empty() {
+        let key = decompose_key(workflow_id);
+        let d = Decomposition {
+            step_key: key.clone(),
+            subtasks: r.subtasks.clone(),
+            model: String::new(),
+            tokens: TokenUsage::default(),
+            cost: 0.0,
+            execution_time: 0.0,
+            retries: 0,
+        };
+        out.insert(key, StepAnswer::Decomposition(d));
+    }
+    for a in r
+        .agent_results
+        .iter()
+        .filter(|a| a.status == AgentStatus::Completed)
+    {
+        let key = a.step_key.clone().or_else(|| {
+            let n: usize = a.agent_id.rsplit('_').next()?.parse().ok()?;
+            Some(agent_key(workflow_id, n))
+        });
+        if let Some(k) = key {
+            out.insert(k, StepAnswer::Agent(a.clone()));
+        }
+    }
+    for s in &r.synthesis_results {
+        let key = s.step_key.clone().unwrap_or_else(|| match s.group {
+            Some(g) if s.level == "group" => synthesis_key(workflow_id, g),
+            _ => final_key(workflow_id),
+        });
+        out.insert(key, StepAnswer::Synthesis(s.clone()));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_have_the_documented_shape() {
+        assert_eq!(decompose_key("wf_1"), "wf_1/decompose");
+        assert_eq!(agent_key("wf_1", 3), "wf_1/agent/3");
+        assert_eq!(synthesis_key("wf_1", 1), "wf_1/synthesis/1");
+        assert_eq!(final_key("wf_1"), "wf_1/final");
+    }
+
+    #[test]
+    fn totals_count_each_key_once_in_any_order() {
+        let t = TokenUsage::new(100, 50);
+        let a = [
+            ("k/agent/1", 0.1, t),
+            ("k/agent/2", 0.2, t),
+            ("k/final", 0.7, t),
+        ];
+        let b = [a[2], a[0], a[1], a[0]];
+        assert_eq!(totals(a), totals(b));
+        assert_eq!(totals(b).1.total, 450);
+    }
+}
