@@ -171,7 +171,8 @@ fn crash_workflows() -> usize {
 }
 
 #[tokio::test]
-async fn sigkill_at_30_percent_loses_nothing_and_repeats_no_committed_call_sqlite() {
+#[ignore = "heavy: scripts/test.sh runs the crash tests in a step of their own"]
+async fn crash_test_sigkill_at_30_percent_sqlite() {
     let fake = FakeOpenAi::start();
     let n = crash_workflows();
     let start = |dir: Option<&std::path::Path>| {
@@ -186,7 +187,8 @@ async fn sigkill_at_30_percent_loses_nothing_and_repeats_no_committed_call_sqlit
 }
 
 #[tokio::test]
-async fn sigkill_at_30_percent_loses_nothing_and_repeats_no_committed_call_postgres_redis() {
+#[ignore = "heavy: scripts/test.sh runs the crash tests in a step of their own"]
+async fn crash_test_sigkill_at_30_percent_postgres_redis() {
     let fake = FakeOpenAi::start();
     let db = PgDb::new();
     let prefix = SharedPrefix::new();

@@ -63,7 +63,10 @@ impl Builder {
             .append(true)
             .open(dir.join("server.log"))
             .expect("server log");
-        let mut cmd = Command::new(BIN);
+        // MCPO_TEST_BIN runs the tests against another build (e.g. release, for
+        // the crash benchmark in BENCHMARKS.md).
+        let bin = std::env::var("MCPO_TEST_BIN").unwrap_or_else(|_| BIN.to_string());
+        let mut cmd = Command::new(bin);
         cmd.current_dir(&dir)
             .args(&self.args)
             .env_remove("RUST_LOG")
