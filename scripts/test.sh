@@ -109,7 +109,7 @@ cargo test --quiet --lib --bins --tests 2>&1 | tee "$results" || status=$?
 # The crash tests (tests/durable.rs) run 300 workflows each and SIGKILL the server:
 # run on their own, one at a time, so their load skews no other test's timing.
 log "crash tests (one at a time)"
-cargo test --quiet --test integration crash_test -- --ignored --test-threads=1 2>&1 \
+cargo test --quiet --test integration crash_test -- --ignored --test-threads=1 --nocapture 2>&1 \
   | tee -a "$results" || status=$?
 
 passed=$(grep -Eo '[0-9]+ passed' "$results" | awk '{s+=$1} END {print s+0}')
