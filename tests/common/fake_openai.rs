@@ -38,6 +38,7 @@ pub enum Behaviour {
 
 #[derive(Clone, Debug)]
 pub struct Recorded {
+    /// When the request's first bytes arrived.
     pub at: Instant,
     pub authorization: Option<String>,
     /// The `Idempotency-Key` header: the call's step key.
@@ -180,7 +181,8 @@ impl FakeOpenAi {
 async fn serve(mut stream: TcpStream, state: Arc<Mutex<State>>) {
     let mut buf: Vec<u8> = Vec::with_capacity(8192);
     loop {
-        let Some((head_len, headers, path)) = read_head(&mut stream, &mut buf).await else {
+        let Some((head_len, headers, path, arrived)) = read_head(&mut stream, &mut buf).await
+        else {
             return;
         };
         let len: usize = header(&headers, "content-length")
@@ -194,7 +196,7 @@ async fn serve(mut stream: TcpStream, state: Arc<Mutex<State>>) {
         }
         let body: Vec<u8> = buf.drain(..head_len + len).skip(head_len).collect();
         let (status, extra, payload, index) = if path == "/v1/chat/completions" {
-            handle(&state, &headers, &body).await
+            handle(&state, &headers, &body, arrived).await
         } else {
             (
                 404,
@@ -222,11 +224,13 @@ async fn serve(mut stream: TcpStream, state: Arc<Mutex<State>>) {
     }
 }
 
-/// Reads until a whole request head is buffered; (head length, headers, path).
+/// Reads until a whole request head is buffered; (head length, headers, path,
+/// when its first bytes arrived).
 async fn read_head(
     stream: &mut TcpStream,
     buf: &mut Vec<u8>,
-) -> Option<(usize, Vec<(String, String)>, String)> {
+) -> Option<(usize, Vec<(String, String)>, String, Instant)> {
+    let mut arrived = (!buf.is_empty()).then(Instant::now);
     loop {
         let mut slots = [httparse::EMPTY_HEADER; 32];
         let mut req = httparse::Request::new(&mut slots);
@@ -241,11 +245,14 @@ async fn read_head(
                     )
                 })
                 .collect();
-            return Some((n, headers, req.path.unwrap_or("").to_string()));
+            let path = req.path.unwrap_or("").to_string();
+            return Some((n, headers, path, arrived.unwrap_or_else(Instant::now)));
         }
         match stream.read_buf(buf).await {
             Ok(0) | Err(_) => return None,
-            Ok(_) => {}
+            Ok(_) => {
+                arrived.get_or_insert_with(Instant::now);
+            }
         }
     }
 }
@@ -271,11 +278,16 @@ fn reason(status: u16) -> &'static str {
 /// Status, extra headers, body text, and the index of the recorded request.
 type Answer = (u16, Vec<(String, String)>, String, Option<usize>);
 
-async fn handle(state: &Mutex<State>, headers: &[(String, String)], body: &[u8]) -> Answer {
+async fn handle(
+    state: &Mutex<State>,
+    headers: &[(String, String)],
+    body: &[u8],
+    arrived: Instant,
+) -> Answer {
     let parsed: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
     let auth = header(headers, "authorization").map(str::to_string);
     let rec = Recorded {
-        at: Instant::now(),
+        at: arrived,
         authorization: auth.clone(),
         idempotency_key: header(headers, "idempotency-key").map(str::to_string),
         body: parsed,
