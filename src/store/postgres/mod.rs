@@ -110,7 +110,7 @@ impl PgStore {
 
 /// A stored result: packed, or JSONB written before packing existed.
 enum StoredResult {
-    Packed(Packed),
+    Packed(Box<Packed>),
     Json(String),
 }
 
@@ -126,7 +126,8 @@ impl PgStore {
             return Ok(None);
         };
         if let Some(p) = r.try_get::<_, Option<Vec<u8>>>(1).map_err(backend)? {
-            return Packed::decode("stored result", &p).map(|p| Some(StoredResult::Packed(p)));
+            return Packed::decode("stored result", &p)
+                .map(|p| Some(StoredResult::Packed(Box::new(p))));
         }
         Ok(r.try_get::<_, Option<String>>(0)
             .map_err(backend)?

@@ -202,7 +202,7 @@ fn query_events(conn: &Connection, id: &str, after: u64) -> Result<Vec<Event>, S
 /// The stored result value of `id`: packed (a BLOB), or JSON text written
 /// before packing existed.
 enum StoredResult {
-    Packed(Packed),
+    Packed(Box<Packed>),
     Json(String),
 }
 
@@ -218,7 +218,9 @@ fn stored_result(conn: &Connection, id: &str) -> Result<Option<StoredResult>, St
         .optional()
         .map_err(backend)?
         .map(|v| match v {
-            Err(blob) => Packed::decode("stored result", &blob).map(StoredResult::Packed),
+            Err(blob) => {
+                Packed::decode("stored result", &blob).map(|p| StoredResult::Packed(Box::new(p)))
+            }
             Ok(json) => Ok(StoredResult::Json(json)),
         })
         .transpose()
@@ -226,7 +228,7 @@ fn stored_result(conn: &Connection, id: &str) -> Result<Option<StoredResult>, St
 
 fn packed_of(conn: &Connection, id: &str) -> Result<Option<Packed>, StoreError> {
     Ok(match stored_result(conn, id)? {
-        Some(StoredResult::Packed(p)) => Some(p),
+        Some(StoredResult::Packed(p)) => Some(*p),
         _ => None,
     })
 }
