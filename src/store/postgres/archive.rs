@@ -19,7 +19,8 @@ WITH marked AS (
   WHERE w.id = t.id AND w.archive_key IS NULL RETURNING w.id),
 r AS (DELETE FROM results WHERE workflow_id = ANY($1)),
 e AS (DELETE FROM events WHERE workflow_id = ANY($1)),
-d AS (DELETE FROM deliveries WHERE workflow_id = ANY($1))
+d AS (DELETE FROM deliveries WHERE workflow_id = ANY($1)),
+s AS (DELETE FROM steps WHERE workflow_id = ANY($1))
 SELECT COUNT(*) FROM marked";
 
 const TABLES: [&str; 6] = [

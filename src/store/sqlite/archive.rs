@@ -48,11 +48,14 @@ pub fn mark(c: &mut Connection, done: &[(String, String)]) -> rusqlite::Result<u
         let mut results = tx.prepare_cached("DELETE FROM results WHERE workflow_id = ?1")?;
         let mut events = tx.prepare_cached("DELETE FROM events WHERE workflow_id = ?1")?;
         let mut deliveries = tx.prepare_cached("DELETE FROM deliveries WHERE workflow_id = ?1")?;
+        // Its step answers are in the archived result: a finished run never resumes.
+        let mut steps = tx.prepare_cached("DELETE FROM steps WHERE workflow_id = ?1")?;
         for (id, key) in done {
             marked += set.execute(params![id, key])?;
             results.execute([id])?;
             events.execute([id])?;
             deliveries.execute([id])?;
+            steps.execute([id])?;
         }
     }
     tx.commit()?;
