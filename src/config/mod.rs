@@ -12,11 +12,13 @@ use figment::Figment;
 
 mod archive;
 mod auth;
+mod cluster;
 mod idempotency;
 mod providers;
 mod sections;
 pub use archive::ArchiveConfig;
 pub use auth::*;
+pub use cluster::{ClusterConfig, MAX_INSTANCE_ID};
 mod mcp;
 pub use idempotency::IdempotencyConfig;
 pub use mcp::McpConfig;
@@ -52,6 +54,7 @@ pub struct Config {
     pub mcp: McpConfig,
     pub archive: ArchiveConfig,
     pub idempotency: IdempotencyConfig,
+    pub cluster: ClusterConfig,
     /// Named LLM providers; `execution.default_provider` names one of them.
     pub providers: BTreeMap<String, ProviderConfig>,
 }
@@ -82,6 +85,7 @@ impl Default for Config {
             mcp: McpConfig::default(),
             archive: ArchiveConfig::default(),
             idempotency: IdempotencyConfig::default(),
+            cluster: ClusterConfig::default(),
             providers,
         }
     }
@@ -277,6 +281,7 @@ impl Config {
             }
         }
         self.archive.validate().map_err(ConfigError)?;
+        self.cluster.validate().map_err(ConfigError)?;
         if !self
             .providers
             .contains_key(&self.execution.default_provider)
