@@ -6,6 +6,7 @@ pub mod actors;
 pub mod api;
 pub mod archive;
 pub mod auth;
+pub mod cluster;
 pub mod config;
 pub mod domain;
 pub mod error;
@@ -66,6 +67,15 @@ pub struct AppState {
     pub ledger: Arc<auth::Ledger>,
     /// Where archived workflows are read from (and written to, when enabled).
     pub archive: Arc<archive::Archive>,
+    /// Several instances on one PostgreSQL (set whenever `postgres.url` is).
+    pub cluster: Option<ClusterHandle>,
+}
+
+/// This instance's part in the cluster, for the routes and `/health`.
+#[derive(Clone)]
+pub struct ClusterHandle {
+    pub cluster: Arc<cluster::Cluster>,
+    pub health: Arc<std::sync::Mutex<actors::cluster::PassHealth>>,
 }
 
 impl AppState {
@@ -140,7 +150,7 @@ pub struct Runtime {
 /// an actix `System`.
 pub async fn start(config: Config) -> Result<Runtime, StartError> {
     let config = Arc::new(config);
-    let store = open_store(&config).await?;
+    let (store, clustered) = open_primary(&config).await?;
     let redis = match &config.redis.url {
         Some(url) => Some(Arc::new(
             RedisLink::new(&config.redis, url).map_err(StartError)?,
@@ -183,6 +193,11 @@ pub async fn start(config: Config) -> Result<Runtime, StartError> {
     // Committed step answers come from the primary store whatever the source
     // (Redis does not mirror them): a resumed run reuses every one.
     let mut startup = startup;
+    if clustered.is_some() {
+        // Unfinished workflows are resumed by whichever instance claims their
+        // expired leases (this one too, at its first pass), never all by each.
+        startup.active.clear();
+    }
     let ids: Vec<String> = startup
         .active
         .iter()
@@ -267,10 +282,22 @@ pub async fn start(config: Config) -> Result<Runtime, StartError> {
         max_webhooks: config.webhooks.max_subscriptions,
         max_webhooks_per_workflow: config.webhooks.max_subscriptions_per_workflow,
     };
-    let (subscriptions, pending_deliveries) = store
+    let (subscriptions, mut pending_deliveries) = store
         .load_webhooks()
         .await
         .map_err(|e| StartError(format!("cannot read stored webhooks: {e}")))?;
+    let subscriptions = match &clustered {
+        Some(_) => {
+            // Pending deliveries are claimed, one claimant each; a workflow's
+            // subscriptions come with the workflow when it is claimed.
+            pending_deliveries.clear();
+            subscriptions
+                .into_iter()
+                .filter(|s| s.workflow_id.is_none())
+                .collect()
+        }
+        None => subscriptions,
+    };
     store.release_idle_connections();
     // Deliveries run on their own thread: slow receivers never touch the registry.
     let webhook_arbiter = Arbiter::new();
@@ -347,6 +374,26 @@ pub async fn start(config: Config) -> Result<Runtime, StartError> {
         tracing::info!(url = %archive_url(&config), after = ?config.archive.after,
             interval = ?config.archive.interval, "archiver started under its supervisor");
     }
+    let cluster = clustered.map(|c| {
+        let health = Arc::new(std::sync::Mutex::new(actors::cluster::PassHealth::default()));
+        let (cl, pg, reg, h) = (
+            Arc::clone(&c.cluster),
+            c.store,
+            registry.clone(),
+            Arc::clone(&health),
+        );
+        let actor = Supervisor::start(move |_| actors::cluster::ClusterActor::new(cl, pg, reg, h));
+        actix_rt::spawn(cluster::listener::run(
+            c.listen,
+            c.cluster.watchers.clone(),
+            actor.recipient(),
+        ));
+        tracing::info!(instance = %c.cluster.id, lease_ttl = ?c.cluster.ttl, "cluster member started");
+        ClusterHandle {
+            cluster: c.cluster,
+            health,
+        }
+    });
     let idempotency = Arc::new(idempotency::Index::new(
         config.idempotency.ttl,
         config.idempotency.max_cached,
@@ -370,6 +417,7 @@ pub async fn start(config: Config) -> Result<Runtime, StartError> {
         keys,
         ledger,
         archive,
+        cluster,
     });
     Ok(Runtime {
         state,
@@ -380,6 +428,54 @@ pub async fn start(config: Config) -> Result<Runtime, StartError> {
 
 fn archive_url(config: &Config) -> String {
     config.archive.effective_url(&config.storage.sqlite_path)
+}
+
+/// What a PostgreSQL primary brings: this instance's cluster membership.
+struct Clustered {
+    store: PgStore,
+    cluster: Arc<cluster::Cluster>,
+    listen: tokio_postgres::Config,
+}
+
+/// The primary store and, on PostgreSQL, the registered cluster member whose
+/// leases fence the store's writes.
+async fn open_primary(config: &Config) -> Result<(Arc<dyn Store>, Option<Clustered>), StartError> {
+    if config.postgres.url.is_none() {
+        return Ok((open_store(config).await?, None));
+    }
+    let pg = PgStore::connect(&config.postgres)
+        .await
+        .map_err(StartError)?;
+    let (pool, listen) =
+        store::postgres::connect::cluster_connections(&config.postgres).map_err(StartError)?;
+    let c = &config.cluster;
+    let address = match c.advertise_address.is_empty() {
+        true => config.server.bind.clone(),
+        false => c.advertise_address.clone(),
+    };
+    let cluster = Arc::new(cluster::Cluster::new(
+        c.effective_instance_id(),
+        address,
+        c.lease_ttl,
+        c.claim_batch,
+        pool,
+    ));
+    cluster.register().await.map_err(|e| {
+        StartError(format!(
+            "{}: cannot register this instance ('{}'): {e}",
+            store_key(config),
+            cluster.id
+        ))
+    })?;
+    let pg = pg.with_cluster(Arc::clone(&cluster));
+    Ok((
+        Arc::new(pg.clone()),
+        Some(Clustered {
+            store: pg,
+            cluster,
+            listen,
+        }),
+    ))
 }
 
 /// The primary store: PostgreSQL when `postgres.url` is set, else embedded SQLite.
@@ -527,13 +623,21 @@ async fn wait_for_signal() -> &'static str {
 }
 
 /// Stop admitting; let running workflows finish while most of the grace period
-/// lasts; interrupt the rest (resumed at the next start); flush the store.
+/// lasts; interrupt the rest (resumed at the next start); flush the store. With
+/// several instances, runs are interrupted at once and their leases handed over,
+/// so the other instances resume them immediately.
 pub async fn shutdown(rt: &Runtime, grace: Duration) {
     let t0 = Instant::now();
     let reserve = (grace / 3).min(Duration::from_secs(5));
     let registry = &rt.state.registry;
+    let cluster = rt.state.cluster.as_ref().map(|c| &c.cluster);
+    if let Some(c) = cluster {
+        c.stop_claiming();
+    }
     let _ = registry.send(BeginShutdown).await;
-    while t0.elapsed() + reserve < grace {
+    // Several instances: the others resume this one's runs at once, so there is
+    // nothing to wait for.
+    while cluster.is_none() && t0.elapsed() + reserve < grace {
         match registry.send(Stats).await {
             Ok(s) if s.running > 0 => tokio::time::sleep(Duration::from_millis(20)).await,
             _ => break,
@@ -546,6 +650,14 @@ pub async fn shutdown(rt: &Runtime, grace: Duration) {
     match rt.state.primary.wait_committed(last, left).await {
         Ok(()) => tracing::info!(flushed_seq = last, "store flushed"),
         Err(e) => tracing::error!(error = %e.0, "store not fully flushed at shutdown"),
+    }
+    if let Some(c) = cluster {
+        match c.hand_over().await {
+            Ok(n) => tracing::info!(leases = n, "leases handed over to the other instances"),
+            Err(e) => {
+                tracing::error!(error = %e, "cannot hand leases over; they expire after cluster.lease_ttl")
+            }
+        }
     }
     if let Some(m) = &rt.state.mirror {
         let left = grace.saturating_sub(t0.elapsed());

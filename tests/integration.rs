@@ -11,6 +11,7 @@ mod auth_matrix;
 mod auth_quota;
 mod cancel;
 mod caps;
+mod cluster;
 mod compat;
 mod dashboard;
 mod deploy;

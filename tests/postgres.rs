@@ -144,7 +144,7 @@ async fn migrate_command_creates_the_schema_once() {
     );
     assert_eq!(
         tables,
-        "deliveries,events,idempotency_keys,model_costs,results,steps,webhooks,workflows"
+        "cancel_requests,deliveries,events,idempotency_keys,instances,leases,model_costs,results,steps,webhooks,workflows"
     );
     // Each migration once, however often `migrate` runs.
     let files = std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/migrations/postgres"))

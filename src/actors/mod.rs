@@ -1,6 +1,7 @@
 //! The actors and how they are wired: the registry emits `Publish` to every
 //! subscriber (primary store writer, Redis mirror when configured, evictor, metrics).
 
+pub mod cluster;
 pub mod evictor;
 pub mod metrics;
 pub mod persist;

@@ -163,14 +163,71 @@ pub async fn open(state: &AppState, id: &str, after: u64) -> Result<EventStream,
             }
             state.read_barrier().await;
             let stored = state.store.events_after(&found.wf.id, after).await?;
+            let finished = found.wf.status.is_terminal()
+                || stored.last().is_some_and(|e| e.kind.is_terminal());
+            // Several instances: it runs elsewhere; follow it in the store.
+            let rx = match &state.cluster {
+                Some(c) if !finished => {
+                    let from = stored.last().map_or(after, |e| e.seq);
+                    let watch = c.cluster.watchers.watch(id);
+                    Some(follow(
+                        Arc::clone(&state.store),
+                        watch,
+                        id.to_string(),
+                        from,
+                    ))
+                }
+                _ => None,
+            };
             Ok(EventStream {
                 backlog: stored.into_iter().map(Arc::new).collect(),
-                rx: None,
+                rx,
                 permit,
                 archived: false,
             })
         }
     }
+}
+
+/// Between two reads of a followed workflow's events at most, should a notice
+/// be lost.
+const FOLLOW_POLL: Duration = Duration::from_secs(1);
+
+/// Streams the events of a workflow running on another instance: each notice
+/// (the owner's store writer NOTIFYs as it commits) or `FOLLOW_POLL` reads the
+/// events after the last one sent; ends after the terminal event or when the
+/// client goes.
+fn follow(
+    store: Arc<dyn crate::store::Store>,
+    mut watch: crate::cluster::listener::Watch,
+    id: String,
+    mut after: u64,
+) -> mpsc::Receiver<Arc<Event>> {
+    let (tx, rx) = mpsc::channel(256);
+    actix_rt::spawn(async move {
+        loop {
+            tokio::select! {
+                woke = watch.rx.changed() => {
+                    if woke.is_err() {
+                        tokio::time::sleep(FOLLOW_POLL).await;
+                    }
+                }
+                _ = tokio::time::sleep(FOLLOW_POLL) => {}
+                _ = tx.closed() => return,
+            }
+            let Ok(events) = store.events_after(&id, after).await else {
+                continue;
+            };
+            for ev in events {
+                after = ev.seq;
+                let last = ev.kind.is_terminal();
+                if tx.send(Arc::new(ev)).await.is_err() || last {
+                    return;
+                }
+            }
+        }
+    });
+    rx
 }
 
 /// The workflow's events as Server-Sent Events (`id:` = seq); closes after the

@@ -67,6 +67,9 @@ async fn health(state: web::Data<AppState>) -> HttpResponse {
         "archive".into(),
         a.health.component(&a.url, state.config.archive.enabled),
     );
+    if let Some(c) = &state.cluster {
+        components.insert("cluster".into(), cluster_component(c).await);
+    }
     let status = worst(components.values());
     let body = json!({
         "status": status,
@@ -108,6 +111,27 @@ async fn redis_component(link: &crate::actors::persist::RedisLink) -> serde_json
     });
     add_queue_fields(&mut body, h);
     body
+}
+
+/// Several instances: this one, its leases and the members. Degraded while its
+/// passes fail (leases are not renewed, so others will take its workflows).
+async fn cluster_component(c: &crate::ClusterHandle) -> serde_json::Value {
+    let members = c.cluster.members().await;
+    let pass = c.health.lock().map(|h| h.clone()).unwrap_or_default();
+    let status = match (&members, &pass.last_error) {
+        (Err(_), _) | (_, Some(_)) => "degraded",
+        _ => "healthy",
+    };
+    json!({
+        "status": status,
+        "instance_id": c.cluster.id,
+        "lease_ttl_seconds": c.cluster.ttl.as_secs_f64(),
+        "leases_held": c.cluster.holds(),
+        "streams_following": c.cluster.watchers.len(),
+        "last_pass_seconds_ago": pass.last_ok.map(|t| t.elapsed().as_secs_f64()),
+        "error": members.as_ref().err().map(|e| e.to_string()).or(pass.last_error),
+        "members": members.unwrap_or_default(),
+    })
 }
 
 /// What every persister reports about its queue and writes.

@@ -12,7 +12,9 @@ use super::shared::{check_visible, find, find_content_for};
 use utoipa_actix_web::service_config::ServiceConfig;
 
 use super::openapi::{AnyObject, Doc, ErrorEnvelope};
-use crate::actors::registry::{Cancel, CancelOutcome, Create, NewWorkflow};
+use crate::actors::registry::{
+    new_workflow_id, Cancel, CancelOutcome, Create, Created, NewWorkflow,
+};
 use crate::auth::Caller;
 use crate::config::Config;
 use crate::config::Scope;
@@ -93,6 +95,7 @@ pub fn validate(body: CreateBody, cfg: &Config) -> Result<NewWorkflow, ApiError>
     check_config(cfg, &config)?;
     let webhook = body.webhook.map(|w| w.into_spec("webhook.")).transpose()?;
     Ok(NewWorkflow {
+        id: None,
         pattern,
         task,
         title,
@@ -221,7 +224,7 @@ pub async fn admit_keyed(
         }
     };
     new.idempotency = claim.as_ref().map(|c| c.record());
-    let created = state.registry.send(Create(new)).await??;
+    let created = hand_to_registry(state, new).await?;
     if let Some(c) = claim {
         // From here a retry finds this workflow, even if the ack below fails.
         c.finish(created.workflow.id.clone(), created.seq);
@@ -241,11 +244,39 @@ pub async fn admit(
 ) -> Result<Arc<Workflow>, ApiError> {
     caller.require(Scope::Write)?;
     new.owner = caller.owner();
-    let created = state.registry.send(Create(new)).await??;
+    let created = hand_to_registry(state, new).await?;
     state.acknowledge(created.seq).await?;
     let wf = created.workflow;
     tracing::info!(workflow_id = %wf.id, pattern = wf.pattern.as_str(), "workflow created");
     Ok(wf)
+}
+
+/// Hands the workflow to the registry. With several instances it is first
+/// admitted across all of them (one PostgreSQL transaction that also leases it
+/// to this instance); the lease is given back if the registry refuses it.
+async fn hand_to_registry(state: &AppState, mut new: NewWorkflow) -> Result<Created, ApiError> {
+    let Some(c) = &state.cluster else {
+        return state.registry.send(Create(new)).await?;
+    };
+    let id = new_workflow_id();
+    let owner = new.owner.clone();
+    let key_limit = owner.as_deref().and_then(|o| state.ledger.max_active(o));
+    let limits = &state.config.limits;
+    c.cluster
+        .admit(
+            &id,
+            owner.as_deref(),
+            limits.max_active,
+            key_limit,
+            limits.retry_after.as_secs().max(1),
+        )
+        .await?;
+    new.id = Some(id.clone());
+    let created = state.registry.send(Create(new)).await;
+    if !matches!(created, Ok(Ok(_))) {
+        c.cluster.release(&id).await;
+    }
+    created?
 }
 
 /// The answer to a create: id, status and links.
@@ -356,6 +387,7 @@ pub async fn load_result_from(
     params(("id" = String, Path, description = "Workflow id (wf_…)")),
     responses(
         (status = 200, description = "The cancelled workflow", body = AnyObject),
+        (status = 202, description = "Asked of the instance running it, not yet confirmed (several instances): the workflow as it stands", body = AnyObject),
         (status = 404, description = "workflow_not_found", body = ErrorEnvelope),
         (status = 409, description = "already_finished", body = ErrorEnvelope),
         (status = 503, description = "store_unavailable", body = ErrorEnvelope),
@@ -365,7 +397,12 @@ async fn cancel(
     caller: Caller,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    Ok(HttpResponse::Ok().json(cancel_workflow(&state, &caller, &id).await?))
+    let wf = cancel_workflow(&state, &caller, &id).await?;
+    // Asked of another instance that has not confirmed yet: the request stands.
+    match wf.status.is_terminal() {
+        true => Ok(HttpResponse::Ok().json(wf)),
+        false => Ok(HttpResponse::Accepted().json(wf)),
+    }
 }
 
 /// Cancels a pending or running workflow this caller may act on (`write` scope);
@@ -385,9 +422,47 @@ pub async fn cancel_workflow(
         CancelOutcome::AlreadyFinished(wf) => Err(already_finished(&wf)),
         CancelOutcome::Unknown => {
             let (wf, _) = find(state, id).await?;
-            Err(already_finished(&wf))
+            match &state.cluster {
+                Some(c) if !wf.status.is_terminal() => cancel_elsewhere(state, c, wf).await,
+                _ => Err(already_finished(&wf)),
+            }
         }
     }
+}
+
+/// The workflow runs on another instance: ask its owner (a durable request and
+/// a NOTIFY) and wait, at most the ack timeout, until the store shows it
+/// finished. Still unfinished then: the request stands and the workflow is
+/// returned as it is (the v1 route answers 202).
+async fn cancel_elsewhere(
+    state: &AppState,
+    c: &crate::ClusterHandle,
+    wf: Arc<Workflow>,
+) -> Result<Arc<Workflow>, ApiError> {
+    let unavailable = |e: crate::store::StoreError| ApiError::StoreUnavailable(e.to_string());
+    c.cluster
+        .request_cancel(&wf.id)
+        .await
+        .map_err(unavailable)?;
+    let deadline = std::time::Instant::now() + state.config.ack_timeout();
+    let mut last = wf;
+    while std::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+        if let Some(now) = state
+            .store
+            .get_workflow(&last.id)
+            .await
+            .map_err(unavailable)?
+        {
+            last = Arc::new(now);
+        }
+        match last.status {
+            Status::Cancelled => return Ok(last),
+            s if s.is_terminal() => return Err(already_finished(&last)),
+            _ => {}
+        }
+    }
+    Ok(last)
 }
 
 fn already_finished(wf: &Workflow) -> ApiError {

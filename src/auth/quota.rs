@@ -117,6 +117,11 @@ impl Ledger {
         }
     }
 
+    /// The key's `max_active`, if it has one.
+    pub fn max_active(&self, owner: &str) -> Option<usize> {
+        self.limits.get(owner).and_then(|l| l.max_active)
+    }
+
     /// Before a create: 429 when the key owns `max_active` unfinished workflows
     /// or reached its daily budget.
     pub fn admit(&self, owner: Option<&str>, retry_after_secs: u64) -> Result<(), ApiError> {

@@ -75,6 +75,10 @@ impl Builder {
             .env("MCPO__EXECUTION__THREADS", "2")
             .env("MCPO__STORAGE__SQLITE_PATH", dir.join("orchestrator.db"))
             .env("MCPO__LOG__LEVEL", "info")
+            // With PostgreSQL each server is a cluster member; one restarted on
+            // the same directory is the same member and takes its leases back
+            // at once instead of waiting for them to expire.
+            .env("MCPO__CLUSTER__INSTANCE_ID", instance_id(&dir))
             .stdout(Stdio::piped())
             .stderr(log);
         for (k, v) in &self.env {
@@ -107,6 +111,16 @@ impl Builder {
                 .expect("client"),
         }
     }
+}
+
+/// The cluster instance id of a server on `dir`: its directory's name.
+pub fn instance_id(dir: &Path) -> String {
+    dir.file_name()
+        .map(|n| {
+            n.to_string_lossy()
+                .replace(|c: char| !c.is_ascii_alphanumeric(), "-")
+        })
+        .unwrap_or_else(|| "test".into())
 }
 
 pub fn server() -> Builder {

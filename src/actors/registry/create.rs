@@ -14,6 +14,9 @@ use crate::error::ApiError;
 
 /// A validated request to create a workflow.
 pub struct NewWorkflow {
+    /// Set when admission across instances already leased this id; None: a
+    /// new one is made here.
+    pub id: Option<String>,
     pub pattern: Pattern,
     pub task: String,
     pub title: String,
@@ -26,6 +29,11 @@ pub struct NewWorkflow {
     pub owner: Option<String>,
     /// The request's `Idempotency-Key`, stored with the workflow.
     pub idempotency: Option<IdempotencyRecord>,
+}
+
+/// A new workflow id: time-ordered (UUIDv7), so listing by id is by creation.
+pub fn new_workflow_id() -> String {
+    format!("wf_{}", uuid::Uuid::now_v7().simple())
 }
 
 pub struct WebhookSpec {
@@ -111,7 +119,7 @@ impl Handler<Create> for WorkflowRegistry {
             // A new workflow owns none yet: only the total can refuse it.
             self.out.webhooks.admit(None)?;
         }
-        let id = format!("wf_{}", uuid::Uuid::now_v7().simple());
+        let id = req.id.unwrap_or_else(new_workflow_id);
         let mut wf = Workflow::new(
             id.clone(),
             req.pattern,

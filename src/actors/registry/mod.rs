@@ -7,8 +7,10 @@
 //! Messages live beside their handlers: `create.rs` (Create), `report.rs` (steps
 //! from executors), `supervision.rs` (runs that end without finishing, the
 //! workflow deadline), `control.rs` (cancel, shutdown, eviction), `query.rs`
-//! (reads, event streams, stats), `webhooks.rs` (subscriptions and deliveries).
+//! (reads, event streams, stats), `webhooks.rs` (subscriptions and deliveries),
+//! `cluster.rs` (workflows claimed from, or lost to, other instances).
 
+mod cluster;
 mod control;
 mod create;
 mod outbox;
@@ -26,8 +28,9 @@ use std::time::{Duration, Instant};
 use actix::prelude::*;
 use futures::future::AbortHandle;
 
+pub use cluster::{Adopt, Disown, SyncGlobalWebhooks};
 pub use control::{BeginShutdown, Cancel, CancelOutcome, InterruptAll};
-pub use create::{Create, Created, NewWorkflow, WebhookSpec};
+pub use create::{new_workflow_id, Create, Created, NewWorkflow, WebhookSpec};
 pub use outbox::FlushOutbox;
 pub use query::{EventFeed, Get, RegistryStats, Stats, SubscribeEvents};
 pub use webhooks::{AddWebhook, ListWebhooks, RemoveWebhook, ResumeDeliveries};

@@ -80,6 +80,41 @@ impl WebhookIndex {
         self.subs.insert(s.id.clone(), s);
     }
 
+    /// Inserts the subscriptions not yet here (several instances: a claimed
+    /// workflow's, read back from the store).
+    pub fn insert_missing(&mut self, subs: Vec<Subscription>) {
+        for s in subs {
+            if !self.subs.contains_key(&s.id) {
+                self.insert(Arc::new(s));
+            }
+        }
+    }
+
+    /// Makes the global subscriptions exactly `subs` (several instances: another
+    /// instance added or removed one). The store already holds the change.
+    pub fn sync_global(&mut self, subs: Vec<Subscription>) {
+        let keep: HashSet<String> = subs.iter().map(|s| s.id.clone()).collect();
+        let gone: Vec<String> = self
+            .global
+            .iter()
+            .filter(|id| !keep.contains(*id))
+            .cloned()
+            .collect();
+        for id in gone {
+            self.remove(&id);
+        }
+        self.insert_missing(subs);
+    }
+
+    /// Forgets a workflow's subscriptions here without closing them (another
+    /// instance runs it now).
+    pub fn forget_workflow(&mut self, workflow_id: &str) {
+        for id in self.by_workflow.remove(workflow_id).unwrap_or_default() {
+            self.subs.remove(&id);
+            self.closing.remove(&id);
+        }
+    }
+
     pub fn remove(&mut self, id: &str) -> Option<Arc<Subscription>> {
         let s = self.subs.remove(id)?;
         self.closing.remove(id);

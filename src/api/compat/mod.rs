@@ -18,9 +18,9 @@ use utoipa_actix_web::service_config::ServiceConfig;
 use super::body::read_json;
 use super::limits::{check_config, text_at_most, MAX_TITLE_CHARS, MAX_URL_CHARS};
 use super::openapi::{AnyObject, CompatErrorBody, Doc};
-use super::shared::{check_visible, find, find_content_for};
+use super::shared::{check_visible, find_content_for};
 use super::shared::{last_event_id, open, sse_response};
-use crate::actors::registry::{Cancel, CancelOutcome, NewWorkflow, WebhookSpec};
+use crate::actors::registry::{NewWorkflow, WebhookSpec};
 use crate::auth::Caller;
 use crate::config::Scope;
 use crate::domain::{
@@ -213,6 +213,7 @@ async fn orchestrate_research(
         &req,
         &raw,
         NewWorkflow {
+            id: None,
             pattern: Pattern::Research,
             task,
             title,
@@ -310,6 +311,7 @@ async fn orchestrate_search(
         &req,
         &raw,
         NewWorkflow {
+            id: None,
             pattern: Pattern::Search,
             title,
             task,
@@ -417,35 +419,21 @@ async fn cancel(state: web::Data<AppState>, caller: Caller, payload: web::Payloa
     caller.require(Scope::Write)?;
     let b: TaskBody = body(&state, payload).await?;
     let id = required("task_id", b.task_id)?;
-    check_visible(&state, &caller, &id).await?;
-    let wf = match state.registry.send(Cancel(id.clone())).await? {
-        CancelOutcome::Cancelled { workflow, seq } => {
-            state.acknowledge(seq).await?;
-            workflow
-        }
-        CancelOutcome::AlreadyFinished(wf) => return Err(already(&wf)),
-        CancelOutcome::Unknown => {
-            let (wf, _) = find(&state, &id).await?;
-            return Err(already(&wf));
-        }
+    let wf = crate::api::workflows::cancel_workflow(&state, &caller, &id).await?;
+    let message = match wf.status.is_terminal() {
+        true => "Workflow cancelled successfully",
+        false => "Cancel requested of the instance running the workflow",
     };
     Ok(HttpResponse::Ok().json(json!({
         "success": true,
         "task_id": wf.id,
         "status": wf.status,
-        "message": "Workflow cancelled successfully",
+        "message": message,
         "partial_results": {
             "completed_agents": wf.progress.completed_agents,
             "total_agents": wf.progress.total_agents,
         },
     })))
-}
-
-fn already(wf: &Workflow) -> CompatError {
-    CompatError(ApiError::AlreadyFinished {
-        id: wf.id.clone(),
-        status: wf.status.to_string(),
-    })
 }
 
 /// A workflow's events as Server-Sent Events in the old shape.

@@ -33,8 +33,11 @@ fn pg_config(cfg: &PostgresConfig) -> Result<tokio_postgres::Config, String> {
         .map_err(|e| url_error(cfg, format!("is not a valid PostgreSQL URL: {e}")))?;
     pg.connect_timeout(cfg.connect_timeout);
     // Keep any options the URL already carries.
+    // A session left idle inside a transaction (its process stopped, its network
+    // cut) holds row locks; with several instances those are lease rows that a
+    // survivor must claim, so PostgreSQL ends such a session after 5 s.
     let timeout = format!(
-        "-c statement_timeout={}",
+        "-c statement_timeout={} -c idle_in_transaction_session_timeout=5000",
         cfg.statement_timeout.as_millis().max(1)
     );
     let options = match pg.get_options() {
@@ -82,6 +85,14 @@ pub fn pools(cfg: &PostgresConfig) -> Result<(Pool, Pool), String> {
     let main = pool(cfg, named(pg.clone(), "writer"), cfg.pool_size)?;
     let analytics = pool(cfg, named(pg, "analytics"), cfg.analytics_pool_size)?;
     Ok((main, analytics))
+}
+
+/// The cluster's own small pool (heartbeats and claims never wait behind the
+/// writer) and the settings of its dedicated LISTEN connection.
+pub fn cluster_connections(cfg: &PostgresConfig) -> Result<(Pool, tokio_postgres::Config), String> {
+    let pg = pg_config(cfg)?;
+    let pool = pool(cfg, named(pg.clone(), "cluster"), 2)?;
+    Ok((pool, named(pg, "listen")))
 }
 
 /// Connects once (proving the server is reachable) and applies the migrations.

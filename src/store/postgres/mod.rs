@@ -5,6 +5,7 @@
 
 pub mod analytics;
 mod archive;
+mod cluster;
 pub mod connect;
 pub mod write;
 
@@ -21,6 +22,7 @@ use tokio_postgres::Row;
 use super::analytics::{AnalyticsQuery, CostStats, PerformanceStats, WorkflowStats};
 use super::packed::Packed;
 use super::{ListQuery, Manifest, Space, Startup, Store, StoreError, StoredActive};
+use crate::cluster::fence;
 use crate::config::PostgresConfig;
 use crate::domain::{
     Delivery, Event, EventType, IdempotencyRecord, StateChange, Status, StepRecord, Subscription,
@@ -34,6 +36,8 @@ pub struct PgStore {
     analytics: Pool,
     /// Bounds one batch end to end, even when the network stalls silently.
     write_timeout: Duration,
+    /// Several instances: every write is fenced by this instance's leases.
+    cluster: Option<Arc<crate::cluster::Cluster>>,
 }
 
 pub(crate) fn backend(e: impl std::error::Error) -> StoreError {
@@ -57,7 +61,14 @@ impl PgStore {
             pool,
             analytics,
             write_timeout: cfg.statement_timeout + cfg.connect_timeout,
+            cluster: None,
         })
+    }
+
+    /// Fences every write with this instance's leases (`cluster::fence`).
+    pub fn with_cluster(mut self, cluster: Arc<crate::cluster::Cluster>) -> PgStore {
+        self.cluster = Some(cluster);
+        self
     }
 
     /// Applies migrations only (the `migrate` command); returns how many ran.
@@ -172,6 +183,13 @@ impl Store for PgStore {
         let work = async {
             let mut client = Self::client(&self.pool).await?;
             let tx = client.transaction().await.map_err(backend)?;
+            let (batch, stale) = match &self.cluster {
+                Some(c) => {
+                    let a = fence::admit_batch(&tx, c, batch).await.map_err(backend)?;
+                    (a.batch, a.stale)
+                }
+                None => (batch, Vec::new()),
+            };
             write::write_batch(&tx, &batch).await.map_err(|e| match e {
                 write::WriteError::Pg(e) => backend(e),
                 write::WriteError::Encode(e) => {
@@ -179,7 +197,16 @@ impl Store for PgStore {
                 }
                 write::WriteError::Corrupt(e) => e,
             })?;
-            tx.commit().await.map_err(backend)
+            let finished = match &self.cluster {
+                Some(c) => fence::settle(&tx, c, &batch).await.map_err(backend)?,
+                None => Vec::new(),
+            };
+            tx.commit().await.map_err(backend)?;
+            if let Some(c) = &self.cluster {
+                c.finished(finished);
+                c.fenced_out(stale);
+            }
+            Ok(())
         };
         tokio::time::timeout(self.write_timeout, work)
             .await

@@ -1,0 +1,74 @@
+//! Several instances: workflows claimed from instances that stopped renewing
+//! their leases are adopted (rebuilt from the store and resumed, reusing their
+//! committed steps); workflows another instance took over are disowned (their
+//! runs stop here without writing: the store's fence refuses their changes).
+
+use actix::prelude::*;
+
+use super::WorkflowRegistry;
+use crate::domain::Subscription;
+use crate::store::StoredActive;
+
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Adopt {
+    pub workflows: Vec<StoredActive>,
+    /// Their webhook subscriptions.
+    pub subscriptions: Vec<Subscription>,
+}
+
+impl Handler<Adopt> for WorkflowRegistry {
+    type Result = ();
+
+    fn handle(&mut self, msg: Adopt, ctx: &mut Context<Self>) {
+        self.out.webhooks.insert_missing(msg.subscriptions);
+        for stored in msg.workflows {
+            let id = stored.workflow.id.clone();
+            // A copy left from before this instance lost the lease is stale.
+            if let Some(old) = self.active.remove(&id) {
+                if let Some(h) = old.abort {
+                    h.abort();
+                }
+            }
+            tracing::info!(workflow_id = %id, "claimed from an instance that stopped renewing its lease; resuming");
+            self.restore(stored, ctx);
+        }
+    }
+}
+
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Disown(pub Vec<String>);
+
+impl Handler<Disown> for WorkflowRegistry {
+    type Result = ();
+
+    fn handle(&mut self, Disown(ids): Disown, _: &mut Context<Self>) {
+        for id in ids {
+            let Some(a) = self.active.remove(&id) else {
+                continue;
+            };
+            if let Some(h) = a.abort {
+                h.abort();
+            }
+            self.out.webhooks.forget_workflow(&id);
+            // Its streams here end; a client reconnects with Last-Event-ID and
+            // reads on from the store, where the new owner writes.
+            self.out.bus.close(&id);
+            tracing::warn!(workflow_id = %id, "lease lost to another instance; run stopped here without writing");
+        }
+    }
+}
+
+/// The global webhook subscriptions as the store holds them now.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct SyncGlobalWebhooks(pub Vec<Subscription>);
+
+impl Handler<SyncGlobalWebhooks> for WorkflowRegistry {
+    type Result = ();
+
+    fn handle(&mut self, SyncGlobalWebhooks(subs): SyncGlobalWebhooks, _: &mut Context<Self>) {
+        self.out.webhooks.sync_global(subs);
+    }
+}

@@ -1,0 +1,155 @@
+//! Fencing: inside the store writer's transaction, every change of a workflow
+//! passes only while this instance still holds the workflow's lease under the
+//! epoch it knows. The lease rows are read `FOR SHARE`, so a claim by another
+//! instance waits for this transaction, and a batch written after the claim sees
+//! the new owner and is dropped. An owner that wakes after losing its lease
+//! (SIGSTOP, a network cut) therefore writes nothing for those workflows.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+use deadpool_postgres::Transaction;
+
+use super::{Cluster, EVENTS_CHANNEL, WEBHOOKS_CHANNEL};
+use crate::domain::{ChangeKind, DeliveryStatus, StateChange};
+
+/// The workflow a change belongs to, when the change is fenced.
+fn fenced_workflow(c: &ChangeKind) -> Option<&str> {
+    match c {
+        ChangeKind::Workflow(w) => Some(&w.id),
+        ChangeKind::Event(e) => Some(&e.workflow_id),
+        ChangeKind::Result(r) => Some(&r.workflow_id),
+        ChangeKind::Step(s) => Some(&s.workflow_id),
+        ChangeKind::Idempotency(k) => Some(&k.workflow_id),
+        // Deliveries have their own claims; subscriptions and evictions are not
+        // a run's writes.
+        ChangeKind::Delivery(_)
+        | ChangeKind::Webhook(_)
+        | ChangeKind::WebhookRemoved(_)
+        | ChangeKind::Evicted(_) => None,
+    }
+}
+
+/// What `admit_batch` let through.
+pub struct Admitted {
+    pub batch: Vec<Arc<StateChange>>,
+    /// Workflows whose changes were dropped: another instance holds them now.
+    pub stale: Vec<String>,
+}
+
+/// Drops the changes of every workflow this instance no longer holds.
+pub async fn admit_batch(
+    tx: &Transaction<'_>,
+    cluster: &Cluster,
+    batch: Vec<Arc<StateChange>>,
+) -> Result<Admitted, tokio_postgres::Error> {
+    let ids: HashSet<&str> = batch
+        .iter()
+        .filter_map(|c| fenced_workflow(&c.kind))
+        .collect();
+    if ids.is_empty() {
+        return Ok(Admitted {
+            batch,
+            stale: Vec::new(),
+        });
+    }
+    let ids: Vec<&str> = ids.into_iter().collect();
+    let stmt = tx
+        .prepare_cached(
+            "SELECT workflow_id, instance_id, epoch FROM leases WHERE workflow_id = ANY($1) FOR SHARE",
+        )
+        .await?;
+    let rows = tx.query(&stmt, &[&ids]).await?;
+    let leases: HashMap<String, (String, i64)> = rows
+        .iter()
+        .map(|r| (r.get::<_, String>(0), (r.get(1), r.get(2))))
+        .collect();
+    let mut stale = Vec::new();
+    for id in ids {
+        let ok = match (leases.get(id), cluster.epoch_of(id)) {
+            (Some((owner, epoch)), Some(mine)) => *owner == cluster.id && *epoch == mine,
+            // The lease went with the workflow's terminal status, written by
+            // this instance in an earlier batch: its last changes follow.
+            (None, _) => cluster.finished_here(id),
+            (Some(_), None) => false,
+        };
+        if !ok {
+            stale.push(id.to_string());
+        }
+    }
+    if stale.is_empty() {
+        return Ok(Admitted {
+            batch,
+            stale: Vec::new(),
+        });
+    }
+    let drop: HashSet<&str> = stale.iter().map(String::as_str).collect();
+    let batch = batch
+        .iter()
+        .filter(|c| fenced_workflow(&c.kind).is_none_or(|id| !drop.contains(id)))
+        .cloned()
+        .collect();
+    Ok(Admitted { batch, stale })
+}
+
+/// After the batch's own statements, in the same transaction: the leases (and
+/// cancel requests) of workflows that finished go, and the instances streaming
+/// these workflows' events are woken.
+pub async fn settle(
+    tx: &Transaction<'_>,
+    cluster: &Cluster,
+    batch: &[Arc<StateChange>],
+) -> Result<Vec<String>, tokio_postgres::Error> {
+    let mut finished: Vec<&str> = Vec::new();
+    let mut touched: HashSet<&str> = HashSet::new();
+    let mut webhooks = false;
+    let mut deliveries: Vec<&str> = Vec::new();
+    for c in batch {
+        match &c.kind {
+            ChangeKind::Delivery(d) if d.status == DeliveryStatus::Pending => {
+                deliveries.push(&d.id)
+            }
+            ChangeKind::Workflow(w) if w.status.is_terminal() => finished.push(&w.id),
+            ChangeKind::Event(e) => {
+                touched.insert(&e.workflow_id);
+            }
+            ChangeKind::Webhook(_) | ChangeKind::WebhookRemoved(_) => webhooks = true,
+            _ => {}
+        }
+    }
+    if !finished.is_empty() {
+        let del = tx
+            .prepare_cached(
+                "WITH gone AS (DELETE FROM leases WHERE workflow_id = ANY($1) AND instance_id = $2)
+                 DELETE FROM cancel_requests WHERE workflow_id = ANY($1)",
+            )
+            .await?;
+        tx.execute(&del, &[&finished, &cluster.id]).await?;
+    }
+    if !deliveries.is_empty() {
+        // New deliveries are this instance's to make until it stops renewing.
+        let claim = tx
+            .prepare_cached(
+                "UPDATE deliveries SET claimed_by = $2, claim_expires = now() + make_interval(secs => $3)
+                 WHERE id = ANY($1) AND claimed_by IS NULL",
+            )
+            .await?;
+        tx.execute(
+            &claim,
+            &[&deliveries, &cluster.id, &cluster.ttl.as_secs_f64()],
+        )
+        .await?;
+    }
+    if !touched.is_empty() {
+        let ids: Vec<&str> = touched.into_iter().collect();
+        let notify = tx
+            .prepare_cached("SELECT pg_notify($1, id) FROM unnest($2::text[]) AS t (id)")
+            .await?;
+        tx.query(&notify, &[&EVENTS_CHANNEL, &ids]).await?;
+    }
+    if webhooks {
+        tx.execute("SELECT pg_notify($1, '')", &[&WEBHOOKS_CHANNEL])
+            .await?;
+    }
+    Ok(finished.into_iter().map(str::to_string).collect())
+}

@@ -1,0 +1,465 @@
+//! Several instances on one PostgreSQL: three real servers on loopback ports
+//! sharing a database of their own. Global admission, failover after SIGKILL,
+//! SSE and cancel across instances, fencing of an owner that wakes after losing
+//! its leases (SIGSTOP), and hand-over on SIGTERM.
+
+use std::collections::HashSet;
+use std::time::{Duration, Instant};
+
+use crate::common::fake_openai::FakeOpenAi;
+use crate::common::pg::PgDb;
+use crate::common::{self, crash, server, Builder, Server, SEC};
+use serde_json::{json, Value};
+
+/// A cluster member on `db` with a short lease, so failover is quick to test.
+fn member(db: &PgDb, ttl: &str) -> Builder {
+    server()
+        .env("MCPO__POSTGRES__URL", &db.url)
+        .env("MCPO__CLUSTER__LEASE_TTL", ttl)
+}
+
+fn research(task: &str) -> Value {
+    json!({"pattern": "research", "task": task,
+           "config": {"num_agents": 3, "synthesis_group_size": 3, "max_concurrent_agents": 3}})
+}
+
+/// `n` as a u64 read from one psql row.
+fn count(db: &PgDb, sql: &str) -> u64 {
+    db.query(sql)
+        .parse()
+        .unwrap_or_else(|_| panic!("a count from {sql}"))
+}
+
+async fn members(s: &Server) -> Vec<Value> {
+    let h = s.get("/health").await;
+    h.body["components"]["cluster"]["members"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+}
+
+#[tokio::test]
+async fn health_lists_every_member_with_its_heartbeat() {
+    let db = PgDb::new();
+    let a = member(&db, "3s").start();
+    let b = member(&db, "3s").start();
+    let h = a.get("/health").await;
+    let c = &h.body["components"]["cluster"];
+    assert_eq!(c["status"], "healthy", "{c}");
+    assert_eq!(c["instance_id"], common::instance_id(&a.dir));
+    let ids: HashSet<String> = members(&b)
+        .await
+        .iter()
+        .filter(|m| m["alive"] == true)
+        .map(|m| m["id"].as_str().unwrap_or("").to_string())
+        .collect();
+    let want: HashSet<String> = [&a, &b]
+        .iter()
+        .map(|s| common::instance_id(&s.dir))
+        .collect();
+    assert_eq!(ids, want, "both members, alive, seen from either");
+    for m in members(&a).await {
+        assert!(
+            m["last_heartbeat"].is_string() && m["started_at"].is_string(),
+            "{m}"
+        );
+        assert!(m["address"].is_string(), "{m}");
+    }
+}
+
+#[tokio::test]
+async fn three_clients_race_three_hundred_creates_and_exactly_k_are_admitted() {
+    const K: usize = 20;
+    let db = PgDb::new();
+    // Slow calls: nothing finishes during the race.
+    let start = || {
+        member(&db, "10s")
+            .latency_ms(60_000)
+            .env("MCPO__LIMITS__MAX_ACTIVE", K)
+            .start()
+    };
+    let servers = [start(), start(), start()];
+    let race = servers.iter().enumerate().map(|(i, s)| async move {
+        let bodies: Vec<Value> = (0..100)
+            .map(|n| research(&format!("race {i}/{n}")))
+            .collect();
+        let posts = bodies.iter().map(|b| s.post("/v1/workflows", b));
+        futures::future::join_all(posts).await
+    });
+    let results: Vec<_> = futures::future::join_all(race)
+        .await
+        .into_iter()
+        .flatten()
+        .collect();
+    let admitted = results.iter().filter(|r| r.status == 201).count();
+    let refused: Vec<_> = results.iter().filter(|r| r.status != 201).collect();
+    assert_eq!(admitted, K, "exactly K admitted across three instances");
+    for r in &refused {
+        assert_eq!(r.status, 429, "{:?}", r.body);
+        assert_eq!(
+            r.body["error"]["code"], "active_limit_reached",
+            "{:?}",
+            r.body
+        );
+    }
+    assert_eq!(count(&db, "SELECT count(*) FROM leases"), K as u64);
+    assert_eq!(
+        count(
+            &db,
+            "SELECT count(*) FROM workflows WHERE status IN ('pending','running')"
+        ),
+        K as u64
+    );
+}
+
+#[tokio::test]
+async fn a_keys_max_active_holds_across_instances() {
+    let db = PgDb::new();
+    let k = common::keys::key("team", &["read", "write"]).with("max_active = 5");
+    let file = common::keys::keys_file(&[&k]);
+    let start = || {
+        member(&db, "10s")
+            .latency_ms(60_000)
+            .env("MCPO__AUTH__KEYS_FILE", file.display())
+            .start()
+    };
+    let servers = [start(), start(), start()];
+    let race = servers.iter().enumerate().map(|(i, s)| {
+        let k = &k;
+        async move {
+            let bodies: Vec<Value> = (0..20)
+                .map(|n| research(&format!("key race {i}/{n}")))
+                .collect();
+            let posts = bodies.iter().map(|b| s.post_as(k, "/v1/workflows", b));
+            futures::future::join_all(posts).await
+        }
+    });
+    let results: Vec<_> = futures::future::join_all(race)
+        .await
+        .into_iter()
+        .flatten()
+        .collect();
+    assert_eq!(results.iter().filter(|r| r.status == 201).count(), 5);
+    for r in results.iter().filter(|r| r.status != 201) {
+        assert_eq!(r.body["error"]["code"], "quota_exceeded", "{:?}", r.body);
+    }
+}
+
+#[tokio::test]
+async fn sse_on_b_streams_every_event_of_a_workflow_running_on_a() {
+    let db = PgDb::new();
+    let a = member(&db, "5s").latency_ms(150).start();
+    let b = member(&db, "5s").start();
+    let id = a.create(research("streamed across instances")).await;
+    // From the start on B, while it runs on A.
+    let live = b.sse(&id, None, 60 * SEC).await;
+    let stored = a.sse(&id, None, 60 * SEC).await;
+    assert!(live.len() >= 8, "a whole run's events: {}", live.len());
+    let seqs: Vec<u64> = live.iter().map(|e| e.id.unwrap_or(0)).collect();
+    let want: Vec<u64> = (1..=live.len() as u64).collect();
+    assert_eq!(seqs, want, "every event, in order, no gap, no repeat");
+    assert_eq!(
+        live.last().and_then(|e| e.event.clone()).as_deref(),
+        Some("workflow_completed")
+    );
+    let data = |v: &[common::SseEvent]| v.iter().map(|e| e.data.clone()).collect::<Vec<_>>();
+    assert_eq!(
+        data(&live),
+        data(&stored),
+        "what B streamed is what A stored"
+    );
+
+    // Last-Event-ID on B, mid-run of another workflow on A.
+    let id2 = a.create(research("resumed stream across instances")).await;
+    a.wait_status(&id2, "running", 30 * SEC).await;
+    let rest = b.sse(&id2, Some(3), 60 * SEC).await;
+    assert_eq!(
+        rest.first().and_then(|e| e.id),
+        Some(4),
+        "replay starts after 3"
+    );
+    let seqs: Vec<u64> = rest.iter().map(|e| e.id.unwrap_or(0)).collect();
+    assert!(seqs.windows(2).all(|w| w[1] == w[0] + 1), "{seqs:?}");
+}
+
+#[tokio::test]
+async fn a_cancel_via_c_stops_a_run_on_a() {
+    let db = PgDb::new();
+    let a = member(&db, "5s").latency_ms(60_000).start();
+    let c = member(&db, "5s").start();
+    let id = a.create(research("cancelled from elsewhere")).await;
+    a.wait_status(&id, "running", 30 * SEC).await;
+    let t = Instant::now();
+    let r = c
+        .post(&format!("/v1/workflows/{id}/cancel"), &json!({}))
+        .await;
+    let took = t.elapsed();
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    assert_eq!(r.body["status"], "cancelled");
+    eprintln!("cancel via another instance confirmed in {took:?}");
+    let on_a = a.workflow(&id).await;
+    assert_eq!(on_a["status"], "cancelled", "the owner stopped it");
+    assert_eq!(
+        count(
+            &db,
+            &format!("SELECT count(*) FROM leases WHERE workflow_id = '{id}'")
+        ),
+        0
+    );
+    assert_eq!(count(&db, "SELECT count(*) FROM cancel_requests"), 0);
+    // A second cancel anywhere: already finished.
+    let again = c
+        .post(&format!("/v1/workflows/{id}/cancel"), &json!({}))
+        .await;
+    assert_eq!(again.status, 409, "{:?}", again.body);
+}
+
+/// Each workflow's stored events: seqs 1..=n, none twice, one completion.
+async fn assert_event_logs_whole(ids: &[String], s: &Server) {
+    for id in ids {
+        let ev = s.sse(id, None, 30 * SEC).await;
+        let seqs: Vec<u64> = ev.iter().map(|e| e.id.unwrap_or(0)).collect();
+        let want: Vec<u64> = (1..=seqs.len() as u64).collect();
+        assert_eq!(seqs, want, "{id}: every seq once, in order");
+        let done = ev
+            .iter()
+            .filter(|e| e.event.as_deref() == Some("workflow_completed"))
+            .count();
+        assert_eq!(done, 1, "{id} completed exactly once");
+    }
+}
+
+#[tokio::test]
+async fn three_hundred_workflows_survive_sigkill_of_one_instance() {
+    let fake = FakeOpenAi::start();
+    fake.set_latency(Duration::from_millis(50));
+    let db = PgDb::new();
+    let n = 300;
+    let start = || crash::with_fake(member(&db, "3s"), &fake, n).start();
+    let mut servers = [start(), start(), start()];
+    let mut ids = Vec::with_capacity(n);
+    for chunk in (0..n).collect::<Vec<_>>().chunks(30) {
+        let posts = chunk.iter().map(|i| servers[i % 3].create(crash::body(*i)));
+        ids.extend(futures::future::join_all(posts).await);
+    }
+    // SIGKILL A once a third is done.
+    let t = Instant::now();
+    while count(
+        &db,
+        "SELECT count(*) FROM workflows WHERE status = 'completed'",
+    ) < (n / 3) as u64
+    {
+        assert!(t.elapsed() < 300 * SEC, "too slow before the kill");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let victim = common::instance_id(&servers[0].dir);
+    // The premise: no lease changed hands yet (an instance starved of CPU for a
+    // whole lease TTL would lose its leases before the kill).
+    assert_eq!(
+        count(&db, "SELECT count(*) FROM leases WHERE epoch > 1"),
+        0,
+        "a lease was taken over before the kill: the machine is too loaded for lease_ttl"
+    );
+    let kill_at = Instant::now();
+    servers[0].kill9();
+    // What A held and had committed when it died (it writes nothing more).
+    let orphans: HashSet<String> = db
+        .query(&format!(
+            "SELECT workflow_id FROM leases WHERE instance_id = '{victim}'"
+        ))
+        .lines()
+        .map(str::to_string)
+        .collect();
+    // Every workflow A created (round-robin: every third).
+    let of_a: HashSet<&str> = ids.iter().step_by(3).map(String::as_str).collect();
+    let committed_by_a: Vec<String> = db
+        .query(&format!(
+            "SELECT step_key FROM steps WHERE workflow_id IN
+               (SELECT workflow_id FROM leases WHERE instance_id = '{victim}')"
+        ))
+        .lines()
+        .map(str::to_string)
+        .collect();
+    assert!(!orphans.is_empty(), "A held running workflows when it died");
+    // Failover: until no lease is left with the dead instance.
+    loop {
+        let left = count(
+            &db,
+            &format!("SELECT count(*) FROM leases WHERE instance_id = '{victim}'"),
+        );
+        if left == 0 {
+            break;
+        }
+        assert!(kill_at.elapsed() < 60 * SEC, "{left} leases never claimed");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    eprintln!(
+        "failover: {} orphaned workflows claimed {:?} after SIGKILL (lease_ttl 3s)",
+        orphans.len(),
+        kill_at.elapsed()
+    );
+    let survivor = &servers[1];
+    let t = Instant::now();
+    while count(
+        &db,
+        "SELECT count(*) FROM workflows WHERE status = 'completed'",
+    ) < n as u64
+    {
+        assert!(
+            t.elapsed() < 300 * SEC,
+            "not all completed: {}",
+            db.query("SELECT status, count(*) FROM workflows GROUP BY status")
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(count(&db, "SELECT count(*) FROM workflows"), n as u64);
+    assert_eq!(
+        count(&db, "SELECT count(*) FROM leases"),
+        0,
+        "no lease outlives its workflow"
+    );
+    assert_event_logs_whole(&ids, survivor).await;
+
+    // No committed answer is asked for again; a key is called at most twice (the
+    // second time only when A died between its answer and the commit).
+    let calls = fake.calls_by_step_key();
+    for key in &committed_by_a {
+        let n = calls.get(key).map_or(0, Vec::len);
+        assert_eq!(
+            n, 1,
+            "{key}: committed by A before it died, called {n} times"
+        );
+    }
+    let mut repeats = (0, 0);
+    for (key, v) in &calls {
+        assert!(v.len() <= 2, "{key} called {} times", v.len());
+        if v.len() == 2 {
+            let wf = key.split('/').next().unwrap_or("");
+            assert!(
+                of_a.contains(wf),
+                "{key} repeated but its workflow was not A's"
+            );
+            match v[0].answered_before(kill_at) {
+                true => repeats.0 += 1,
+                false => repeats.1 += 1,
+            }
+        }
+    }
+    eprintln!(
+        "after SIGKILL: {} committed steps of A reused, {} answered-but-uncommitted and {} in-flight calls made again, of {} calls",
+        committed_by_a.len(),
+        repeats.0,
+        repeats.1,
+        calls.values().map(Vec::len).sum::<usize>()
+    );
+}
+
+/// Everything stored about these workflows, as one comparable text.
+fn snapshot(db: &PgDb) -> String {
+    db.query(
+        "SELECT (SELECT count(*) FROM events) || ' ' || (SELECT coalesce(max(seq), 0) FROM events)
+           || ' ' || (SELECT count(*) FROM steps) || ' ' || (SELECT count(*) FROM results)
+           || ' ' || (SELECT md5(coalesce(string_agg(id || status || record::text, ',' ORDER BY id), '')) FROM workflows)
+           || ' ' || (SELECT md5(coalesce(string_agg(workflow_id || packed::text, ',' ORDER BY workflow_id), '')) FROM results)",
+    )
+}
+
+#[tokio::test]
+async fn an_owner_resumed_after_losing_its_leases_writes_nothing() {
+    let db = PgDb::new();
+    // Calls take 1.5 s: A is mid-call when it is stopped.
+    let mut a = member(&db, "2s").latency_ms(1500).start();
+    let b = member(&db, "2s").latency_ms(50).start();
+    let mut ids = Vec::new();
+    for i in 0..4 {
+        ids.push(a.create(research(&format!("frozen owner {i}"))).await);
+    }
+    for id in &ids {
+        a.wait_status(id, "running", 30 * SEC).await;
+    }
+    let victim = common::instance_id(&a.dir);
+    a.signal(libc::SIGSTOP);
+    // B claims them once the leases expire, and finishes them.
+    for id in &ids {
+        b.wait_status(id, "completed", 60 * SEC).await;
+    }
+    assert_eq!(
+        count(
+            &db,
+            &format!("SELECT count(*) FROM leases WHERE instance_id = '{victim}'")
+        ),
+        0
+    );
+    let before = snapshot(&db);
+    a.signal(libc::SIGCONT);
+    // A wakes mid-call: its calls answer, its heartbeat finds the leases gone,
+    // its writer's fence refuses every change. Give it several lease periods.
+    let t = Instant::now();
+    while !a
+        .log()
+        .contains("another instance holds these workflows now")
+        && !a.log().contains("lease lost to another instance")
+    {
+        assert!(t.elapsed() < 30 * SEC, "A never noticed; log:\n{}", a.log());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tokio::time::sleep(6 * SEC).await;
+    assert_eq!(snapshot(&db), before, "A wrote nothing after waking");
+    for id in &ids {
+        let wf = b.workflow(id).await;
+        assert_eq!(wf["status"], "completed");
+        assert_eq!(
+            a.workflow(id).await["status"],
+            "completed",
+            "A reads the store's truth"
+        );
+    }
+    // A is still a working member.
+    let fresh = a.create(research("after waking")).await;
+    assert!(fresh.starts_with("wf_"));
+    a.kill9();
+}
+
+#[tokio::test]
+async fn sigterm_hands_running_workflows_to_the_others_at_once() {
+    let db = PgDb::new();
+    // A 60 s lease: without a hand-over nobody could resume them for a minute.
+    let mut a = member(&db, "60s").latency_ms(400).start();
+    let b = member(&db, "60s").latency_ms(20).start();
+    let mut ids = Vec::new();
+    for i in 0..6 {
+        ids.push(a.create(research(&format!("handed over {i}"))).await);
+    }
+    for id in &ids {
+        a.wait_status(id, "running", 30 * SEC).await;
+    }
+    let t = Instant::now();
+    a.signal(libc::SIGTERM);
+    let (status, _) = a.wait_exit(30 * SEC);
+    assert!(status.success(), "clean exit: {status:?}");
+    assert!(a.log().contains("leases handed over"), "{}", a.log());
+    for id in &ids {
+        b.wait_status(id, "completed", 30 * SEC).await;
+    }
+    let took = t.elapsed();
+    assert!(
+        took < 30 * SEC,
+        "resumed by B long before the 60 s leases could have expired ({took:?})"
+    );
+    for id in &ids {
+        let wf = b.workflow(id).await;
+        assert!(
+            wf["resumes"].as_u64().unwrap_or(0) >= 1,
+            "{id} was resumed: {wf}"
+        );
+    }
+    let alive: Vec<String> = members(&b)
+        .await
+        .iter()
+        .map(|m| m["id"].as_str().unwrap_or("").to_string())
+        .collect();
+    assert!(
+        !alive.contains(&common::instance_id(&a.dir)),
+        "A left the instance table"
+    );
+}
