@@ -34,6 +34,7 @@ ensure_redis() {
 }
 
 # Test tools: promtool (metrics/config/rules), hadolint (Dockerfile), Chromium and
+
 # node (the dashboard's browser test), moto_server (S3 for the archive tests).
 # Installed from the distribution / PyPI when missing; never a downloaded browser.
 ensure_tools() {
@@ -89,6 +90,12 @@ ensure_postgres
 ensure_redis
 ensure_tools
 ensure_mcp_python
+
+# Every temporary file of this run (the tests' mcpo-test-* directories too) goes
+# under one directory: removed when the run passes, kept for its logs when not.
+RUN_TMP="$(mktemp -d "${TMPDIR:-/tmp}/mcpo-run-XXXXXX")"
+export TMPDIR="$RUN_TMP"
+trap 'rc=$?; if [ "$rc" = 0 ]; then rm -rf "$RUN_TMP"; else echo "kept $RUN_TMP (temporary files of the failed run)" >&2; fi' EXIT
 
 log "cargo fmt --check"
 cargo fmt --all -- --check

@@ -127,12 +127,52 @@ pub fn server() -> Builder {
     Builder::default()
 }
 
+/// A fresh `mcpo-test-*` directory. It lives until the test's thread ends (a
+/// test may stop a server and start another on the same directory); then it is
+/// removed if the test passed and kept, for its logs, if it failed.
 pub fn new_dir() -> PathBuf {
+    static HOOK: std::sync::Once = std::sync::Once::new();
+    HOOK.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            let _ = TEST_DIRS.try_with(|d| d.failed.set(true));
+            previous(info);
+        }));
+    });
     let d = tempfile::Builder::new()
         .prefix("mcpo-test-")
         .tempdir()
-        .expect("tempdir");
-    d.keep()
+        .expect("tempdir")
+        .keep();
+    let _ = TEST_DIRS.try_with(|t| t.dirs.borrow_mut().push(d.clone()));
+    d
+}
+
+/// The directories a test thread made, removed when the thread ends unless it
+/// panicked (libtest runs each test on its own thread).
+#[derive(Default)]
+struct TestDirs {
+    dirs: std::cell::RefCell<Vec<PathBuf>>,
+    failed: std::cell::Cell<bool>,
+}
+
+thread_local! {
+    static TEST_DIRS: TestDirs = TestDirs::default();
+}
+
+impl Drop for TestDirs {
+    fn drop(&mut self) {
+        let dirs = self.dirs.take();
+        if self.failed.get() {
+            for d in &dirs {
+                eprintln!("kept test directory {}", d.display());
+            }
+            return;
+        }
+        for d in dirs {
+            let _ = std::fs::remove_dir_all(d);
+        }
+    }
 }
 
 pub fn read_log(dir: &Path) -> String {
