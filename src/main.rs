@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use mcp_orchestrator::config::{redact_url, Config, LogFormat};
 use mcp_orchestrator::store::postgres::PgStore;
+use mcp_orchestrator::store::sqlite::lock::{self, DbLock, LockError};
 use mcp_orchestrator::store::sqlite::SqliteStore;
 
 // glibc's malloc showed as 10-15% of the server's CPU under load (many threads,
@@ -217,23 +218,38 @@ fn main() -> ExitCode {
                 }
             }
         }
-        Command::Migrate => match SqliteStore::migrate(&config.storage.sqlite_path) {
-            Ok(()) => {
-                println!(
-                    "migrations applied to {}",
-                    config.storage.sqlite_path.display()
-                );
-                ExitCode::SUCCESS
+        Command::Migrate => {
+            match sqlite_lock(&config, "", " (a server applies migrations when it starts)")
+                .map(|_lock| SqliteStore::migrate(&config.storage.sqlite_path))
+            {
+                Err(code) => code,
+                Ok(Ok(())) => {
+                    println!(
+                        "migrations applied to {}",
+                        config.storage.sqlite_path.display()
+                    );
+                    ExitCode::SUCCESS
+                }
+                Ok(Err(e)) => {
+                    eprintln!("mcp-orchestrator: {e}");
+                    ExitCode::from(1)
+                }
             }
-            Err(e) => {
-                eprintln!("mcp-orchestrator: {e}");
-                ExitCode::from(1)
-            }
-        },
+        }
         Command::Archive {
             older_than,
             dry_run,
         } => {
+            // A pass rewrites the file under a running server: the server archives on
+            // its own schedule instead (archive.enabled).
+            let _lock = match sqlite_lock(
+                &config,
+                " archive",
+                " (a running server archives on its own: archive.enabled)",
+            ) {
+                Ok(l) => l,
+                Err(code) => return code,
+            };
             init_tracing(&config.log);
             mcp_orchestrator::install_crypto_provider();
             let system = actix_rt::System::new();
@@ -247,6 +263,11 @@ fn main() -> ExitCode {
             }
         }
         Command::Serve => {
+            // Held until the process exits: one server per SQLite file.
+            let _lock = match sqlite_lock(&config, "", "") {
+                Ok(l) => l,
+                Err(code) => return code,
+            };
             init_tracing(&config.log);
             for w in config.warnings() {
                 tracing::warn!("{w}");
@@ -262,6 +283,27 @@ fn main() -> ExitCode {
                     std::process::exit(1)
                 }
             }
+        }
+    }
+}
+
+/// The SQLite file's exclusive lock for a command that opens it (none with
+/// PostgreSQL, which several instances share). Another process holding it: one
+/// line naming `storage.sqlite_path` and exit 2, like a configuration error;
+/// a lock file that cannot be made: exit 1, like a database that cannot be opened.
+fn sqlite_lock(config: &Config, cmd: &str, hint: &str) -> Result<Option<DbLock>, ExitCode> {
+    if config.postgres.url.is_some() {
+        return Ok(None);
+    }
+    match lock::acquire(&config.storage.sqlite_path) {
+        Ok(l) => Ok(Some(l)),
+        Err(e @ LockError::Busy(_)) => {
+            eprintln!("mcp-orchestrator{cmd}: {e}{hint}");
+            Err(ExitCode::from(2))
+        }
+        Err(e @ LockError::Io(_)) => {
+            eprintln!("mcp-orchestrator{cmd}: {e}");
+            Err(ExitCode::from(1))
         }
     }
 }

@@ -27,6 +27,7 @@ mod packing;
 mod postgres;
 mod providers;
 mod redis_mirror;
+mod sqlite_lock;
 mod startup;
 mod supervision;
 mod webhooks;

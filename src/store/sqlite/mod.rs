@@ -22,6 +22,7 @@ use crate::domain::{
 
 mod analytics;
 mod archive;
+pub mod lock;
 mod write;
 
 mod embedded {
