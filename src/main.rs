@@ -273,6 +273,7 @@ fn main() -> ExitCode {
                 tracing::warn!("{w}");
             }
             mcp_orchestrator::install_crypto_provider();
+            mcp_orchestrator::actors::metrics::set_instance(config.cluster.effective_instance_id());
             let system = actix_rt::System::new();
             match system.block_on(mcp_orchestrator::serve(config)) {
                 Ok(()) => ExitCode::SUCCESS,

@@ -47,12 +47,15 @@ async fn max_active_counts_the_keys_own_unfinished_workflows() {
         .as_str()
         .unwrap_or("")
         .to_string();
-    assert!(
-        m.contains("auth_key_rejections_total{key=\"q\",reason=\"quota_exceeded\"} 2"),
+    let m = crate::metrics::samples(&m);
+    assert_eq!(
+        m.get("auth_key_rejections_total{key=\"q\",reason=\"quota_exceeded\"}"),
+        Some(&2.0),
         "metrics"
     );
-    assert!(
-        m.contains("auth_key_active_workflows{key=\"q\"} 1"),
+    assert_eq!(
+        m.get("auth_key_active_workflows{key=\"q\"}"),
+        Some(&1.0),
         "metrics"
     );
 }
@@ -82,8 +85,10 @@ async fn the_request_rate_is_a_token_bucket_per_key() {
         .as_str()
         .unwrap_or("")
         .to_string();
-    assert!(
-        m.contains("auth_key_requests_total{key=\"slow\",outcome=\"rate_limited\"} 1"),
+    assert_eq!(
+        crate::metrics::samples(&m)
+            .get("auth_key_requests_total{key=\"slow\",outcome=\"rate_limited\"}"),
+        Some(&1.0),
         "metrics"
     );
 }

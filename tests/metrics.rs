@@ -9,15 +9,33 @@ use serde_json::json;
 
 use crate::common::{research, server, Server, SEC};
 
-/// `name{labels}` → value, from the Prometheus text format.
+/// `name{labels}` → value, from the Prometheus text format. Every series carries
+/// the server's `instance` label first (asserted here); the key leaves it out, so
+/// lookups name only a metric's own labels.
 pub fn samples(text: &str) -> HashMap<String, f64> {
     text.lines()
         .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
         .filter_map(|l| {
             let (series, value) = l.rsplit_once(' ')?;
-            Some((series.to_string(), value.parse().ok()?))
+            Some((without_instance(series).0, value.parse().ok()?))
         })
         .collect()
+}
+
+/// `name{instance="x",a="b"}` → (`name{a="b"}`, `x`); `name{instance="x"}` →
+/// (`name`, `x`). Panics on a series without the label.
+pub fn without_instance(series: &str) -> (String, String) {
+    let (name, rest) = series
+        .split_once("{instance=\"")
+        .unwrap_or_else(|| panic!("series without an instance label: {series}"));
+    let (id, tail) = rest
+        .split_once('"')
+        .unwrap_or_else(|| panic!("unterminated instance label: {series}"));
+    let key = match tail.strip_prefix(',') {
+        Some(labels) => format!("{name}{{{labels}"),
+        None => name.to_string(),
+    };
+    (key, id.to_string())
 }
 
 pub async fn scrape(s: &Server) -> String {
@@ -272,4 +290,53 @@ async fn a_restart_does_not_count_restored_workflows_again() {
         ),
         1.0
     );
+}
+
+/// Every series names its instance (issue 16): `cluster.instance_id` when set,
+/// `<hostname>-<pid>` otherwise; never anything a client sent.
+#[tokio::test]
+async fn every_series_carries_the_configured_instance_label() {
+    let s = server()
+        .env("MCPO__CLUSTER__INSTANCE_ID", "node-a.1")
+        .latency_ms(1)
+        .start();
+    let id = s.create(research("labelled", 3)).await;
+    s.wait_status(&id, "completed", 30 * SEC).await;
+    // A client naming another instance in a header, the query and the path.
+    let r = s
+        .http
+        .get(s.url("/metrics?instance=evil"))
+        .header("instance", "evil")
+        .header("X-Instance", "evil")
+        .send()
+        .await
+        .expect("GET /metrics");
+    assert_eq!(r.status().as_u16(), 200);
+    let _ = s.get("/instance=\"evil\"").await;
+    let text = scrape(&s).await;
+    promtool_check(&text);
+    let series: Vec<&str> = text
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+        .collect();
+    assert!(series.len() > 20, "{text}");
+    for l in &series {
+        let (_, instance) = without_instance(l.rsplit_once(' ').map_or(*l, |(s, _)| s));
+        assert_eq!(instance, "node-a.1", "{l}");
+    }
+    assert!(!text.contains("evil"), "{text}");
+
+    // Unset: the host name and the server's process id.
+    let s = server().start();
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").expect("hostname");
+    let want = format!("{}-{}", host.trim(), s.pid());
+    let text = scrape(&s).await;
+    let (_, instance) = without_instance(
+        text.lines()
+            .find(|l| l.starts_with("active_workflows"))
+            .and_then(|l| l.rsplit_once(' '))
+            .map(|(s, _)| s)
+            .expect("active_workflows"),
+    );
+    assert_eq!(instance, want, "{text}");
 }

@@ -389,12 +389,10 @@ async fn survives_redis_outages_and_mirrors_exactly_what_the_store_holds() {
         .as_str()
         .unwrap_or_default()
         .to_string();
+    let m = crate::metrics::samples(&metrics);
     let value = |name: &str| {
-        metrics
-            .lines()
-            .find(|l| l.starts_with(name))
-            .and_then(|l| l.rsplit(' ').next())
-            .and_then(|v| v.parse::<f64>().ok())
+        m.get(name)
+            .copied()
             .unwrap_or_else(|| panic!("{name} missing from /metrics:\n{metrics}"))
     };
     assert!(value("persister_restarts_total{persister=\"redis\"}") >= 2.0);

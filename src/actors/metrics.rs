@@ -111,6 +111,15 @@ const LATENCY_BUCKETS: &[f64] = &[
 ];
 
 static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+static INSTANCE: OnceLock<String> = OnceLock::new();
+
+/// The `instance` label every exported series carries, so series from several
+/// instances on one PostgreSQL stay apart: the effective `cluster.instance_id`,
+/// from configuration only (never from a request). Takes effect only before the
+/// recorder is installed; later calls are ignored.
+pub fn set_instance(id: String) {
+    let _ = INSTANCE.set(id);
+}
 
 /// Installs the process-wide Prometheus recorder (once) and returns its handle.
 /// A second recorder cannot be installed (tests in one process share this one).
@@ -136,7 +145,12 @@ pub fn install() -> PrometheusHandle {
                     }
                 };
             }
-            let recorder = b.build_recorder();
+            // Unset (in-process tests): the default id, `<hostname>-<pid>`.
+            let instance = INSTANCE
+                .get_or_init(|| crate::config::ClusterConfig::default().effective_instance_id());
+            let recorder = b
+                .add_global_label("instance", instance.as_str())
+                .build_recorder();
             let handle = recorder.handle();
             if let Err(e) = metrics::set_global_recorder(recorder) {
                 tracing::warn!(error = %e, "a metrics recorder was already installed");

@@ -121,14 +121,8 @@ pub struct CrashReport {
 
 /// Reads the step commit window off a `/metrics` exposition.
 pub fn commit_window(metrics: &Value) -> (u64, f64, f64) {
-    let text = metrics.as_str().unwrap_or("");
-    let value = |prefix: &str| {
-        text.lines()
-            .find(|l| l.starts_with(prefix))
-            .and_then(|l| l.rsplit(' ').next())
-            .and_then(|v| v.parse::<f64>().ok())
-            .unwrap_or(0.0)
-    };
+    let m = crate::metrics::samples(metrics.as_str().unwrap_or(""));
+    let value = |series: &str| m.get(series).copied().unwrap_or(0.0);
     let count = value("llm_step_commit_seconds_count");
     let sum = value("llm_step_commit_seconds_sum");
     let within_10ms = value("llm_step_commit_seconds_bucket{le=\"0.01\"}");

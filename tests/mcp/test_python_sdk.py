@@ -71,10 +71,11 @@ def rest(base, path):
 
 
 def metric(base, name):
+    """An unlabelled metric's value (every series carries only `instance` then)."""
     with urllib.request.urlopen(base + "/metrics", timeout=10) as r:
         for line in r.read().decode().splitlines():
-            if line.startswith(name + " "):
-                return float(line.split()[1])
+            if line.startswith(name + " ") or line.startswith(name + "{instance="):
+                return float(line.rsplit(" ", 1)[1])
     return 0.0
 
 
