@@ -43,12 +43,14 @@ async fn eviction_retires_earliest_completed_not_shortest() {
         .latency_ms(100)
         .env("MCPO__RETENTION__MAX_COMPLETED", 3)
         .start();
-    // Each later workflow is shorter but completes later: durations are (about)
-    // the reverse of completion order. Three calls (300 ms) between neighbours;
-    // each agent also waits for its answer's commit, tens of ms under load.
+    // Each later workflow is no longer but completes later (one at a time). The
+    // policies differ once the first is longer than every one of the last three:
+    // its 20 calls one after another take at least 2 s whatever the load (a
+    // floor, not a guess), while the last three make 3 calls each; load would
+    // have to stretch all three past 2 s to make the setup check below fail.
     let mut ids = Vec::new();
     let mut durations = Vec::new();
-    for n in [18u32, 15, 12, 9, 6, 3] {
+    for n in [20u32, 12, 6, 3, 3, 3] {
         let id = s
             .create(json!({"pattern": "research", "task": format!("n={n}"),
                            "config": {"num_agents": n, "max_concurrent_agents": 1, "enable_synthesis": false}}))
@@ -70,7 +72,8 @@ async fn eviction_retires_earliest_completed_not_shortest() {
     );
     // Let the evictor act, then see where each workflow is served from.
     let mut from = Vec::new();
-    for _ in 0..100 {
+    let t = std::time::Instant::now();
+    while t.elapsed() < 60 * SEC {
         from.clear();
         for id in &ids {
             let r = s.get(&format!("/v1/workflows/{id}")).await;

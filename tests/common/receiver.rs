@@ -37,6 +37,10 @@ struct State {
     script: VecDeque<u16>,
     default: u16,
     delay: Duration,
+    /// Held: requests are recorded but not answered until `release`.
+    held: bool,
+    /// Requests answered so far.
+    answered: usize,
     received: Vec<Received>,
 }
 
@@ -53,6 +57,8 @@ impl Receiver {
             script: VecDeque::new(),
             default: 200,
             delay: Duration::ZERO,
+            held: false,
+            answered: 0,
             received: Vec::new(),
         }));
         let (tx, rx) = std::sync::mpsc::channel();
@@ -91,6 +97,21 @@ impl Receiver {
 
     pub fn delay(&self, d: Duration) {
         self.state.lock().unwrap().delay = d;
+    }
+
+    /// Records requests but answers none until `release`: a receiver that is as
+    /// slow as a test needs, without a duration to tune.
+    pub fn hold(&self) {
+        self.state.lock().unwrap().held = true;
+    }
+
+    pub fn release(&self) {
+        self.state.lock().unwrap().held = false;
+    }
+
+    /// Requests answered so far.
+    pub fn answered(&self) -> usize {
+        self.state.lock().unwrap().answered
     }
 
     pub fn received(&self) -> Vec<Received> {
@@ -138,5 +159,9 @@ async fn handle(
     if !delay.is_zero() {
         tokio::time::sleep(delay).await;
     }
+    while state.lock().unwrap().held {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    state.lock().unwrap().answered += 1;
     HttpResponse::build(actix_web::http::StatusCode::from_u16(code).unwrap()).body("ok")
 }
