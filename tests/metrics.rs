@@ -326,8 +326,8 @@ async fn every_series_carries_the_configured_instance_label() {
     }
     assert!(!text.contains("evil"), "{text}");
 
-    // Unset: the host name and the server's process id.
-    let s = server().start();
+    // Unset (empty): the host name and the server's process id.
+    let s = server().env("MCPO__CLUSTER__INSTANCE_ID", "").start();
     let host = std::fs::read_to_string("/proc/sys/kernel/hostname").expect("hostname");
     let want = format!("{}-{}", host.trim(), s.pid());
     let text = scrape(&s).await;

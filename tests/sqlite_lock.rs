@@ -88,11 +88,16 @@ async fn a_second_process_on_the_same_sqlite_file_is_refused_until_the_first_die
 #[tokio::test]
 async fn with_postgres_two_instances_may_share_a_data_directory() {
     let db = PgDb::new();
-    let first = server().env("MCPO__POSTGRES__URL", &db.url).start();
-    // Same working directory and the same (unused) storage.sqlite_path.
+    let first = server()
+        .env("MCPO__POSTGRES__URL", &db.url)
+        .env("MCPO__CLUSTER__INSTANCE_ID", "first")
+        .start();
+    // Same working directory and the same (unused) storage.sqlite_path; two
+    // instances of one cluster, so two instance ids.
     let second = server()
         .dir(&first.dir)
         .env("MCPO__POSTGRES__URL", &db.url)
+        .env("MCPO__CLUSTER__INSTANCE_ID", "second")
         .start();
     assert_eq!(first.get("/health").await.status, 200);
     assert_eq!(second.get("/health").await.status, 200);
