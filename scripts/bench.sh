@@ -6,6 +6,7 @@
 #   scripts/bench.sh redis-pg    # PostgreSQL primary + Redis mirror (127.0.0.1)
 #   scripts/bench.sh storage     # SQLite bytes per workflow after a 20 s e2e run
 #   scripts/bench.sh archive     # archive 100,000 workflows from SQLite to a directory
+#   scripts/bench.sh cluster     # 1, 2 and 3 instances on one PostgreSQL; failover time
 #
 # BIN and LOADGEN may name other builds (to compare two commits back to back);
 # NO_BUILD=1 skips the release build.
@@ -104,6 +105,52 @@ wait_idle() {
     sleep 0.5
   done
 }
+
+if [ "$SETUP" = cluster ]; then
+  # N instances on one new database, ports PORT.. PORT+N-1, ids bench-1..N.
+  PIDS=()
+  start_members() {
+    local n="$1" latency="$2" db; shift 2
+    RUN_NO=$((RUN_NO + 1)); db="mcpo_bench_$$_$RUN_NO"
+    psql -q -h 127.0.0.1 -U postgres -d postgres -c "CREATE DATABASE $db" >/dev/null
+    DBS+=("$db"); DB_URL="postgres://postgres@127.0.0.1:5432/$db"
+    URLS=(); PIDS=()
+    for i in $(seq 1 "$n"); do
+      env MCPO__POSTGRES__URL="$DB_URL" MCPO__CLUSTER__INSTANCE_ID="bench-$i" \
+        MCPO__STORAGE__SQLITE_PATH="$WORK/unused-$RUN_NO-$i.db" \
+        MCPO__SERVER__BIND="127.0.0.1:$((PORT + i - 1))" MCPO__LIMITS__MAX_ACTIVE=100000 \
+        MCPO__PROVIDERS__SIMULATED__LATENCY_MS="$latency" MCPO__LOG__LEVEL=warn "$@" \
+        "$BIN" >"$WORK/server-$i.out" 2>"$WORK/server-$i.log" &
+      PIDS+=($!); URLS+=(--url "http://127.0.0.1:$((PORT + i - 1))")
+      for _ in $(seq 1 200); do grep -q "listening on" "$WORK/server-$i.out" 2>/dev/null && break; sleep 0.05; done
+    done
+    SERVER_PID="${PIDS[0]}"
+  }
+  stop_members() { kill "${PIDS[@]}" 2>/dev/null || true; wait "${PIDS[@]}" 2>/dev/null || true; SERVER_PID=""; }
+  for n in 1 2 3; do
+    start_members "$n" 0
+    echo; echo "## $n instance(s) on one PostgreSQL"
+    run "$LOADGEN" e2e "${URLS[@]}" --concurrency 200 --duration "$DURATION" --sim-latency-ms 0
+    stop_members
+  done
+  # Failover: 300 research workflows (8 agents, 200 ms calls) on instance 1 of 3,
+  # SIGKILL it, time until every one of its leases is claimed and until all 300 are done.
+  start_members 3 200
+  seq 1 300 | xargs -P 50 -I{} curl -s -o /dev/null -H 'content-type: application/json' \
+    -X POST "http://127.0.0.1:$PORT/v1/workflows" \
+    -d '{"pattern":"research","task":"failover bench {}","config":{"num_agents":8,"synthesis_group_size":4}}'
+  sleep 0.3
+  held=$(psql -tAq "$DB_URL" -c "SELECT count(*) FROM leases WHERE instance_id = 'bench-1'")
+  t0=$(date +%s.%N); kill -9 "${PIDS[0]}"
+  until [ "$(psql -tAq "$DB_URL" -c "SELECT count(*) FROM leases WHERE instance_id = 'bench-1'")" = 0 ]; do sleep 0.05; done
+  t1=$(date +%s.%N)
+  until [ "$(psql -tAq "$DB_URL" -c "SELECT count(*) FROM workflows WHERE status <> 'completed'")" = 0 ]; do sleep 0.1; done
+  t2=$(date +%s.%N)
+  echo; echo "## failover (cluster.lease_ttl 10s, 3 instances, 300 workflows of 11 calls at 200 ms)"
+  echo "SIGKILL with $held workflows leased to it: all claimed and resumed after $(echo "$t1 - $t0" | bc) s; all 300 completed after $(echo "$t2 - $t0" | bc) s"
+  kill "${PIDS[1]}" "${PIDS[2]}" 2>/dev/null || true; wait 2>/dev/null || true; SERVER_PID=""
+  exit 0
+fi
 
 if [ "$SETUP" = storage ]; then
   SETUP=sqlite

@@ -463,3 +463,118 @@ async fn sigterm_hands_running_workflows_to_the_others_at_once() {
         "A left the instance table"
     );
 }
+
+fn hooks(b: Builder) -> Builder {
+    b.env("MCPO__WEBHOOKS__ALLOW_HOSTS", "127.0.0.1,localhost")
+        .env("MCPO__WEBHOOKS__ALLOW_HTTP", "true")
+        .env("MCPO__WEBHOOKS__RETRY_BACKOFF", "2s")
+}
+
+/// HMAC-SHA256 over "{timestamp}.{raw body}", hex: what a receiver checks.
+fn signed_with(secret: &str, r: &common::receiver::Received) -> bool {
+    use hmac::{Hmac, KeyInit, Mac};
+    let Ok(mut mac) = Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()) else {
+        return false;
+    };
+    mac.update(r.header("X-MCP-Timestamp").unwrap_or("").as_bytes());
+    mac.update(b".");
+    mac.update(&r.body);
+    let want = hex::encode(mac.finalize().into_bytes());
+    r.header("X-MCP-Signature")
+        .is_some_and(|s| s.trim_start_matches("sha256=") == want)
+}
+
+#[tokio::test]
+async fn a_pending_delivery_of_a_dead_instance_is_retried_once_by_a_survivor() {
+    let recv = common::receiver::Receiver::start();
+    recv.answer(&[], 503);
+    let db = PgDb::new();
+    let mut a = hooks(member(&db, "2s")).latency_ms(5).start();
+    let b = hooks(member(&db, "2s")).start();
+    let id = a
+        .create(json!({"pattern": "search", "task": "hooked across instances",
+            "webhook": {"url": recv.url, "secret": "s3cret-hook", "events": ["workflow_completed"]}}))
+        .await;
+    recv.wait_for(1, 30 * SEC).await;
+    a.kill9();
+    recv.answer(&[], 200);
+    let t = Instant::now();
+    let d = loop {
+        let r = b.get(&format!("/v1/workflows/{id}/deliveries")).await;
+        let items = r.body["items"].as_array().cloned().unwrap_or_default();
+        if items.len() == 1 && items[0]["status"] == "delivered" {
+            break items;
+        }
+        assert!(t.elapsed() < 60 * SEC, "not delivered by B: {:?}", r.body);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let codes: Vec<u64> = d[0]["attempts"]
+        .as_array()
+        .map(|a| a.iter().filter_map(|x| x["status_code"].as_u64()).collect())
+        .unwrap_or_default();
+    assert_eq!(codes.last(), Some(&200), "{codes:?}");
+    assert!(
+        codes[..codes.len() - 1].iter().all(|c| *c == 503),
+        "{codes:?}"
+    );
+    let got = recv.received();
+    let ok: Vec<_> = got
+        .iter()
+        .filter(|r| signed_with("s3cret-hook", r))
+        .collect();
+    assert_eq!(
+        ok.len(),
+        got.len(),
+        "every attempt signed with the subscription's secret"
+    );
+    assert_eq!(
+        db.query("SELECT claimed_by FROM deliveries"),
+        common::instance_id(&b.dir),
+        "claimed by the survivor"
+    );
+    // Delivered once: no attempt after the 200, by B or anyone.
+    let seen = got.len();
+    tokio::time::sleep(3 * SEC).await;
+    assert_eq!(recv.received().len(), seen);
+}
+
+#[tokio::test]
+async fn a_global_webhook_added_on_a_receives_events_of_workflows_on_b() {
+    let recv = common::receiver::Receiver::start();
+    let db = PgDb::new();
+    let a = hooks(member(&db, "5s")).start();
+    let b = hooks(member(&db, "5s")).latency_ms(5).start();
+    let r = a
+        .post(
+            "/v1/webhooks",
+            &json!({"url": recv.url, "events": ["workflow_completed"]}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{:?}", r.body);
+    let hook = r.body["id"].as_str().unwrap_or("").to_string();
+    // B learns of it by NOTIFY.
+    let t = Instant::now();
+    while !b.get("/v1/webhooks").await.body.to_string().contains(&hook) {
+        assert!(
+            t.elapsed() < 10 * SEC,
+            "B never listed the new subscription"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let id = b.create(research("seen by a hook from A")).await;
+    let got = recv.wait_for(1, 30 * SEC).await;
+    assert!(got[0].json().to_string().contains(&id), "{}", got[0].json());
+    // Removed on B: A stops listing it too.
+    let del = b
+        .request(reqwest::Method::DELETE, &format!("/v1/webhooks/{hook}"))
+        .await;
+    assert!(del.status == 204 || del.status == 200, "{:?}", del.body);
+    let t = Instant::now();
+    while a.get("/v1/webhooks").await.body.to_string().contains(&hook) {
+        assert!(
+            t.elapsed() < 10 * SEC,
+            "A still lists the removed subscription"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}

@@ -3,18 +3,21 @@
 //! whose leases another instance took, claims expired leases (resuming those
 //! workflows here) and orphaned webhook deliveries, and honours cancels asked on
 //! other instances. `Notice`s from the LISTEN connection run the same pass at
-//! once (a hand-over, a cancel) or resync the global webhooks. Supervised: a
+//! once (a hand-over, a cancel) or resync the global webhook subscriptions
+//! (each pass resyncs them too, should a notice be missed). Supervised: a
 //! panic restarts it; a failing database only delays a pass (health shows it).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use actix::prelude::*;
+use metrics::{counter, gauge};
 
 use crate::actors::registry::{
     Adopt, Cancel, Disown, ResumeDeliveries, SyncGlobalWebhooks, WorkflowRegistry,
 };
 use crate::cluster::listener::Notice;
+use crate::cluster::metrics as m;
 use crate::cluster::Cluster;
 use crate::store::postgres::PgStore;
 use crate::store::StoreError;
@@ -75,6 +78,7 @@ impl ClusterActor {
                         h.last_error = None;
                     }
                     Err(e) => {
+                        counter!(m::PASS_FAILURES).increment(1);
                         if h.last_error.is_none() {
                             tracing::error!(error = %e, "cluster pass failed; leases are not renewed until PostgreSQL answers");
                         }
@@ -98,6 +102,7 @@ async fn run_pass(
 ) -> Result<(), StoreError> {
     let beat = cluster.heartbeat().await?;
     if !beat.lost.is_empty() {
+        counter!(m::LEASES_LOST).increment(beat.lost.len() as u64);
         registry.do_send(Disown(beat.lost));
     }
     // Claim until nothing is left to claim (a batch at a time).
@@ -107,6 +112,7 @@ async fn run_pass(
             break;
         }
         let n = claimed.len();
+        counter!(m::WORKFLOWS_CLAIMED).increment(n as u64);
         let (workflows, gone) = store.load_active(&claimed).await?;
         if !gone.is_empty() {
             cluster.drop_leases(&gone).await?;
@@ -133,6 +139,7 @@ async fn run_pass(
             break;
         }
         let n = deliveries.len();
+        counter!(m::DELIVERIES_CLAIMED).increment(n as u64);
         let subs: Vec<String> = deliveries
             .iter()
             .map(|d| d.subscription_id.clone())
@@ -151,6 +158,14 @@ async fn run_pass(
     for id in cluster.pending_cancels().await? {
         registry.do_send(Cancel(id));
     }
+    // Global subscriptions arrive by NOTIFY; this catches one missed while the
+    // LISTEN connection was down (or not yet up).
+    registry.do_send(SyncGlobalWebhooks {
+        subs: store.global_subscriptions().await?,
+        removed: None,
+    });
+    gauge!(m::LEASES_HELD).set(cluster.holds() as f64);
+    gauge!(m::STREAMS_FOLLOWING).set(cluster.watchers.len() as f64);
     Ok(())
 }
 
@@ -184,11 +199,11 @@ impl Handler<Notice> for ClusterActor {
                 }
             }
             Notice::Claim | Notice::Reconnected => self.pass(ctx),
-            Notice::Webhooks => {
+            Notice::Webhooks(removed) => {
                 let (store, registry) = (self.store.clone(), self.registry.clone());
                 actix_rt::spawn(async move {
                     match store.global_subscriptions().await {
-                        Ok(subs) => registry.do_send(SyncGlobalWebhooks(subs)),
+                        Ok(subs) => registry.do_send(SyncGlobalWebhooks { subs, removed }),
                         Err(e) => {
                             tracing::warn!(error = %e, "cannot reload webhook subscriptions")
                         }

@@ -170,6 +170,7 @@ pub fn install() -> PrometheusHandle {
 fn describe() {
     describe_counter!(WORKFLOWS_CREATED, "Total workflows created");
     crate::auth::metrics::describe();
+    crate::cluster::metrics::describe();
     describe_counter!(
         WORKFLOWS_COMPLETED,
         "Total workflows that reached a terminal state"

@@ -103,6 +103,7 @@ pub async fn settle(
     let mut finished: Vec<&str> = Vec::new();
     let mut touched: HashSet<&str> = HashSet::new();
     let mut webhooks = false;
+    let mut removed: Vec<&str> = Vec::new();
     let mut deliveries: Vec<&str> = Vec::new();
     for c in batch {
         match &c.kind {
@@ -113,7 +114,8 @@ pub async fn settle(
             ChangeKind::Event(e) => {
                 touched.insert(&e.workflow_id);
             }
-            ChangeKind::Webhook(_) | ChangeKind::WebhookRemoved(_) => webhooks = true,
+            ChangeKind::Webhook(_) => webhooks = true,
+            ChangeKind::WebhookRemoved(id) => removed.push(id),
             _ => {}
         }
     }
@@ -147,9 +149,16 @@ pub async fn settle(
             .await?;
         tx.query(&notify, &[&EVENTS_CHANNEL, &ids]).await?;
     }
+    // Other instances reload the global subscriptions; a removal names the id.
     if webhooks {
         tx.execute("SELECT pg_notify($1, '')", &[&WEBHOOKS_CHANNEL])
             .await?;
+    }
+    if !removed.is_empty() {
+        let notify = tx
+            .prepare_cached("SELECT pg_notify($1, id) FROM unnest($2::text[]) AS t (id)")
+            .await?;
+        tx.query(&notify, &[&WEBHOOKS_CHANNEL, &removed]).await?;
     }
     Ok(finished.into_iter().map(str::to_string).collect())
 }

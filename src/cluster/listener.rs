@@ -29,8 +29,8 @@ pub enum Notice {
     Cancel(String),
     /// An instance handed its leases over: claim now.
     Claim,
-    /// Webhook subscriptions changed.
-    Webhooks,
+    /// Webhook subscriptions changed; with an id: that one was removed.
+    Webhooks(Option<String>),
     /// The LISTEN connection was (re)established: notices may have been missed.
     Reconnected,
 }
@@ -157,7 +157,10 @@ async fn listen_once(
             EVENTS_CHANNEL => watchers.wake(&payload),
             CANCEL_CHANNEL => to.do_send(Notice::Cancel(payload)),
             CLAIM_CHANNEL => to.do_send(Notice::Claim),
-            WEBHOOKS_CHANNEL => to.do_send(Notice::Webhooks),
+            WEBHOOKS_CHANNEL => {
+                let removed = Some(payload).filter(|p| !p.is_empty());
+                to.do_send(Notice::Webhooks(removed))
+            }
             _ => {}
         }
     }

@@ -11,6 +11,7 @@
 
 pub mod fence;
 pub mod listener;
+pub mod metrics;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};

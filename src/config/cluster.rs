@@ -51,9 +51,18 @@ impl ClusterConfig {
             .filter(|h| !h.is_empty())
             .or_else(|| std::env::var("HOSTNAME").ok())
             .unwrap_or_else(|| "localhost".into());
-        let mut id = format!("{host}-{}", std::process::id());
-        id.truncate(MAX_INSTANCE_ID);
-        id
+        // Only characters the id allows (a hostname may hold others), at most
+        // MAX_INSTANCE_ID of them.
+        format!("{host}-{}", std::process::id())
+            .chars()
+            .map(
+                |c| match c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | ':') {
+                    true => c,
+                    false => '-',
+                },
+            )
+            .take(MAX_INSTANCE_ID)
+            .collect()
     }
 
     pub fn validate(&self) -> Result<(), String> {

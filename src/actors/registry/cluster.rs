@@ -60,15 +60,23 @@ impl Handler<Disown> for WorkflowRegistry {
     }
 }
 
-/// The global webhook subscriptions as the store holds them now.
+/// The global webhook subscriptions as the store holds them now, and one that
+/// another instance just removed.
 #[derive(Message)]
 #[rtype(result = "()")]
-pub struct SyncGlobalWebhooks(pub Vec<Subscription>);
+pub struct SyncGlobalWebhooks {
+    pub subs: Vec<Subscription>,
+    pub removed: Option<String>,
+}
 
 impl Handler<SyncGlobalWebhooks> for WorkflowRegistry {
     type Result = ();
 
-    fn handle(&mut self, SyncGlobalWebhooks(subs): SyncGlobalWebhooks, _: &mut Context<Self>) {
-        self.out.webhooks.sync_global(subs);
+    fn handle(&mut self, msg: SyncGlobalWebhooks, _: &mut Context<Self>) {
+        if let Some(id) = msg.removed {
+            // Removed from the store already: forgotten here without a change.
+            self.out.webhooks.remove(&id);
+        }
+        self.out.webhooks.sync_global(msg.subs);
     }
 }

@@ -94,10 +94,13 @@ impl WebhookIndex {
     /// instance added or removed one). The store already holds the change.
     pub fn sync_global(&mut self, subs: Vec<Subscription>) {
         let keep: HashSet<String> = subs.iter().map(|s| s.id.clone()).collect();
+        // One added here moments ago may not be committed yet: it stays.
+        let recent = crate::domain::now() - chrono::Duration::seconds(30);
         let gone: Vec<String> = self
             .global
             .iter()
             .filter(|id| !keep.contains(*id))
+            .filter(|id| self.subs.get(*id).is_some_and(|s| s.created_at < recent))
             .cloned()
             .collect();
         for id in gone {

@@ -12,8 +12,10 @@ use crate::stats::{client, cpu_secs, summary, Tally};
 
 #[derive(clap::Args)]
 pub struct E2e {
+    /// The server; repeat for several instances (workflow i goes to the
+    /// i-th mod n, and is followed on the same one).
     #[arg(long, default_value = "http://127.0.0.1:5060")]
-    url: String,
+    url: Vec<String>,
     /// Closed loop: workflows in flight at all times.
     #[arg(long, default_value_t = 200)]
     concurrency: usize,
@@ -82,6 +84,11 @@ pub async fn one_workflow(
     Err("event stream ended early".into())
 }
 
+/// The i-th server, round-robin.
+fn pick(urls: &[String], i: usize) -> String {
+    urls.get(i % urls.len().max(1)).cloned().unwrap_or_default()
+}
+
 pub async fn e2e(a: E2e) {
     let c = client();
     let calls = 1 + a.agents + a.agents.div_ceil(a.group) + 1;
@@ -132,9 +139,9 @@ pub async fn e2e(a: E2e) {
     let mut tasks = Vec::new();
     match a.rate {
         None => {
-            for _ in 0..a.concurrency {
+            for i in 0..a.concurrency {
                 let (c, url, body, record) =
-                    (c.clone(), a.url.clone(), body.clone(), record.clone());
+                    (c.clone(), pick(&a.url, i), body.clone(), record.clone());
                 tasks.push(tokio::spawn(async move {
                     while Instant::now() < end {
                         let r = one_workflow(&c, &url, &body).await;
@@ -153,10 +160,12 @@ pub async fn e2e(a: E2e) {
                     g.min(Duration::from_secs(86_400))
                 });
             let mut next = Instant::now();
+            let mut i = 0;
             while next < end {
                 tokio::time::sleep_until(next.into()).await;
                 let (c, url, body, record) =
-                    (c.clone(), a.url.clone(), body.clone(), record.clone());
+                    (c.clone(), pick(&a.url, i), body.clone(), record.clone());
+                i += 1;
                 tasks.push(tokio::spawn(async move {
                     let r = one_workflow(&c, &url, &body).await;
                     record(r, Instant::now());
