@@ -244,6 +244,14 @@ async fn local_directory_archive_reads_through_every_route_with_the_same_answers
     let out = run_archive(&dir, &[], &["--older-than", "0s"]);
     assert_eq!(count(&out, "archived"), 4, "{out}");
     assert!(out.contains("store size before: "), "{out}");
+    // Space comes back: a new database vacuums incrementally, and the pass left
+    // no free page behind.
+    assert_eq!(
+        sqlite(&dir, "PRAGMA auto_vacuum"),
+        "2",
+        "incremental auto-vacuum"
+    );
+    assert_eq!(sqlite(&dir, "PRAGMA freelist_count"), "0", "{out}");
     let files = objects(&dir.join("archive"));
     assert_eq!(files.len(), 4, "{files:?}");
     for id in &ids {

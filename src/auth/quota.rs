@@ -186,6 +186,18 @@ impl Ledger {
         }
     }
 
+    /// Another instance runs this workflow now: it no longer counts here
+    /// (its spend so far stays counted).
+    pub fn untrack(&self, workflow_id: &str) {
+        let mut g = self.lock();
+        let inner = &mut *g;
+        if let Some(t) = inner.tracked.remove(workflow_id) {
+            if let Some(u) = inner.usage.get_mut(&t.owner) {
+                u.active = u.active.saturating_sub(1);
+            }
+        }
+    }
+
     /// Why a running workflow of `owner` must stop, if its key reached the
     /// daily budget.
     pub fn over_daily_budget(&self, owner: Option<&str>) -> Option<String> {

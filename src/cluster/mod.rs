@@ -298,6 +298,10 @@ impl Cluster {
     /// Renews the instance row and every lease held here; reports the leases
     /// that another instance took over meanwhile.
     pub async fn heartbeat(&self) -> Result<Beat, StoreError> {
+        if !self.claiming() {
+            // Shutting down: the leases are about to be handed over.
+            return Ok(Beat::default());
+        }
         let ids: Vec<String> = self.held().keys().cloned().collect();
         let c = self.client().await?;
         let secs = ttl_secs(self.ttl);
@@ -475,15 +479,17 @@ impl Cluster {
     pub async fn hand_over(&self) -> Result<usize, StoreError> {
         let mut c = self.client().await?;
         let tx = c.transaction().await.map_err(pg)?;
+        // Owned by nobody: a heartbeat still in flight renews none of them.
         let n = tx
             .execute(
-                "UPDATE leases SET expires_at = '-infinity' WHERE instance_id = $1",
+                "UPDATE leases SET instance_id = '', expires_at = '-infinity' WHERE instance_id = $1",
                 &[&self.id],
             )
             .await
             .map_err(pg)?;
         tx.execute(
-            "UPDATE deliveries SET claim_expires = NULL WHERE claimed_by = $1 AND status = 'pending'",
+            "UPDATE deliveries SET claimed_by = NULL, claim_expires = NULL
+             WHERE claimed_by = $1 AND status = 'pending'",
             &[&self.id],
         )
         .await

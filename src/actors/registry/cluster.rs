@@ -52,6 +52,7 @@ impl Handler<Disown> for WorkflowRegistry {
                 h.abort();
             }
             self.out.webhooks.forget_workflow(&id);
+            self.ledger.untrack(&id);
             // Its streams here end; a client reconnects with Last-Event-ID and
             // reads on from the store, where the new owner writes.
             self.out.bus.close(&id);

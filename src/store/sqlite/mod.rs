@@ -70,10 +70,6 @@ impl SqliteStore {
         };
         conn.execute_batch(&format!("PRAGMA synchronous = {sync};"))
             .map_err(|e| format!("storage.sqlite_path '{shown}': {e}"))?;
-        // Archival empties pages; with incremental auto-vacuum a pass can give them
-        // back to the file system. Takes effect only on a new, empty database.
-        conn.execute_batch("PRAGMA auto_vacuum = INCREMENTAL;")
-            .map_err(|e| format!("storage.sqlite_path '{shown}': {e}"))?;
         embedded::migrations::runner()
             .run(&mut conn)
             .map_err(|e| format!("storage.sqlite_path '{shown}': migration failed: {e}"))?;
@@ -100,6 +96,11 @@ impl SqliteStore {
     fn connect(path: &Path) -> rusqlite::Result<Connection> {
         let conn = Connection::open(path)?;
         conn.busy_timeout(Duration::from_secs(10))?;
+        // Archival empties pages; with incremental auto-vacuum a pass gives them
+        // back to the file system. It takes effect only on a new database, and
+        // only before the switch to WAL writes the first page (after it, it was
+        // silently ignored); on an existing database this is a no-op.
+        conn.execute_batch("PRAGMA auto_vacuum = INCREMENTAL;")?;
         // Reading the journal mode also proves the file is a database.
         let _: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
         conn.execute_batch("PRAGMA foreign_keys = OFF;")?;
