@@ -95,6 +95,9 @@ ensure_mcp_python
 # Every temporary file of this run (the tests' mcpo-test-* directories too) goes
 # under one directory: removed when the run passes, kept for its logs when not.
 RUN_TMP="$(mktemp -d "${TMPDIR:-/tmp}/mcpo-run-XXXXXX")"
+# Traversable by others: a test's private PostgreSQL runs as the postgres user in
+# a directory below it.
+chmod 0711 "$RUN_TMP"
 export TMPDIR="$RUN_TMP"
 trap 'rc=$?; if [ "$rc" = 0 ]; then rm -rf "$RUN_TMP"; else echo "kept $RUN_TMP (temporary files of the failed run)" >&2; fi' EXIT
 

@@ -413,7 +413,21 @@ struct Moto(Child);
 
 impl Moto {
     fn start(port: u16) -> Moto {
-        let child = Command::new("moto_server")
+        Self::spawn(port, false)
+    }
+
+    /// Moto checking every request's credentials against its IAM users (of
+    /// which there are none): any access key is wrong.
+    fn start_checking_credentials(port: u16) -> Moto {
+        Self::spawn(port, true)
+    }
+
+    fn spawn(port: u16, check_credentials: bool) -> Moto {
+        let mut cmd = Command::new("moto_server");
+        if check_credentials {
+            cmd.env("INITIAL_NO_AUTH_ACTION_COUNT", "0");
+        }
+        let child = cmd
             .args(["-H", "127.0.0.1", "-p", &port.to_string()])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -581,4 +595,51 @@ async fn postgres_archive_keeps_analytics_and_reports_table_sizes() {
         assert!(from.iter().all(|f| f.ends_with(": archive")), "{from:?}");
     }
     assert_same_figures(&analytics(&s).await, &stats_before, "analytics");
+}
+
+#[tokio::test]
+async fn s3_archive_with_wrong_credentials_degrades_health_and_deletes_nothing() {
+    let port = free_port();
+    let _moto = Moto::start_checking_credentials(port);
+    let s = server()
+        .latency_ms(1)
+        .env("MCPO__RETENTION__MAX_COMPLETED", 0)
+        .env("MCPO__ARCHIVE__URL", "s3://mcpo-archive/wrong-keys")
+        .env("MCPO__ARCHIVE__AFTER", "0s")
+        .env("MCPO__ARCHIVE__INTERVAL", "1s")
+        .env("AWS_ENDPOINT_URL", format!("http://127.0.0.1:{port}"))
+        .env("AWS_ALLOW_HTTP", "true")
+        .env("AWS_ACCESS_KEY_ID", "AKIAWRONGWRONGWRONG1")
+        .env("AWS_SECRET_ACCESS_KEY", "not-the-secret")
+        .env("AWS_REGION", "us-east-1")
+        .start();
+    let ids = finished_workflows(&s, 2).await;
+    // Refused by the store: degraded, naming the archive, and retried every pass.
+    let first = wait_health(&s, "wrong credentials never reported", |h| {
+        h["components"]["archive"]["status"] == "degraded"
+    })
+    .await;
+    assert_eq!(first["status"], "degraded", "{first}");
+    let error = first["components"]["archive"]["error"].as_str().unwrap_or("");
+    assert!(!error.is_empty(), "{first}");
+    assert!(
+        !error.contains("not-the-secret"),
+        "the secret never shows: {error}"
+    );
+    let passes = first["components"]["archive"]["passes"].as_u64().unwrap_or(0);
+    let later = wait_health(&s, "no pass retried", |h| {
+        h["components"]["archive"]["passes"].as_u64().unwrap_or(0) > passes
+    })
+    .await;
+    assert_eq!(later["components"]["archive"]["status"], "degraded");
+    assert_eq!(later["components"]["archive"]["archived_total"], 0);
+    // Nothing deleted: every workflow still whole in the store.
+    for id in &ids {
+        let (status, from, _) = raw_get(&s, &format!("/v1/workflows/{id}/result"), None).await;
+        assert_eq!((status, from.as_str()), (200, "store"));
+    }
+    assert_eq!(
+        sqlite(&s.dir, "SELECT count(*) FROM workflows WHERE archive_key IS NOT NULL"),
+        "0"
+    );
 }
