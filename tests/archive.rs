@@ -620,13 +620,17 @@ async fn s3_archive_with_wrong_credentials_degrades_health_and_deletes_nothing()
     })
     .await;
     assert_eq!(first["status"], "degraded", "{first}");
-    let error = first["components"]["archive"]["error"].as_str().unwrap_or("");
+    let error = first["components"]["archive"]["error"]
+        .as_str()
+        .unwrap_or("");
     assert!(!error.is_empty(), "{first}");
     assert!(
         !error.contains("not-the-secret"),
         "the secret never shows: {error}"
     );
-    let passes = first["components"]["archive"]["passes"].as_u64().unwrap_or(0);
+    let passes = first["components"]["archive"]["passes"]
+        .as_u64()
+        .unwrap_or(0);
     let later = wait_health(&s, "no pass retried", |h| {
         h["components"]["archive"]["passes"].as_u64().unwrap_or(0) > passes
     })
@@ -639,7 +643,10 @@ async fn s3_archive_with_wrong_credentials_degrades_health_and_deletes_nothing()
         assert_eq!((status, from.as_str()), (200, "store"));
     }
     assert_eq!(
-        sqlite(&s.dir, "SELECT count(*) FROM workflows WHERE archive_key IS NOT NULL"),
+        sqlite(
+            &s.dir,
+            "SELECT count(*) FROM workflows WHERE archive_key IS NOT NULL"
+        ),
         "0"
     );
 }

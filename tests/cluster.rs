@@ -232,7 +232,8 @@ async fn assert_event_logs_whole(ids: &[String], s: &Server) {
 #[tokio::test]
 async fn three_hundred_workflows_survive_sigkill_of_one_instance() {
     let fake = FakeOpenAi::start();
-    fake.set_latency(Duration::from_millis(50));
+    // Runs of a few seconds: many are mid-run at the kill.
+    fake.set_latency(Duration::from_millis(250));
     let db = PgDb::new();
     let n = 300;
     let start = || crash::with_fake(member(&db, "3s"), &fake, n).start();
@@ -242,12 +243,12 @@ async fn three_hundred_workflows_survive_sigkill_of_one_instance() {
         let posts = chunk.iter().map(|i| servers[i % 3].create(crash::body(*i)));
         ids.extend(futures::future::join_all(posts).await);
     }
-    // SIGKILL A once a third is done.
+    // SIGKILL A once a tenth is done: most of its workflows are mid-run.
     let t = Instant::now();
     while count(
         &db,
         "SELECT count(*) FROM workflows WHERE status = 'completed'",
-    ) < (n / 3) as u64
+    ) < (n / 10) as u64
     {
         assert!(t.elapsed() < 300 * SEC, "too slow before the kill");
         tokio::time::sleep(Duration::from_millis(20)).await;
