@@ -365,19 +365,25 @@ fn snapshot(db: &PgDb) -> String {
     )
 }
 
+/// Creates `n` research workflows on `s` and waits until each one runs.
+async fn running_on(s: &Server, n: usize, label: &str) -> Vec<String> {
+    let mut ids = Vec::new();
+    for i in 0..n {
+        ids.push(s.create(research(&format!("{label} {i}"))).await);
+    }
+    for id in &ids {
+        s.wait_status(id, "running", 30 * SEC).await;
+    }
+    ids
+}
+
 #[tokio::test]
 async fn an_owner_resumed_after_losing_its_leases_writes_nothing() {
     let db = PgDb::new();
     // Calls take 1.5 s: A is mid-call when it is stopped.
     let mut a = member(&db, "2s").latency_ms(1500).start();
     let b = member(&db, "2s").latency_ms(50).start();
-    let mut ids = Vec::new();
-    for i in 0..4 {
-        ids.push(a.create(research(&format!("frozen owner {i}"))).await);
-    }
-    for id in &ids {
-        a.wait_status(id, "running", 30 * SEC).await;
-    }
+    let ids = running_on(&a, 4, "frozen owner").await;
     let victim = common::instance_id(&a.dir);
     a.signal(libc::SIGSTOP);
     // B claims them once the leases expire, and finishes them.
@@ -427,13 +433,7 @@ async fn sigterm_hands_running_workflows_to_the_others_at_once() {
     // A 60 s lease: without a hand-over nobody could resume them for a minute.
     let mut a = member(&db, "60s").latency_ms(400).start();
     let b = member(&db, "60s").latency_ms(20).start();
-    let mut ids = Vec::new();
-    for i in 0..6 {
-        ids.push(a.create(research(&format!("handed over {i}"))).await);
-    }
-    for id in &ids {
-        a.wait_status(id, "running", 30 * SEC).await;
-    }
+    let ids = running_on(&a, 6, "handed over").await;
     let t = Instant::now();
     a.signal(libc::SIGTERM);
     let (status, _) = a.wait_exit(30 * SEC);
