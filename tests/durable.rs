@@ -73,6 +73,45 @@ async fn every_call_has_a_step_key_in_its_events_and_idempotency_header() {
     assert_eq!(in_events, want);
 }
 
+/// Step answers serve resumes only: once a workflow finished (its result holds
+/// them), its rows leave the steps table, on SQLite and on PostgreSQL alike.
+#[tokio::test]
+async fn a_finished_workflows_step_answers_leave_the_steps_table() {
+    let db = PgDb::new();
+    for pg in [false, true] {
+        let mut b = server().latency_ms(300);
+        if pg {
+            b = b.env("MCPO__POSTGRES__URL", &db.url);
+        }
+        let mut s = b.start();
+        let id = s
+            .create(json!({"pattern": "research", "task": "steps leave",
+                           "config": {"num_agents": 3, "synthesis_group_size": 3}}))
+            .await;
+        s.wait_status(&id, "running", 30 * SEC).await;
+        let count = |s: &Server| {
+            let sql = format!("SELECT count(*) FROM steps WHERE workflow_id = '{id}'");
+            match pg {
+                true => db.query(&sql),
+                false => rusqlite::Connection::open(s.dir.join("orchestrator.db"))
+                    .and_then(|c| c.query_row(&sql, [], |r| r.get::<_, i64>(0)))
+                    .map(|n| n.to_string())
+                    .unwrap_or_default(),
+            }
+        };
+        // While it runs, its answers are committed one by one.
+        let t = std::time::Instant::now();
+        while count(&s) == "0" {
+            assert!(t.elapsed() < 30 * SEC, "no step committed while running");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        s.wait_status(&id, "completed", 60 * SEC).await;
+        s.signal(libc::SIGTERM);
+        s.wait_exit(30 * SEC);
+        assert_eq!(count(&s), "0", "pg={pg}: finished, its steps are gone");
+    }
+}
+
 /// Kills the server right after the first `synthesis_completed` event of a
 /// research run: that synthesis is never called again, and cost and tokens equal
 /// a run without the crash.

@@ -14,6 +14,8 @@ use chrono::{DateTime, Utc};
 use deadpool_postgres::Transaction;
 use tokio_postgres::types::ToSql;
 
+type Param = dyn ToSql + Sync;
+
 use crate::domain::{ChangeKind, StateChange, Workflow, WorkflowResult};
 use crate::store::packed::{self, Packed, RawEvent};
 
@@ -67,6 +69,8 @@ INSERT INTO steps (workflow_id, step_key, answered_at, answer)
 SELECT workflow_id, step_key, answered_at, answer::jsonb
 FROM UNNEST($1::text[], $2::text[], $3::timestamptz[], $4::text[]) AS t (workflow_id, step_key, answered_at, answer)
 ON CONFLICT (workflow_id, step_key) DO NOTHING";
+
+const DELETE_STEPS: &str = "DELETE FROM steps WHERE workflow_id = ANY($1)";
 
 const DELETE_WEBHOOK: &str = "DELETE FROM webhooks WHERE id = $1";
 
@@ -370,9 +374,16 @@ async fn pack(
     }
     let upsert = tx.prepare_cached(UPSERT_PACKED).await?;
     let set_costs = tx.prepare_cached(UPSERT_MODEL_COSTS).await?;
-    // Pipelined on the one connection: a single round trip for both.
-    let (a, b): ([&(dyn ToSql + Sync); 2], [&(dyn ToSql + Sync); 4]) =
-        ([&pack_ids, &values], [&cost_ids, &models, &calls, &costs]);
-    futures::try_join!(tx.execute(&upsert, &a), tx.execute(&set_costs, &b))?;
+    // A finished workflow's step answers served resumes only; its result holds them.
+    let drop_steps = tx.prepare_cached(DELETE_STEPS).await?;
+    // Pipelined on the one connection: a single round trip for the three.
+    let a: [&Param; 2] = [&pack_ids, &values];
+    let b: [&Param; 4] = [&cost_ids, &models, &calls, &costs];
+    let c: [&Param; 1] = [&fin];
+    futures::try_join!(
+        tx.execute(&upsert, &a),
+        tx.execute(&set_costs, &b),
+        tx.execute(&drop_steps, &c)
+    )?;
     Ok(())
 }

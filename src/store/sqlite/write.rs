@@ -148,7 +148,8 @@ pub fn write_batch(conn: &mut Connection, batch: &[Arc<StateChange>]) -> rusqlit
 }
 
 /// Writes the packed value of `id`: `result` (or the one stored), the events
-/// already packed, `events`, and (when `finished`) its event rows, deleted.
+/// already packed, `events`, and (when `finished`) its event rows, deleted; a
+/// finished workflow's step answers go too (they are in its result).
 fn pack(
     tx: &Transaction<'_>,
     id: &str,
@@ -183,6 +184,9 @@ fn pack(
         result_json = legacy;
     }
     if finished {
+        // Its step answers served resumes only; the result holds them now.
+        tx.prepare_cached("DELETE FROM steps WHERE workflow_id = ?1")?
+            .execute([id])?;
         let mut del = tx.prepare_cached(
             "DELETE FROM events WHERE workflow_id = ?1 RETURNING seq, type, ts_us, data",
         )?;
