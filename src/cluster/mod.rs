@@ -35,6 +35,15 @@ pub const CANCEL_CHANNEL: &str = "mcpo_cancel";
 pub const CLAIM_CHANNEL: &str = "mcpo_claim";
 pub const WEBHOOKS_CHANNEL: &str = "mcpo_webhooks";
 
+/// Leases a new workflow if there is room, globally and for its key.
+const ADMIT: &str = "
+INSERT INTO leases (workflow_id, instance_id, epoch, expires_at, owner)
+SELECT $1, $2, 1, now() + make_interval(secs => $3), $4
+WHERE (SELECT count(*) FROM leases) < $5
+  AND ($4::text IS NULL OR $6::int8 IS NULL
+       OR (SELECT count(*) FROM leases WHERE owner = $4::text) < $6::int8)
+RETURNING 1";
+
 /// Serialises admissions across instances (`pg_advisory_xact_lock`).
 const ADMISSION_LOCK: i64 = 0x6d63_706f_6164_6d74; // "mcpoadmt"
 
@@ -220,9 +229,12 @@ impl Cluster {
         Ok(())
     }
 
-    /// Global admission: in one transaction, under an advisory lock, counts the
-    /// unfinished workflows of every instance (and of the key) and leases the new
-    /// one to this instance when both are under their limits.
+    /// Global admission: in one transaction, under an advisory lock, leases the
+    /// new workflow to this instance if the unfinished workflows of every instance
+    /// (and of the key) are under their limits. The four statements go in one
+    /// round trip, so the lock is held for the server's work only: with a round
+    /// trip per statement it was held for three, and admission capped the whole
+    /// cluster's throughput (BENCHMARKS.md).
     pub async fn admit(
         &self,
         id: &str,
@@ -232,12 +244,32 @@ impl Cluster {
         retry_after_secs: u64,
     ) -> Result<(), ApiError> {
         let store = |e: StoreError| ApiError::StoreUnavailable(e.to_string());
-        let mut c = self.client().await.map_err(store)?;
-        let tx = c.transaction().await.map_err(|e| store(pg(e)))?;
-        tx.execute("SELECT pg_advisory_xact_lock($1)", &[&ADMISSION_LOCK])
-            .await
-            .map_err(|e| store(pg(e)))?;
-        let row = tx
+        let c = self.client().await.map_err(store)?;
+        let (lock, insert) = futures::try_join!(
+            c.prepare_cached("SELECT pg_advisory_xact_lock($1)"),
+            c.prepare_cached(ADMIT),
+        )
+        .map_err(|e| store(pg(e)))?;
+        let (max, key_max) = (max_active as i64, key_max_active.map(|k| k as i64));
+        let secs = ttl_secs(self.ttl);
+        let args: [&(dyn ToSql + Sync); 6] = [&id, &self.id, &secs, &owner, &max, &key_max];
+        // In one READ COMMITTED transaction the INSERT's snapshot is taken after
+        // the lock is granted, so it counts every admission committed before.
+        let (_, _, admitted, _) = futures::try_join!(
+            c.batch_execute("BEGIN"),
+            c.execute(&lock, &[&ADMISSION_LOCK]),
+            c.query(&insert, &args),
+            c.batch_execute("COMMIT"),
+        )
+        .map_err(|e| store(pg(e)))?;
+        if !admitted.is_empty() {
+            // Held only once committed: a heartbeat that ran in between (and did
+            // not see the row) would otherwise take it for lost.
+            self.held().insert(id.to_string(), 1);
+            return Ok(());
+        }
+        // Refused: which limit, for the answer (counted again, outside the lock).
+        let row = c
             .query_one(
                 "SELECT count(*), count(*) FILTER (WHERE owner = $1) FROM leases",
                 &[&owner],
@@ -245,35 +277,21 @@ impl Cluster {
             .await
             .map_err(|e| store(pg(e)))?;
         let (all, mine): (i64, i64) = (row.get(0), row.get(1));
-        if all as usize >= max_active {
-            return Err(ApiError::ActiveLimitReached {
-                active: all as usize,
-                limit: max_active,
-                retry_after_secs,
-            });
-        }
-        if let (Some(owner), Some(limit)) = (owner, key_max_active) {
-            if mine as usize >= limit {
-                return Err(ApiError::QuotaExceeded {
+        match (owner, key_max_active) {
+            (Some(owner), Some(limit)) if all < max && mine >= limit as i64 => {
+                Err(ApiError::QuotaExceeded {
                     key: owner.to_string(),
                     active: mine as usize,
                     limit,
                     retry_after_secs,
-                });
+                })
             }
+            _ => Err(ApiError::ActiveLimitReached {
+                active: (all as usize).max(max_active),
+                limit: max_active,
+                retry_after_secs,
+            }),
         }
-        tx.execute(
-            "INSERT INTO leases (workflow_id, instance_id, epoch, expires_at, owner)
-             VALUES ($1, $2, 1, now() + make_interval(secs => $3), $4)",
-            &[&id, &self.id, &ttl_secs(self.ttl), &owner],
-        )
-        .await
-        .map_err(|e| store(pg(e)))?;
-        tx.commit().await.map_err(|e| store(pg(e)))?;
-        // Held only once committed: a heartbeat that ran in between (and did not
-        // see the row) would otherwise take it for lost.
-        self.held().insert(id.to_string(), 1);
-        Ok(())
     }
 
     /// Gives back an admission whose workflow was not created after all.

@@ -91,7 +91,8 @@ pub fn pools(cfg: &PostgresConfig) -> Result<(Pool, Pool), String> {
 /// writer) and the settings of its dedicated LISTEN connection.
 pub fn cluster_connections(cfg: &PostgresConfig) -> Result<(Pool, tokio_postgres::Config), String> {
     let pg = pg_config(cfg)?;
-    let pool = pool(cfg, named(pg.clone(), "cluster"), 2)?;
+    // Admissions (one round trip each) and the heartbeat pass.
+    let pool = pool(cfg, named(pg.clone(), "cluster"), 4)?;
     Ok((pool, named(pg, "listen")))
 }
 
