@@ -255,8 +255,12 @@ impl Cluster {
         let args: [&(dyn ToSql + Sync); 6] = [&id, &self.id, &secs, &owner, &max, &key_max];
         // In one READ COMMITTED transaction the INSERT's snapshot is taken after
         // the lock is granted, so it counts every admission committed before.
+        // The commit does not wait for its WAL flush (which would hold the lock
+        // for an fsync): the workflow's own record is written after it with a
+        // synchronous commit, which flushes this too, and the create is
+        // acknowledged only then. A crash before that loses both, unacknowledged.
         let (_, _, admitted, _) = futures::try_join!(
-            c.batch_execute("BEGIN"),
+            c.batch_execute("BEGIN; SET LOCAL synchronous_commit = off"),
             c.execute(&lock, &[&ADMISSION_LOCK]),
             c.query(&insert, &args),
             c.batch_execute("COMMIT"),
