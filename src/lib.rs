@@ -14,6 +14,7 @@ pub mod events;
 pub mod exec;
 pub mod healthcheck;
 pub mod idempotency;
+pub mod net;
 pub mod store;
 
 use std::sync::Arc;
@@ -150,7 +151,7 @@ pub struct Runtime {
 /// an actix `System`.
 pub async fn start(config: Config) -> Result<Runtime, StartError> {
     let config = Arc::new(config);
-    let (store, clustered) = open_primary(&config).await?;
+    let (store, clustered) = cluster::join::open_primary(&config).await?;
     let redis = match &config.redis.url {
         Some(url) => Some(Arc::new(
             RedisLink::new(&config.redis, url).map_err(StartError)?,
@@ -430,54 +431,6 @@ fn archive_url(config: &Config) -> String {
     config.archive.effective_url(&config.storage.sqlite_path)
 }
 
-/// What a PostgreSQL primary brings: this instance's cluster membership.
-struct Clustered {
-    store: PgStore,
-    cluster: Arc<cluster::Cluster>,
-    listen: tokio_postgres::Config,
-}
-
-/// The primary store and, on PostgreSQL, the registered cluster member whose
-/// leases fence the store's writes.
-async fn open_primary(config: &Config) -> Result<(Arc<dyn Store>, Option<Clustered>), StartError> {
-    if config.postgres.url.is_none() {
-        return Ok((open_store(config).await?, None));
-    }
-    let pg = PgStore::connect(&config.postgres)
-        .await
-        .map_err(StartError)?;
-    let (pool, listen) =
-        store::postgres::connect::cluster_connections(&config.postgres).map_err(StartError)?;
-    let c = &config.cluster;
-    let address = match c.advertise_address.is_empty() {
-        true => config.server.bind.clone(),
-        false => c.advertise_address.clone(),
-    };
-    let cluster = Arc::new(cluster::Cluster::new(
-        c.effective_instance_id(),
-        address,
-        c.lease_ttl,
-        c.claim_batch,
-        pool,
-    ));
-    cluster.register().await.map_err(|e| {
-        StartError(format!(
-            "{}: cannot register this instance ('{}'): {e}",
-            store_key(config),
-            cluster.id
-        ))
-    })?;
-    let pg = pg.with_cluster(Arc::clone(&cluster));
-    Ok((
-        Arc::new(pg.clone()),
-        Some(Clustered {
-            store: pg,
-            cluster,
-            listen,
-        }),
-    ))
-}
-
 /// The primary store: PostgreSQL when `postgres.url` is set, else embedded SQLite.
 /// Either is migrated before use.
 pub async fn open_store(config: &Config) -> Result<Arc<dyn Store>, StartError> {
@@ -497,7 +450,7 @@ pub async fn open_store(config: &Config) -> Result<Arc<dyn Store>, StartError> {
 }
 
 /// The config key naming the primary store, for errors.
-fn store_key(config: &Config) -> String {
+pub(crate) fn store_key(config: &Config) -> String {
     match &config.postgres.url {
         Some(url) => format!("postgres.url '{}'", config::redact_url(url)),
         None => format!(
@@ -507,40 +460,9 @@ fn store_key(config: &Config) -> String {
     }
 }
 
-/// Binds `server.bind` (every address it resolves to, as actix-web would). Done
-/// before anything else starts: a second instance on a busy port must not open the
-/// store or resume workflows.
-pub fn listen(bind: &str) -> Result<Vec<std::net::TcpListener>, StartError> {
-    use std::net::ToSocketAddrs;
-    let fail = |e: std::io::Error| StartError(format!("server.bind '{bind}': cannot listen: {e}"));
-    let mut listeners = Vec::new();
-    let mut last = None;
-    for addr in bind.to_socket_addrs().map_err(fail)? {
-        match bind_one(addr) {
-            Ok(l) => listeners.push(l),
-            Err(e) => last = Some(e),
-        }
-    }
-    match (listeners.is_empty(), last) {
-        (true, Some(e)) => Err(fail(e)),
-        (true, None) => Err(fail(std::io::ErrorKind::AddrNotAvailable.into())),
-        _ => Ok(listeners),
-    }
-}
-
-/// One listener the way actix-web makes it (address reuse, a backlog of 2048).
-fn bind_one(addr: std::net::SocketAddr) -> std::io::Result<std::net::TcpListener> {
-    use socket2::{Domain, Protocol, Socket, Type};
-    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
-    socket.set_reuse_address(true)?;
-    socket.bind(&addr.into())?;
-    socket.listen(2048)?;
-    Ok(socket.into())
-}
-
 /// Runs the server until SIGTERM/SIGINT, then shuts down gracefully.
 pub async fn serve(config: Config) -> Result<(), StartError> {
-    let listeners = listen(&config.server.bind)?;
+    let listeners = net::listen(&config.server.bind)?;
     let rt = start(config).await?;
     let cfg = Arc::clone(&rt.state.config);
     let state = rt.state.clone();
@@ -552,7 +474,7 @@ pub async fn serve(config: Config) -> Result<(), StartError> {
         false => actix_web::http::KeepAlive::Timeout(s.keep_alive),
     };
     let mut server = HttpServer::new(move || create_app(state.clone()))
-        .on_connect(no_delay)
+        .on_connect(net::no_delay)
         .disable_signals()
         .shutdown_timeout(1)
         .client_request_timeout(s.client_request_timeout)
@@ -584,7 +506,7 @@ pub async fn serve(config: Config) -> Result<(), StartError> {
     let handle = server.handle();
     let mut server_task = actix_rt::spawn(server);
     tokio::select! {
-        sig = wait_for_signal() => tracing::info!(signal = sig, "shutting down"),
+        sig = net::wait_for_signal() => tracing::info!(signal = sig, "shutting down"),
         res = &mut server_task => {
             return Err(StartError(format!("HTTP server stopped unexpectedly: {res:?}")));
         }
@@ -592,34 +514,6 @@ pub async fn serve(config: Config) -> Result<(), StartError> {
     shutdown(&rt, cfg.shutdown.grace).await;
     let _ = tokio::time::timeout(Duration::from_secs(2), handle.stop(true)).await;
     Ok(())
-}
-
-/// Small writes leave at once: an SSE event or a response written in two parts
-/// otherwise waits for the client's delayed ACK (40 ms on Linux), which the
-/// benchmarks showed on every event stream.
-fn no_delay(conn: &dyn std::any::Any, _: &mut actix_web::dev::Extensions) {
-    if let Some(tcp) = conn.downcast_ref::<actix_web::rt::net::TcpStream>() {
-        if let Err(e) = tcp.set_nodelay(true) {
-            tracing::debug!(error = %e, "cannot set TCP_NODELAY");
-        }
-    }
-}
-
-async fn wait_for_signal() -> &'static str {
-    use tokio::signal::unix::{signal, SignalKind};
-    match (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-    ) {
-        (Ok(mut term), Ok(mut int)) => tokio::select! {
-            _ = term.recv() => "SIGTERM",
-            _ = int.recv() => "SIGINT",
-        },
-        _ => {
-            let _ = tokio::signal::ctrl_c().await;
-            "SIGINT"
-        }
-    }
 }
 
 /// Stop admitting; let running workflows finish while most of the grace period

@@ -1,5 +1,6 @@
 //! HTTP routes, one module per route family; `configure` is the route table.
 
+pub mod admission;
 pub mod analytics;
 pub mod body;
 pub mod compat;

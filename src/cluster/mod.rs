@@ -10,6 +10,7 @@
 //! heartbeat and the claims; `listener.rs` owns the LISTEN connection.
 
 pub mod fence;
+pub mod join;
 pub mod listener;
 pub mod metrics;
 
