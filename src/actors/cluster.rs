@@ -113,15 +113,31 @@ async fn run_pass(
         }
         let n = claimed.len();
         counter!(m::WORKFLOWS_CLAIMED).increment(n as u64);
-        let (workflows, gone) = store.load_active(&claimed).await?;
-        if !gone.is_empty() {
-            cluster.drop_leases(&gone).await?;
+        let loaded = async {
+            let (workflows, gone) = store.load_active(&claimed).await?;
+            if !gone.is_empty() {
+                cluster.drop_leases(&gone).await?;
+            }
+            let ids: Vec<String> = workflows.iter().map(|a| a.workflow.id.clone()).collect();
+            let subscriptions = match ids.is_empty() {
+                true => Vec::new(),
+                false => store.subscriptions(&ids, &[]).await?,
+            };
+            Ok::<_, StoreError>((workflows, subscriptions))
         }
-        let ids: Vec<String> = workflows.iter().map(|a| a.workflow.id.clone()).collect();
-        if !ids.is_empty() {
-            let subscriptions = store.subscriptions(&ids, &[]).await?;
+        .await;
+        let (workflows, subscriptions) = match loaded {
+            Ok(l) => l,
+            Err(e) => {
+                // Not renewed, the claims expire and are made again (here or
+                // elsewhere); held without a run they would be stuck.
+                cluster.forget(&claimed);
+                return Err(e);
+            }
+        };
+        if !workflows.is_empty() {
             tracing::info!(
-                count = ids.len(),
+                count = workflows.len(),
                 "claimed unfinished workflows of instances that stopped renewing their leases"
             );
             registry.do_send(Adopt {
@@ -144,7 +160,15 @@ async fn run_pass(
             .iter()
             .map(|d| d.subscription_id.clone())
             .collect();
-        let subscriptions = store.subscriptions(&[], &subs).await?;
+        let subscriptions = match store.subscriptions(&[], &subs).await {
+            Ok(s) => s,
+            Err(e) => {
+                // Given back, or renewed here without ever being sent.
+                let ids: Vec<String> = deliveries.iter().map(|d| d.id.clone()).collect();
+                cluster.unclaim_deliveries(&ids).await;
+                return Err(e);
+            }
+        };
         tracing::info!(count = n, "claimed pending webhook deliveries");
         registry.do_send(Adopt {
             workflows: Vec::new(),

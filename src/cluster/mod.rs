@@ -453,6 +453,26 @@ impl Cluster {
             .collect()
     }
 
+    /// Gives claimed deliveries back (they could not be handed to the
+    /// dispatcher). Best effort: on failure they stay claimed until this
+    /// instance stops renewing.
+    pub async fn unclaim_deliveries(&self, ids: &[String]) {
+        let res = async {
+            let c = self.client().await?;
+            c.execute(
+                "UPDATE deliveries SET claimed_by = NULL, claim_expires = NULL
+                 WHERE id = ANY($1) AND claimed_by = $2",
+                &[&ids, &self.id],
+            )
+            .await
+            .map_err(pg)
+        }
+        .await;
+        if let Err(e) = res {
+            tracing::warn!(error = %e, "cannot give claimed webhook deliveries back");
+        }
+    }
+
     /// Cancels asked elsewhere of workflows this instance holds.
     pub async fn pending_cancels(&self) -> Result<Vec<String>, StoreError> {
         let c = self.client().await?;
