@@ -315,7 +315,11 @@ async fn local_directory_archive_reads_through_every_route_with_the_same_answers
 
 #[tokio::test]
 async fn a_pass_killed_midway_loses_nothing_and_the_next_pass_finishes() {
-    let mut s = local(server()).latency_ms(0).start();
+    // Room for all 300 at once: on a loaded machine they may all still run.
+    let mut s = local(server())
+        .latency_ms(0)
+        .env("MCPO__LIMITS__MAX_ACTIVE", 400)
+        .start();
     let dir = s.dir.clone();
     let mut ids = Vec::new();
     for chunk in 0..30 {
