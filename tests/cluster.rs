@@ -67,6 +67,29 @@ async fn health_lists_every_member_with_its_heartbeat() {
     }
 }
 
+/// `n` creates sent to every server at once (as `key`, if given): every answer.
+async fn race(
+    servers: &[Server],
+    n: usize,
+    key: Option<&common::keys::TestKey>,
+) -> Vec<common::Resp> {
+    let per_server = servers.iter().enumerate().map(|(i, s)| async move {
+        let bodies: Vec<Value> = (0..n).map(|j| research(&format!("race {i}/{j}"))).collect();
+        let posts = bodies.iter().map(|b| async move {
+            match key {
+                Some(k) => s.post_as(k, "/v1/workflows", b).await,
+                None => s.post("/v1/workflows", b).await,
+            }
+        });
+        futures::future::join_all(posts).await
+    });
+    futures::future::join_all(per_server)
+        .await
+        .into_iter()
+        .flatten()
+        .collect()
+}
+
 #[tokio::test]
 async fn three_clients_race_three_hundred_creates_and_exactly_k_are_admitted() {
     const K: usize = 20;
@@ -79,18 +102,7 @@ async fn three_clients_race_three_hundred_creates_and_exactly_k_are_admitted() {
             .start()
     };
     let servers = [start(), start(), start()];
-    let race = servers.iter().enumerate().map(|(i, s)| async move {
-        let bodies: Vec<Value> = (0..100)
-            .map(|n| research(&format!("race {i}/{n}")))
-            .collect();
-        let posts = bodies.iter().map(|b| s.post("/v1/workflows", b));
-        futures::future::join_all(posts).await
-    });
-    let results: Vec<_> = futures::future::join_all(race)
-        .await
-        .into_iter()
-        .flatten()
-        .collect();
+    let results = race(&servers, 100, None).await;
     let admitted = results.iter().filter(|r| r.status == 201).count();
     let refused: Vec<_> = results.iter().filter(|r| r.status != 201).collect();
     assert_eq!(admitted, K, "exactly K admitted across three instances");
@@ -124,21 +136,7 @@ async fn a_keys_max_active_holds_across_instances() {
             .start()
     };
     let servers = [start(), start(), start()];
-    let race = servers.iter().enumerate().map(|(i, s)| {
-        let k = &k;
-        async move {
-            let bodies: Vec<Value> = (0..20)
-                .map(|n| research(&format!("key race {i}/{n}")))
-                .collect();
-            let posts = bodies.iter().map(|b| s.post_as(k, "/v1/workflows", b));
-            futures::future::join_all(posts).await
-        }
-    });
-    let results: Vec<_> = futures::future::join_all(race)
-        .await
-        .into_iter()
-        .flatten()
-        .collect();
+    let results = race(&servers, 20, Some(&k)).await;
     assert_eq!(results.iter().filter(|r| r.status == 201).count(), 5);
     for r in results.iter().filter(|r| r.status != 201) {
         assert_eq!(r.body["error"]["code"], "quota_exceeded", "{:?}", r.body);
