@@ -214,8 +214,24 @@ async fn a_cancel_via_c_stops_a_run_on_a() {
 
 /// Each workflow's stored events: seqs 1..=n, none twice, one completion.
 async fn assert_event_logs_whole(ids: &[String], s: &Server) {
+    // A connection of its own per stream: the server's pooled ones sat idle for
+    // the whole failover and may be closed (keep-alive) just as one is reused.
+    let http = reqwest::Client::builder()
+        .pool_max_idle_per_host(0)
+        .timeout(30 * SEC)
+        .build()
+        .expect("client");
     for id in ids {
-        let ev = s.sse(id, None, 30 * SEC).await;
+        let text = http
+            .get(s.url(&format!("/v1/workflows/{id}/events")))
+            .send()
+            .await
+            .and_then(|r| r.error_for_status())
+            .expect("event stream")
+            .text()
+            .await
+            .expect("whole event stream");
+        let ev = common::parse_sse(&text);
         let seqs: Vec<u64> = ev.iter().map(|e| e.id.unwrap_or(0)).collect();
         let want: Vec<u64> = (1..=seqs.len() as u64).collect();
         assert_eq!(seqs, want, "{id}: every seq once, in order");
