@@ -93,17 +93,7 @@ pub fn validate(body: CreateBody, cfg: &Config) -> Result<NewWorkflow, ApiError>
     };
     check_config(cfg, &config)?;
     let webhook = body.webhook.map(|w| w.into_spec("webhook.")).transpose()?;
-    Ok(NewWorkflow {
-        id: None,
-        pattern,
-        task,
-        title,
-        config,
-        webhook,
-        request_id: None,
-        owner: None,
-        idempotency: None,
-    })
+    Ok(NewWorkflow::new(task, title, config, webhook))
 }
 
 fn parse_config(pattern: Pattern, v: Value) -> Result<PatternConfig, ApiError> {

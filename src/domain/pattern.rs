@@ -304,6 +304,14 @@ impl PatternConfig {
         }
     }
 
+    /// The pattern this config is for.
+    pub fn pattern(&self) -> Pattern {
+        match self {
+            PatternConfig::Research(_) => Pattern::Research,
+            PatternConfig::Search(_) => Pattern::Search,
+        }
+    }
+
     pub fn provider(&self) -> Option<&str> {
         match self {
             PatternConfig::Research(c) => c.provider.as_deref(),

@@ -31,6 +31,29 @@ pub struct NewWorkflow {
     pub idempotency: Option<IdempotencyRecord>,
 }
 
+impl NewWorkflow {
+    /// A request with nothing yet from the caller's context (request id, owner,
+    /// idempotency key) or the cluster (id).
+    pub fn new(
+        task: String,
+        title: String,
+        config: PatternConfig,
+        webhook: Option<WebhookSpec>,
+    ) -> NewWorkflow {
+        NewWorkflow {
+            id: None,
+            pattern: config.pattern(),
+            task,
+            title,
+            config,
+            webhook,
+            request_id: None,
+            owner: None,
+            idempotency: None,
+        }
+    }
+}
+
 /// A new workflow id: time-ordered (UUIDv7), so listing by id is by creation.
 pub fn new_workflow_id() -> String {
     format!("wf_{}", uuid::Uuid::now_v7().simple())

@@ -23,9 +23,7 @@ use super::shared::{last_event_id, open, sse_response};
 use crate::actors::registry::{NewWorkflow, WebhookSpec};
 use crate::auth::Caller;
 use crate::config::Scope;
-use crate::domain::{
-    Pattern, PatternConfig, ResearchConfig, SearchConfig, Status, Workflow, AGENT_TYPES,
-};
+use crate::domain::{PatternConfig, ResearchConfig, SearchConfig, Status, Workflow, AGENT_TYPES};
 use crate::error::ApiError;
 use crate::events::webhooks::new_secret;
 use crate::idempotency::keyed_body;
@@ -154,6 +152,13 @@ struct ResearchBody {
     provider: Option<String>,
 }
 
+/// `max_concurrent_agents` (default 10), or 1 when `parallel_execution` is
+/// false. Checked even when unused: a bad value is an error, not ignored.
+fn concurrency(parallel: Option<bool>, max: Option<f64>) -> Result<u32, CompatError> {
+    let n = bounded("max_concurrent_agents", max, 10, 1, 20)?;
+    Ok(if parallel.unwrap_or(true) { n } else { 1 })
+}
+
 /// Starts a research workflow (old API).
 #[utoipa::path(post, path = "/tools/orchestrate_research", tag = "old API",
     request_body(content = crate::api::schemas::OldResearchRequest, content_type = "application/json"),
@@ -175,17 +180,9 @@ async fn orchestrate_research(
     let (raw, b): (_, ResearchBody) = keyed_body(&state, &req, payload).await?;
     let task = required("task", b.task)?;
     let num_agents = bounded("num_agents", b.num_agents, 5, 3, 20)?;
-    let parallel = b.parallel_execution.unwrap_or(true);
     let config = ResearchConfig {
         num_agents,
-        // Checked even when unused: a bad value is an error, not ignored.
-        max_concurrent_agents: match (
-            parallel,
-            bounded("max_concurrent_agents", b.max_concurrent_agents, 10, 1, 20)?,
-        ) {
-            (true, n) => n,
-            (false, _) => 1,
-        },
+        max_concurrent_agents: concurrency(b.parallel_execution, b.max_concurrent_agents)?,
         // The old server's default group size was 5.
         synthesis_group_size: bounded("synthesis_group_size", b.synthesis_group_size, 5, 2, 10)?,
         enable_synthesis: b.enable_synthesis.unwrap_or(true),
@@ -212,17 +209,7 @@ async fn orchestrate_research(
         &caller,
         &req,
         &raw,
-        NewWorkflow {
-            id: None,
-            pattern: Pattern::Research,
-            task,
-            title,
-            config: PatternConfig::Research(config),
-            webhook: hook,
-            request_id: None,
-            owner: None,
-            idempotency: None,
-        },
+        NewWorkflow::new(task, title, PatternConfig::Research(config), hook),
     )
     .await?;
     let msg = format!("Research workflow started with {num_agents} agents");
@@ -288,18 +275,10 @@ async fn orchestrate_search(
     let task = with_context("query", query, b.context)?;
     let hook = webhook(&state, &b.webhook_url).await?;
     let secret = hook.as_ref().map(|h| h.secret.clone());
-    let parallel = b.parallel_execution.unwrap_or(true);
     let config = SearchConfig {
         agent_types: agent_types.clone(),
         num_agents: Some(num_agents),
-        // Checked even when unused: a bad value is an error, not ignored.
-        max_concurrent_agents: match (
-            parallel,
-            bounded("max_concurrent_agents", b.max_concurrent_agents, 10, 1, 20)?,
-        ) {
-            (true, n) => n,
-            (false, _) => 1,
-        },
+        max_concurrent_agents: concurrency(b.parallel_execution, b.max_concurrent_agents)?,
         enable_synthesis: b.enable_synthesis.unwrap_or(true),
         provider: b.provider,
         agent_timeout_secs: b.timeout_seconds,
@@ -310,17 +289,7 @@ async fn orchestrate_search(
         &caller,
         &req,
         &raw,
-        NewWorkflow {
-            id: None,
-            pattern: Pattern::Search,
-            title,
-            task,
-            config: PatternConfig::Search(config),
-            webhook: hook,
-            request_id: None,
-            owner: None,
-            idempotency: None,
-        },
+        NewWorkflow::new(task, title, PatternConfig::Search(config), hook),
     )
     .await?;
     let msg = format!(
