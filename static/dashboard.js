@@ -1,5 +1,9 @@
-// The live dashboard: polls /metrics, /health and /v1/workflows, draws the charts
-// in plain SVG and streams a selected workflow's events over SSE. No dependencies.
+// The live dashboard: polls /analytics/*, /health and /v1/workflows, draws the
+// charts in plain SVG and streams a selected workflow's events over SSE. No
+// dependencies. The cards (the plan's Active Workflows, Completed, Total Cost and
+// Success Rate, and more) come from the analytics endpoints, which read the
+// stored history: the same after a restart and on every instance, unlike this
+// process's Prometheus counters.
 // When the server asks for a key (401), the page asks for it once, keeps it in
 // sessionStorage (this tab only) and sends it as an Authorization header: never
 // in a URL, so it stays out of history, logs and Referer headers. The event
@@ -17,24 +21,6 @@ const EVENT_TYPES = ["workflow_started", "task_decomposed", "agent_started", "ag
 const $ = (id) => document.getElementById(id);
 const samples = [];
 let selected = null; // { id, source }
-
-/** Prometheus text format → [{name, labels, value}]. */
-function parseMetrics(text) {
-  const out = [];
-  for (const line of text.split("\n")) {
-    if (!line || line.startsWith("#")) continue;
-    const m = line.match(/^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{(.*)\})?\s+(\S+)/);
-    if (!m) continue;
-    const labels = {};
-    for (const l of (m[3] || "").matchAll(/([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"/g)) labels[l[1]] = l[2];
-    out.push({ name: m[1], labels, value: Number(m[4]) });
-  }
-  return out;
-}
-
-function sum(metrics, name, filter = () => true) {
-  return metrics.filter((m) => m.name === name && filter(m.labels)).reduce((a, m) => a + m.value, 0);
-}
 
 const TOKEN_KEY = "mcpo-token";
 
@@ -57,6 +43,14 @@ async function call(path, init = {}) {
 
 async function getJson(path) {
   const r = await call(path, { headers: { accept: "application/json" } });
+  if (!r.ok) throw new Error(`${path}: HTTP ${r.status}`);
+  return r.json();
+}
+
+/** Like getJson, but null for 404 (the old performance route: nothing finished yet). */
+async function getJsonOr404(path) {
+  const r = await call(path, { headers: { accept: "application/json" } });
+  if (r.status === 404) return null;
   if (!r.ok) throw new Error(`${path}: HTTP ${r.status}`);
   return r.json();
 }
@@ -185,25 +179,27 @@ function charts() {
 
 async function refresh() {
   try {
-    const [metricsText, health, running, pending, interrupted, recent] = await Promise.all([
-      call("/metrics").then((r) => r.text()),
+    const [counts, costs, performance, health, running, pending, interrupted, recent] = await Promise.all([
+      getJson("/analytics/workflows"),
+      getJson("/analytics/costs"),
+      getJsonOr404("/analytics/performance"),
       getJson("/health"),
       getJson("/v1/workflows?status=running&limit=100"),
       getJson("/v1/workflows?status=pending&limit=100"),
       getJson("/v1/workflows?status=interrupted&limit=100"),
       getJson("/v1/workflows?limit=100"),
     ]);
-    const m = parseMetrics(metricsText);
-    const completed = (s) => sum(m, "workflows_completed_total", (l) => l.status === s);
-    const totals = { completed: completed("completed"), failed: completed("failed"), cancelled: completed("cancelled") };
-    text($("active"), health.active_workflows);
-    text($("created"), sum(m, "workflows_created_total"));
-    text($("completed"), totals.completed);
-    text($("failed"), totals.failed);
-    text($("cancelled"), totals.cancelled);
-    const cost = sum(m, "workflow_cost_usd_sum");
+    // The plan's cards, as its dashboard computed them.
+    text($("active"), counts.active);
+    text($("completed"), counts.completed);
+    const cost = costs.total_cost_usd;
     text($("cost"), usd(cost));
-    text($("tokens"), sum(m, "llm_tokens_total"));
+    text($("success-rate"), performance && performance.success_rate != null ? performance.success_rate + "%" : "–");
+    text($("created"), counts.total);
+    text($("failed"), counts.failed);
+    text($("cancelled"), counts.cancelled);
+    text($("tokens"), costs.total_tokens);
+    const totals = { completed: counts.completed, failed: counts.failed, cancelled: counts.cancelled };
     const h = $("health");
     text(h, health.status);
     h.className = "pill " + health.status;

@@ -35,6 +35,8 @@ struct Row {
     exec: Option<f64>,
     /// (model, cost) of each agent and synthesis call in the stored result.
     calls: Vec<(&'static str, f64)>,
+    /// LLM tokens in the record.
+    tokens: u64,
 }
 
 /// A small deterministic generator (no test depends on luck).
@@ -94,6 +96,7 @@ fn synthetic(now: DateTime<Utc>) -> Vec<Row> {
                 cost: rng.next(100_000) as f64 / 100_000.0,
                 exec,
                 calls,
+                tokens: (i % 7) as u64 * 100,
             }
         })
         .collect()
@@ -120,6 +123,7 @@ fn changes(rows: &[Row]) -> Vec<Arc<StateChange>> {
         wf.status = Status::parse(r.status).unwrap();
         wf.total_cost_usd = r.cost;
         wf.execution_time = r.exec;
+        wf.tokens.total = r.tokens;
         let seq = out.len() as u64 + 1;
         out.push(Arc::new(StateChange {
             seq,
@@ -254,6 +258,7 @@ fn reference(all: &[Row], w: &Window, now: DateTime<Utc>) -> (Value, Value, Valu
     let mut costs = cost_group(&rows);
     costs["total_execution_hours"] =
         json!(rows.iter().filter_map(|r| r.exec).sum::<f64>() / 3600.0);
+    costs["total_tokens"] = json!(rows.iter().map(|r| r.tokens).sum::<u64>());
     let by_pattern: BTreeMap<&str, Value> = ["research", "search"]
         .into_iter()
         .map(|p| {
@@ -364,6 +369,7 @@ async fn live_rows(s: &Server) -> Vec<Row> {
             cost: wf["total_cost_usd"].as_f64().unwrap(),
             exec: None,
             calls: vec![],
+            tokens: wf["tokens"]["total"].as_u64().unwrap(),
         });
     }
     rows
@@ -421,14 +427,72 @@ async fn check_all(s: &Server, mut rows: Vec<Row>, now: DateTime<Utc>) {
         old["by_pattern"]["search"]["total"]
     );
     assert_eq!(old["active"], 2);
-    let v1 = s.get("/v1/analytics/costs").await.body;
+    // The old costs and performance as the plan defines them: finished
+    // workflows only (not the two running), rounded as the plan rounds.
+    let finished: Vec<Row> = rows
+        .iter()
+        .filter(|r| r.status != "running")
+        .cloned()
+        .collect();
+    let every = Window {
+        since: None,
+        until: None,
+        pattern: None,
+    };
+    let (_, want, want_perf) = reference(&finished, &every, Utc::now());
     let old = s.get("/analytics/costs").await.body;
-    assert_eq!(old["total_cost_usd"], v1["total_cost_usd"]);
-    assert_eq!(old["workflow_count"], json!(N + 2));
+    assert_eq!(old["workflow_count"], json!(N));
+    assert_eq!(old["total_tokens"], want["total_tokens"]);
+    for (key, places) in [
+        ("total_cost_usd", 4),
+        ("average_cost_usd", 4),
+        ("total_execution_hours", 2),
+    ] {
+        assert_rounded(&old[key], &want[key], places, key);
+    }
+    assert_rounded(
+        &old["by_model"]["gpt-4o"]["total_cost_usd"],
+        &want["by_model"]["gpt-4o"]["total_cost_usd"],
+        4,
+        "by_model.gpt-4o",
+    );
+    assert_rounded(
+        &old["by_pattern"]["search"]["average_cost_usd"],
+        &want["by_pattern"]["search"]["average_cost_usd"],
+        4,
+        "by_pattern.search",
+    );
+    let old = s.get("/analytics/performance").await.body;
+    for key in [
+        "avg_execution_time",
+        "min_execution_time",
+        "max_execution_time",
+        "p50_execution_time",
+        "p95_execution_time",
+        "p99_execution_time",
+        "success_rate",
+    ] {
+        assert_rounded(&old[key], &want_perf[key], 2, key);
+    }
     let old = s.get("/analytics/performance?pattern=swarm").await.body;
     let v1 = s.get("/v1/analytics/performance?pattern=search").await.body;
-    assert_eq!(old["success_rate"], v1["success_rate"]);
+    assert_rounded(&old["success_rate"], &v1["success_rate"], 2, "success_rate");
     assert!(old["p95_execution_time"].is_number());
+}
+
+/// `got` is `want` rounded to `places` decimals (half a unit either way, as
+/// sums may add in another order), and has no more decimals than that.
+fn assert_rounded(got: &Value, want: &Value, places: i32, what: &str) {
+    let (g, w) = (got.as_f64().unwrap(), want.as_f64().unwrap());
+    let scale = 10f64.powi(places);
+    assert!(
+        (g * scale - (g * scale).round()).abs() < 1e-6,
+        "{what}: {g} has more than {places} decimals"
+    );
+    assert!(
+        (g - w).abs() <= 0.5 / scale + 1e-9,
+        "{what}: got {g}, want {w} rounded to {places} places"
+    );
 }
 
 fn live(b: Builder) -> Builder {

@@ -198,6 +198,9 @@ async fn mirrors_records_indexes_events_results_and_webhooks_with_ttl() {
     assert_eq!(h["status"], "healthy");
     assert!(r["latency_ms"].as_f64().unwrap() >= 0.0, "{r}");
     assert!(r["keys"].as_u64().unwrap() >= 12, "{r}");
+    // The plan's top-level keys beside the components.
+    assert_eq!(h["redis"], "healthy");
+    assert_eq!(h["redis_keys"], r["keys"]);
     assert!(r["used_memory_bytes"].as_u64().unwrap() > 0, "{r}");
     assert_eq!(r["key_prefix"], &*p);
 }
@@ -541,6 +544,8 @@ async fn rediss_url_starts_without_panic_and_reports_degraded() {
         .start();
     let h = wait_redis(&s, "degraded", 30 * SEC, |c| c["status"] == "degraded").await;
     assert_eq!(h["status"], "degraded");
+    assert_eq!(h["redis"], "unavailable");
+    assert_eq!(h["redis_keys"], 0);
     let id = s.create(research("over tls", 3)).await;
     s.wait_status(&id, "completed", 60 * SEC).await;
     assert!(!s.log().contains("panicked"), "{}", s.log());

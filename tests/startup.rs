@@ -212,6 +212,9 @@ async fn health_reports_components_and_writes_are_batched() {
         "changes share transactions: {batches} batches for {changes} changes"
     );
     assert_eq!(h["active_workflows"], 0);
+    // The plan's top-level keys, without Redis.
+    assert_eq!(h["redis"], "disabled");
+    assert_eq!(h["redis_keys"], 0);
 
     let p = s.get("/v1/patterns").await.body;
     assert_eq!(p["patterns"][0]["name"], "research");

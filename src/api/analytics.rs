@@ -3,7 +3,9 @@
 //! `/analytics/{workflows,costs,performance}` with the keys its clients read
 //! (`active`, `completed`, `by_type`, `total_cost_usd`, `success_rate`, …).
 //! Parameters: `since`, `until` (RFC 3339 or `YYYY-MM-DD`, UTC; the window is
-//! `since <= created_at < until`) and `pattern`.
+//! `since <= created_at < until`) and `pattern`. The old paths answer as the
+//! plan defines them: costs over finished workflows only, and every figure
+//! rounded as the plan rounds it (`plan_rounding`); `/v1` keeps full precision.
 
 use actix_web::{web, HttpMessage, HttpRequest, HttpResponse};
 use chrono::{DateTime, NaiveDate, Utc};
@@ -91,6 +93,15 @@ fn window(q: &AnalyticsQuery) -> Value {
 /// Validates, then waits (bounded) until every change emitted so far is stored.
 /// A non-admin key's figures cover its own workflows only.
 async fn prepare(state: &AppState, req: &HttpRequest) -> Result<AnalyticsQuery, ApiError> {
+    prepare_as(state, req, false).await
+}
+
+/// `prepare`, with costs over finished workflows only when `finished_only`.
+async fn prepare_as(
+    state: &AppState,
+    req: &HttpRequest,
+    finished_only: bool,
+) -> Result<AnalyticsQuery, ApiError> {
     let caller = req
         .extensions()
         .get::<Caller>()
@@ -99,6 +110,7 @@ async fn prepare(state: &AppState, req: &HttpRequest) -> Result<AnalyticsQuery, 
     caller.require(Scope::Read)?;
     let mut q = parse_query(req.query_string())?;
     q.owner = caller.owner_filter();
+    q.finished_only = finished_only;
     state.read_barrier().await;
     Ok(q)
 }
@@ -108,6 +120,38 @@ fn with_window(mut body: Value, q: &AnalyticsQuery) -> HttpResponse {
         o.insert("window".into(), window(q));
     }
     HttpResponse::Ok().json(body)
+}
+
+/// The plan's rounding, at any depth: dollars to 4 places, hours, execution
+/// times and the success rate (a percentage) to 2.
+pub fn plan_rounding(v: &mut Value) {
+    match v {
+        Value::Object(m) => {
+            for (k, x) in m.iter_mut() {
+                let places = if k.ends_with("_usd") {
+                    Some(4)
+                } else if k == "total_execution_hours"
+                    || k == "success_rate"
+                    || k.ends_with("_execution_time")
+                {
+                    Some(2)
+                } else {
+                    None
+                };
+                match (places, x.as_f64()) {
+                    (Some(p), Some(f)) => *x = json!(round(f, p)),
+                    _ => plan_rounding(x),
+                }
+            }
+        }
+        Value::Array(a) => a.iter_mut().for_each(plan_rounding),
+        _ => {}
+    }
+}
+
+fn round(f: f64, places: i32) -> f64 {
+    let scale = 10f64.powi(places);
+    (f * scale).round() / scale
 }
 
 fn to_value(v: impl serde::Serialize) -> Result<Value, ApiError> {
@@ -135,7 +179,10 @@ async fn workflows(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpR
     Ok(with_window(workflows_value(&state, &q).await?, &q))
 }
 
-/// Costs in total, by pattern, model and day (a non-admin key: its own).
+/// Costs in total, by pattern, model and day (a non-admin key: its own); every
+/// workflow in the window counts (unfinished ones with their cost so far).
+/// Figures at full precision (the old `/analytics/costs` rounds them and counts
+/// finished workflows only).
 #[utoipa::path(get, path = "/v1/analytics/costs", tag = "analytics",
     params(
         ("since" = Option<String>, Query, format = DateTime, description = "Window start (RFC 3339 or YYYY-MM-DD, UTC), inclusive"),
@@ -155,7 +202,8 @@ async fn costs(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpRespo
     ))
 }
 
-/// Execution-time distribution and success rate of finished workflows.
+/// Execution-time distribution and success rate of finished workflows, at full
+/// precision (the old `/analytics/performance` rounds them as the plan does).
 #[utoipa::path(get, path = "/v1/analytics/performance", tag = "analytics",
     params(
         ("since" = Option<String>, Query, format = DateTime, description = "Window start (RFC 3339 or YYYY-MM-DD, UTC), inclusive"),
@@ -205,7 +253,9 @@ async fn compat_workflows(
     Ok(with_window(body, &q))
 }
 
-/// The old API's costs.
+/// The old API's costs, as the plan defines them: finished workflows only (a
+/// running one's cost so far is not counted), `total_cost_usd` and
+/// `average_cost_usd` rounded to 4 places, `total_execution_hours` to 2.
 #[utoipa::path(get, path = "/analytics/costs", tag = "analytics",
     params(
         ("since" = Option<String>, Query, format = DateTime, description = "Window start (RFC 3339 or YYYY-MM-DD, UTC), inclusive"),
@@ -221,11 +271,15 @@ async fn compat_costs(
     state: web::Data<AppState>,
     req: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
-    costs(state, req).await
+    let q = prepare_as(&state, &req, true).await?;
+    let mut body = to_value(state.store.analytics_costs(&q).await?)?;
+    plan_rounding(&mut body);
+    Ok(with_window(body, &q))
 }
 
 /// As the old server: 404 `{"error": "No data"}` when nothing has finished.
 /// The old API's performance; 404 `{\"error\": \"No data\"}` when nothing finished.
+/// Execution times rounded to 2 places, `success_rate` (a percentage) to 2.
 #[utoipa::path(get, path = "/analytics/performance", tag = "analytics",
     params(
         ("since" = Option<String>, Query, format = DateTime, description = "Window start (RFC 3339 or YYYY-MM-DD, UTC), inclusive"),
@@ -247,7 +301,9 @@ async fn compat_performance(
     if stats.workflow_count == 0 {
         return Ok(HttpResponse::NotFound().json(json!({"error": "No data"})));
     }
-    Ok(with_window(to_value(stats)?, &q))
+    let mut body = to_value(stats)?;
+    plan_rounding(&mut body);
+    Ok(with_window(body, &q))
 }
 
 #[cfg(test)]
@@ -268,6 +324,26 @@ mod tests {
         assert_eq!(field("pattern=poetry"), "pattern");
         assert_eq!(field("since=2026-02-01&until=2026-01-01"), "until");
         assert_eq!(field("limit=5"), "limit");
+    }
+
+    #[test]
+    fn plan_rounding_rounds_dollars_hours_times_and_rates_at_any_depth() {
+        let mut v = json!({"total_cost_usd": 1.234_56, "average_cost_usd": 0.000_049,
+            "total_execution_hours": 2.345_6, "success_rate": 66.666_666,
+            "p95_execution_time": 1.005_1, "workflow_count": 3, "calls": 7,
+            "by_model": {"m": {"calls": 2, "total_cost_usd": 0.123_46}},
+            "by_day": [{"date": "2026-01-01", "total_cost_usd": 9.876_54}],
+            "min_execution_time": null});
+        plan_rounding(&mut v);
+        assert_eq!(
+            v,
+            json!({"total_cost_usd": 1.2346, "average_cost_usd": 0.0,
+            "total_execution_hours": 2.35, "success_rate": 66.67,
+            "p95_execution_time": 1.01, "workflow_count": 3, "calls": 7,
+            "by_model": {"m": {"calls": 2, "total_cost_usd": 0.1235}},
+            "by_day": [{"date": "2026-01-01", "total_cost_usd": 9.8765}],
+            "min_execution_time": null})
+        );
     }
 
     #[test]

@@ -17,6 +17,10 @@ pub fn configure(cfg: &mut ServiceConfig) {
 }
 
 /// Health of every component; 503 when one is unhealthy. No key needed.
+/// Top level, as the plan's `/health`: `status`, `redis` (`healthy` when it answers,
+/// `unavailable` when it does not, `disabled` without `redis.url`),
+/// `active_workflows` and `redis_keys` (keys under this instance's prefix; 0
+/// without Redis); the detail is under `components`.
 #[utoipa::path(get, path = "/health", tag = "operations",
     responses(
         (status = 200, description = "healthy or degraded", body = AnyObject),
@@ -58,8 +62,16 @@ async fn health(state: web::Data<AppState>) -> HttpResponse {
     let mut components = serde_json::Map::new();
     components.insert("registry".into(), registry_json);
     components.insert("store".into(), store);
+    // The plan's top-level `redis` and `redis_keys` (its old `/health` shape):
+    // reachable or not, and the keys under this instance's prefix.
+    let (mut redis, mut redis_keys) = ("disabled", 0);
     if let Some(link) = &state.redis {
-        components.insert("redis".into(), redis_component(link).await);
+        let c = redis_component(link).await;
+        (redis, redis_keys) = match c["keys"].as_u64() {
+            Some(n) => ("healthy", n),
+            None => ("unavailable", 0),
+        };
+        components.insert("redis".into(), c);
     }
     // Archival is optional too: a failing pass deletes nothing and is retried.
     let a = &state.archive;
@@ -75,7 +87,9 @@ async fn health(state: web::Data<AppState>) -> HttpResponse {
         "status": status,
         "version": env!("CARGO_PKG_VERSION"),
         "uptime_seconds": state.started.elapsed().as_secs_f64(),
+        "redis": redis,
         "active_workflows": active,
+        "redis_keys": redis_keys,
         "components": components,
     });
     if status == "unhealthy" {

@@ -5,7 +5,8 @@
 //!
 //! Definitions (README "Analytics"): a workflow is in the window when
 //! `since <= created_at < until`. Costs count every workflow in the window (cost
-//! so far for unfinished ones). Performance counts finished workflows (completed,
+//! so far for unfinished ones), or only finished ones when `finished_only` is set
+//! (the old `/analytics/costs`, as the plan defines it). Performance counts finished workflows (completed,
 //! failed, cancelled) that have an execution time; percentiles are nearest-rank
 //! (the value at rank ceil(p·n), as PostgreSQL's `percentile_disc`).
 
@@ -23,11 +24,24 @@ pub struct AnalyticsQuery {
     pub pattern: Option<Pattern>,
     /// Only this owner's workflows (a non-admin key); None = every owner's.
     pub owner: Option<String>,
+    /// Costs over finished workflows only (completed, failed, cancelled).
+    pub finished_only: bool,
 }
+
+/// SQL (both stores) narrowing a window to finished workflows of alias `w`.
+pub const AND_FINISHED: &str = " AND w.status IN ('completed', 'failed', 'cancelled')";
 
 impl AnalyticsQuery {
     pub fn pattern_str(&self) -> Option<&'static str> {
         self.pattern.map(|p| p.as_str())
+    }
+
+    /// `sql` with `{finished}` replaced by `AND_FINISHED` when `finished_only`.
+    pub fn narrow(&self, sql: &str) -> String {
+        sql.replace(
+            "{finished}",
+            if self.finished_only { AND_FINISHED } else { "" },
+        )
     }
 }
 
@@ -133,6 +147,8 @@ pub struct CostStats {
     pub average_cost_usd: f64,
     /// Sum of execution times of finished workflows, in hours.
     pub total_execution_hours: f64,
+    /// LLM tokens (input and output) of the workflows counted.
+    pub total_tokens: u64,
     pub by_pattern: BTreeMap<String, CostGroup>,
     /// From the stored results: each agent's and synthesis' model and cost.
     pub by_model: BTreeMap<String, ModelCost>,
@@ -140,8 +156,8 @@ pub struct CostStats {
     pub by_day: Vec<DayCost>,
 }
 
-/// One row per pattern: (pattern, workflows, cost, execution seconds).
-pub type PatternCostRow = (String, u64, f64, f64);
+/// One row per pattern: (pattern, workflows, cost, execution seconds, tokens).
+pub type PatternCostRow = (String, u64, f64, f64, u64);
 
 impl CostStats {
     pub fn from_rows(
@@ -153,11 +169,12 @@ impl CostStats {
         for p in [Pattern::Research, Pattern::Search] {
             s.by_pattern.insert(p.as_str().into(), CostGroup::default());
         }
-        let (mut n, mut cost, mut secs) = (0, 0.0, 0.0);
-        for (pattern, count, c, e) in patterns {
+        let (mut n, mut cost, mut secs, mut tokens) = (0, 0.0, 0.0, 0);
+        for (pattern, count, c, e, t) in patterns {
             n += count;
             cost += c;
             secs += e;
+            tokens += t;
             s.by_pattern.insert(pattern, CostGroup::new(count, c));
         }
         let total = CostGroup::new(n, cost);
@@ -165,6 +182,7 @@ impl CostStats {
         s.total_cost_usd = total.total_cost_usd;
         s.average_cost_usd = total.average_cost_usd;
         s.total_execution_hours = secs / 3600.0;
+        s.total_tokens = tokens;
         s.by_model = models
             .into_iter()
             .map(|(m, calls, c)| {

@@ -1,7 +1,9 @@
 // The dashboard in real headless Chromium (Debian's, driven by playwright-core;
 // no browser is ever downloaded) against the real binary: the page loads without
-// console errors, its numbers match the API, a workflow started during the test
-// appears and reaches completed without a reload, and cancel from the page works.
+// console errors, its cards equal the analytics endpoints (the stored history), a
+// workflow started during the test appears and reaches completed without a
+// reload, cancel from the page works, and after the server restarts the open page
+// shows the same figures as before (they come from the store, not from counters).
 // The server has an API key: the page asks for it once, keeps it in sessionStorage
 // and sends it as a header on every call, never in a URL.
 // Saves a screenshot to tests/browser/out/dashboard.png.
@@ -20,9 +22,9 @@ const CHROMIUM = process.env.CHROMIUM_PATH || "/usr/bin/chromium";
 const BIN = process.env.MCPO_BIN;
 const TOKEN = "mcpo_" + randomBytes(32).toString("hex");
 
-function startServer() {
+// `dir` and `bind` given: the same store and address again (a restart).
+function startServer(dir = mkdtempSync(join(tmpdir(), "mcpo-browser-")), bind = "127.0.0.1:0") {
   assert.ok(BIN && existsSync(BIN), `MCPO_BIN must name the built binary (got ${BIN})`);
-  const dir = mkdtempSync(join(tmpdir(), "mcpo-browser-"));
   const keys = join(dir, "keys.toml");
   const digest = createHash("sha256").update(TOKEN).digest("hex");
   writeFileSync(keys, `[[auth.keys]]\nname = "dashboard"\nsha256 = "${digest}"\nscopes = ["read", "write"]\n`);
@@ -32,7 +34,7 @@ function startServer() {
     env: {
       ...process.env,
       RUST_LOG: "warn",
-      MCPO__SERVER__BIND: "127.0.0.1:0",
+      MCPO__SERVER__BIND: bind,
       MCPO__STORAGE__SQLITE_PATH: join(dir, "orchestrator.db"),
       MCPO__AUTH__KEYS_FILE: keys,
       // The default provider takes ~0.3 s a call: a workflow lives a few seconds.
@@ -54,7 +56,41 @@ function startServer() {
     });
     child.on("exit", (code) => reject(new Error(`server exited early with ${code}`)));
   });
-  return { child, base };
+  return { child, base, dir };
+}
+
+/** SIGTERM, and wait for the process to exit. */
+function stopServer(child) {
+  return new Promise((resolve) => {
+    if (child.exitCode !== null) return resolve(child.exitCode);
+    child.once("exit", (code) => resolve(code));
+    child.kill("SIGTERM");
+  });
+}
+
+/** The cards as shown, and as the analytics endpoints say they must be. */
+async function cards(page) {
+  const out = {};
+  for (const id of ["active", "completed", "cost", "success-rate", "created", "failed", "cancelled", "tokens"]) {
+    out[id] = await page.textContent("#" + id);
+  }
+  return out;
+}
+
+async function expectedCards(base) {
+  const w = (await api(base, "GET", "/analytics/workflows")).body;
+  const c = (await api(base, "GET", "/analytics/costs")).body;
+  const p = await api(base, "GET", "/analytics/performance");
+  return {
+    active: String(w.active),
+    completed: String(w.completed),
+    cost: "$" + Number(c.total_cost_usd).toFixed(4),
+    "success-rate": p.status === 200 ? p.body.success_rate + "%" : "–",
+    created: String(w.total),
+    failed: String(w.failed),
+    cancelled: String(w.cancelled),
+    tokens: String(c.total_tokens),
+  };
 }
 
 async function api(base, method, path, body) {
@@ -79,15 +115,9 @@ async function waitFor(what, fn, ms = 30000) {
   }
 }
 
-function completedFromMetrics(text, status) {
-  return text.split("\n")
-    .filter((l) => l.startsWith("workflows_completed_total{") && l.includes(`status="${status}"`))
-    .reduce((a, l) => a + Number(l.split(" ").pop()), 0);
-}
-
 test("dashboard in headless Chromium", async () => {
   assert.ok(existsSync(CHROMIUM), `Chromium is missing at ${CHROMIUM}: apt-get install chromium`);
-  const { child, base: baseP } = startServer();
+  let { child, base: baseP, dir } = startServer();
   const base = await baseP;
   const browser = await chromium.launch({
     executablePath: CHROMIUM,
@@ -109,12 +139,16 @@ test("dashboard in headless Chromium", async () => {
     const page = await browser.newPage({ viewport: { width: 1400, height: 1000 } });
     const problems = [];
     let keyGiven = false;
+    // While the server restarts the page's calls fail; that is expected then.
+    let restarting = false;
     page.on("console", (m) => {
+      if (restarting) return;
       // Before the key is given, the page's calls are expected to get 401.
       if (m.type() === "error" && (keyGiven || !m.text().includes("401"))) problems.push("console: " + m.text());
     });
     page.on("pageerror", (e) => problems.push("pageerror: " + e.message));
     page.on("requestfailed", (r) => {
+      if (restarting) return;
       // An SSE stream the page closes itself is reported as aborted; that is fine.
       if (!r.url().endsWith("/events")) problems.push("requestfailed: " + r.url());
     });
@@ -125,7 +159,7 @@ test("dashboard in headless Chromium", async () => {
       if (!r.url().startsWith(base) && !r.url().startsWith("data:")) external.push(r.url());
       if (r.url().includes(TOKEN) || r.url().includes(TOKEN.slice(5, 25))) leaks.push(r.url());
       const path = r.url().slice(base.length);
-      if (path.startsWith("/v1/") || path === "/metrics") {
+      if (path.startsWith("/v1/") || path.startsWith("/analytics/")) {
         if (r.headers().authorization === "Bearer " + TOKEN) apiCalls.withKey += 1;
         else apiCalls.withoutKey.push(path);
       }
@@ -145,12 +179,12 @@ test("dashboard in headless Chromium", async () => {
     assert.equal(await page.evaluate(() => localStorage.length), 0, "the key is kept for the tab only");
     apiCalls.withoutKey.length = 0; // the calls made before the key was given
 
-    // Numbers match the API (nothing is running now, so they are stable).
-    const health = (await api(base, "GET", "/health")).body;
-    const metrics = (await api(base, "GET", "/metrics")).body;
+    // The cards equal the analytics endpoints (nothing is running now, so they
+    // are stable), and agree with the list of workflows.
     const completedList = (await api(base, "GET", "/v1/workflows?status=completed")).body.items;
-    assert.equal(await page.textContent("#active"), String(health.active_workflows));
-    assert.equal(await page.textContent("#completed"), String(completedFromMetrics(metrics, "completed")));
+    assert.deepEqual(await cards(page), await expectedCards(base));
+    assert.equal(await page.textContent("#active"), "0");
+    assert.equal(await page.textContent("#success-rate"), "100%");
     assert.equal(await page.textContent("#completed"), String(completedList.length));
     assert.equal(await page.textContent("#created"), "2");
     assert.equal(await page.locator("#recent-table tbody tr").count(), 2);
@@ -176,6 +210,25 @@ test("dashboard in headless Chromium", async () => {
     await page.waitForSelector(`#recent-table tr[data-id="${slow}"][data-status="cancelled"]`, { timeout: 15000 });
     assert.equal((await api(base, "GET", `/v1/workflows/${slow}`)).body.status, "cancelled");
     await waitFor("#cancelled = 1", async () => (await page.textContent("#cancelled")) === "1", 15000);
+    // Two finished after the page opened: the cards follow, still equal to the endpoints.
+    const want = await expectedCards(base);
+    await waitFor("cards equal the analytics endpoints", async () =>
+      JSON.stringify(await cards(page)) === JSON.stringify(want), 15000);
+    assert.equal(want["success-rate"], "75%");
+
+    // A restart on the same store and address: the open page, without a reload,
+    // shows the same figures again (per-process counters would read 0 now).
+    restarting = true;
+    assert.equal(await stopServer(child), 0);
+    ({ child, base: baseP } = startServer(dir, base.replace(/^http:\/\//, "")));
+    assert.equal(await baseP, base);
+    // A refresh that succeeds from now on read the new process.
+    const refreshedBefore = Number(await page.getAttribute("body", "data-refreshed"));
+    await waitFor("a refresh after the restart", async () =>
+      Number(await page.getAttribute("body", "data-refreshed")) > refreshedBefore, 30000);
+    restarting = false;
+    assert.deepEqual(await expectedCards(base), want, "the endpoints after the restart");
+    assert.deepEqual(await cards(page), want, "the cards after the restart");
 
     assert.equal(await page.evaluate(() => window.__noReload), true, "the page reloaded");
     // Every API call carried the key as a header; no URL ever carried it.
@@ -200,6 +253,6 @@ test("dashboard in headless Chromium", async () => {
     throw e;
   } finally {
     await browser.close();
-    child.kill("SIGTERM");
+    await stopServer(child);
   }
 });

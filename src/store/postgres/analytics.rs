@@ -66,20 +66,33 @@ pub async fn costs(c: &Object, q: &AnalyticsQuery) -> Result<CostStats, StoreErr
     let patterns = rows(
         c,
         q,
-        "SELECT w.pattern, COUNT(*), SUM(w.total_cost_usd), COALESCE(SUM(w.execution_time), 0)
-         FROM workflows w WHERE {window} GROUP BY 1",
+        &q.narrow(
+            "SELECT w.pattern, COUNT(*), SUM(w.total_cost_usd), COALESCE(SUM(w.execution_time), 0),
+           COALESCE(SUM((w.record->'tokens'->>'total')::bigint), 0)::bigint
+         FROM workflows w WHERE {window}{finished} GROUP BY 1",
+        ),
         &[],
     )
     .await?
     .iter()
-    .map(|r| Ok((get(r, 0)?, get::<i64>(r, 1)? as u64, get(r, 2)?, get(r, 3)?)))
+    .map(|r| {
+        Ok((
+            get(r, 0)?,
+            get::<i64>(r, 1)? as u64,
+            get(r, 2)?,
+            get(r, 3)?,
+            get::<i64>(r, 4)? as u64,
+        ))
+    })
     .collect::<Result<Vec<_>, StoreError>>()?;
     let models = rows(
         c,
         q,
-        "SELECT m.model, SUM(m.calls)::bigint, COALESCE(SUM(m.cost), 0)
+        &q.narrow(
+            "SELECT m.model, SUM(m.calls)::bigint, COALESCE(SUM(m.cost), 0)
          FROM workflows w JOIN model_costs m ON m.workflow_id = w.id
-         WHERE {window} GROUP BY 1 ORDER BY 1",
+         WHERE {window}{finished} GROUP BY 1 ORDER BY 1",
+        ),
         &[],
     )
     .await?
@@ -89,8 +102,10 @@ pub async fn costs(c: &Object, q: &AnalyticsQuery) -> Result<CostStats, StoreErr
     let days = rows(
         c,
         q,
-        "SELECT to_char(w.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD') AS day, COUNT(*), SUM(w.total_cost_usd)
-         FROM workflows w WHERE {window} GROUP BY 1 ORDER BY 1",
+        &q.narrow(
+            "SELECT to_char(w.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD') AS day, COUNT(*), SUM(w.total_cost_usd)
+         FROM workflows w WHERE {window}{finished} GROUP BY 1 ORDER BY 1",
+        ),
         &[],
     )
     .await?

@@ -91,22 +91,37 @@ pub fn costs(c: &Connection, q: &AnalyticsQuery) -> Result<CostStats, StoreError
     let args = window_args(&b, &[]);
     let patterns = all(
         c,
-        "SELECT w.pattern, COUNT(*), TOTAL(w.total_cost_usd), TOTAL(w.execution_time)
-         FROM workflows w WHERE {window} GROUP BY 1",
+        &q.narrow(
+            "SELECT w.pattern, COUNT(*), TOTAL(w.total_cost_usd), TOTAL(w.execution_time),
+           COALESCE(SUM(json_extract(w.record, '$.tokens.total')), 0)
+         FROM workflows w WHERE {window}{finished} GROUP BY 1",
+        ),
         args.as_slice(),
-        |r| Ok((r.get(0)?, r.get::<_, i64>(1)? as u64, r.get(2)?, r.get(3)?)),
+        |r| {
+            Ok((
+                r.get(0)?,
+                r.get::<_, i64>(1)? as u64,
+                r.get(2)?,
+                r.get(3)?,
+                r.get::<_, i64>(4)? as u64,
+            ))
+        },
     )?;
     let models = all(
         c,
-        "SELECT m.model, SUM(m.calls), TOTAL(m.cost)
-         FROM workflows w JOIN model_costs m ON m.workflow_id = w.id WHERE {window} GROUP BY 1 ORDER BY 1",
+        &q.narrow(
+            "SELECT m.model, SUM(m.calls), TOTAL(m.cost)
+         FROM workflows w JOIN model_costs m ON m.workflow_id = w.id WHERE {window}{finished} GROUP BY 1 ORDER BY 1",
+        ),
         args.as_slice(),
         |r| Ok((r.get(0)?, r.get::<_, i64>(1)? as u64, r.get(2)?)),
     )?;
     let days = all(
         c,
-        "SELECT strftime('%Y-%m-%d', w.created_at_us / 1000000, 'unixepoch'), COUNT(*), TOTAL(w.total_cost_usd)
-         FROM workflows w WHERE {window} GROUP BY 1 ORDER BY 1",
+        &q.narrow(
+            "SELECT strftime('%Y-%m-%d', w.created_at_us / 1000000, 'unixepoch'), COUNT(*), TOTAL(w.total_cost_usd)
+         FROM workflows w WHERE {window}{finished} GROUP BY 1 ORDER BY 1",
+        ),
         args.as_slice(),
         |r| Ok((r.get(0)?, r.get::<_, i64>(1)? as u64, r.get(2)?)),
     )?;
