@@ -20,7 +20,8 @@ use tokio::sync::watch;
 
 use crate::actors::metrics::IDEMPOTENCY_KEYS;
 use crate::api::body::{parse_json, read_body};
-use crate::domain::{now, IdempotencyRecord};
+use crate::clock::now;
+use crate::domain::IdempotencyRecord;
 use crate::error::ApiError;
 use crate::store::Store;
 use crate::AppState;

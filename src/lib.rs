@@ -6,6 +6,7 @@ pub mod actors;
 pub mod api;
 pub mod archive;
 pub mod auth;
+pub mod clock;
 pub mod cluster;
 pub mod config;
 pub mod domain;
@@ -371,7 +372,8 @@ pub async fn start(config: Config) -> Result<Runtime, StartError> {
             Arc::clone(&archive),
             config.archive.clone(),
         );
-        Supervisor::start(move |_| archive::Archiver::new(store, archive, &cfg));
+        let evict = registry.clone().recipient();
+        Supervisor::start(move |_| archive::Archiver::new(store, evict, archive, &cfg));
         tracing::info!(url = %archive_url(&config), after = ?config.archive.after,
             interval = ?config.archive.interval, "archiver started under its supervisor");
     }

@@ -15,7 +15,7 @@ use crate::common::pg::PgDb;
 use crate::common::{research, server, Builder, Server, BIN, SEC};
 
 /// Runs the real binary's `archive` command against `dir`'s store.
-fn archive_cmd(dir: &Path, env: &[(&str, String)], args: &[&str]) -> Command {
+pub(crate) fn archive_cmd(dir: &Path, env: &[(&str, String)], args: &[&str]) -> Command {
     let mut cmd = Command::new(BIN);
     cmd.current_dir(dir)
         .arg("archive")
@@ -31,7 +31,7 @@ fn archive_cmd(dir: &Path, env: &[(&str, String)], args: &[&str]) -> Command {
     cmd
 }
 
-fn run_archive(dir: &Path, env: &[(&str, String)], args: &[&str]) -> String {
+pub(crate) fn run_archive(dir: &Path, env: &[(&str, String)], args: &[&str]) -> String {
     let out = archive_cmd(dir, env, args).output().expect("run archive");
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(
@@ -43,7 +43,7 @@ fn run_archive(dir: &Path, env: &[(&str, String)], args: &[&str]) -> String {
 }
 
 /// The number after `label: ` in the command's output.
-fn count(out: &str, label: &str) -> u64 {
+pub(crate) fn count(out: &str, label: &str) -> u64 {
     out.lines()
         .find_map(|l| l.strip_prefix(&format!("{label}: ")))
         .and_then(|rest| rest.split_whitespace().next())
@@ -52,7 +52,7 @@ fn count(out: &str, label: &str) -> u64 {
 }
 
 /// Every object file under `dir`, relative paths.
-fn objects(dir: &Path) -> Vec<String> {
+pub(crate) fn objects(dir: &Path) -> Vec<String> {
     fn walk(root: &Path, d: &Path, out: &mut Vec<String>) {
         for e in std::fs::read_dir(d).into_iter().flatten().flatten() {
             let p = e.path();
@@ -69,7 +69,11 @@ fn objects(dir: &Path) -> Vec<String> {
     out
 }
 
-async fn raw_get(s: &Server, path: &str, last_event_id: Option<u64>) -> (u16, String, String) {
+pub(crate) async fn raw_get(
+    s: &Server,
+    path: &str,
+    last_event_id: Option<u64>,
+) -> (u16, String, String) {
     let mut req = s.http.get(s.url(path));
     if let Some(n) = last_event_id {
         req = req.header("Last-Event-ID", n.to_string());
@@ -86,7 +90,7 @@ async fn raw_get(s: &Server, path: &str, last_event_id: Option<u64>) -> (u16, St
 
 /// A body as a value: JSON parsed; an SSE stream as `[[id, event, data], …]`.
 /// Object keys compare regardless of order (PostgreSQL's JSONB keeps its own).
-fn normalize(body: &str) -> Value {
+pub(crate) fn normalize(body: &str) -> Value {
     if let Ok(v) = serde_json::from_str::<Value>(body) {
         return v;
     }
@@ -99,7 +103,7 @@ fn normalize(body: &str) -> Value {
 
 /// What every content route answers for `id`: route -> (status, body), and
 /// where each was served from.
-async fn routes(s: &Server, id: &str) -> (BTreeMap<String, (u16, Value)>, Vec<String>) {
+pub(crate) async fn routes(s: &Server, id: &str) -> (BTreeMap<String, (u16, Value)>, Vec<String>) {
     let mut out = BTreeMap::new();
     let mut from = Vec::new();
     for (name, path, last) in [
@@ -188,7 +192,7 @@ async fn analytics(s: &Server) -> Value {
 }
 
 /// Creates research and search workflows and waits until all have finished.
-async fn finished_workflows(s: &Server, n: usize) -> Vec<String> {
+pub(crate) async fn finished_workflows(s: &Server, n: usize) -> Vec<String> {
     let mut ids = Vec::new();
     for i in 0..n {
         let body = if i % 3 == 2 {
@@ -205,7 +209,7 @@ async fn finished_workflows(s: &Server, n: usize) -> Vec<String> {
     ids
 }
 
-fn local(b: Builder) -> Builder {
+pub(crate) fn local(b: Builder) -> Builder {
     b.latency_ms(1)
         .env("MCPO__RETENTION__MAX_COMPLETED", 0)
         .env("MCPO__ARCHIVE__ENABLED", "false")
@@ -413,10 +417,10 @@ async fn a_pass_killed_midway_loses_nothing_and_the_next_pass_finishes() {
 }
 
 /// A moto S3 server on `port`, killed on drop.
-struct Moto(Child);
+pub(crate) struct Moto(Child);
 
 impl Moto {
-    fn start(port: u16) -> Moto {
+    pub(crate) fn start(port: u16) -> Moto {
         Self::spawn(port, false)
     }
 
@@ -453,7 +457,7 @@ impl Drop for Moto {
     }
 }
 
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()

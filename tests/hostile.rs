@@ -186,6 +186,57 @@ async fn texts_urls_and_models_are_bounded_on_every_route() {
     still_works(&s).await;
 }
 
+#[tokio::test]
+async fn old_routes_count_task_and_context_together_as_sent() {
+    let s = server().latency_ms(0).start();
+    let sixty = "x".repeat(60_000);
+    // 60,000 + 60,000 characters: over the limit whatever shape the context has.
+    for context in [
+        json!("y".repeat(60_000)),
+        json!({"notes": "y".repeat(60_000)}),
+        json!(["y".repeat(60_000)]),
+    ] {
+        let r = s
+            .post(
+                "/tools/orchestrate_research",
+                &json!({"task": sixty.clone(), "context": context.clone()}),
+            )
+            .await;
+        assert_refused_old(&r, "task");
+        assert!(r.body["error"].as_str().unwrap_or("").contains("context"));
+        let r = s
+            .post(
+                "/tools/orchestrate_search",
+                &json!({"query": sixty.clone(), "context": context}),
+            )
+            .await;
+        assert_refused_old(&r, "query");
+    }
+    // Counted as sent, before trimming: blanks around the task count too.
+    let padded = format!("{}{}", " ".repeat(10), "x".repeat(99_995));
+    let r = s
+        .post("/tools/orchestrate_research", &json!({"task": padded}))
+        .await;
+    assert_refused_old(&r, "task");
+    // Nothing was admitted.
+    assert_eq!(s.get("/v1/workflows").await.body["items"], json!([]));
+    // Under the limit together: admitted, and a string context travels with the task.
+    let r = s
+        .post(
+            "/tools/orchestrate_research",
+            &json!({"task": "x".repeat(50_000), "context": "audience: engineers"}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    let id = r.body["task_id"].as_str().unwrap_or_default().to_string();
+    let wf = s.wait_status(&id, "completed", 30 * SEC).await;
+    assert!(wf["task"]
+        .as_str()
+        .unwrap_or("")
+        .ends_with("audience: engineers"));
+    still_works(&s).await;
+}
+
 /// A small deterministic generator (xorshift): varied input without a dependency.
 struct Noise(u64);
 

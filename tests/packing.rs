@@ -20,7 +20,7 @@ fn change(seq: u64, kind: ChangeKind) -> Arc<StateChange> {
 }
 
 fn workflow(id: &str) -> Workflow {
-    Workflow::new(
+    let mut wf = Workflow::new(
         id.into(),
         Pattern::Research,
         "t".into(),
@@ -28,7 +28,9 @@ fn workflow(id: &str) -> Workflow {
         PatternConfig::default_for(Pattern::Research),
         "simulated".into(),
         true,
-    )
+    );
+    wf.created_at = mcp_orchestrator::clock::now();
+    wf
 }
 
 fn event(id: &str, seq: u64, kind: EventType) -> Arc<Event> {
@@ -36,7 +38,7 @@ fn event(id: &str, seq: u64, kind: EventType) -> Arc<Event> {
         workflow_id: id.into(),
         seq,
         kind,
-        timestamp: mcp_orchestrator::domain::now(),
+        timestamp: mcp_orchestrator::clock::now(),
         data: json!({"n": seq, "text": "säme \"text\"\n".repeat(seq as usize)}),
     })
 }
@@ -87,9 +89,9 @@ async fn finished_workflows_are_packed_and_read_back_exactly_even_after_replays(
         vec![(*started).clone()]
     );
 
-    wf.transition(Status::Running, mcp_orchestrator::domain::now())
+    wf.transition(Status::Running, mcp_orchestrator::clock::now())
         .unwrap();
-    wf.transition(Status::Completed, mcp_orchestrator::domain::now())
+    wf.transition(Status::Completed, mcp_orchestrator::clock::now())
         .unwrap();
     let agent = event(id, 2, EventType::AgentCompleted);
     let done = event(id, 3, EventType::WorkflowCompleted);
@@ -137,7 +139,7 @@ async fn rows_from_before_packing_still_read_and_are_packed_when_touched() {
     let store = SqliteStore::open(&path, Durability::Sync).unwrap();
     let id = "wf_legacy";
     let mut wf = workflow(id);
-    wf.transition(Status::Running, mcp_orchestrator::domain::now())
+    wf.transition(Status::Running, mcp_orchestrator::clock::now())
         .unwrap();
     store
         .write_batch(vec![change(1, ChangeKind::Workflow(Arc::new(wf.clone())))])
@@ -184,7 +186,7 @@ async fn rows_from_before_packing_still_read_and_are_packed_when_touched() {
         vec![(*ev).clone()]
     );
     // The record written again (here: finished): the legacy result and rows get packed.
-    wf.transition(Status::Completed, mcp_orchestrator::domain::now())
+    wf.transition(Status::Completed, mcp_orchestrator::clock::now())
         .unwrap();
     store
         .write_batch(vec![change(2, ChangeKind::Workflow(Arc::new(wf.clone())))])

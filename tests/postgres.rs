@@ -202,6 +202,7 @@ async fn replayed_batches_never_duplicate_events_or_results() {
         "simulated".into(),
         true,
     );
+    wf.created_at = chrono::Utc::now();
     let event = |seq: u64, kind| {
         Arc::new(Event {
             workflow_id: "wf_replay".into(),

@@ -1,5 +1,6 @@
 //! The Archiver: a supervised actor that runs an archive pass every
-//! `archive.interval`, one at a time, and keeps what `/health` shows about it.
+//! `archive.interval`, one at a time, keeps what `/health` shows about it, and
+//! has the registry drop its in-memory copies of what a pass archived.
 
 use std::panic::AssertUnwindSafe;
 use std::sync::{Arc, Mutex};
@@ -11,6 +12,7 @@ use serde_json::{json, Value};
 
 use super::pass::{self, PassReport};
 use super::Archive;
+use crate::actors::evictor::Evict;
 use crate::store::Store;
 
 /// What the last passes did, for `/health` (components.archive).
@@ -64,6 +66,8 @@ impl ArchiveHealth {
 
 pub struct Archiver {
     store: Arc<dyn Store>,
+    /// The registry: archived workflows leave its retained set.
+    registry: Recipient<Evict>,
     archive: Arc<Archive>,
     after: Duration,
     interval: Duration,
@@ -74,11 +78,13 @@ pub struct Archiver {
 impl Archiver {
     pub fn new(
         store: Arc<dyn Store>,
+        registry: Recipient<Evict>,
         archive: Arc<Archive>,
         cfg: &crate::config::ArchiveConfig,
     ) -> Archiver {
         Archiver {
             store,
+            registry,
             archive,
             after: cfg.after,
             interval: cfg.interval,
@@ -106,9 +112,13 @@ impl Archiver {
                 })
         };
         work.into_actor(self)
-            .map(|report, act, _| {
+            .map(|mut report, act, _| {
                 act.running = false;
                 act.archive.health.record(&report);
+                if !report.archived_ids.is_empty() {
+                    act.registry
+                        .do_send(Evict(std::mem::take(&mut report.archived_ids)));
+                }
                 match &report.error {
                     Some(e) => tracing::warn!(error = %e, archived = report.archived,
                         "archive pass stopped; nothing unverified was deleted, the next pass retries"),

@@ -32,6 +32,10 @@ pub struct PassReport {
     pub space_after: Space,
     /// Why the pass stopped early; the next pass retries.
     pub error: Option<String>,
+    /// The workflows this pass archived: a running server drops its in-memory
+    /// copies, so every read of them goes through the archive.
+    #[serde(skip)]
+    pub archived_ids: Vec<String>,
 }
 
 impl PassReport {
@@ -104,9 +108,13 @@ pub async fn run(
             break;
         }
         // Verified objects only: their rows go now, even if others failed.
+        let ids: Vec<String> = done.iter().map(|(id, _)| id.clone()).collect();
         match store.mark_archived(done).await {
             Ok(0) => report.error = Some("store: no workflow was marked archived".into()),
-            Ok(n) => report.archived += n as u64,
+            Ok(n) => {
+                report.archived += n as u64;
+                report.archived_ids.extend(ids);
+            }
             Err(e) => report.error = Some(format!("store: {e}")),
         }
     }

@@ -256,6 +256,7 @@ mod tests {
             true,
         );
         w.owner = Some(owner.into());
+        w.created_at = crate::clock::now();
         w
     }
 

@@ -1,4 +1,5 @@
-//! Pure data types and the workflow state machine: no I/O, no actors.
+//! Pure data types and the workflow state machine: no I/O, no actors, no clock
+//! (every time comes in as an argument; the process's clock is `crate::clock`).
 
 pub mod change;
 pub mod event;
@@ -23,10 +24,3 @@ pub use status::{Status, TransitionError};
 pub use step::{Decomposition, StepAnswer, StepRecord};
 pub use webhook::{Attempt, Delivery, DeliveryStatus, Subscription};
 pub use workflow::{Progress, Stage, Workflow, WorkflowError};
-
-/// Timestamps are UTC with microsecond precision so they survive a store round trip
-/// unchanged (SQLite and PostgreSQL both keep microseconds).
-pub fn now() -> chrono::DateTime<chrono::Utc> {
-    use chrono::SubsecRound;
-    chrono::Utc::now().trunc_subsecs(6)
-}

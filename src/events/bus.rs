@@ -58,7 +58,7 @@ mod tests {
             workflow_id: "wf".into(),
             seq,
             kind: EventType::AgentProgress,
-            timestamp: crate::domain::now(),
+            timestamp: crate::clock::now(),
             data: serde_json::Value::Null,
         })
     }

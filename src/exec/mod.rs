@@ -19,9 +19,10 @@ use tracing::Instrument;
 
 use crate::actors::metrics::STEP_COMMIT;
 use crate::actors::persist::writer::CommitStep;
+use crate::clock::now;
 pub use crate::domain::machine::Step;
 use crate::domain::{
-    now, AgentResult, AgentStatus, Decomposition, PatternConfig, StepAnswer, StepRecord,
+    AgentResult, AgentStatus, Decomposition, PatternConfig, StepAnswer, StepRecord,
     SynthesisResult, WorkflowError,
 };
 pub use executor::Executor;

@@ -6,9 +6,10 @@ use std::sync::Arc;
 use actix::prelude::*;
 
 use super::{Active, WorkflowRegistry};
+use crate::clock::now;
 use crate::domain::machine::{Input, WorkflowState};
 use crate::domain::{
-    now, ChangeKind, EventType, IdempotencyRecord, Pattern, PatternConfig, Subscription, Workflow,
+    ChangeKind, EventType, IdempotencyRecord, Pattern, PatternConfig, Subscription, Workflow,
 };
 use crate::error::ApiError;
 

@@ -14,7 +14,8 @@ use super::webhook_index::WebhookIndex;
 use super::WorkflowRegistry;
 use crate::actors::persist::PersistHealth;
 use crate::actors::Publish;
-use crate::domain::{now, ChangeKind, Delivery, DeliveryStatus, Event, StateChange};
+use crate::clock::now;
+use crate::domain::{ChangeKind, Delivery, DeliveryStatus, Event, StateChange};
 use crate::events::webhooks::Deliver;
 use crate::events::EventBus;
 

@@ -95,7 +95,7 @@ impl WebhookIndex {
     pub fn sync_global(&mut self, subs: Vec<Subscription>) {
         let keep: HashSet<String> = subs.iter().map(|s| s.id.clone()).collect();
         // One added here moments ago may not be committed yet: it stays.
-        let recent = crate::domain::now() - chrono::Duration::seconds(30);
+        let recent = crate::clock::now() - chrono::Duration::seconds(30);
         let gone: Vec<String> = self
             .global
             .iter()
@@ -216,7 +216,7 @@ mod tests {
             url: "https://example.com/h".into(),
             secret: "s3cret-xx".into(),
             events: Vec::new(),
-            created_at: crate::domain::now(),
+            created_at: crate::clock::now(),
         })
     }
 

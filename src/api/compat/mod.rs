@@ -29,7 +29,7 @@ use crate::events::webhooks::new_secret;
 use crate::idempotency::keyed_body;
 use crate::AppState;
 pub use request::detect_agent_types;
-use request::{bounded, old_field, required, with_context};
+use request::{bounded, old_field, required, sent_within_limit, with_context};
 use shapes::{
     __path_list_patterns, __path_root, list_patterns, old_frame, old_result, old_stage, root,
     started,
@@ -178,6 +178,7 @@ async fn orchestrate_research(
 ) -> Reply {
     caller.require(Scope::Write)?;
     let (raw, b): (_, ResearchBody) = keyed_body(&state, &req, payload).await?;
+    sent_within_limit("task", b.task.as_deref(), b.context.as_ref())?;
     let task = required("task", b.task)?;
     let num_agents = bounded("num_agents", b.num_agents, 5, 3, 20)?;
     let config = ResearchConfig {
@@ -201,7 +202,7 @@ async fn orchestrate_research(
         }
         None => task.chars().take(80).collect(),
     };
-    let task = with_context("task", task, b.context)?;
+    let task = with_context(task, b.context);
     let hook = webhook(&state, &b.webhook_url).await?;
     let secret = hook.as_ref().map(|h| h.secret.clone());
     let (wf, replayed) = admit(
@@ -249,6 +250,7 @@ async fn orchestrate_search(
 ) -> Reply {
     caller.require(Scope::Write)?;
     let (raw, b): (_, SearchBody) = keyed_body(&state, &req, payload).await?;
+    sent_within_limit("query", b.query.as_deref(), b.context.as_ref())?;
     let query = required("query", b.query)?;
     let num_agents = bounded("num_agents", b.num_agents, 5, 1, 20)?;
     if let Some(t) = b
@@ -272,7 +274,7 @@ async fn orchestrate_search(
         .unwrap_or_else(|| detect_agent_types(&query));
     agent_types.dedup();
     let title = query.chars().take(80).collect();
-    let task = with_context("query", query, b.context)?;
+    let task = with_context(query, b.context);
     let hook = webhook(&state, &b.webhook_url).await?;
     let secret = hook.as_ref().map(|h| h.secret.clone());
     let config = SearchConfig {

@@ -1,11 +1,11 @@
 //! The old routes' request fields: ranges, required fields, the task with its
-//! `context` (bounded together), the old names of `/v1` config fields, and the
+//! `context` (bounded together, as sent), the old names of `/v1` config fields, and the
 //! agent types picked from a query.
 
 use serde_json::Value;
 
 use super::CompatError;
-use crate::api::limits::{text_at_most, MAX_TASK_CHARS};
+use crate::api::limits::MAX_TASK_CHARS;
 use crate::domain::Pattern;
 use crate::error::ApiError;
 
@@ -37,26 +37,47 @@ pub(super) fn required(field: &str, v: Option<String>) -> Result<String, CompatE
     }
 }
 
-/// The old `context` object travels with the task text, and the limit on the task
-/// (`field`: task or query) counts both.
-pub(super) fn with_context(
+/// The limit on the task (`field`: task or query) counts the `context` too, both
+/// as the client sent them: before any trimming, a string context by its
+/// characters, any other by its JSON text. Checked before anything else about the
+/// task, so an oversized request is refused whatever else it carries.
+pub(super) fn sent_within_limit(
     field: &str,
-    task: String,
-    context: Option<Value>,
-) -> Result<String, CompatError> {
-    let text = match context {
-        Some(Value::Object(m)) if !m.is_empty() => {
-            format!("{task}\n\nContext:\n{}", Value::Object(m))
-        }
-        _ => task,
+    task: Option<&str>,
+    context: Option<&Value>,
+) -> Result<(), CompatError> {
+    let chars = |s: &str| s.chars().take(MAX_TASK_CHARS + 1).count();
+    let task_chars = task.map_or(0, chars);
+    let context_chars = match context {
+        None | Some(Value::Null) => 0,
+        Some(Value::String(s)) => chars(s),
+        Some(other) => chars(&other.to_string()),
     };
-    text_at_most(field, &text, MAX_TASK_CHARS).map_err(|_| {
-        ApiError::validation(
+    if task_chars + context_chars > MAX_TASK_CHARS {
+        return Err(ApiError::validation(
             field,
-            format!("{field} (with context) is longer than {MAX_TASK_CHARS} characters"),
+            format!(
+                "{field} (with context) is longer than {MAX_TASK_CHARS} characters, got {}",
+                task_chars + context_chars
+            ),
         )
-    })?;
-    Ok(text)
+        .into());
+    }
+    Ok(())
+}
+
+/// The old `context` travels with the task text (a string as it is, anything else
+/// as JSON); [`sent_within_limit`] has bounded the two together.
+pub(super) fn with_context(task: String, context: Option<Value>) -> String {
+    let context = match context {
+        None | Some(Value::Null) => return task,
+        Some(Value::String(s)) if s.trim().is_empty() => return task,
+        Some(Value::Object(m)) if m.is_empty() => return task,
+        Some(Value::Array(a)) if a.is_empty() => return task,
+        Some(Value::String(s)) => s,
+        Some(other) => other.to_string(),
+    };
+    format!("{task}\n\nContext:\n{context}")
 }
 
 /// The old request's name for a `/v1` config field, so a refusal names what the

@@ -13,6 +13,7 @@ pub struct Seed {
 }
 
 pub async fn seed(a: Seed) {
+    use mcp_orchestrator::clock::now;
     use mcp_orchestrator::config::Durability;
     use mcp_orchestrator::domain::*;
     use mcp_orchestrator::store::{sqlite::SqliteStore, Store};
@@ -36,6 +37,7 @@ pub async fn seed(a: Seed) {
                 true,
             );
             let at = now();
+            wf.created_at = at;
             let _ = wf.transition(Status::Running, at);
             let _ = wf.transition(Status::Completed, at + chrono::Duration::milliseconds(200));
             wf.total_cost_usd = 0.01;

@@ -8,11 +8,16 @@ use serde_json::json;
 use super::{apply, Effect, Input, Policy, Step, WorkflowState};
 use crate::domain::step::{agent_key, decompose_key, final_key, synthesis_key};
 use crate::domain::{
-    now, AgentResult, AgentStatus, Decomposition, EventType, Pattern, PatternConfig, Status,
-    StepAnswer, StepRecord, SynthesisResult, TokenUsage, Workflow,
+    AgentResult, AgentStatus, Decomposition, EventType, Pattern, PatternConfig, Status, StepAnswer,
+    StepRecord, SynthesisResult, TokenUsage, Workflow,
 };
 
 const ID: &str = "wf_test";
+
+/// A fixed instant: the domain's tests, like the domain, read no clock.
+fn now() -> chrono::DateTime<chrono::Utc> {
+    chrono::DateTime::<chrono::Utc>::UNIX_EPOCH + chrono::Duration::days(20_000)
+}
 
 fn state() -> WorkflowState {
     let wf = Workflow::new(

@@ -14,8 +14,9 @@ use backon::{BackoffBuilder, ExponentialBuilder};
 
 use super::client::{self, Request};
 use super::{Deliver, RecordDelivery, SetRecorder, WebhookStats};
+use crate::clock::now;
 use crate::config::WebhooksConfig;
-use crate::domain::{now, Attempt, Delivery, DeliveryStatus};
+use crate::domain::{Attempt, Delivery, DeliveryStatus};
 use crate::events::address_policy::Guard;
 
 /// A retry waits at most this long, however many retries are configured.

@@ -290,8 +290,10 @@ impl Store for PgStore {
         let limit = max_completed as i64;
         let retained = self
             .records(
+                // Archived workflows are read through the archive, never held in
+                // memory (their rows keep only the summary).
                 "SELECT record::text FROM workflows WHERE completed_at >= $1
-                 ORDER BY completed_at DESC LIMIT $2",
+                 AND archive_key IS NULL ORDER BY completed_at DESC LIMIT $2",
                 &[&oldest, &limit],
             )
             .await?;
@@ -332,7 +334,7 @@ impl Store for PgStore {
         let rows = self
             .query(
                 "SELECT id, status FROM workflows WHERE completed_at >= $1
-                 ORDER BY completed_at DESC LIMIT $2",
+                 AND archive_key IS NULL ORDER BY completed_at DESC LIMIT $2",
                 &[&oldest, &limit],
             )
             .await?;

@@ -344,9 +344,12 @@ impl Store for SqliteStore {
                 })
                 .collect::<Result<Vec<_>, StoreError>>()?;
             let limit = max_completed as i64;
+            // Archived workflows are read through the archive, never held in
+            // memory (their rows keep only the summary).
             let retained = query_records(
                 c,
-                "SELECT record FROM workflows WHERE completed_at_us >= ?1 ORDER BY completed_at_us DESC LIMIT ?2",
+                "SELECT record FROM workflows WHERE completed_at_us >= ?1 AND archive_key IS NULL \
+                 ORDER BY completed_at_us DESC LIMIT ?2",
                 &[&us(oldest), &limit],
             )?;
             Ok(Startup { active, retained })
@@ -385,7 +388,7 @@ impl Store for SqliteStore {
             let mut stmt = c
                 .prepare(
                     "SELECT id, status FROM workflows WHERE completed_at_us >= ?1 \
-                     ORDER BY completed_at_us DESC LIMIT ?2",
+                     AND archive_key IS NULL ORDER BY completed_at_us DESC LIMIT ?2",
                 )
                 .map_err(backend)?;
             let rows = stmt
