@@ -30,7 +30,11 @@ async fn archived_offline_then_restarted(
     let b: Builder = env.iter().fold(
         server()
             .latency_ms(1)
-            .env("MCPO__ARCHIVE__ENABLED", "false"),
+            .env("MCPO__ARCHIVE__ENABLED", "false")
+            // The client's pooled connection idles while the object is corrupted
+            // (seconds with boto3); the server must not close it just as it is
+            // reused.
+            .env("MCPO__SERVER__KEEP_ALIVE", "120s"),
         |b, (k, v)| b.env(k, v),
     );
     let mut s = b.clone().start();
@@ -135,4 +139,37 @@ async fn archived_offline_workflows_are_read_from_s3_after_a_restart() {
         );
     })
     .await;
+}
+
+#[tokio::test]
+async fn workflows_archived_while_held_in_memory_leave_it_and_read_from_the_archive() {
+    // Default retention: the finished workflows are in memory when the pass runs.
+    let s = server()
+        .latency_ms(1)
+        .env("MCPO__ARCHIVE__AFTER", "0s")
+        .env("MCPO__ARCHIVE__INTERVAL", "1s")
+        .start();
+    let ids = finished_workflows(&s, 2).await;
+    let t = std::time::Instant::now();
+    while s.get("/health").await.body["components"]["archive"]["archived_total"] != 2 {
+        assert!(t.elapsed() < 60 * SEC, "the pass never archived both");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    for id in &ids {
+        for route in ["", "/result"] {
+            let t = std::time::Instant::now();
+            loop {
+                let (status, from, body) =
+                    raw_get(&s, &format!("/v1/workflows/{id}{route}"), None).await;
+                assert_eq!(status, 200, "{route}: {body}");
+                if from == "archive" {
+                    break;
+                }
+                // The registry drops its copy right after the pass's commit.
+                assert_eq!(from, "memory", "{route}");
+                assert!(t.elapsed() < 10 * SEC, "{id}{route} still from memory");
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+        }
+    }
 }
