@@ -74,6 +74,10 @@ pub enum ApiError {
         limit: f64,
         retry_after_secs: u64,
     },
+    #[error("this server does not answer to Host '{0}' (server.allowed_hosts)")]
+    HostNotAllowed(String),
+    #[error("a state-changing request from origin '{0}' is refused: only the server's own pages and server.cors_allowed_origins may send one")]
+    OriginNotAllowed(String),
     #[error("Content-Type '{0}' is not accepted here; send the body as application/json")]
     UnsupportedMediaType(String),
     #[error("Idempotency-Key '{0}' was already used with a different request within idempotency.ttl; use a new key for a new request")]
@@ -140,6 +144,8 @@ impl ApiError {
             ApiError::QuotaExceeded { .. } => "quota_exceeded",
             ApiError::RateLimited { .. } => "rate_limited",
             ApiError::SpendLimitReached { .. } => "spend_limit_reached",
+            ApiError::HostNotAllowed(_) => "host_not_allowed",
+            ApiError::OriginNotAllowed(_) => "origin_not_allowed",
             ApiError::UnsupportedMediaType(_) => "unsupported_media_type",
             ApiError::IdempotencyConflict(_) => "idempotency_conflict",
             ApiError::ShuttingDown => "shutting_down",
@@ -192,7 +198,8 @@ impl ResponseError for ApiError {
             | ApiError::RateLimited { .. }
             | ApiError::SpendLimitReached { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
-            ApiError::Forbidden { .. } => StatusCode::FORBIDDEN,
+            ApiError::Forbidden { .. } | ApiError::OriginNotAllowed(_) => StatusCode::FORBIDDEN,
+            ApiError::HostNotAllowed(_) => StatusCode::MISDIRECTED_REQUEST,
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::ProviderUnavailable(_) | ApiError::IdempotencyConflict(_) => {
                 StatusCode::UNPROCESSABLE_ENTITY

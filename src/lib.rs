@@ -65,6 +65,8 @@ pub struct AppState {
     pub started: Instant,
     /// The configured API keys (none = auth off).
     pub keys: Arc<auth::Keyring>,
+    /// The `Host` values answered (`server.allowed_hosts`).
+    pub hosts: auth::browser::HostPolicy,
     /// Per-key active workflows and daily spend (shared with the registry).
     pub ledger: Arc<auth::Ledger>,
     /// Where archived workflows are read from (and written to, when enabled).
@@ -126,12 +128,14 @@ pub fn create_app(
         .wrap(actix_web::middleware::from_fn(
             auth::middleware::authenticate,
         ))
-        .wrap(actix_web::middleware::from_fn(api::middleware::observe))
-        // Outermost: preflights are answered before a key is asked for.
+        // Preflights are answered before a key is asked for.
         .wrap(actix_web::middleware::Condition::new(
             !origins.is_empty(),
             auth::cors::cors(&origins),
         ))
+        // Host and Origin before anything else looks at the request.
+        .wrap(actix_web::middleware::from_fn(auth::browser::guard))
+        .wrap(actix_web::middleware::from_fn(api::middleware::observe))
         .configure(api::mcp::configure(state))
         .default_service(web::to(api::not_found))
 }
@@ -403,6 +407,7 @@ pub async fn start(config: Config) -> Result<Runtime, StartError> {
     ));
     let state = web::Data::new(AppState {
         guard: Guard::new(&config.webhooks),
+        hosts: auth::browser::HostPolicy::new(&config),
         mcp_sessions: Arc::new(api::mcp::Sessions::new(&config.mcp)),
         streams: Arc::new(StreamLimits::new(
             config.limits.max_sse_streams,

@@ -99,6 +99,7 @@ fn new_key(name: &str, scopes: &str) -> Result<String, String> {
         requests_per_second: None,
         burst: None,
         budget_usd_per_day: None,
+        max_share: None,
     };
     let token = mcp_orchestrator::auth::new_token()?;
     let entry = mcp_orchestrator::config::KeyConfig {
@@ -117,7 +118,7 @@ fn new_key(name: &str, scopes: &str) -> Result<String, String> {
         "{token}\n\n# The token above is shown only this once; the server keeps its SHA-256.\n\
          # Paste this into the config file or the file named by auth.keys_file:\n\
          [[auth.keys]]\nname = \"{}\"\nsha256 = \"{}\"\nscopes = [{}]\n\
-         # Optional quotas:\n# max_active = 10\n# requests_per_second = 20\n# burst = 40\n# budget_usd_per_day = 50.0\n",
+         # Optional quotas:\n# max_active = 10\n# requests_per_second = 20\n# burst = 40\n# budget_usd_per_day = 50.0\n# max_share = 0.25\n",
         entry.name,
         entry.sha256,
         scopes.join(", ")

@@ -79,20 +79,26 @@ async fn a_key_is_required_and_a_workflow_belongs_to_the_key_that_created_it() {
     assert_eq!(missing.body["success"], false);
     assert_eq!(code(&missing), "unauthorized");
 
-    // Public routes need no key.
-    for path in ["/health", "/ready", "/metrics", "/dashboard"] {
+    // Public routes need no key; /metrics does once keys exist (it names them).
+    for path in ["/health", "/ready", "/dashboard"] {
         let r = s.call(Method::GET, path, None, None).await;
         assert_eq!(r.status, 200, "{path}");
     }
+    let r = s.call(Method::GET, "/metrics", None, None).await;
+    assert_eq!((r.status, code(&r).as_str()), (401, "unauthorized"));
 }
 
 #[tokio::test]
-async fn metrics_require_a_key_when_configured() {
+async fn metrics_require_a_key_once_keys_exist_unless_opened() {
     let k = key("scraper", &["read"]);
-    let s = server()
+    let opened = server()
         .keys(&[&k])
-        .env("MCPO__METRICS__REQUIRE_AUTH", "true")
+        .env("MCPO__METRICS__REQUIRE_AUTH", "false")
         .start();
+    let r = opened.call(Method::GET, "/metrics", None, None).await;
+    assert_eq!(r.status, 200, "an explicit setting wins");
+    drop(opened);
+    let s = server().keys(&[&k]).start();
     let none = s.call(Method::GET, "/metrics", None, None).await;
     assert_eq!((none.status, code(&none).as_str()), (401, "unauthorized"));
     let ok = s.get_as(&k, "/metrics").await;

@@ -1,7 +1,9 @@
 //! Issue 14, the scope × route matrix: every route with no key, a wrong key, a
 //! `read` key, a `write` key, an `admin` key, the owner's key and another owner's
 //! key, each case with its exact status and code; then a scan of the log for any
-//! token.
+//! token. Issue 22 adds two columns, both with the admin key: a rebound `Host`
+//! (421 on every route) and a foreign `Origin` (403 on every state change, the
+//! admin's answer on reads).
 
 use reqwest::Method;
 use serde_json::{json, Value};
@@ -25,10 +27,14 @@ async fn probe(
     path: &str,
     token: Option<&str>,
     body: Option<&Value>,
+    headers: &[(&str, &str)],
 ) -> (u16, String) {
     let mut req = s.http.request(method.clone(), s.url(path));
     if let Some(t) = token {
         req = req.bearer_auth(t);
+    }
+    for (k, v) in headers {
+        req = req.header(*k, *v);
     }
     if let Some(b) = body {
         req = req.json(b);
@@ -60,7 +66,41 @@ struct Callers {
     other: TestKey,
 }
 
-const COLUMNS: [&str; 7] = ["none", "wrong", "read", "write", "admin", "owner", "other"];
+const COLUMNS: [&str; 9] = [
+    "none",
+    "wrong",
+    "read",
+    "write",
+    "admin",
+    "owner",
+    "other",
+    "admin from a rebound Host",
+    "admin from a foreign Origin",
+];
+
+/// The headers of a column: the two attack columns carry the admin key.
+fn attack(col: usize) -> &'static [(&'static str, &'static str)] {
+    match col {
+        7 => &[("host", "attacker.example")],
+        8 => &[("origin", "http://evil.example")],
+        _ => &[],
+    }
+}
+
+/// The attack columns' answers follow from the row: a rebound Host never gets
+/// past the Host check; a foreign Origin is refused any state change and reads
+/// as the admin does.
+fn with_attacks(method: &Method, want: &[Want; 7]) -> [Want; 9] {
+    let cross = if *method == Method::GET {
+        want[4]
+    } else {
+        (403, "origin_not_allowed")
+    };
+    let mut all = [(421, "host_not_allowed"); 9];
+    all[..7].copy_from_slice(want);
+    all[8] = cross;
+    all
+}
 
 impl Callers {
     fn token(&self, col: usize) -> Option<&str> {
@@ -71,7 +111,8 @@ impl Callers {
             3 => Some(&self.wo.token),
             4 => Some(&self.admin.token),
             5 => Some(&self.owner.token),
-            _ => Some(&self.other.token),
+            6 => Some(&self.other.token),
+            _ => Some(&self.admin.token),
         }
     }
 }
@@ -89,6 +130,8 @@ async fn every_route_answers_each_caller_with_the_exact_status_and_code() {
         .keys(&[&c.ro, &c.wo, &c.admin, &c.owner, &c.other])
         // Workflows stay running through the matrix.
         .latency_ms(30_000)
+        // A set list: with keys any Host is answered otherwise.
+        .env("MCPO__SERVER__ALLOWED_HOSTS", "127.0.0.1")
         .env("MCPO__WEBHOOKS__ALLOW_HTTP", "true")
         .env("MCPO__WEBHOOKS__ALLOW_HOSTS", "127.0.0.1")
         .start();
@@ -255,14 +298,15 @@ async fn every_route_answers_each_caller_with_the_exact_status_and_code() {
         ),
         (&get, v("/health"), None, [OK; 7]),
         (&get, v("/ready"), None, [OK; 7]),
-        (&get, v("/metrics"), None, [OK; 7]),
+        // Once keys exist /metrics needs one (it names every key).
+        (&get, v("/metrics"), None, [U, U, OK, OK, OK, OK, OK]),
         (&get, v("/dashboard"), None, [OK; 7]),
         (&get, v("/dashboard/dashboard.js"), None, [OK; 7]),
     ];
     let mut failures = Vec::new();
     for (method, path, body, want) in &rows {
-        for (col, expected) in want.iter().enumerate() {
-            let got = probe(&s, method, path, c.token(col), body.as_ref()).await;
+        for (col, expected) in with_attacks(method, want).iter().enumerate() {
+            let got = probe(&s, method, path, c.token(col), body.as_ref(), attack(col)).await;
             let ok = got.0 == expected.0 && (expected.1.is_empty() || got.1 == expected.1);
             if !ok {
                 failures.push(format!(
@@ -326,8 +370,25 @@ async fn every_route_answers_each_caller_with_the_exact_status_and_code() {
             OK,
         ),
     ];
-    for (col, path, body, expected) in &cases {
-        let got = probe(&s, &post, path, c.token(*col), body.as_ref()).await;
+    // Cancels from a rebound Host or a foreign Origin, with the admin key.
+    let attacks = [
+        (7, cancel(&w), None, (421, "host_not_allowed")),
+        (8, cancel(&w), None, (403, "origin_not_allowed")),
+        (
+            7,
+            "/tools/cancel_orchestration".into(),
+            Some(json!({"task_id": w})),
+            (421, "host_not_allowed"),
+        ),
+        (
+            8,
+            "/tools/cancel_orchestration".into(),
+            Some(json!({"task_id": w})),
+            (403, "origin_not_allowed"),
+        ),
+    ];
+    for (col, path, body, expected) in cases.iter().chain(&attacks) {
+        let got = probe(&s, &post, path, c.token(*col), body.as_ref(), attack(*col)).await;
         if !(got.0 == expected.0 && (expected.1.is_empty() || got.1 == expected.1)) {
             failures.push(format!(
                 "POST {path} as {}: got {got:?}, want {expected:?}",
@@ -344,7 +405,7 @@ async fn every_route_answers_each_caller_with_the_exact_status_and_code() {
 
     // No token anywhere the server writes or shows.
     let health = s.get("/health").await.body.to_string();
-    let metrics = s.get("/metrics").await.body.to_string();
+    let metrics = s.get_as(&c.admin, "/metrics").await.body.to_string();
     let log = s.log();
     assert!(!log.is_empty());
     for k in [&c.ro, &c.wo, &c.admin, &c.owner, &c.other] {

@@ -210,8 +210,20 @@ async fn every_metric_the_dashboard_and_alerts_query_is_exported() {
 
 #[test]
 fn prometheus_config_and_alert_rules_pass_promtool() {
+    // promtool checks that the scrape token file exists: a copy of the config
+    // (with its rules) that names a token file made here.
+    let dir = new_dir();
+    let token = dir.join("mcpo-metrics-token");
+    std::fs::write(&token, "mcpo_test").unwrap();
+    let config = read("deploy/prometheus.yml").replace(
+        "/run/secrets/mcpo-metrics-token",
+        &token.display().to_string(),
+    );
+    std::fs::write(dir.join("prometheus.yml"), config).unwrap();
+    std::fs::write(dir.join("alerts.yml"), read("deploy/alerts.yml")).unwrap();
+    let config = dir.join("prometheus.yml").display().to_string();
     for args in [
-        ["check", "config", "deploy/prometheus.yml"],
+        ["check", "config", config.as_str()],
         ["check", "rules", "deploy/alerts.yml"],
     ] {
         let out = tool("promtool", &args);
@@ -476,6 +488,11 @@ fn compose_file_is_valid_and_matches_the_image() {
     );
     assert_eq!(job["dns_sd_configs"][0]["port"].as_u64(), Some(5060));
     assert_eq!(job["honor_labels"].as_bool(), Some(true));
+    // With keys /metrics needs one: Prometheus sends a token from a compose secret.
+    let token_file = job["authorization"]["credentials_file"].as_str().unwrap();
+    let prom_secret = strings(&services["prometheus"]["secrets"])[0].clone();
+    assert_eq!(token_file, format!("/run/secrets/{prom_secret}"));
+    assert!(compose["secrets"][prom_secret.as_str()]["file"].is_string());
     assert!(orch["ports"][0].as_str().unwrap_or("").ends_with(":5060"));
     // Grafana reads the provisioned dashboards from where the compose mounts them.
     let prov: serde_yaml::Value = serde_yaml::from_str(&read(

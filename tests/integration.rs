@@ -28,6 +28,7 @@ mod packing;
 mod postgres;
 mod providers;
 mod readme;
+mod rebinding;
 mod redis_mirror;
 mod sqlite_lock;
 mod startup;

@@ -154,8 +154,10 @@ async fn origin_and_host_are_checked() {
     let port_origin = format!("http://evil.example:{}", s.base.rsplit(':').next().unwrap());
     let rebound = post(&s, &[("origin", &port_origin)], &initialize(LEGACY)).await;
     assert_eq!(rebound.status, 403, "{}", rebound.text);
+    // Host is every route's check (server.allowed_hosts): 421 host_not_allowed.
     let host = post(&s, &[("host", "evil.example")], &initialize(LEGACY)).await;
-    assert_eq!(host.status, 403, "{}", host.text);
+    assert_eq!(host.status, 421, "{}", host.text);
+    assert!(host.text.contains("host_not_allowed"), "{}", host.text);
     // A loopback origin (e.g. a local browser tool) and no Origin at all pass.
     let local = post(
         &s,

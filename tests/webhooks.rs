@@ -298,10 +298,20 @@ async fn the_default_guard_refuses_internal_destinations() {
         )
         .await;
     assert_eq!(r.body["error"]["field"], "events[0]");
+    // The old route checks the workflow first (a made-up id: 404, nothing
+    // resolved), then the destination.
     let r = s
         .post(
             "/webhook/register",
             &json!({"task_id": "x", "webhook_url": "https://127.0.0.1/h", "secret": "longenough"}),
+        )
+        .await;
+    assert_eq!((r.status, r.body["success"].as_bool()), (404, Some(false)));
+    let id = s.create(research("hooked", 3)).await;
+    let r = s
+        .post(
+            "/webhook/register",
+            &json!({"task_id": id, "webhook_url": "https://127.0.0.1/h", "secret": "longenough"}),
         )
         .await;
     assert_eq!((r.status, r.body["success"].as_bool()), (400, Some(false)));
@@ -312,12 +322,13 @@ async fn the_default_guard_refuses_internal_destinations() {
             .len(),
         0
     );
+    // Only the one made for the register above: every refused create made none.
     assert_eq!(
         s.get("/v1/workflows").await.body["items"]
             .as_array()
             .unwrap()
             .len(),
-        0
+        1
     );
 }
 
@@ -349,7 +360,7 @@ async fn the_guard_is_applied_again_at_delivery_time() {
     s.wait_status(&id, "completed", 30 * SEC).await;
     let d = wait_deliveries(&s, &id, 1, "failed").await;
     let err = d[0]["attempts"][0]["error"].as_str().unwrap();
-    assert!(err.contains("refused") && err.contains("loopback"), "{err}");
+    assert_eq!(err, mcp_orchestrator::events::address_policy::REFUSED);
     assert!(recv.received().is_empty());
 }
 

@@ -4,7 +4,8 @@
 //! from its annotated handlers, so the path, the methods and the 405 `Allow` list
 //! come from the annotations themselves and cannot drift from the document.
 //! `Standard` adds what every operation shares: the bearer scheme and the
-//! 401/403/415/429 answers of the auth middleware.
+//! 401/403/415/429 answers of the auth middleware and the 421 (Host) and 403
+//! (Origin) answers of `auth::browser`.
 
 use actix_web::dev::{AppService, HttpServiceFactory};
 use actix_web::{web, HttpResponse};
@@ -248,6 +249,20 @@ impl Modify for Standard {
                     r.entry("415".into()).or_insert_with(|| {
                         error(
                             "unsupported_media_type: the body is not application/json",
+                            compat,
+                        )
+                    });
+                }
+                r.entry("421".into()).or_insert_with(|| {
+                    error(
+                        "host_not_allowed: the Host header is not in server.allowed_hosts",
+                        compat,
+                    )
+                });
+                if method != "get" {
+                    r.entry("403".into()).or_insert_with(|| {
+                        error(
+                            "forbidden: the key lacks the scope this needs | origin_not_allowed: a state change from a foreign Origin",
                             compat,
                         )
                     });

@@ -133,6 +133,8 @@ async fn create(
     caller: Caller,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
+    // Admin before anything is read or resolved (global subscriptions have no
+    // workflow to own).
     caller.require(Scope::Admin)?;
     let body: WebhookBody = read_json(payload, &state.config.server, None).await?;
     let generated = body.secret.is_none();
@@ -293,12 +295,14 @@ async fn register(
         events: b.events,
     }
     .into_spec("")?;
+    // Existence and ownership first: nothing is resolved for a workflow the
+    // caller cannot see, so a made-up task_id probes no internal name.
+    let (wf, _) = find_for(&state, &caller, &task_id).await?;
     state
         .guard
         .check(&url)
         .await
         .map_err(|e| ApiError::validation("webhook_url", format!("Invalid webhook_url: {e}")))?;
-    let (wf, _) = find_for(&state, &caller, &task_id).await?;
     let (sub, seq) = state
         .registry
         .send(AddWebhook(spec.into_subscription(Some(wf.id.clone()))))

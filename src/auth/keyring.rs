@@ -129,6 +129,7 @@ mod tests {
                     requests_per_second: Some(1),
                     burst: Some(2),
                     budget_usd_per_day: None,
+                    max_share: None,
                 })
                 .collect(),
             ..Default::default()

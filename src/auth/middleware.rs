@@ -3,8 +3,8 @@
 //! applies the key's request rate, and refuses non-JSON bodies on POST (the
 //! CSRF guard: a cross-site form or a `text/plain` fetch cannot act). The
 //! `Caller` it leaves in the request is what handlers extract.
-//! Open without a key: `/health`, `/ready`, `/metrics` (unless
-//! `metrics.require_auth`) and the dashboard's static files, which carry no data.
+//! Open without a key: `/health`, `/ready`, `/metrics` (unless it requires a key:
+//! `metrics.require_auth`, by default once keys exist) and the dashboard's static files, which carry no data.
 
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
@@ -41,7 +41,7 @@ fn is_compat(path: &str) -> bool {
             .any(|p| path.starts_with(p))
 }
 
-fn reject(path: &str, e: ApiError) -> Error {
+pub(crate) fn reject(path: &str, e: ApiError) -> Error {
     if is_compat(path) {
         CompatError(e).into()
     } else {
@@ -116,7 +116,7 @@ pub async fn authenticate(
         return Err(ApiError::Internal("application state missing".into()).into());
     };
     let path = req.path().to_string();
-    let metrics_open = !state.config.metrics.require_auth;
+    let metrics_open = !state.config.metrics.requires_key(state.keys.enabled());
     let caller = if !state.keys.enabled() {
         Caller::anonymous()
     } else if is_public(&path, metrics_open) {

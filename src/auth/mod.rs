@@ -6,6 +6,7 @@
 //! With no keys configured auth is off and every request is the anonymous caller,
 //! who may do everything.
 
+pub mod browser;
 pub mod caller;
 pub mod cors;
 pub mod keyring;

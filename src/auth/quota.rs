@@ -237,6 +237,7 @@ mod tests {
             requests_per_second: None,
             burst: None,
             budget_usd_per_day: budget,
+            max_share: None,
         };
         let cfg = AuthConfig {
             keys: vec![key("a", Some(2), Some(1.0)), key("b", None, None)],

@@ -58,6 +58,9 @@ pub struct KeyConfig {
     /// Spend of this key's workflows created since UTC midnight, at most.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub budget_usd_per_day: Option<f64>,
+    /// This key's share of each shared cap, instead of `auth.max_share`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_share: Option<f64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -71,6 +74,9 @@ pub struct AuthConfig {
     /// With no keys, refuse to listen on anything but loopback. `false` = run
     /// without auth anywhere (only behind something that authenticates).
     pub required: bool,
+    /// The largest share of each shared cap (MCP sessions, SSE streams, webhook
+    /// subscriptions, pending deliveries) one key may hold.
+    pub max_share: f64,
 }
 
 impl Default for AuthConfig {
@@ -79,6 +85,7 @@ impl Default for AuthConfig {
             keys: Vec::new(),
             keys_file: None,
             required: true,
+            max_share: 0.5,
         }
     }
 }
@@ -86,8 +93,17 @@ impl Default for AuthConfig {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct MetricsConfig {
-    /// `/metrics` requires a key (any scope) when true.
-    pub require_auth: bool,
+    /// `/metrics` requires a key (any scope) when true. Unset: true once any key
+    /// is configured (its per-key series name every key), false without keys.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub require_auth: Option<bool>,
+}
+
+impl MetricsConfig {
+    /// Whether `/metrics` needs a key, given whether any key is configured.
+    pub fn requires_key(&self, keys_configured: bool) -> bool {
+        self.require_auth.unwrap_or(keys_configured)
+    }
 }
 
 #[derive(Deserialize)]
@@ -163,6 +179,11 @@ impl AuthConfig {
             if k.burst.is_some() && k.requests_per_second.is_none() {
                 return bad(key("burst"), "needs requests_per_second".into());
             }
+            if let Some(share) = k.max_share {
+                if !valid_share(share) {
+                    return bad(key("max_share"), "must be above 0 and at most 1".into());
+                }
+            }
             if let Some(b) = k.budget_usd_per_day {
                 if !(b.is_finite() && b > 0.0) {
                     return bad(
@@ -171,6 +192,12 @@ impl AuthConfig {
                     );
                 }
             }
+        }
+        if !valid_share(self.max_share) {
+            return bad(
+                "auth.max_share".into(),
+                "must be above 0 and at most 1".into(),
+            );
         }
         if self.keys.is_empty() && self.required && !is_loopback(bind) {
             return bad(
@@ -188,6 +215,10 @@ impl AuthConfig {
     pub fn enabled(&self) -> bool {
         !self.keys.is_empty()
     }
+}
+
+fn valid_share(share: f64) -> bool {
+    share.is_finite() && share > 0.0 && share <= 1.0
 }
 
 fn read_keys_file(path: &Path) -> Result<Vec<KeyConfig>, ConfigError> {
@@ -231,6 +262,7 @@ mod tests {
             requests_per_second: None,
             burst: None,
             budget_usd_per_day: None,
+            max_share: None,
         }
     }
 
@@ -270,6 +302,13 @@ mod tests {
         k.budget_usd_per_day = Some(-1.0);
         a.keys = vec![k];
         assert!(err(&a, "127.0.0.1:1").starts_with("auth.keys[0].budget_usd_per_day"));
+        let mut k = key("b");
+        k.max_share = Some(1.5);
+        a.keys = vec![k];
+        assert!(err(&a, "127.0.0.1:1").starts_with("auth.keys[0].max_share"));
+        a.keys.clear();
+        a.max_share = 0.0;
+        assert!(err(&a, "127.0.0.1:1").starts_with("auth.max_share"));
     }
 
     #[test]

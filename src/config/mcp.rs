@@ -1,5 +1,5 @@
-//! `[mcp]`: the MCP endpoint at `/mcp` (Streamable HTTP): which browser origins and
-//! host names it answers (DNS-rebinding protection) and how many sessions it keeps.
+//! `[mcp]`: the MCP endpoint at `/mcp` (Streamable HTTP): which browser origins it
+//! answers and how many sessions it keeps (the Host check is `server.allowed_hosts`).
 
 use std::time::Duration;
 
@@ -17,8 +17,8 @@ pub struct McpConfig {
     /// `Origin` (non-browser clients) pass. Empty = refuse every `Origin`.
     #[serde(deserialize_with = "string_or_list")]
     pub allowed_origins: Vec<String>,
-    /// `Host` values (`name` or `name:port`) `/mcp` answers; others get 403.
-    /// Empty = any host (only behind a proxy that checks it).
+    /// Deprecated alias: added to `server.allowed_hosts`, which every route
+    /// (`/mcp` included) checks.
     #[serde(deserialize_with = "string_or_list")]
     pub allowed_hosts: Vec<String>,
     /// Open sessions at most; an `initialize` beyond gets an error.
@@ -37,7 +37,7 @@ impl Default for McpConfig {
                 "http://127.0.0.1:*".into(),
                 "http://[::1]:*".into(),
             ],
-            allowed_hosts: vec!["localhost".into(), "127.0.0.1".into(), "::1".into()],
+            allowed_hosts: Vec::new(),
             max_sessions: 1000,
             session_idle_timeout: Duration::from_secs(600),
         }

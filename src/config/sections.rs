@@ -18,6 +18,12 @@ pub struct ServerConfig {
     /// browser (CORS); none by default.
     #[serde(deserialize_with = "string_or_list")]
     pub cors_allowed_origins: Vec<String>,
+    /// `Host` values (`name` = any port, `name:port`, `"*"` = any) the server
+    /// answers; others get 421 `host_not_allowed` (DNS-rebinding protection).
+    /// Empty: without keys the bind address and loopback names, with keys any.
+    /// Loopback names and the bind address are always allowed.
+    #[serde(deserialize_with = "string_or_list")]
+    pub allowed_hosts: Vec<String>,
     /// A request's head and its whole body must arrive within this; else 408.
     #[serde(with = "humantime_serde")]
     pub client_request_timeout: Duration,
@@ -425,6 +431,7 @@ impl Default for ServerConfig {
             max_body_bytes: 1024 * 1024,
             workers: 0,
             cors_allowed_origins: Vec::new(),
+            allowed_hosts: Vec::new(),
             client_request_timeout: Duration::from_secs(10),
             max_header_bytes: 32 * 1024,
             keep_alive: Duration::from_secs(5),

@@ -3,8 +3,11 @@
 //! unless the host is listed in `webhooks.allow_hosts`. Checked at registration,
 //! and again for every connection the dispatcher opens: its HTTP client resolves
 //! names through `Guard::resolve`, so a name that re-resolves to a private address
-//! is refused at connect time. Lookups time out after `webhooks.dns_timeout`, and a
-//! refusal names the kind of address, never the address a name resolved to.
+//! is refused at connect time. Lookups time out after `webhooks.dns_timeout`.
+//! Every refusal of a destination, whatever the reason (an address of a refused
+//! kind, a name that does not resolve, a lookup that timed out), is the one
+//! message `REFUSED`: a caller must not learn what an internal name resolves to,
+//! or whether it exists. The reason is logged at debug for the operator.
 //!
 //! "Globally routable" is the `ip_network` crate's `is_global` (the IANA special-
 //! purpose registries, as std's unstable `is_global`). On top of it we refuse what
@@ -48,6 +51,10 @@ impl std::fmt::Debug for Guard {
             .finish()
     }
 }
+
+/// The one answer to every refused destination (see the module header).
+pub const REFUSED: &str = "refused: a webhook destination must be a host that resolves, \
+within webhooks.dns_timeout, to public addresses only (webhooks.allow_hosts lists exceptions)";
 
 /// A refusal by the guard, recognisable inside an HTTP client's error chain.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -169,9 +176,11 @@ impl Guard {
         let host = url.host_str().ok_or("webhook URL has no host")?;
         if let Ok(ip) = bare(host).parse::<IpAddr>() {
             if let Some(kind) = forbidden(ip).filter(|_| !self.allowed_host(host)) {
-                return Err(format!(
-                    "refused: {ip} is a {kind} address; add it to webhooks.allow_hosts to allow"
-                ));
+                tracing::debug!(
+                    kind,
+                    "webhook destination refused: an address of a refused kind"
+                );
+                return Err(REFUSED.into());
             }
         }
         Ok(url)
@@ -183,29 +192,23 @@ impl Guard {
     }
 
     /// Resolves a host name (bounded by `webhooks.dns_timeout`) and checks every
-    /// address it resolves to. The error names the kind of a refused address, not
-    /// the address: a caller must not learn what an internal name resolves to.
+    /// address it resolves to. Every failure is `REFUSED`.
     pub async fn resolve(&self, host: &str) -> Result<Vec<IpAddr>, Refused> {
         let name = bare(host);
+        let refused = |why: &str| {
+            tracing::debug!(reason = why, "webhook destination refused");
+            Refused(REFUSED.into())
+        };
         let addrs = match tokio::time::timeout(self.dns_timeout, (self.lookup)(name.clone())).await
         {
-            Err(_) => {
-                return Err(Refused(format!(
-                    "cannot resolve '{name}': no answer within {:?} (webhooks.dns_timeout)",
-                    self.dns_timeout
-                )))
-            }
-            Ok(Err(e)) => return Err(Refused(format!("cannot resolve '{name}': {e}"))),
-            Ok(Ok(a)) if a.is_empty() => {
-                return Err(Refused(format!("'{name}' resolves to no address")))
-            }
+            Err(_) => return Err(refused("no answer within webhooks.dns_timeout")),
+            Ok(Err(_)) => return Err(refused("the name does not resolve")),
+            Ok(Ok(a)) if a.is_empty() => return Err(refused("the name resolves to no address")),
             Ok(Ok(a)) => a,
         };
         if !self.allowed_host(&name) {
             if let Some(kind) = addrs.iter().find_map(|a| forbidden(*a)) {
-                return Err(Refused(format!(
-                    "refused: '{name}' resolves to a {kind} address; add it to webhooks.allow_hosts to allow"
-                )));
+                return Err(refused(kind));
             }
         }
         Ok(addrs)
@@ -344,16 +347,18 @@ mod tests {
             Arc::new(|_| Box::pin(async { Ok(vec!["10.20.30.40".parse().unwrap()]) }));
         let g = guard(false, &[]).with_lookup(lookup);
         let err = g.check("https://intranet.example/hook").await.unwrap_err();
-        assert!(
-            err.contains("private") && err.contains("intranet.example"),
-            "{err}"
-        );
-        assert!(!err.contains("10.20.30.40"), "{err}");
+        assert_eq!(err, REFUSED);
         let err = g.check("https://localhost/hook").await.unwrap_err();
-        assert!(
-            !err.contains("10.20") && !err.contains("127.0.0.1"),
-            "{err}"
+        assert_eq!(err, REFUSED);
+        // A name that does not exist and a refused literal: the same answer.
+        let missing: Lookup =
+            Arc::new(|_| Box::pin(async { Err(std::io::Error::other("no such host")) }));
+        let g = guard(false, &[]).with_lookup(missing);
+        assert_eq!(
+            g.check("https://nope.internal/hook").await.unwrap_err(),
+            REFUSED
         );
+        assert_eq!(g.check("https://10.0.0.1/hook").await.unwrap_err(), REFUSED);
     }
 
     #[tokio::test]
@@ -362,7 +367,7 @@ mod tests {
         let mut g = guard(false, &[]).with_lookup(lookup);
         g.dns_timeout = Duration::from_millis(50);
         let err = g.check("https://slow.example/hook").await.unwrap_err();
-        assert!(err.contains("webhooks.dns_timeout"), "{err}");
+        assert_eq!(err, REFUSED);
     }
 
     #[tokio::test]

@@ -2,8 +2,8 @@
 //! Rust SDK (`rmcp`) through its actix-web transport (`rmcp-actix-web`), which does
 //! the wire protocol: protocol-version negotiation (the current revision and the
 //! older ones the SDKs still use), `initialize` with `Mcp-Session-Id`, session
-//! `DELETE`, JSON or SSE answers, and `Host`/`Origin` checks (DNS-rebinding
-//! protection) against `[mcp]` in the config. This module owns the tools
+//! `DELETE`, JSON or SSE answers, and the `Origin` check against
+//! `mcp.allowed_origins` (the `Host` check is every route's, `auth::browser`). This module owns the tools
 //! (`tools.rs`, schemas in `schemas.rs`), the resources (`resources.rs`), the
 //! server handler (`server.rs`) and the capped session store (`sessions.rs`).
 
@@ -57,7 +57,9 @@ pub fn configure(state: web::Data<AppState>) -> impl FnOnce(&mut web::ServiceCon
             // Plain JSON answers where the protocol allows it (statelessly served
             // requests of the current revision); SSE when a call reports progress.
             .json_response(true)
-            .allowed_hosts(mcp.allowed_hosts.clone())
+            // Host is checked for every route, this one too, by `auth::browser`
+            // (`server.allowed_hosts`); an empty list turns rmcp's own check off.
+            .allowed_hosts(Vec::<String>::new())
             .allowed_origins(mcp.allowed_origins.clone())
             .max_request_body_bytes(state.config.server.max_body_bytes)
             .build();

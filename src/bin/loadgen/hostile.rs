@@ -215,15 +215,21 @@ pub async fn run(kind: Kind, c: &Ctx<'_>) -> Result<(), String> {
             expect("random path", r.status().as_u16(), &[404])
         }
         Kind::SlowBody => {
+            // The server's own Host: any other is refused (421) before the body is read.
             let head = format!(
-                "POST {} HTTP/1.1\r\nHost: soak\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{{\"pat",
-                c.pick(&["/v1/workflows", "/tools/orchestrate_research", "/v1/webhooks"])
+                "POST {} HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{{\"pat",
+                c.pick(&["/v1/workflows", "/tools/orchestrate_research", "/v1/webhooks"]),
+                host_of(c.url)
             );
             let answer = raw(c.url, head.as_bytes()).await?;
             starts("slow body", &answer, "HTTP/1.1 408")
         }
         Kind::SlowHead => {
-            let answer = raw(c.url, b"GET /health HTTP/1.1\r\nHost: soak\r\nX-Slow: ").await?;
+            let head = format!(
+                "GET /health HTTP/1.1\r\nHost: {}\r\nX-Slow: ",
+                host_of(c.url)
+            );
+            let answer = raw(c.url, head.as_bytes()).await?;
             starts("slow head", &answer, "HTTP/1.1 408")
         }
         Kind::HugeHead => {
@@ -304,6 +310,11 @@ fn starts(what: &str, answer: &str, want: &str) -> Result<(), String> {
 }
 
 /// Writes `bytes` on a new connection, then waits (at most 60 s) for the answer.
+/// `host:port` of the target URL, for a raw request's `Host` header.
+fn host_of(url: &str) -> &str {
+    url.trim_start_matches("http://").trim_end_matches('/')
+}
+
 async fn raw(url: &str, bytes: &[u8]) -> Result<String, String> {
     let addr = url.trim_start_matches("http://");
     let mut s = tokio::net::TcpStream::connect(addr)
