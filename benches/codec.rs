@@ -71,6 +71,8 @@ fn typical_result() -> Vec<u8> {
                 "wf_01a2157f06e976248cda8c293e8f4e7a/agent/{}",
                 i + 1
             )),
+            tools_used: Vec::new(),
+            sources: Vec::new(),
         })
         .collect();
     let synth = |level: &str, group: Option<u32>| SynthesisResult {
@@ -107,6 +109,7 @@ fn typical_result() -> Vec<u8> {
         execution_time: 42.0,
         total_cost: 0.065,
         tokens: TokenUsage::new(12000, 9000),
+        sources: Vec::new(),
     };
     serde_json::to_vec(&r).unwrap_or_default()
 }

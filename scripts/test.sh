@@ -86,11 +86,39 @@ ensure_mcp_python() {
   "$MCP_VENV/bin/pip" install -q -r tests/mcp/requirements.txt || die "cannot install tests/mcp/requirements.txt"
 }
 
+# The reference MCP tool servers tests/tools.rs has the orchestrator start from
+# config: PyPI mcp-server-fetch (pinned in tests/tools/requirements.txt) in a venv
+# outside the clone, and npm @modelcontextprotocol/server-filesystem (pinned in
+# tests/tools/package.json) under tests/tools/node_modules. The fetch server's
+# HTML extractor installs its Node part on first use: warmed up here, once.
+TOOLS_VENV="${MCPO_TOOLS_VENV:-/var/tmp/mcpo-tools-venv}"
+export MCPO_TOOLS_VENV="$TOOLS_VENV"
+ensure_tool_servers() {
+  local want
+  want="$(sed -n 's/^mcp-server-fetch==//p' tests/tools/requirements.txt)"
+  [ -n "$want" ] || die "tests/tools/requirements.txt pins no mcp-server-fetch version"
+  if ! "$TOOLS_VENV/bin/python" -c "import importlib.metadata as m, sys; sys.exit(m.version('mcp-server-fetch') != '$want')" 2>/dev/null; then
+    log "installing mcp-server-fetch $want into $TOOLS_VENV"
+    rm -rf "$TOOLS_VENV"
+    python3 -m venv "$TOOLS_VENV" || die "cannot create a Python venv at $TOOLS_VENV (python3-venv missing?)"
+    "$TOOLS_VENV/bin/pip" install -q -r tests/tools/requirements.txt || die "cannot install tests/tools/requirements.txt"
+  fi
+  "$TOOLS_VENV/bin/python" -c "from readabilipy import simple_json_from_html_string as f; f('<html><body><p>warm</p></body></html>', use_readability=True)" >/dev/null \
+    || die "cannot warm up mcp-server-fetch's HTML extractor (readabilipy needs node and npm)"
+  if [ ! -x tests/tools/node_modules/.bin/mcp-server-filesystem ]; then
+    log "installing @modelcontextprotocol/server-filesystem (tests/tools)"
+    (cd tests/tools && npm ci --no-audit --no-fund --silent) || die "cannot install tests/tools (npm ci)"
+  fi
+  [ -x "$TOOLS_VENV/bin/mcp-server-fetch" ] || die "mcp-server-fetch is missing after install"
+  [ -x tests/tools/node_modules/.bin/mcp-server-filesystem ] || die "mcp-server-filesystem is missing after install"
+}
+
 # Services the integration tests use (PostgreSQL and Redis back their own suites).
 ensure_postgres
 ensure_redis
 ensure_tools
 ensure_mcp_python
+ensure_tool_servers
 
 # Every temporary file of this run (the tests' mcpo-test-* directories too) goes
 # under one directory: removed when the run passes, kept for its logs when not.

@@ -17,6 +17,7 @@ pub mod healthcheck;
 pub mod idempotency;
 pub mod net;
 pub mod store;
+pub mod tools;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -73,6 +74,8 @@ pub struct AppState {
     pub archive: Arc<archive::Archive>,
     /// Several instances on one PostgreSQL (set whenever `postgres.url` is).
     pub cluster: Option<ClusterHandle>,
+    /// MCP tool servers the agents call (`[tools]`; empty when none).
+    pub tools: Arc<tools::ToolHub>,
 }
 
 /// This instance's part in the cluster, for the routes and `/health`.
@@ -277,6 +280,11 @@ pub async fn start(config: Config) -> Result<Runtime, StartError> {
     }
     let executor = Arc::new(Executor::new(config.execution.threads));
     let providers = exec::provider::build(&config.providers);
+    // Tool servers connect before any workflow resumes: a resumed agent sees the
+    // same tools as the run that died.
+    let tool_hub = tools::ToolHub::new(&config.tools);
+    tool_hub.start();
+    tool_hub.first_attempts(Duration::from_secs(30)).await;
     let registry_cfg = RegistryConfig {
         max_active: config.limits.max_active,
         retry_after_secs: config.limits.retry_after.as_secs().max(1),
@@ -345,6 +353,7 @@ pub async fn start(config: Config) -> Result<Runtime, StartError> {
         retained: startup.retained,
         webhooks: subscriptions,
         ledger: Arc::clone(&ledger),
+        tools: Arc::clone(&tool_hub),
     };
     let registry = WorkflowRegistry::create(move |ctx| {
         let evictor = Evictor::new(
@@ -406,6 +415,7 @@ pub async fn start(config: Config) -> Result<Runtime, StartError> {
         config.idempotency.max_cached,
     ));
     let state = web::Data::new(AppState {
+        tools: tool_hub,
         guard: Guard::new(&config.webhooks),
         hosts: auth::browser::HostPolicy::new(&config),
         mcp_sessions: Arc::new(api::mcp::Sessions::new(&config.mcp)),

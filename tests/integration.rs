@@ -33,4 +33,5 @@ mod redis_mirror;
 mod sqlite_lock;
 mod startup;
 mod supervision;
+mod tools;
 mod webhooks;

@@ -66,6 +66,9 @@ pub const PERSISTER_RESTARTS: &str = "persister_restarts_total";
 // The LLM call metrics are named in `exec::metric_names`, where the executors
 // that record them can import them without importing actors.
 pub use crate::exec::metric_names::{LLM_DURATION, LLM_QUEUE_WAIT, LLM_REQUESTS, LLM_TOKENS};
+// Tool calls are counted where they are made (`tools::call`): by configured
+// server name and the tools that server listed, never by anything a request sent.
+pub use crate::tools::{TOOL_CALLS, TOOL_CALL_DURATION};
 /// Counter: webhook deliveries that reached a final state, by `outcome`
 /// (delivered | failed).
 pub const WEBHOOK_DELIVERIES: &str = "webhook_deliveries_total";
@@ -196,6 +199,15 @@ fn describe() {
     describe_counter!(PERSISTER_FAILURES, "Failed persister write attempts");
     describe_counter!(PERSISTER_RESTARTS, "Persister restarts by its supervisor");
     describe_counter!(LLM_REQUESTS, "LLM calls by provider, model and outcome");
+    describe_counter!(
+        TOOL_CALLS,
+        "MCP tool calls by server, tool and outcome (ok, tool_error, error, timeout, unavailable)"
+    );
+    describe_histogram!(
+        TOOL_CALL_DURATION,
+        Unit::Seconds,
+        "MCP tool call duration by server and tool"
+    );
     describe_counter!(LLM_TOKENS, "LLM tokens by provider, model and kind");
     describe_histogram!(
         LLM_DURATION,

@@ -82,6 +82,9 @@ async fn health(state: web::Data<AppState>) -> HttpResponse {
     if let Some(c) = &state.cluster {
         components.insert("cluster".into(), cluster_component(c).await);
     }
+    if !state.tools.is_empty() {
+        components.insert("tools".into(), tools_component(&state.tools));
+    }
     let status = worst(components.values());
     let body = json!({
         "status": status,
@@ -145,6 +148,31 @@ async fn cluster_component(c: &crate::ClusterHandle) -> serde_json::Value {
         "last_pass_seconds_ago": pass.last_ok.map(|t| t.elapsed().as_secs_f64()),
         "error": members.as_ref().err().map(|e| e.to_string()).or(pass.last_error),
         "members": members.unwrap_or_default(),
+    })
+}
+
+/// MCP tool servers: degraded (never unhealthy: agents go on without the tools)
+/// while one is not connected, naming it.
+fn tools_component(hub: &crate::tools::ToolHub) -> serde_json::Value {
+    let servers = hub.health();
+    let down: Vec<String> = servers
+        .iter()
+        .filter_map(|s| s.problem.as_ref().map(|p| format!("{}: {p}", s.name)))
+        .collect();
+    let detail: serde_json::Map<String, serde_json::Value> = servers
+        .iter()
+        .map(|s| {
+            let status = if s.problem.is_some() { "down" } else { "up" };
+            (
+                s.name.clone(),
+                json!({"status": status, "tools": s.tools, "error": s.problem}),
+            )
+        })
+        .collect();
+    json!({
+        "status": if down.is_empty() { "healthy" } else { "degraded" },
+        "error": (!down.is_empty()).then(|| format!("tool servers unavailable: {}", down.join("; "))),
+        "servers": detail,
     })
 }
 

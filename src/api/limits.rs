@@ -3,7 +3,7 @@
 //! of its numbers (`limits.*`) and the models its provider accepts
 //! (`providers.<name>.models`). Each refusal names the field and the allowed range.
 
-use crate::config::Config;
+use crate::config::{tool_allowed, Config};
 use crate::domain::PatternConfig;
 use crate::error::ApiError;
 
@@ -33,6 +33,7 @@ pub fn text_at_most(field: &str, text: &str, max: usize) -> Result<(), ApiError>
 pub fn check_config(config: &Config, pc: &PatternConfig) -> Result<(), ApiError> {
     pc.validate(&config.limits.bounds())
         .map_err(|(field, message)| ApiError::validation(field, message))?;
+    check_tools(config, pc)?;
     let name = pc
         .provider()
         .unwrap_or(config.execution.default_provider.as_str());
@@ -55,6 +56,43 @@ pub fn check_config(config: &Config, pc: &PatternConfig) -> Result<(), ApiError>
                     ),
                 ));
             }
+        }
+    }
+    Ok(())
+}
+
+/// `config.tools` may narrow what `[tools.agents]` allows the workflow's agent
+/// types, never widen it: each entry must be allowed for one of them.
+fn check_tools(config: &Config, pc: &PatternConfig) -> Result<(), ApiError> {
+    let Some(wanted) = pc.exec().tools else {
+        return Ok(());
+    };
+    let types = pc.agent_types();
+    let allowed: Vec<String> = types
+        .iter()
+        .flat_map(|t| config.tools.allowed_for(t).iter().cloned())
+        .collect();
+    for (i, p) in wanted.iter().enumerate() {
+        let covered = match p.split_once('.') {
+            Some((s, "*")) => allowed.iter().any(|a| a == &format!("{s}.*")),
+            Some((s, t)) => tool_allowed(&allowed, s, t),
+            None => false,
+        };
+        if !covered {
+            let field = format!("config.tools[{i}]");
+            let allowed = if allowed.is_empty() {
+                "none".to_string()
+            } else {
+                allowed.join(", ")
+            };
+            return Err(ApiError::validation(
+                &field,
+                format!(
+                    "{field}: '{}' is not a tool the agent types {} may use ([tools.agents] allows: {allowed}); a request can only narrow the tools",
+                    shorten(p),
+                    types.join(", ")
+                ),
+            ));
         }
     }
     Ok(())
@@ -110,6 +148,42 @@ mod tests {
         assert_eq!(refused_field(openai(&["a", "b"]), "b"), None);
         assert!(refused_field(openai(&["a", "b"]), "m0").is_some());
         assert_eq!(refused_field(openai(&["*"]), "anything at all"), None);
+    }
+
+    #[test]
+    fn requests_narrow_tools_but_never_widen_them() {
+        let c = Config {
+            tools: toml::from_str(
+                "[servers.web]\ncommand = \"x\"\n[servers.kb]\ncommand = \"y\"\n[agents]\nnews = [\"web.fetch\", \"kb.*\"]\n",
+            )
+            .unwrap(),
+            ..Default::default()
+        };
+        let search = |tools: &[&str]| {
+            PatternConfig::Search(crate::domain::SearchConfig {
+                agent_types: vec!["news".into(), "text".into()],
+                tools: Some(tools.iter().map(|s| s.to_string()).collect()),
+                ..Default::default()
+            })
+        };
+        assert!(check_config(&c, &search(&["web.fetch", "kb.search", "kb.*"])).is_ok());
+        assert!(check_config(&c, &search(&[])).is_ok());
+        for (tools, field) in [
+            (&["web.fetch", "web.other"][..], "config.tools[1]"),
+            (&["web.*"][..], "config.tools[0]"),
+            (&["nope"][..], "config.tools[0]"),
+        ] {
+            match check_config(&c, &search(tools)) {
+                Err(ApiError::Validation { field: f, .. }) => assert_eq!(f, field),
+                other => panic!("{tools:?}: {other:?}"),
+            }
+        }
+        // Research agents are of type "research": nothing allows them a tool.
+        let research = PatternConfig::Research(ResearchConfig {
+            tools: Some(vec!["web.fetch".into()]),
+            ..Default::default()
+        });
+        assert!(check_config(&c, &research).is_err());
     }
 
     #[test]

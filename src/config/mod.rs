@@ -20,10 +20,12 @@ pub use archive::ArchiveConfig;
 pub use auth::*;
 pub use cluster::{ClusterConfig, MAX_INSTANCE_ID};
 mod mcp;
+mod tools;
 pub use idempotency::IdempotencyConfig;
 pub use mcp::McpConfig;
 pub use providers::*;
 pub use sections::*;
+pub use tools::{expand_env, tool_allowed, ToolServerConfig, ToolsConfig, MAX_TOOL_ROUNDS};
 
 /// Enables providers of kind `fault`, which exist only to test run supervision.
 pub const TEST_FAULTS_ENV: &str = "MCPO_TEST_FAULTS";
@@ -55,6 +57,8 @@ pub struct Config {
     pub archive: ArchiveConfig,
     pub idempotency: IdempotencyConfig,
     pub cluster: ClusterConfig,
+    /// MCP tool servers the agents may call.
+    pub tools: ToolsConfig,
     /// Named LLM providers; `execution.default_provider` names one of them.
     pub providers: BTreeMap<String, ProviderConfig>,
 }
@@ -86,6 +90,7 @@ impl Default for Config {
             archive: ArchiveConfig::default(),
             idempotency: IdempotencyConfig::default(),
             cluster: ClusterConfig::default(),
+            tools: ToolsConfig::default(),
             providers,
         }
     }
@@ -282,6 +287,7 @@ impl Config {
         }
         self.archive.validate().map_err(ConfigError)?;
         self.cluster.validate().map_err(ConfigError)?;
+        self.tools.validate().map_err(ConfigError)?;
         if !self
             .providers
             .contains_key(&self.execution.default_provider)
@@ -417,7 +423,8 @@ impl Config {
 
     /// Problems that do not stop the server but will refuse some work.
     pub fn warnings(&self) -> Vec<String> {
-        self.providers
+        let mut out: Vec<String> = self
+            .providers
             .iter()
             .filter_map(|(name, p)| match p {
                 ProviderConfig::Openai(o) if std::env::var_os(&o.api_key_env).is_none() => Some(format!(
@@ -426,7 +433,9 @@ impl Config {
                 )),
                 _ => None,
             })
-            .collect()
+            .collect();
+        out.extend(self.tools.warnings());
+        out
     }
 
     /// The effective configuration as TOML, with secrets redacted.
@@ -436,6 +445,15 @@ impl Config {
         let mut c = self.clone();
         c.redis.url = c.redis.url.as_deref().map(redact_url);
         c.postgres.url = c.postgres.url.as_deref().map(redact_url);
+        // Tool servers' headers and env may hold tokens written in literally;
+        // `${VAR}` references name a variable and are shown.
+        for s in c.tools.servers.values_mut() {
+            for v in s.headers.values_mut().chain(s.env.values_mut()) {
+                if !v.contains("${") {
+                    *v = "[redacted]".into();
+                }
+            }
+        }
         toml::to_string_pretty(&c).unwrap_or_else(|e| format!("# cannot render: {e}"))
     }
 }

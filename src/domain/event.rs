@@ -11,6 +11,10 @@ pub enum EventType {
     AgentStarted,
     AgentProgress,
     AgentCompleted,
+    /// An agent called a tool (server, tool, step key; never the arguments).
+    ToolCallStarted,
+    /// The call ended: duration, ok, size.
+    ToolCallCompleted,
     SynthesisStarted,
     SynthesisCompleted,
     DocumentsGenerated,
@@ -30,6 +34,8 @@ impl EventType {
             EventType::AgentStarted => "agent_started",
             EventType::AgentProgress => "agent_progress",
             EventType::AgentCompleted => "agent_completed",
+            EventType::ToolCallStarted => "tool_call_started",
+            EventType::ToolCallCompleted => "tool_call_completed",
             EventType::SynthesisStarted => "synthesis_started",
             EventType::SynthesisCompleted => "synthesis_completed",
             EventType::DocumentsGenerated => "documents_generated",

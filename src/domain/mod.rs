@@ -9,6 +9,7 @@ pub mod pattern;
 pub mod result;
 pub mod status;
 pub mod step;
+pub mod tools;
 pub mod webhook;
 pub mod workflow;
 
@@ -22,5 +23,9 @@ pub use pattern::{
 pub use result::{AgentResult, AgentStatus, Document, SynthesisResult, TokenUsage, WorkflowResult};
 pub use status::{Status, TransitionError};
 pub use step::{Decomposition, StepAnswer, StepRecord};
+pub use tools::{
+    number_sources, AgentSource, FoundSource, Source, ToolCallAnswer, ToolCallInfo, ToolRequest,
+    TurnAnswer,
+};
 pub use webhook::{Attempt, Delivery, DeliveryStatus, Subscription};
 pub use workflow::{Progress, Stage, Workflow, WorkflowError};

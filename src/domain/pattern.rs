@@ -87,7 +87,14 @@ pub struct ExecOptions {
     pub agent_timeout_secs: Option<f64>,
     pub synthesis_timeout_secs: Option<f64>,
     pub final_timeout_secs: Option<f64>,
+    /// Narrows the tools `[tools.agents]` allows (`server.tool`, `server.*`).
+    pub tools: Option<Vec<String>>,
+    pub max_tool_rounds: Option<u32>,
 }
+
+/// Entries of `config.tools` at most, and the length of one.
+pub const MAX_TOOL_PATTERNS: usize = 64;
+const MAX_TOOL_PATTERN_CHARS: usize = 128;
 
 /// Declares a pattern config struct with the shared execution options appended, so
 /// the JSON stays flat (as the old API was) and unknown keys are still refused.
@@ -118,6 +125,12 @@ macro_rules! pattern_config {
             pub synthesis_timeout_secs: Option<f64>,
             #[serde(skip_serializing_if = "Option::is_none")]
             pub final_timeout_secs: Option<f64>,
+            /// Only these of the tools `[tools.agents]` allows (`server.tool`, `server.*`).
+            #[serde(skip_serializing_if = "Option::is_none")]
+            pub tools: Option<Vec<String>>,
+            /// Tool rounds per agent, 1–16; `tools.max_tool_rounds` when absent.
+            #[serde(skip_serializing_if = "Option::is_none")]
+            pub max_tool_rounds: Option<u32>,
         }
 
         impl Default for $name {
@@ -133,6 +146,8 @@ macro_rules! pattern_config {
                     agent_timeout_secs: None,
                     synthesis_timeout_secs: None,
                     final_timeout_secs: None,
+                    tools: None,
+                    max_tool_rounds: None,
                 }
             }
         }
@@ -149,6 +164,8 @@ macro_rules! pattern_config {
                     agent_timeout_secs: self.agent_timeout_secs,
                     synthesis_timeout_secs: self.synthesis_timeout_secs,
                     final_timeout_secs: self.final_timeout_secs,
+                    tools: self.tools.clone(),
+                    max_tool_rounds: self.max_tool_rounds,
                 }
             }
         }
@@ -283,6 +300,28 @@ impl PatternConfig {
         ] {
             positive_at_most(field, v, b.max_call_timeout_secs, "limits.max_call_timeout")?;
         }
+        if let Some(n) = e.max_tool_rounds {
+            in_range("max_tool_rounds", n, 1, 16)?;
+        }
+        if let Some(t) = &e.tools {
+            if t.len() > MAX_TOOL_PATTERNS {
+                return Err((
+                    "config.tools".into(),
+                    format!("config.tools lists at most {MAX_TOOL_PATTERNS} tools"),
+                ));
+            }
+            for (i, p) in t.iter().enumerate() {
+                let ok = p.chars().count() <= MAX_TOOL_PATTERN_CHARS
+                    && p.split_once('.')
+                        .is_some_and(|(s, t)| !s.is_empty() && !t.is_empty());
+                if !ok {
+                    return Err((
+                        format!("config.tools[{i}]"),
+                        format!("config.tools[{i}] must be \"server.tool\" or \"server.*\""),
+                    ));
+                }
+            }
+        }
         for (field, v) in [
             ("primary_model", &e.primary_model),
             ("agent_model", &e.agent_model),
@@ -316,6 +355,14 @@ impl PatternConfig {
         match self {
             PatternConfig::Research(c) => c.provider.as_deref(),
             PatternConfig::Search(c) => c.provider.as_deref(),
+        }
+    }
+
+    /// The agent types its agents have (`research` for every research agent).
+    pub fn agent_types(&self) -> Vec<&str> {
+        match self {
+            PatternConfig::Research(_) => vec!["research"],
+            PatternConfig::Search(c) => c.agent_types.iter().map(String::as_str).collect(),
         }
     }
 

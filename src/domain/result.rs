@@ -65,6 +65,12 @@ pub struct AgentResult {
     /// The durable step this answer belongs to (`wf_…/agent/3`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub step_key: Option<String>,
+    /// Tools the agent called (`server.tool`), each once, in first-use order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tools_used: Vec<String>,
+    /// Sources its tool results named, in the order found.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sources: Vec<super::AgentSource>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -110,6 +116,9 @@ pub struct WorkflowResult {
     pub execution_time: f64,
     pub total_cost: f64,
     pub tokens: TokenUsage,
+    /// The sources the agents' tools found, numbered as syntheses cite them (`[n]`).
+    #[serde(default)]
+    pub sources: Vec<super::Source>,
 }
 
 impl WorkflowResult {
@@ -128,6 +137,7 @@ impl WorkflowResult {
             execution_time: 0.0,
             total_cost: 0.0,
             tokens: TokenUsage::default(),
+            sources: Vec::new(),
         }
     }
 }

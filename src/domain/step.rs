@@ -3,13 +3,19 @@
 //! answer is committed under that key before anything that depends on it starts.
 //! A resumed run reuses every committed answer and calls only the missing steps;
 //! totals are recomputed from the answers, one per key, so nothing counts twice.
+//! An agent with tools also commits each model turn and each tool call
+//! (`wf_…/agent/3/turn/1`, `wf_…/agent/3/tool/1/0`, see `domain::tools`): those
+//! are not part of the result, only of what a resumed run reuses.
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use std::collections::HashMap;
 
-use super::{AgentResult, AgentStatus, EventType, SynthesisResult, TokenUsage, WorkflowResult};
+use super::{
+    AgentResult, AgentStatus, EventType, SynthesisResult, TokenUsage, ToolCallAnswer, TurnAnswer,
+    WorkflowResult,
+};
 
 pub fn decompose_key(workflow_id: &str) -> String {
     format!("{workflow_id}/decompose")
@@ -49,6 +55,10 @@ pub enum StepAnswer {
     Decomposition(Decomposition),
     Agent(AgentResult),
     Synthesis(SynthesisResult),
+    /// One model turn of an agent's tool loop.
+    Turn(TurnAnswer),
+    /// One tool call of an agent's tool loop.
+    ToolCall(ToolCallAnswer),
 }
 
 impl StepAnswer {
@@ -57,13 +67,22 @@ impl StepAnswer {
             StepAnswer::Decomposition(d) => Some(&d.step_key),
             StepAnswer::Agent(a) => a.step_key.as_deref(),
             StepAnswer::Synthesis(s) => s.step_key.as_deref(),
+            StepAnswer::Turn(t) => Some(&t.step_key),
+            StepAnswer::ToolCall(t) => Some(&t.step_key),
         }
     }
 
-    /// The event that reports this answer, and its data.
-    pub fn event(&self) -> (EventType, serde_json::Value) {
+    /// A turn or a tool call of a tool loop: part of an agent's step, not of the
+    /// result.
+    pub fn is_partial(&self) -> bool {
+        matches!(self, StepAnswer::Turn(_) | StepAnswer::ToolCall(_))
+    }
+
+    /// The event that reports this answer, and its data (none for a turn or a
+    /// tool call: their agent's result reports them).
+    pub fn event(&self) -> Option<(EventType, serde_json::Value)> {
         let data = |v: serde_json::Result<serde_json::Value>| v.unwrap_or_default();
-        match self {
+        Some(match self {
             StepAnswer::Decomposition(d) => {
                 let mut v = data(serde_json::to_value(d));
                 v["count"] = d.subtasks.len().into();
@@ -73,7 +92,8 @@ impl StepAnswer {
             StepAnswer::Synthesis(s) => {
                 (EventType::SynthesisCompleted, data(serde_json::to_value(s)))
             }
-        }
+            StepAnswer::Turn(_) | StepAnswer::ToolCall(_) => return None,
+        })
     }
 
     pub fn cost(&self) -> f64 {
@@ -81,6 +101,8 @@ impl StepAnswer {
             StepAnswer::Decomposition(d) => d.cost,
             StepAnswer::Agent(a) => a.cost,
             StepAnswer::Synthesis(s) => s.cost,
+            StepAnswer::Turn(t) => t.cost,
+            StepAnswer::ToolCall(t) => t.cost,
         }
     }
 
@@ -89,6 +111,8 @@ impl StepAnswer {
             StepAnswer::Decomposition(d) => d.tokens,
             StepAnswer::Agent(a) => a.tokens,
             StepAnswer::Synthesis(s) => s.tokens,
+            StepAnswer::Turn(t) => t.tokens,
+            StepAnswer::ToolCall(_) => TokenUsage::default(),
         }
     }
 }
@@ -163,6 +187,8 @@ pub fn merge(result: &mut WorkflowResult, answer: StepAnswer) {
                 list.push(s);
             }
         }
+        // Counted through the agent result that sums them.
+        StepAnswer::Turn(_) | StepAnswer::ToolCall(_) => {}
     }
 }
 

@@ -87,6 +87,8 @@ pub struct Run {
     pub steps: Recipient<CommitStep>,
     /// The creating HTTP request's id: every log line of the run carries it.
     pub request_id: Option<String>,
+    /// MCP tool servers the agents may call.
+    pub tools: Arc<crate::tools::ToolHub>,
 }
 
 /// A run's future ended: normally, by a panic, by an abort, or because its

@@ -50,6 +50,31 @@ pub struct Recorded {
 }
 
 impl Recorded {
+    /// Function names the request offered (`tools[].function.name`).
+    pub fn offered_tools(&self) -> Vec<String> {
+        self.body["tools"]
+            .as_array()
+            .map(|t| {
+                t.iter()
+                    .filter_map(|t| t["function"]["name"].as_str().map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// The `tool` messages the request carried (the tool results), in order.
+    pub fn tool_messages(&self) -> Vec<String> {
+        self.body["messages"]
+            .as_array()
+            .map(|m| {
+                m.iter()
+                    .filter(|m| m["role"] == "tool")
+                    .map(|m| m["content"].as_str().unwrap_or("").to_string())
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
     pub fn user_prompt(&self) -> String {
         self.body["messages"][1]["content"]
             .as_str()
@@ -81,6 +106,8 @@ struct State {
     /// Time each call takes before its answer.
     latency: Duration,
     requests: Vec<Recorded>,
+    /// How the model uses tools when a request offers some (see `script_tools`).
+    tool_rounds: Vec<Vec<(String, Value)>>,
 }
 
 #[derive(Clone)]
@@ -103,6 +130,7 @@ impl FakeOpenAi {
             subtasks: Vec::new(),
             latency: Duration::ZERO,
             requests: Vec::new(),
+            tool_rounds: Vec::new(),
         }));
         let (tx, rx) = std::sync::mpsc::channel();
         let shared = Arc::clone(&state);
@@ -147,6 +175,18 @@ impl FakeOpenAi {
 
     pub fn fail_prompts_containing(&self, marker: &str) {
         self.state.lock().unwrap().fail_marker = Some(marker.to_string());
+    }
+
+    /// Tool use like a real model's: in a request that offers tools, turn k
+    /// (after k-1 turns that asked for tools) asks for round k's calls — those
+    /// whose function the request offers, all in one answer — and once the
+    /// rounds are spent (or none of a round's functions is offered) it answers,
+    /// quoting the start of each tool result and citing `[1]`.
+    pub fn script_tools(&self, rounds: Vec<Vec<(&str, Value)>>) {
+        self.state.lock().unwrap().tool_rounds = rounds
+            .into_iter()
+            .map(|r| r.into_iter().map(|(f, a)| (f.to_string(), a)).collect())
+            .collect();
     }
 
     pub fn decompose_into(&self, subtasks: &[&str]) {
@@ -293,7 +333,7 @@ async fn handle(
         body: parsed,
         written: None,
     };
-    let (behaviour, failing, subtasks, latency, index) = {
+    let (behaviour, failing, subtasks, latency, index, tool_rounds) = {
         let mut s = state.lock().unwrap();
         let failing = s
             .fail_marker
@@ -306,6 +346,7 @@ async fn handle(
             s.subtasks.clone(),
             s.latency,
             s.requests.len() - 1,
+            s.tool_rounds.clone(),
         )
     };
     if !latency.is_zero() {
@@ -321,6 +362,9 @@ async fn handle(
             prompt_tokens,
             completion_tokens,
         } => {
+            if let Some(answer) = tool_turn(&rec, &tool_rounds, prompt_tokens, completion_tokens) {
+                return (200, Vec::new(), answer.to_string(), index);
+            }
             let content = if rec.is_decomposition() && !subtasks.is_empty() {
                 serde_json::to_string(&subtasks).unwrap()
             } else {
@@ -387,4 +431,59 @@ async fn handle(
             index,
         ),
     }
+}
+
+/// A turn of a tool loop (see `FakeOpenAi::script_tools`); None for a request
+/// that is not part of one.
+fn tool_turn(
+    rec: &Recorded,
+    rounds: &[Vec<(String, Value)>],
+    prompt_tokens: u64,
+    completion_tokens: u64,
+) -> Option<Value> {
+    let offered = rec.offered_tools();
+    let results = rec.tool_messages();
+    if offered.is_empty() && results.is_empty() {
+        return None;
+    }
+    let done = rec.body["messages"]
+        .as_array()
+        .map(|m| m.iter().filter(|m| m["tool_calls"].is_array()).count())
+        .unwrap_or(0);
+    let calls: Vec<Value> = rounds
+        .get(done)
+        .map(|r| {
+            r.iter()
+                .filter(|(f, _)| offered.contains(f))
+                .enumerate()
+                .map(|(i, (f, a))| {
+                    json!({"id": format!("call_{done}_{i}"), "type": "function",
+                           "function": {"name": f, "arguments": a.to_string()}})
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let message = if calls.is_empty() {
+        let quoted: Vec<String> = results
+            .iter()
+            .map(|r| r.chars().take(300).collect::<String>())
+            .collect();
+        json!({"role": "assistant", "content": format!(
+            "Answer from {} tool results, citing [1]: {}", results.len(), quoted.join(" | "))})
+    } else {
+        json!({"role": "assistant", "content": null, "tool_calls": calls})
+    };
+    let finish = if calls.is_empty() {
+        "stop"
+    } else {
+        "tool_calls"
+    };
+    Some(json!({
+        "id": "chatcmpl-fake-tools",
+        "object": "chat.completion",
+        "model": rec.model(),
+        "choices": [{"index": 0, "message": message, "finish_reason": finish}],
+        "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
+                  "total_tokens": prompt_tokens + completion_tokens},
+    }))
 }

@@ -7,6 +7,7 @@
 pub mod crash;
 pub mod fake_openai;
 pub mod keys;
+pub mod pages;
 pub mod pg;
 pub mod receiver;
 pub mod redis_util;

@@ -100,6 +100,8 @@ pub struct RegistryParts {
     pub webhooks: Vec<Subscription>,
     /// Per-key quotas: sees every record emitted, synchronously.
     pub ledger: Arc<Ledger>,
+    /// MCP tool servers, for the runs' agents.
+    pub tools: Arc<crate::tools::ToolHub>,
 }
 
 pub struct WorkflowRegistry {
@@ -116,6 +118,7 @@ pub struct WorkflowRegistry {
     mirror: Option<Arc<PersistHealth>>,
     recent: RecentLogs,
     ledger: Arc<Ledger>,
+    tools: Arc<crate::tools::ToolHub>,
     /// Runs started so far: numbers each run.
     runs: u64,
 }
@@ -170,6 +173,7 @@ impl WorkflowRegistry {
             recent: RecentLogs::default(),
             mirror: p.mirror,
             ledger: p.ledger,
+            tools: p.tools,
             runs: 0,
         }
     }
@@ -250,6 +254,7 @@ impl WorkflowRegistry {
             run_no: a.run_no,
             steps: self.steps.clone(),
             request_id: a.request_id.clone(),
+            tools: Arc::clone(&self.tools),
         };
         a.abort = self.executor.spawn(run);
         if a.abort.is_none() {

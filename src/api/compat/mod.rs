@@ -150,6 +150,8 @@ struct ResearchBody {
     context: Option<Value>,
     webhook_url: Option<String>,
     provider: Option<String>,
+    tools: Option<Vec<String>>,
+    max_tool_rounds: Option<f64>,
 }
 
 /// `max_concurrent_agents` (default 10), or 1 when `parallel_execution` is
@@ -193,6 +195,8 @@ async fn orchestrate_research(
         agent_timeout_secs: b.belter_timeout,
         synthesis_timeout_secs: b.drummer_timeout,
         final_timeout_secs: b.camina_timeout,
+        tools: b.tools,
+        max_tool_rounds: tool_rounds(b.max_tool_rounds)?,
         ..Default::default()
     };
     let title = match b.title.filter(|t| !t.trim().is_empty()) {
@@ -229,6 +233,14 @@ struct SearchBody {
     context: Option<Value>,
     webhook_url: Option<String>,
     provider: Option<String>,
+    tools: Option<Vec<String>>,
+    max_tool_rounds: Option<f64>,
+}
+
+/// `max_tool_rounds` when sent: 1–16.
+fn tool_rounds(v: Option<f64>) -> Result<Option<u32>, CompatError> {
+    v.map(|_| bounded("max_tool_rounds", v, 0, 1, crate::config::MAX_TOOL_ROUNDS))
+        .transpose()
 }
 
 /// Starts a search workflow (old API).
@@ -284,6 +296,8 @@ async fn orchestrate_search(
         enable_synthesis: b.enable_synthesis.unwrap_or(true),
         provider: b.provider,
         agent_timeout_secs: b.timeout_seconds,
+        tools: b.tools,
+        max_tool_rounds: tool_rounds(b.max_tool_rounds)?,
         ..Default::default()
     };
     let (wf, replayed) = admit(

@@ -59,7 +59,7 @@ pub(super) fn old_result(wf: &Workflow, r: &WorkflowResult) -> Value {
                 "status": if a.status == AgentStatus::Completed { "success" } else { "failed" },
                 "result": a.content, "tokens_used": a.tokens.total, "cost": a.cost,
                 "execution_time": a.execution_time, "error": a.error,
-                "metadata": {"model": a.model, "retries": a.retries},
+                "metadata": {"model": a.model, "retries": a.retries, "tools_used": a.tools_used},
             })
         })
         .collect();
@@ -92,6 +92,7 @@ pub(super) fn old_result(wf: &Workflow, r: &WorkflowResult) -> Value {
         "total_cost": r.total_cost,
         "execution_time": r.execution_time,
         "simulated": r.simulated,
+        "sources": r.sources,
     })
 }
 

@@ -38,7 +38,10 @@ fn exec_options() -> Map<String, Value> {
         "max_tokens_total": {"type": "integer", "minimum": 1},
         "agent_timeout_secs": {"type": "number", "exclusiveMinimum": 0},
         "synthesis_timeout_secs": {"type": "number", "exclusiveMinimum": 0},
-        "final_timeout_secs": {"type": "number", "exclusiveMinimum": 0}
+        "final_timeout_secs": {"type": "number", "exclusiveMinimum": 0},
+        "tools": {"type": "array", "maxItems": 64, "items": {"type": "string", "maxLength": 128},
+            "description": "only these of the tools the server's [tools.agents] allows (\"server.tool\" or \"server.*\"); never more"},
+        "max_tool_rounds": {"type": "integer", "minimum": 1, "maximum": 16, "description": "rounds of tool calls per agent; default tools.max_tool_rounds"}
     });
     match v {
         Value::Object(m) => m,

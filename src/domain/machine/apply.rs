@@ -73,9 +73,10 @@ pub fn apply(
             // Answers committed whose event was not (the process died between
             // the two): the step is done all the same; its event is logged now.
             for answer in unlogged {
-                let (kind, mut data) = answer.event();
-                data["restored"] = json!(true);
-                event(s, kind, data, now, &mut fx);
+                if let Some((kind, mut data)) = answer.event() {
+                    data["restored"] = json!(true);
+                    event(s, kind, data, now, &mut fx);
+                }
             }
         }
         Input::Resume => {
@@ -164,6 +165,14 @@ fn step(
                     finish(s, Status::Failed, Some(e), json!({}), now, fx);
                 }
             }
+        }
+        Step::ToolCallStarted(info) => {
+            let data = serde_json::to_value(info).unwrap_or_default();
+            event(s, EventType::ToolCallStarted, data, now, fx);
+        }
+        Step::ToolCallCompleted(info) => {
+            let data = serde_json::to_value(info).unwrap_or_default();
+            event(s, EventType::ToolCallCompleted, data, now, fx);
         }
         Step::SynthesisStarted {
             level,
@@ -290,7 +299,7 @@ fn wrong(status: Status, input: &'static str) -> Rejection {
 /// same step) and recomputes the totals from all answers, so each step counts
 /// exactly once; returns the answer's event data.
 pub(super) fn add_answer(s: &mut WorkflowState, answer: StepAnswer) -> Value {
-    let (_, data) = answer.event();
+    let data = answer.event().map(|(_, d)| d).unwrap_or_default();
     step::merge(&mut s.result, answer);
     settle(s);
     data
@@ -299,6 +308,7 @@ pub(super) fn add_answer(s: &mut WorkflowState, answer: StepAnswer) -> Value {
 /// Totals and progress from the result's answers.
 pub(super) fn settle(s: &mut WorkflowState) {
     (s.wf.total_cost_usd, s.wf.tokens) = step::result_totals(&s.result);
+    s.result.sources = crate::domain::number_sources(&s.result.agent_results);
     s.wf.progress.completed_agents = s.result.agent_results.len() as u32;
     s.wf.progress.recompute();
 }

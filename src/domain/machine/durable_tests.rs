@@ -51,6 +51,8 @@ fn agent(i: usize, cost: f64) -> AgentResult {
         queued_time: 0.0,
         error: None,
         step_key: Some(agent_key(ID, i)),
+        tools_used: Vec::new(),
+        sources: Vec::new(),
     }
 }
 

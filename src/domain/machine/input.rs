@@ -1,7 +1,12 @@
 //! What can happen to a workflow: the inputs `apply` takes.
 
-use crate::domain::{AgentResult, Decomposition, Document, SynthesisResult, WorkflowError};
+use crate::domain::{
+    AgentResult, Decomposition, Document, SynthesisResult, ToolCallInfo, WorkflowError,
+};
 
+// An input is built once per step and moved into `apply`: its size is no cost
+// worth a box per step (the agent result with its tools and sources is the big one).
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone)]
 pub enum Input {
     /// A new workflow was admitted: persist it and start its run.
@@ -38,6 +43,10 @@ pub enum Step {
     },
     /// An agent's result (a completed one already committed as a durable step).
     AgentCompleted(AgentResult),
+    /// An agent called a tool.
+    ToolCallStarted(ToolCallInfo),
+    /// The tool call ended (its answer already committed as a durable step).
+    ToolCallCompleted(ToolCallInfo),
     SynthesisStarted {
         level: String,
         group: Option<u32>,

@@ -52,6 +52,9 @@ pub struct WorkflowState {
     max_resumes: u32,
     /// Step answers the store committed, for `Input::Restore` (then empty).
     committed: Vec<StepRecord>,
+    /// Committed turns and tool calls of tool loops (restored), by step key: a
+    /// resumed run reuses them.
+    partial: std::collections::HashMap<String, super::StepAnswer>,
 }
 
 impl WorkflowState {
@@ -67,6 +70,7 @@ impl WorkflowState {
             budget: Budget::resolve(&wf, policy),
             max_resumes: policy.max_resumes,
             committed: Vec::new(),
+            partial: Default::default(),
             wf,
             events,
         }

@@ -23,6 +23,10 @@ pub(super) fn rebuild_result(s: &mut WorkflowState) -> Vec<StepAnswer> {
     }
     let mut unlogged = Vec::new();
     for st in std::mem::take(&mut s.committed) {
+        if st.answer.is_partial() {
+            s.partial.insert(st.step_key, st.answer);
+            continue;
+        }
         if !logged.contains(&st.step_key) {
             unlogged.push(st.answer.clone());
         }
@@ -65,6 +69,8 @@ impl WorkflowState {
     /// What a new run of this workflow can skip: every committed answer, by step
     /// key (agents only when they completed).
     pub fn resume_point(&self) -> HashMap<String, StepAnswer> {
-        step::reusable(&self.wf.id, &self.result)
+        let mut out = step::reusable(&self.wf.id, &self.result);
+        out.extend(self.partial.iter().map(|(k, v)| (k.clone(), v.clone())));
+        out
     }
 }

@@ -4,6 +4,7 @@
 pub mod report;
 pub mod research;
 pub mod search;
+mod tool_loop;
 
 use std::time::{Duration, Instant};
 
@@ -14,8 +15,8 @@ use super::{fail, Halted, Run, Step, Stop};
 use crate::actors::metrics::STEPS_REUSED;
 use crate::domain::machine::check_quorum;
 use crate::domain::{
-    call_timeout, step, AgentResult, AgentStatus, ExecOptions, StepAnswer, SynthesisResult,
-    TokenUsage,
+    call_timeout, number_sources, step, AgentResult, AgentStatus, ExecOptions, Source, StepAnswer,
+    SynthesisResult, TokenUsage,
 };
 
 pub struct AgentSpec {
@@ -70,6 +71,14 @@ pub async fn run_agents(
         .await
 }
 
+/// The user message of an agent's call.
+fn agent_prompt(run: &Run, spec: &AgentSpec) -> String {
+    format!(
+        "Overall task: {}\nYour role: {} agent.\nSubtask:\n{}",
+        run.task, spec.agent_type, spec.subtask
+    )
+}
+
 /// A step whose committed answer a resumed run reuses: counted, not called.
 pub fn reused(key: &str) {
     tracing::debug!(step_key = key, "step answer reused");
@@ -93,21 +102,49 @@ async fn run_agent(
         step_key: key.clone(),
     });
     let started = Instant::now();
-    let answer = run
-        .provider
-        .chat(ChatRequest {
-            role: CallRole::Agent,
-            model: roles.agent_model.clone(),
-            system: AGENT_SYSTEM.into(),
-            prompt: format!(
-                "Overall task: {}\nYour role: {} agent.\nSubtask:\n{}",
-                run.task, spec.agent_type, spec.subtask
-            ),
-            expected_items: None,
-            timeout: roles.agent_timeout,
-            step_key: Some(key.clone()),
-        })
-        .await;
+    let exec = run.config.exec();
+    let offered = run.tools.catalog(&spec.agent_type, exec.tools.as_deref());
+    // A resumed agent that had begun its tool loop finishes it, tools or not.
+    let looping = !offered.is_empty()
+        || run
+            .resume
+            .answers
+            .contains_key(&crate::domain::tools::turn_key(&key, 1));
+    let answer = if !looping {
+        run.provider
+            .chat(ChatRequest {
+                role: CallRole::Agent,
+                model: roles.agent_model.clone(),
+                system: AGENT_SYSTEM.into(),
+                prompt: agent_prompt(run, &spec),
+                expected_items: None,
+                timeout: roles.agent_timeout,
+                step_key: Some(key.clone()),
+                tools: Vec::new(),
+                history: Vec::new(),
+            })
+            .await
+            .map(|a| tool_loop::Looped {
+                content: a.text,
+                model: a.model,
+                tokens: a.tokens,
+                cost: a.cost_usd,
+                retries: a.retries,
+                queued: a.queued.as_secs_f64(),
+                tools_used: Vec::new(),
+                sources: Vec::new(),
+            })
+            .map_err(|e| e.to_string())
+    } else {
+        let rounds = exec
+            .max_tool_rounds
+            .unwrap_or(run.tools.config().max_tool_rounds);
+        match tool_loop::run_loop(run, roles, &key, &spec, &offered, rounds).await {
+            Ok(l) => Ok(l),
+            Err(tool_loop::LoopError::Halted) => return Err(Halted),
+            Err(tool_loop::LoopError::Failed(e)) => Err(e),
+        }
+    };
     let answered = Instant::now();
     let execution_time = started.elapsed().as_secs_f64();
     let result = match answer {
@@ -115,16 +152,18 @@ async fn run_agent(
             agent_id: spec.agent_id,
             agent_type: spec.agent_type,
             subtask: spec.subtask,
-            content: a.text,
+            content: a.content,
             status: AgentStatus::Completed,
             model: a.model,
             tokens: a.tokens,
-            cost: a.cost_usd,
+            cost: a.cost,
             execution_time,
             retries: a.retries,
-            queued_time: a.queued.as_secs_f64(),
+            queued_time: a.queued,
             error: None,
             step_key: Some(key.clone()),
+            tools_used: a.tools_used,
+            sources: a.sources,
         },
         Err(e) => AgentResult {
             agent_id: spec.agent_id,
@@ -138,8 +177,10 @@ async fn run_agent(
             execution_time,
             retries: 0,
             queued_time: 0.0,
-            error: Some(e.to_string()),
+            error: Some(e),
             step_key: Some(key.clone()),
+            tools_used: Vec::new(),
+            sources: Vec::new(),
         },
     };
     // Only answers are durable steps; a failed call is tried again on resume.
@@ -194,6 +235,7 @@ pub async fn synthesize(
             model: roles.primary_model.clone(),
             system: SYNTHESIS_SYSTEM.into(),
             prompt: format!("Task: {}\n\nFindings to synthesise:\n{material}", run.task),
+            // (`material` ends with the numbered sources, when there are any.)
             expected_items: None,
             timeout: if level == "final" {
                 roles.final_timeout
@@ -201,6 +243,8 @@ pub async fn synthesize(
                 roles.synthesis_timeout
             },
             step_key: Some(key.clone()),
+            tools: Vec::new(),
+            history: Vec::new(),
         })
         .await
         .map_err(|e| fail("synthesis_failed", format!("{level} synthesis failed: {e}")))?;
@@ -223,10 +267,44 @@ pub async fn synthesize(
     Ok(result)
 }
 
-/// Agent findings as synthesis material.
-pub fn material(results: &[&AgentResult]) -> String {
-    results
+/// Agent findings as synthesis material, each with the numbers of the sources
+/// it used, then the numbered sources.
+pub fn material(results: &[&AgentResult], sources: &[Source]) -> String {
+    let mut out: String = results
         .iter()
-        .map(|r| format!("## {} ({})\n{}\n", r.agent_id, r.subtask, r.content))
-        .collect()
+        .map(|r| {
+            let used: Vec<String> = sources
+                .iter()
+                .filter(|s| r.sources.iter().any(|x| x.url == s.url))
+                .map(|s| format!("[{}]", s.n))
+                .collect();
+            let used = if used.is_empty() {
+                String::new()
+            } else {
+                format!("Sources: {}\n", used.join(", "))
+            };
+            format!("## {} ({})\n{}\n{used}", r.agent_id, r.subtask, r.content)
+        })
+        .collect();
+    out.push_str(&sources_block(sources));
+    out
+}
+
+/// The numbered sources and the request to cite them, for a synthesis prompt.
+pub fn sources_block(sources: &[Source]) -> String {
+    if sources.is_empty() {
+        return String::new();
+    }
+    let mut out = String::from(
+        "\nSources (cite them by number, as [n], after each claim that rests on one):\n",
+    );
+    for s in sources {
+        out.push_str(&format!("[{}] {} <{}>\n", s.n, s.title, s.url));
+    }
+    out
+}
+
+/// The workflow's numbered sources: the same numbering the result carries.
+pub fn numbered(results: &[&AgentResult]) -> Vec<Source> {
+    number_sources(results.iter().copied())
 }

@@ -1,6 +1,6 @@
 //! The Markdown report every finished workflow carries as its first document.
 
-use crate::domain::{AgentResult, Document, SynthesisResult};
+use crate::domain::{AgentResult, Document, Source, SynthesisResult};
 
 pub fn markdown(
     title: &str,
@@ -9,6 +9,7 @@ pub fn markdown(
     agents: &[AgentResult],
     syntheses: &[SynthesisResult],
     final_synthesis: Option<&str>,
+    sources: &[Source],
 ) -> Document {
     let mut md = format!("# {title}\n\n");
     if simulated {
@@ -33,10 +34,23 @@ pub fn markdown(
     md.push_str("## Agent findings\n\n");
     for a in agents {
         md.push_str(&format!("### {} — {}\n\n", a.agent_id, a.subtask));
+        if !a.tools_used.is_empty() {
+            md.push_str(&format!("_Tools used: {}_\n\n", a.tools_used.join(", ")));
+        }
         match &a.error {
             Some(e) => md.push_str(&format!("_Failed: {e}_\n\n")),
             None => md.push_str(&format!("{}\n\n", a.content)),
         }
+    }
+    if !sources.is_empty() {
+        md.push_str("## Sources\n\n");
+        for s in sources {
+            md.push_str(&format!(
+                "{}. [{}]({}) — found by {} with {}\n",
+                s.n, s.title, s.url, s.agent, s.tool
+            ));
+        }
+        md.push('\n');
     }
     Document {
         name: "report.md".into(),

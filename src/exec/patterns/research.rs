@@ -38,6 +38,8 @@ pub async fn run(run: &Run, cfg: &ResearchConfig) -> Result<(), Stop> {
                     expected_items: Some(n),
                     timeout: roles.final_timeout,
                     step_key: Some(key.clone()),
+                    tools: Vec::new(),
+                    history: Vec::new(),
                 })
                 .await
                 .map_err(|e| fail("decomposition_failed", format!("decomposition failed: {e}")))?;
@@ -72,6 +74,7 @@ pub async fn run(run: &Run, cfg: &ResearchConfig) -> Result<(), Stop> {
 
     let mut syntheses = Vec::new();
     let mut final_synthesis = None;
+    let numbered = super::numbered(&ok);
     if cfg.enable_synthesis {
         let groups: Vec<Vec<&crate::domain::AgentResult>> = ok
             .chunks(cfg.synthesis_group_size as usize)
@@ -88,7 +91,7 @@ pub async fn run(run: &Run, cfg: &ResearchConfig) -> Result<(), Stop> {
                     "group",
                     Some(i as u32 + 1),
                     sources,
-                    material(&g),
+                    material(&g, &numbered),
                 )
             })
             .collect();
@@ -96,12 +99,13 @@ pub async fn run(run: &Run, cfg: &ResearchConfig) -> Result<(), Stop> {
             .buffered(cfg.max_concurrent_agents.max(1) as usize)
             .try_collect()
             .await?;
-        let final_material: String = group_results
+        let mut final_material: String = group_results
             .iter()
             .map(|g: &crate::domain::SynthesisResult| {
                 format!("## Group {}\n{}\n", g.group.unwrap_or(0), g.content)
             })
             .collect();
+        final_material.push_str(&super::sources_block(&numbered));
         let sources = group_results
             .iter()
             .map(|g| format!("group_{}", g.group.unwrap_or(0)))
@@ -118,6 +122,7 @@ pub async fn run(run: &Run, cfg: &ResearchConfig) -> Result<(), Stop> {
         &results,
         &syntheses,
         final_synthesis.as_deref(),
+        &numbered,
     );
     run.notify(Step::Documents {
         documents: vec![doc],

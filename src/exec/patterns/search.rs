@@ -26,7 +26,16 @@ pub async fn run(run: &Run, cfg: &SearchConfig) -> Result<(), Stop> {
     if cfg.enable_synthesis {
         let roles = Roles::from(&cfg.exec());
         let sources = ok.iter().map(|r| r.agent_id.clone()).collect();
-        let fin = synthesize(run, &roles, "final", None, sources, material(&ok)).await?;
+        let numbered = super::numbered(&ok);
+        let fin = synthesize(
+            run,
+            &roles,
+            "final",
+            None,
+            sources,
+            material(&ok, &numbered),
+        )
+        .await?;
         final_synthesis = Some(fin.content.clone());
         syntheses.push(fin);
     }
@@ -37,6 +46,7 @@ pub async fn run(run: &Run, cfg: &SearchConfig) -> Result<(), Stop> {
         &results,
         &syntheses,
         final_synthesis.as_deref(),
+        &super::numbered(&ok),
     );
     run.notify(Step::Documents {
         documents: vec![doc],

@@ -49,6 +49,28 @@ pub struct ChatRequest {
     /// The call's step key (`wf_…/agent/3`), sent as the `Idempotency-Key` header:
     /// gateways that honour it answer a repeated call without running it again.
     pub step_key: Option<String>,
+    /// Function definitions the model may call (OpenAI `tools`); empty = none.
+    pub tools: Vec<serde_json::Value>,
+    /// Messages after the system and user ones: the tool loop's earlier
+    /// assistant turns and tool results, in order.
+    pub history: Vec<serde_json::Value>,
+}
+
+impl ChatRequest {
+    /// A plain call: one system and one user message, no tools.
+    pub fn new(role: CallRole, system: String, prompt: String) -> ChatRequest {
+        ChatRequest {
+            role,
+            model: None,
+            system,
+            prompt,
+            expected_items: None,
+            timeout: None,
+            step_key: None,
+            tools: Vec::new(),
+            history: Vec::new(),
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -61,6 +83,8 @@ pub struct ChatResponse {
     pub retries: u32,
     /// Time spent waiting for the provider's quota.
     pub queued: Duration,
+    /// Tools the model asked for (`tool_calls`); `text` may then be empty.
+    pub tool_calls: Vec<crate::domain::ToolRequest>,
 }
 
 #[derive(Debug, Clone, thiserror::Error)]

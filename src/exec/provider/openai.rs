@@ -16,7 +16,7 @@ use serde_json::{json, Value};
 use super::quota::Quota;
 use super::{estimate_tokens, ChatRequest, ChatResponse, Provider, ProviderError};
 use crate::config::OpenAiConfig;
-use crate::domain::TokenUsage;
+use crate::domain::{TokenUsage, ToolRequest};
 
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
 const MAX_ERROR_TEXT: usize = 300;
@@ -141,6 +141,7 @@ fn retry_after(v: &str, now: chrono::DateTime<chrono::Utc>) -> Option<Duration> 
 
 struct Answer {
     text: String,
+    tool_calls: Vec<ToolRequest>,
     model: Option<String>,
     prompt_tokens: u64,
     completion_tokens: u64,
@@ -184,19 +185,69 @@ fn parse_answer(text: &str) -> Result<Answer, String> {
         .as_array()
         .and_then(|c| c.first())
         .ok_or("no choices in the answer")?;
-    let content = choice["message"]["content"]
-        .as_str()
-        .ok_or("choices[0].message.content is missing")?;
-    if content.trim().is_empty() {
+    let tool_calls = parse_tool_calls(&choice["message"]["tool_calls"])?;
+    let content = match choice["message"]["content"].as_str() {
+        Some(c) => c,
+        None if !tool_calls.is_empty() => "",
+        None => return Err("choices[0].message.content is missing".into()),
+    };
+    if content.trim().is_empty() && tool_calls.is_empty() {
         return Err("choices[0].message.content is empty".into());
     }
     let usage = &v["usage"];
     Ok(Answer {
         text: content.to_string(),
+        tool_calls,
         model: v["model"].as_str().map(str::to_string),
         prompt_tokens: usage["prompt_tokens"].as_u64().unwrap_or(0),
         completion_tokens: usage["completion_tokens"].as_u64().unwrap_or(0),
     })
+}
+
+/// Tool calls a model can ask for in one turn at most; more is a malformed answer.
+const MAX_TOOL_CALLS: usize = 16;
+/// The arguments of one tool call at most, in bytes.
+const MAX_ARGUMENTS: usize = 64 * 1024;
+
+/// `message.tool_calls`: function calls with an id, a name and JSON arguments text.
+fn parse_tool_calls(v: &Value) -> Result<Vec<ToolRequest>, String> {
+    let Some(calls) = v.as_array() else {
+        return Ok(Vec::new());
+    };
+    if calls.len() > MAX_TOOL_CALLS {
+        return Err(format!(
+            "{} tool calls in one answer (at most {MAX_TOOL_CALLS})",
+            calls.len()
+        ));
+    }
+    calls
+        .iter()
+        .enumerate()
+        .map(|(i, c)| {
+            let f = &c["function"];
+            let name = f["name"]
+                .as_str()
+                .filter(|n| !n.is_empty() && n.len() <= 128)
+                .ok_or(format!("tool_calls[{i}].function.name is missing"))?;
+            let arguments = match &f["arguments"] {
+                Value::String(s) => s.clone(),
+                Value::Null => "{}".into(),
+                other => other.to_string(),
+            };
+            if arguments.len() > MAX_ARGUMENTS {
+                return Err(format!("tool_calls[{i}].function.arguments is too long"));
+            }
+            let id = c["id"]
+                .as_str()
+                .map(str::to_string)
+                .unwrap_or_else(|| format!("call_{i}"));
+            Ok(ToolRequest {
+                id,
+                name: name.to_string(),
+                arguments,
+            })
+        })
+        .collect()
 }
 
 #[async_trait]
@@ -224,19 +275,29 @@ impl Provider for OpenAiProvider {
             ProviderError::Unavailable(self.check_available().err().unwrap_or_default())
         })?;
         let model = req.model.clone().unwrap_or_else(|| self.cfg.model.clone());
+        let mut messages = vec![
+            json!({"role": "system", "content": req.system}),
+            json!({"role": "user", "content": req.prompt}),
+        ];
+        messages.extend(req.history.iter().cloned());
         let mut body = json!({
             "model": model,
-            "messages": [
-                {"role": "system", "content": req.system},
-                {"role": "user", "content": req.prompt},
-            ],
+            "messages": messages,
         });
+        if !req.tools.is_empty() {
+            body["tools"] = Value::Array(req.tools.clone());
+        }
         if let Some(m) = self.cfg.max_output_tokens {
             body["max_tokens"] = json!(m);
         }
         let timeout = req.timeout.unwrap_or(self.cfg.timeout);
         let estimate = estimate_tokens(&req.system)
             + estimate_tokens(&req.prompt)
+            + req
+                .history
+                .iter()
+                .map(|m| estimate_tokens(m["content"].as_str().unwrap_or("")))
+                .sum::<u64>()
             + u64::from(self.cfg.max_output_tokens.unwrap_or(500));
         // Shared by the attempts (atomics: the future must be Send).
         let queued_ns = AtomicU64::new(0);
@@ -276,6 +337,7 @@ impl Provider for OpenAiProvider {
                     cost_usd: cost,
                     retries,
                     queued: Duration::from_nanos(queued_ns.load(Relaxed)),
+                    tool_calls: a.tool_calls,
                 })
             }
             Err(f) if retries == 0 => Err(f.error),
@@ -303,6 +365,26 @@ mod tests {
             ("hi", 12, 3)
         );
         assert_eq!(a.model.as_deref(), Some("m-1"));
+    }
+
+    #[test]
+    fn parses_tool_calls_without_content() {
+        let a = parse_answer(
+            r#"{"choices": [{"message": {"role": "assistant", "content": null, "tool_calls": [
+                {"id": "c1", "type": "function", "function": {"name": "web__fetch", "arguments": "{\"url\": \"http://x\"}"}},
+                {"id": "c2", "type": "function", "function": {"name": "kb__read", "arguments": {"path": "a"}}}
+            ]}}]}"#,
+        )
+        .unwrap();
+        assert_eq!(a.text, "");
+        assert_eq!(a.tool_calls.len(), 2);
+        assert_eq!(a.tool_calls[0].name, "web__fetch");
+        assert_eq!(a.tool_calls[0].arguments, r#"{"url": "http://x"}"#);
+        assert_eq!(a.tool_calls[1].arguments, r#"{"path":"a"}"#);
+        assert!(
+            parse_answer(r#"{"choices": [{"message": {"tool_calls": [{"function": {}}]}}]}"#)
+                .is_err()
+        );
     }
 
     #[test]

@@ -100,6 +100,7 @@ impl Provider for SimulatedProvider {
             cost_usd: 0.0,
             retries: 0,
             queued: Duration::ZERO,
+            tool_calls: Vec::new(),
         })
     }
 }

@@ -134,6 +134,8 @@ fn agent(i: u32, ok: bool, cost: f64) -> AgentResult {
         queued_time: 0.0,
         error: (!ok).then(|| format!("agent {i} broke")),
         step_key: None,
+        tools_used: Vec::new(),
+        sources: Vec::new(),
     }
 }
 

@@ -1,0 +1,407 @@
+//! Agents with tools (issue 27), against MCP servers nobody here wrote: the
+//! official reference fetch server (PyPI `mcp-server-fetch`, pinned in
+//! tests/tools/requirements.txt) fetching pages from a loopback web site the
+//! test starts, and the official reference filesystem server (npm
+//! `@modelcontextprotocol/server-filesystem`, pinned in tests/tools/package.json)
+//! over tests/tools/kb as the knowledge base — both started by the orchestrator
+//! from config, as an operator would. scripts/test.sh installs them.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde_json::{json, Value};
+
+use crate::common::fake_openai::FakeOpenAi;
+use crate::common::pages::{article, Pages};
+use crate::common::*;
+
+const KEY: &str = "sk-tools-test";
+
+fn venv() -> PathBuf {
+    std::env::var_os("MCPO_TOOLS_VENV")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/var/tmp/mcpo-tools-venv"))
+}
+
+fn tools_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/tools")
+}
+
+/// The fetch server's executable, warmed up once: its HTML extractor installs
+/// its Node part on first use, which must not happen inside a timed tool call.
+fn fetch_server() -> String {
+    static WARM: std::sync::Once = std::sync::Once::new();
+    let bin = venv().join("bin/mcp-server-fetch");
+    assert!(
+        bin.exists(),
+        "{} is missing: scripts/test.sh installs tests/tools/requirements.txt into {}",
+        bin.display(),
+        venv().display()
+    );
+    WARM.call_once(|| {
+        let ok = std::process::Command::new(venv().join("bin/python"))
+            .args(["-c", "from readabilipy import simple_json_from_html_string as f; f('<html><body><p>warm</p></body></html>', use_readability=True)"])
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(ok, "warming up the fetch server's HTML extractor failed");
+    });
+    bin.display().to_string()
+}
+
+fn filesystem_server() -> String {
+    let bin = tools_dir().join("node_modules/.bin/mcp-server-filesystem");
+    assert!(
+        bin.exists(),
+        "{} is missing: scripts/test.sh runs npm ci in tests/tools",
+        bin.display()
+    );
+    bin.display().to_string()
+}
+
+/// The fake model as provider, the fetch server as `web` (news agents may
+/// fetch) and the filesystem server as `kb` over tests/tools/kb (academic
+/// agents may read and search it).
+fn with_tools(b: Builder, fake: &FakeOpenAi) -> Builder {
+    b.env("MCPO__PROVIDERS__FAKE__KIND", "openai")
+        .env("MCPO__PROVIDERS__FAKE__BASE_URL", &fake.base_url)
+        .env("MCPO__PROVIDERS__FAKE__MODEL", "fake-tools")
+        .env("MCPO__PROVIDERS__FAKE__API_KEY_ENV", "MCPO_TOOLS_TEST_KEY")
+        .env("MCPO_TOOLS_TEST_KEY", KEY)
+        .env("MCPO__PROVIDERS__FAKE__MAX_RETRIES", 0)
+        .env("MCPO__PROVIDERS__FAKE__TIMEOUT", "10s")
+        .env("MCPO__EXECUTION__DEFAULT_PROVIDER", "fake")
+        .env("MCPO__TOOLS__SERVERS__WEB__COMMAND", fetch_server())
+        .env(
+            "MCPO__TOOLS__SERVERS__WEB__ARGS",
+            "[\"--ignore-robots-txt\", \"--allow-private-ips\"]",
+        )
+        .env("MCPO__TOOLS__SERVERS__WEB__TIMEOUT", "30s")
+        .env("MCPO__TOOLS__SERVERS__KB__COMMAND", filesystem_server())
+        .env(
+            "MCPO__TOOLS__SERVERS__KB__ARGS",
+            format!("[\"{}\"]", tools_dir().join("kb").display()),
+        )
+        .env("MCPO__TOOLS__AGENTS__NEWS", "[\"web.fetch\"]")
+        .env(
+            "MCPO__TOOLS__AGENTS__ACADEMIC",
+            "[\"kb.read_text_file\", \"kb.search_files\"]",
+        )
+}
+
+fn search(task: &str, types: &[&str], extra: Value) -> Value {
+    let mut config = json!({"agent_types": types});
+    if let (Some(c), Value::Object(m)) = (config.as_object_mut(), extra) {
+        c.extend(m);
+    }
+    json!({"pattern": "search", "task": task, "config": config})
+}
+
+/// The value of the Prometheus sample `name` with these labels (and the
+/// process-wide `instance` label).
+fn sample(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+    text.lines().find_map(|l| {
+        let rest = l.strip_prefix(name)?.strip_prefix('{')?;
+        let (inner, value) = rest.split_once("} ")?;
+        let have: Vec<&str> = inner
+            .split(',')
+            .filter(|l| !l.starts_with("instance="))
+            .collect();
+        let matches = have.len() == labels.len()
+            && labels
+                .iter()
+                .all(|(k, v)| have.contains(&format!("{k}=\"{v}\"").as_str()));
+        matches.then(|| value.trim().parse().ok())?
+    })
+}
+
+async fn result(s: &Server, id: &str) -> Value {
+    let r = s.get(&format!("/v1/workflows/{id}/result")).await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    r.body
+}
+
+async fn healthy_tools(s: &Server, within: Duration) -> Value {
+    let t = std::time::Instant::now();
+    loop {
+        let h = s.get("/health").await.body;
+        if h["components"]["tools"]["status"] == "healthy" {
+            return h;
+        }
+        assert!(t.elapsed() < within, "tools never became healthy: {h}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_search_report_cites_the_page_a_tool_fetched() {
+    let pages = Pages::start();
+    let url = pages.page(
+        "/raft.html",
+        &article(
+            "Raft in practice",
+            &["Raft keeps a replicated log consistent: a leader appends entries and followers copy them. Quorum writes survive the loss of a minority."],
+        ),
+    );
+    let fake = FakeOpenAi::start();
+    let kb_file = tools_dir().join("kb/raft.md");
+    fake.script_tools(vec![vec![
+        ("web__fetch", json!({"url": url})),
+        ("kb__read_text_file", json!({"path": kb_file})),
+    ]]);
+    let s = with_tools(server(), &fake).start();
+    let h = healthy_tools(&s, 30 * SEC).await;
+    assert_eq!(h["components"]["tools"]["servers"]["web"]["tools"], 1);
+
+    let id = s
+        .create(search(
+            "consensus protocols",
+            &["news", "academic"],
+            json!({}),
+        ))
+        .await;
+    s.wait_status(&id, "completed", 60 * SEC).await;
+    let r = result(&s, &id).await;
+
+    // Each agent got only its own type's tools, and the results reached the model.
+    let firsts: Vec<_> = fake
+        .requests()
+        .into_iter()
+        .filter(|r| !r.offered_tools().is_empty())
+        .map(|r| r.offered_tools())
+        .collect();
+    assert!(
+        firsts.contains(&vec!["web__fetch".to_string()]),
+        "{firsts:?}"
+    );
+    assert!(firsts
+        .iter()
+        .any(|t| t.contains(&"kb__read_text_file".to_string())
+            && t.contains(&"kb__search_files".to_string())
+            && !t.contains(&"kb__write_file".to_string())));
+    let seen: Vec<String> = fake
+        .requests()
+        .iter()
+        .flat_map(|r| r.tool_messages())
+        .collect();
+    assert!(
+        seen.iter()
+            .any(|m| m.contains("Raft keeps a replicated log")),
+        "{seen:?}"
+    );
+    assert_eq!(pages.hits("/raft.html"), 1);
+
+    // Numbered sources: the fetched page (news agent, web.fetch) and the URL the
+    // knowledge-base file names (academic agent, kb.read_text_file).
+    let sources = r["sources"].as_array().expect("sources").clone();
+    let page = sources
+        .iter()
+        .find(|s| s["url"] == url.as_str())
+        .expect("page source");
+    assert_eq!(page["agent"], "news_agent_01");
+    assert_eq!(page["tool"], "web.fetch");
+    assert_eq!(page["n"], 1);
+    let kb = sources
+        .iter()
+        .find(|s| s["url"] == "https://kb.example/notes/raft-consensus")
+        .expect("kb source");
+    assert_eq!(
+        (kb["agent"].as_str(), kb["tool"].as_str()),
+        (Some("academic_agent_02"), Some("kb.read_text_file"))
+    );
+    for (i, s) in sources.iter().enumerate() {
+        assert_eq!(s["n"], i + 1);
+        assert!(s["title"].as_str().is_some_and(|t| !t.is_empty()));
+    }
+    let news = r["agent_results"]
+        .as_array()
+        .and_then(|a| a.iter().find(|a| a["agent_type"] == "news"))
+        .expect("news agent");
+    assert_eq!(news["tools_used"], json!(["web.fetch"]));
+
+    // The synthesis was shown the numbered sources and cites them; the report
+    // names each agent's tools and ends with the sources.
+    let synth = fake
+        .requests()
+        .into_iter()
+        .find(|r| r.user_prompt().contains("Findings to synthesise"))
+        .expect("synthesis request");
+    assert!(
+        synth.user_prompt().contains(&format!("[1] {url} <{url}>")),
+        "{}",
+        synth.user_prompt()
+    );
+    assert!(r["final_synthesis"].as_str().unwrap_or("").contains('['));
+    let report = r["documents"][0]["content"].as_str().unwrap_or("");
+    assert!(report.contains("_Tools used: web.fetch_"), "{report}");
+    let tail = report
+        .split("## Sources")
+        .nth(1)
+        .expect("a Sources section");
+    assert!(
+        tail.contains(&format!(
+            "1. [{url}]({url}) — found by news_agent_01 with web.fetch"
+        )),
+        "{tail}"
+    );
+
+    // The old API's result shape carries the sources too.
+    let old = s
+        .post("/tools/get_orchestration_status", &json!({"task_id": id}))
+        .await;
+    assert_eq!(
+        old.body["result"]["sources"], r["sources"],
+        "{:?}",
+        old.body
+    );
+
+    // Tool calls are events (server, tool, duration, ok, size; never arguments)
+    // and metrics labelled by configured names.
+    let events = s.sse(&id, None, 10 * SEC).await;
+    let done: Vec<&SseEvent> = events
+        .iter()
+        .filter(|e| e.event.as_deref() == Some("tool_call_completed"))
+        .collect();
+    assert_eq!(done.len(), 2, "{events:?}");
+    for e in &done {
+        assert_eq!(e.data["data"]["ok"], true, "{:?}", e.data);
+        assert!(e.data["data"]["size"].as_u64().unwrap_or(0) > 0);
+        assert!(e.data["data"]["duration"].is_number());
+    }
+    assert!(events
+        .iter()
+        .any(|e| e.event.as_deref() == Some("tool_call_started")));
+    assert!(!events
+        .iter()
+        .any(|e| e.raw.contains("arguments") || e.raw.contains("raft.md\"")));
+    let metrics = s.get("/metrics").await.body;
+    let text = metrics.as_str().unwrap_or("");
+    let ok = [("server", "web"), ("tool", "fetch"), ("outcome", "ok")];
+    assert_eq!(sample(text, "tool_calls_total", &ok), Some(1.0), "{text}");
+    let kb = [("server", "kb"), ("tool", "read_text_file")];
+    assert_eq!(
+        sample(text, "tool_call_duration_seconds_count", &kb),
+        Some(1.0)
+    );
+}
+
+#[tokio::test]
+async fn a_tool_outside_the_agent_types_list_is_refused() {
+    let fake = FakeOpenAi::start();
+    let s = with_tools(server(), &fake).start();
+    // Academic agents may read the knowledge base, not fetch pages.
+    let r = s
+        .post(
+            "/v1/workflows",
+            &search(
+                "q",
+                &["academic"],
+                json!({"tools": ["kb.search_files", "web.fetch"]}),
+            ),
+        )
+        .await;
+    assert_eq!(r.status, 400, "{:?}", r.body);
+    assert_eq!(r.body["error"]["field"], "config.tools[1]");
+    assert!(r.body["error"]["message"]
+        .as_str()
+        .unwrap_or("")
+        .contains("only narrow"));
+    // Narrowing is fine; so is the old route's refusal naming the field.
+    let ok = s
+        .post(
+            "/v1/workflows",
+            &search("q", &["academic"], json!({"tools": ["kb.search_files"]})),
+        )
+        .await;
+    assert_eq!(ok.status, 201, "{:?}", ok.body);
+    let old = s
+        .post(
+            "/tools/orchestrate_search",
+            &json!({"query": "q", "agent_types": ["academic"], "tools": ["kb.*"]}),
+        )
+        .await;
+    assert_eq!(old.status, 400, "{:?}", old.body);
+    assert!(old.body["error"]
+        .as_str()
+        .unwrap_or("")
+        .contains("tools[0]"));
+}
+
+#[tokio::test]
+async fn a_tool_that_times_out_is_a_tool_error_the_model_hears_about() {
+    let pages = Pages::start();
+    let url = pages.page("/slow.html", &article("Slow", &["never arrives"]));
+    pages.hold("/slow.html");
+    let fake = FakeOpenAi::start();
+    fake.script_tools(vec![vec![("web__fetch", json!({"url": url}))]]);
+    let s = with_tools(server(), &fake)
+        .env("MCPO__TOOLS__SERVERS__WEB__TIMEOUT", "1s")
+        .start();
+    healthy_tools(&s, 30 * SEC).await;
+    let id = s.create(search("slow page", &["news"], json!({}))).await;
+    s.wait_status(&id, "completed", 60 * SEC).await;
+    pages.release("/slow.html");
+    let seen: Vec<String> = fake
+        .requests()
+        .iter()
+        .flat_map(|r| r.tool_messages())
+        .collect();
+    assert!(
+        seen.iter()
+            .any(|m| m.starts_with("Tool error: no answer within 1s")),
+        "{seen:?}"
+    );
+    let r = result(&s, &id).await;
+    assert_eq!(r["agent_results"][0]["status"], "completed");
+    assert_eq!(r["sources"], json!([]));
+    let events = s.sse(&id, None, 10 * SEC).await;
+    let done = events
+        .iter()
+        .find(|e| e.event.as_deref() == Some("tool_call_completed"))
+        .expect("tool_call_completed");
+    assert_eq!(done.data["data"]["ok"], false);
+    let metrics = s.get("/metrics").await.body;
+    let text = metrics.as_str().unwrap_or("");
+    let labels = [("server", "web"), ("tool", "fetch"), ("outcome", "timeout")];
+    assert_eq!(
+        sample(text, "tool_calls_total", &labels),
+        Some(1.0),
+        "{text}"
+    );
+}
+
+#[tokio::test]
+async fn a_result_over_the_size_cap_reaches_the_model_cut() {
+    let pages = Pages::start();
+    let long = "Consensus needs a quorum of replicas to agree. ".repeat(400);
+    let url = pages.page("/long.html", &article("Long", &[&long]));
+    let fake = FakeOpenAi::start();
+    fake.script_tools(vec![vec![(
+        "web__fetch",
+        json!({"url": url, "max_length": 100000}),
+    )]]);
+    let s = with_tools(server(), &fake)
+        .env("MCPO__TOOLS__MAX_RESULT_BYTES", 2048)
+        .start();
+    healthy_tools(&s, 30 * SEC).await;
+    let id = s.create(search("long page", &["news"], json!({}))).await;
+    s.wait_status(&id, "completed", 60 * SEC).await;
+    let seen: Vec<String> = fake
+        .requests()
+        .iter()
+        .flat_map(|r| r.tool_messages())
+        .collect();
+    assert_eq!(seen.len(), 1, "{seen:?}");
+    let m = &seen[0];
+    assert!(m.contains("[truncated: 2048 of "), "{m}");
+    assert!(m.len() < 2048 + 100, "{} bytes reached the model", m.len());
+    let events = s.sse(&id, None, 10 * SEC).await;
+    let done = events
+        .iter()
+        .find(|e| e.event.as_deref() == Some("tool_call_completed"))
+        .expect("tool_call_completed");
+    assert!(
+        done.data["data"]["size"].as_u64().unwrap_or(0) > 15_000,
+        "{:?}",
+        done.data
+    );
+}
