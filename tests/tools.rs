@@ -62,14 +62,7 @@ fn filesystem_server() -> String {
 /// fetch) and the filesystem server as `kb` over tests/tools/kb (academic
 /// agents may read and search it).
 fn with_tools(b: Builder, fake: &FakeOpenAi) -> Builder {
-    b.env("MCPO__PROVIDERS__FAKE__KIND", "openai")
-        .env("MCPO__PROVIDERS__FAKE__BASE_URL", &fake.base_url)
-        .env("MCPO__PROVIDERS__FAKE__MODEL", "fake-tools")
-        .env("MCPO__PROVIDERS__FAKE__API_KEY_ENV", "MCPO_TOOLS_TEST_KEY")
-        .env("MCPO_TOOLS_TEST_KEY", KEY)
-        .env("MCPO__PROVIDERS__FAKE__MAX_RETRIES", 0)
-        .env("MCPO__PROVIDERS__FAKE__TIMEOUT", "10s")
-        .env("MCPO__EXECUTION__DEFAULT_PROVIDER", "fake")
+    with_model(b, fake)
         .env("MCPO__TOOLS__SERVERS__WEB__COMMAND", fetch_server())
         .env(
             "MCPO__TOOLS__SERVERS__WEB__ARGS",
@@ -86,6 +79,18 @@ fn with_tools(b: Builder, fake: &FakeOpenAi) -> Builder {
             "MCPO__TOOLS__AGENTS__ACADEMIC",
             "[\"kb.read_text_file\", \"kb.search_files\"]",
         )
+}
+
+/// The fake model as the default provider.
+fn with_model(b: Builder, fake: &FakeOpenAi) -> Builder {
+    b.env("MCPO__PROVIDERS__FAKE__KIND", "openai")
+        .env("MCPO__PROVIDERS__FAKE__BASE_URL", &fake.base_url)
+        .env("MCPO__PROVIDERS__FAKE__MODEL", "fake-tools")
+        .env("MCPO__PROVIDERS__FAKE__API_KEY_ENV", "MCPO_TOOLS_TEST_KEY")
+        .env("MCPO_TOOLS_TEST_KEY", KEY)
+        .env("MCPO__PROVIDERS__FAKE__MAX_RETRIES", 0)
+        .env("MCPO__PROVIDERS__FAKE__TIMEOUT", "10s")
+        .env("MCPO__EXECUTION__DEFAULT_PROVIDER", "fake")
 }
 
 fn search(task: &str, types: &[&str], extra: Value) -> Value {
@@ -404,4 +409,170 @@ async fn a_result_over_the_size_cap_reaches_the_model_cut() {
         "{:?}",
         done.data
     );
+}
+
+/// Children of `pid` whose command line mentions `needle`.
+fn children_running(pid: i32, needle: &str) -> Vec<i32> {
+    let mut out = Vec::new();
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return out;
+    };
+    for e in dir.flatten() {
+        let Ok(child) = e.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        let stat = std::fs::read_to_string(format!("/proc/{child}/stat")).unwrap_or_default();
+        // pid (comm) state ppid …: the comm may hold spaces, so split after ')'.
+        let ppid = stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().nth(1))
+            .and_then(|p| p.parse::<i32>().ok());
+        let cmdline = std::fs::read(format!("/proc/{child}/cmdline")).unwrap_or_default();
+        if ppid == Some(pid) && String::from_utf8_lossy(&cmdline).contains(needle) {
+            out.push(child);
+        }
+    }
+    out
+}
+
+#[tokio::test]
+async fn a_tool_server_down_at_start_comes_up_later_and_is_restarted_when_it_dies() {
+    let pages = Pages::start();
+    let url = pages.page(
+        "/late.html",
+        &article("Late", &["The late server fetched this page."]),
+    );
+    let fake = FakeOpenAi::start();
+    fake.script_tools(vec![vec![("late__fetch", json!({"url": url}))]]);
+    let dir = new_dir();
+    let script = dir.join("late-server.sh");
+    let fetch = fetch_server();
+    let s = with_model(server().dir(&dir), &fake)
+        .env("MCPO__TOOLS__SERVERS__LATE__COMMAND", script.display())
+        .env(
+            "MCPO__TOOLS__SERVERS__LATE__ARGS",
+            "[\"--ignore-robots-txt\", \"--allow-private-ips\"]",
+        )
+        .env("MCPO__TOOLS__AGENTS__NEWS", "[\"late.fetch\"]")
+        .start();
+    // Its executable does not exist yet: the service runs, degraded, naming it.
+    let h = s.get("/health").await.body;
+    assert_eq!(h["status"], "degraded", "{h}");
+    assert_eq!(
+        h["components"]["tools"]["servers"]["late"]["status"],
+        "down"
+    );
+    assert!(h["components"]["tools"]["error"]
+        .as_str()
+        .unwrap_or("")
+        .contains("late: cannot start"));
+    // A news agent meanwhile answers without tools.
+    let id = s.create(search("before", &["news"], json!({}))).await;
+    s.wait_status(&id, "completed", 30 * SEC).await;
+    assert!(fake.requests().iter().all(|r| r.offered_tools().is_empty()));
+
+    std::fs::write(&script, format!("#!/bin/sh\nexec {fetch} \"$@\"\n")).unwrap();
+    let mut perms = std::fs::metadata(&script).unwrap().permissions();
+    std::os::unix::fs::PermissionsExt::set_mode(&mut perms, 0o755);
+    std::fs::set_permissions(&script, perms).unwrap();
+    healthy_tools(&s, 60 * SEC).await;
+    let id = s.create(search("after", &["news"], json!({}))).await;
+    s.wait_status(&id, "completed", 60 * SEC).await;
+    assert_eq!(pages.hits("/late.html"), 1);
+    assert_eq!(result(&s, &id).await["sources"][0]["url"], url.as_str());
+
+    // Killed, it is started again by its supervisor.
+    let first = children_running(s.pid(), "mcp-server-fetch");
+    assert_eq!(first.len(), 1, "{first:?}");
+    // SAFETY: a signal to the test server's own child.
+    unsafe { libc::kill(first[0], libc::SIGKILL) };
+    let t = std::time::Instant::now();
+    loop {
+        let now = children_running(s.pid(), "mcp-server-fetch");
+        if now.len() == 1 && now[0] != first[0] {
+            break;
+        }
+        assert!(
+            t.elapsed() < 60 * SEC,
+            "no new tool server process: {now:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    healthy_tools(&s, 60 * SEC).await;
+    assert!(s.log().contains("tool server down; reconnecting"));
+    let id = s
+        .create(search("after restart", &["news"], json!({})))
+        .await;
+    s.wait_status(&id, "completed", 60 * SEC).await;
+    assert_eq!(pages.hits("/late.html"), 2);
+}
+
+#[tokio::test]
+async fn sigkill_between_two_tool_rounds_resumes_without_repeating_a_committed_step() {
+    let pages = Pages::start();
+    let a = pages.page(
+        "/a.html",
+        &article("A", &["First round page, about leases."]),
+    );
+    let b = pages.page(
+        "/b.html",
+        &article("B", &["Second round page, about fencing."]),
+    );
+    pages.hold("/b.html");
+    let fake = FakeOpenAi::start();
+    fake.script_tools(vec![
+        vec![("web__fetch", json!({"url": a}))],
+        vec![("web__fetch", json!({"url": b}))],
+    ]);
+    let dir = new_dir();
+    let mut s = with_tools(server().dir(&dir), &fake).start();
+    healthy_tools(&s, 30 * SEC).await;
+    let id = s.create(search("two rounds", &["news"], json!({}))).await;
+    // Round 2's fetch is under way: turn 1, its tool call and turn 2 are committed.
+    pages.wait_hits("/b.html", 1, 60 * SEC).await;
+    s.kill9();
+    pages.release("/b.html");
+    let before = fake.calls_by_step_key();
+    let turn = |k: u32| format!("{id}/agent/1/turn/{k}");
+    assert_eq!(before.get(&turn(1)).map(Vec::len), Some(1));
+    assert_eq!(before.get(&turn(2)).map(Vec::len), Some(1));
+
+    let s = with_tools(server().dir(&dir), &fake).start();
+    s.wait_status(&id, "completed", 60 * SEC).await;
+    // Reused, not called again: both committed turns and round 1's fetch. The
+    // fetch that was in flight at the kill had no committed answer: made again.
+    let after = fake.calls_by_step_key();
+    assert_eq!(
+        after.get(&turn(1)).map(Vec::len),
+        Some(1),
+        "turn 1 repeated"
+    );
+    assert_eq!(
+        after.get(&turn(2)).map(Vec::len),
+        Some(1),
+        "turn 2 repeated"
+    );
+    assert_eq!(after.get(&turn(3)).map(Vec::len), Some(1));
+    assert_eq!(
+        pages.hits("/a.html"),
+        1,
+        "round 1's committed fetch repeated"
+    );
+    assert_eq!(pages.hits("/b.html"), 2);
+    // The last turn saw both results, in order, as the first run would have.
+    let last = &after[&turn(3)][0];
+    let results = last.tool_messages();
+    assert_eq!(results.len(), 2, "{results:?}");
+    assert!(results[0].contains("about leases") && results[1].contains("about fencing"));
+    let r = result(&s, &id).await;
+    let urls: Vec<&str> = r["sources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|s| s["url"].as_str())
+        .collect();
+    assert_eq!(urls, vec![a.as_str(), b.as_str()]);
+    assert_eq!(r["agent_results"][0]["tools_used"], json!(["web.fetch"]));
+    let wf = s.workflow(&id).await;
+    assert_eq!(wf["resumes"], 1);
 }

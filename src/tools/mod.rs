@@ -94,6 +94,8 @@ pub struct ServerHealth {
 pub struct ToolHub {
     cfg: ToolsConfig,
     slots: BTreeMap<String, Arc<ServerSlot>>,
+    /// Kept so the supervisors keep restarting their actors.
+    actors: std::sync::Mutex<Vec<actix::Addr<supervisor::ServerActor>>>,
 }
 
 impl ToolHub {
@@ -113,13 +115,18 @@ impl ToolHub {
         Arc::new(ToolHub {
             cfg: cfg.clone(),
             slots,
+            actors: Default::default(),
         })
     }
 
     /// Starts one supervised actor per server (inside the actix System).
     pub fn start(&self) {
-        for slot in self.slots.values() {
-            supervisor::start(Arc::clone(slot));
+        let started = self
+            .slots
+            .values()
+            .map(|slot| supervisor::start(Arc::clone(slot)));
+        if let Ok(mut actors) = self.actors.lock() {
+            actors.extend(started);
         }
     }
 

@@ -16,14 +16,16 @@ use super::ServerSlot;
 const MIN_BACKOFF: Duration = Duration::from_millis(500);
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
 
-pub fn start(slot: Arc<ServerSlot>) {
+/// The address must be kept: a supervisor restarts its actor only while an
+/// address of it is alive.
+pub fn start(slot: Arc<ServerSlot>) -> Addr<ServerActor> {
     Supervisor::start(move |_| ServerActor {
         slot,
         backoff: MIN_BACKOFF,
-    });
+    })
 }
 
-struct ServerActor {
+pub struct ServerActor {
     slot: Arc<ServerSlot>,
     /// Wait before the next attempt: doubles per failure, reset on success.
     backoff: Duration,
