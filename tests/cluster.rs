@@ -375,7 +375,7 @@ fn snapshot(db: &PgDb) -> String {
         "SELECT (SELECT count(*) FROM events) || ' ' || (SELECT coalesce(max(seq), 0) FROM events)
            || ' ' || (SELECT count(*) FROM steps) || ' ' || (SELECT count(*) FROM results)
            || ' ' || (SELECT md5(coalesce(string_agg(id || status || record::text, ',' ORDER BY id), '')) FROM workflows)
-           || ' ' || (SELECT md5(coalesce(string_agg(workflow_id || packed::text, ',' ORDER BY workflow_id), '')) FROM results)",
+           || ' ' || (SELECT md5(coalesce(string_agg(workflow_id || result::text, ',' ORDER BY workflow_id), '')) FROM results)",
     )
 }
 

@@ -17,6 +17,7 @@ mod compat;
 mod dashboard;
 mod deploy;
 mod durable;
+mod history;
 mod hostile;
 mod lifecycle;
 mod limits;

@@ -5,7 +5,7 @@
 use std::str::FromStr;
 use std::time::Duration;
 
-use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
+use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod, Runtime};
 use tokio_postgres::NoTls;
 
 use crate::config::{redact_url, PostgresConfig};
@@ -106,15 +106,56 @@ pub async fn migrate(cfg: &PostgresConfig, pool: &Pool) -> Result<usize, String>
         .execute("SELECT pg_advisory_lock($1)", &[&MIGRATION_LOCK])
         .await
         .map_err(|e| url_error(cfg, format!("cannot lock for migration: {}", chain(&e))))?;
-    let report = embedded::migrations::runner()
-        .run_async(&mut **client)
-        .await
-        .map_err(|e| url_error(cfg, format!("migration failed: {e}")));
+    let applied = migrate_locked(cfg, &mut client).await;
     let _ = client
         .execute("SELECT pg_advisory_unlock($1)", &[&MIGRATION_LOCK])
         .await;
-    Ok(report?.applied_migrations().len())
+    applied
 }
+
+/// Up to V8, the conversion of packed results (`unpack`), then the rest (V13
+/// needs the conversion done).
+async fn migrate_locked(cfg: &PostgresConfig, client: &mut Object) -> Result<usize, String> {
+    let failed = |e: refinery::Error| url_error(cfg, format!("migration failed: {e}"));
+    let first = embedded::migrations::runner()
+        .set_target(refinery::Target::Version(UNPACK_AFTER))
+        .run_async(&mut ***client)
+        .await
+        .map_err(failed)?;
+    let converted = super::unpack::unpack_all(client)
+        .await
+        .map_err(|e| url_error(cfg, format!("migration failed: {e}")))?;
+    if converted > 0 {
+        tracing::info!(converted, "packed results converted (migration V8)");
+    }
+    let rest = embedded::migrations::runner()
+        .run_async(&mut ***client)
+        .await
+        .map_err(failed)?;
+    Ok(first.applied_migrations().len() + rest.applied_migrations().len())
+}
+
+/// Applies the migrations up to `version` only, as a release of that schema
+/// left the database (tests of upgrades); no conversion runs.
+pub async fn migrate_until(
+    cfg: &PostgresConfig,
+    pool: &Pool,
+    version: i32,
+) -> Result<usize, String> {
+    let mut client = pool
+        .get()
+        .await
+        .map_err(|e| url_error(cfg, format!("cannot connect: {}", describe_pool(&e))))?;
+    let report = embedded::migrations::runner()
+        .set_target(refinery::Target::Version(version))
+        .run_async(&mut **client)
+        .await
+        .map_err(|e| url_error(cfg, format!("migration failed: {e}")))?;
+    Ok(report.applied_migrations().len())
+}
+
+/// The migration after which packed results are converted.
+const UNPACK_AFTER: i32 = 8;
 
 /// An error followed by its causes: tokio-postgres keeps the server's message
 /// (e.g. "canceling statement due to statement timeout") in the source chain.

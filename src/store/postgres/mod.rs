@@ -6,6 +6,7 @@
 pub mod analytics;
 mod archive;
 mod cluster;
+mod unpack;
 pub mod connect;
 pub mod write;
 
@@ -20,7 +21,6 @@ use tokio_postgres::types::ToSql;
 use tokio_postgres::Row;
 
 use super::analytics::{AnalyticsQuery, CostStats, PerformanceStats, WorkflowStats};
-use super::packed::Packed;
 use super::{ListQuery, Manifest, Space, Startup, Store, StoreError, StoredActive};
 use crate::cluster::fence;
 use crate::config::PostgresConfig;
@@ -77,6 +77,13 @@ impl PgStore {
         connect::migrate(cfg, &pool).await
     }
 
+    /// Applies migrations up to `version` only: the database as the release
+    /// with that schema left it (tests of upgrades).
+    pub async fn migrate_until(cfg: &PostgresConfig, version: i32) -> Result<usize, String> {
+        let (pool, _) = connect::pools(cfg)?;
+        connect::migrate_until(cfg, &pool, version).await
+    }
+
     async fn client(pool: &Pool) -> Result<Object, StoreError> {
         pool.get()
             .await
@@ -116,33 +123,6 @@ impl PgStore {
             )
             .await?;
         rows.iter().map(row_event).collect()
-    }
-}
-
-/// A stored result: packed, or JSONB written before packing existed.
-enum StoredResult {
-    Packed(Box<Packed>),
-    Json(String),
-}
-
-impl PgStore {
-    async fn stored_result(&self, id: &str) -> Result<Option<StoredResult>, StoreError> {
-        let rows = self
-            .query(
-                "SELECT result::text, packed FROM results WHERE workflow_id = $1",
-                &[&id],
-            )
-            .await?;
-        let Some(r) = rows.first() else {
-            return Ok(None);
-        };
-        if let Some(p) = r.try_get::<_, Option<Vec<u8>>>(1).map_err(backend)? {
-            return Packed::decode("stored result", &p)
-                .map(|p| Some(StoredResult::Packed(Box::new(p))));
-        }
-        Ok(r.try_get::<_, Option<String>>(0)
-            .map_err(backend)?
-            .map(StoredResult::Json))
     }
 }
 
@@ -195,7 +175,6 @@ impl Store for PgStore {
                 write::WriteError::Encode(e) => {
                     StoreError::Backend(format!("cannot encode a record: {e}"))
                 }
-                write::WriteError::Corrupt(e) => e,
             })?;
             let finished = match &self.cluster {
                 Some(c) => fence::settle(&tx, c, &batch).await.map_err(backend)?,
@@ -226,24 +205,19 @@ impl Store for PgStore {
     }
 
     async fn get_result(&self, id: &str) -> Result<Option<WorkflowResult>, StoreError> {
-        match self.stored_result(id).await? {
-            Some(StoredResult::Packed(p)) => Ok(p.result),
-            Some(StoredResult::Json(j)) => parse("result", &j).map(Some),
-            None => Ok(None),
-        }
+        let rows = self
+            .query(
+                "SELECT result::text FROM results WHERE workflow_id = $1",
+                &[&id],
+            )
+            .await?;
+        rows.first()
+            .map(|r| parse("result", &r.try_get::<_, String>(0).map_err(backend)?))
+            .transpose()
     }
 
     async fn events_after(&self, id: &str, after_seq: u64) -> Result<Vec<Event>, StoreError> {
-        let mut events = self.events_of(&[id.to_string()], after_seq as i64).await?;
-        // A finished workflow's log is packed (rows after packing, if any, merge in).
-        if let Some(StoredResult::Packed(p)) = self.stored_result(id).await? {
-            let mut packed = p.events_after(id, after_seq)?;
-            packed.retain(|e| events.iter().all(|r| r.seq != e.seq));
-            packed.append(&mut events);
-            packed.sort_by_key(|e| e.seq);
-            events = packed;
-        }
-        Ok(events)
+        self.events_of(&[id.to_string()], after_seq as i64).await
     }
 
     async fn list(&self, q: ListQuery) -> Result<Vec<Workflow>, StoreError> {

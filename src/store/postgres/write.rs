@@ -2,12 +2,11 @@
 //! statements (`INSERT … SELECT FROM UNNEST(arrays) ON CONFLICT`) instead of one
 //! round trip per change. Idempotent: events are `ON CONFLICT DO NOTHING` on
 //! `(workflow_id, seq)`, records and results are upserts, so replaying a batch
-//! after a restart changes nothing. A workflow that finishes in the batch is
-//! packed (`store::packed`): one statement deletes its event rows and returns
-//! them with any value already packed, and its result and events become one
-//! compressed `results.packed` value.
+//! after a restart changes nothing. A finished workflow's result is one JSONB
+//! value and its event rows stay (the queryable history of migration V8);
+//! PostgreSQL's TOAST compresses them and archival moves them out.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
@@ -17,15 +16,16 @@ use tokio_postgres::types::ToSql;
 type Param = dyn ToSql + Sync;
 
 use crate::domain::{ChangeKind, StateChange, Workflow, WorkflowResult};
-use crate::store::packed::{self, Packed, RawEvent};
+use crate::store::packed;
 
 const UPSERT_WORKFLOWS: &str = "
-INSERT INTO workflows (id, pattern, status, created_at, completed_at, total_cost_usd, execution_time, record, owner)
-SELECT id, pattern, status, created_at, completed_at, cost, exec, record::jsonb, owner
-FROM UNNEST($1::text[], $2::text[], $3::text[], $4::timestamptz[], $5::timestamptz[], $6::float8[], $7::float8[], $8::text[], $9::text[])
-  AS t (id, pattern, status, created_at, completed_at, cost, exec, record, owner)
-ON CONFLICT (id) DO UPDATE SET status = excluded.status, completed_at = excluded.completed_at,
-  total_cost_usd = excluded.total_cost_usd, execution_time = excluded.execution_time, record = excluded.record";
+INSERT INTO workflows (id, pattern, status, created_at, started_at, completed_at, total_cost_usd, execution_time, record, owner)
+SELECT id, pattern, status, created_at, started_at, completed_at, cost, exec, record::jsonb, owner
+FROM UNNEST($1::text[], $2::text[], $3::text[], $4::timestamptz[], $5::timestamptz[], $6::float8[], $7::float8[], $8::text[], $9::text[], $10::timestamptz[])
+  AS t (id, pattern, status, created_at, completed_at, cost, exec, record, owner, started_at)
+ON CONFLICT (id) DO UPDATE SET status = excluded.status, started_at = excluded.started_at,
+  completed_at = excluded.completed_at, total_cost_usd = excluded.total_cost_usd,
+  execution_time = excluded.execution_time, record = excluded.record";
 
 const INSERT_EVENTS: &str = "
 INSERT INTO events (workflow_id, seq, type, ts, data)
@@ -34,21 +34,11 @@ FROM UNNEST($1::text[], $2::int8[], $3::text[], $4::timestamptz[], $5::text[])
   AS t (workflow_id, seq, type, ts, data)
 ON CONFLICT (workflow_id, seq) DO NOTHING";
 
-/// The event rows of finishing workflows, deleted, and what is already stored
-/// for them (a packed value, or a JSONB result written before packing existed).
-const TAKE_FOR_PACKING: &str = "
-WITH taken AS (
-  DELETE FROM events WHERE workflow_id = ANY($1)
-  RETURNING workflow_id, seq, type, ts, data::text AS data)
-SELECT workflow_id, seq, type, ts, data, NULL::text AS result, NULL::bytea AS packed FROM taken
-UNION ALL
-SELECT workflow_id, NULL, NULL, NULL, NULL, result::text, packed FROM results
-WHERE workflow_id = ANY($2)";
-
-const UPSERT_PACKED: &str = "
-INSERT INTO results (workflow_id, result, packed)
-SELECT workflow_id, NULL, packed FROM UNNEST($1::text[], $2::bytea[]) AS t (workflow_id, packed)
-ON CONFLICT (workflow_id) DO UPDATE SET result = NULL, packed = excluded.packed";
+/// Results are written once, when a workflow finishes; a replay rewrites the same.
+const UPSERT_RESULTS: &str = "
+INSERT INTO results (workflow_id, result)
+SELECT workflow_id, result::jsonb FROM UNNEST($1::text[], $2::text[]) AS t (workflow_id, result)
+ON CONFLICT (workflow_id) DO UPDATE SET result = excluded.result";
 
 const UPSERT_MODEL_COSTS: &str = "
 INSERT INTO model_costs (workflow_id, model, calls, cost)
@@ -83,7 +73,6 @@ ON CONFLICT (id) DO UPDATE SET status = excluded.status, record = excluded.recor
 pub enum WriteError {
     Pg(tokio_postgres::Error),
     Encode(serde_json::Error),
-    Corrupt(crate::store::StoreError),
 }
 
 impl From<tokio_postgres::Error> for WriteError {
@@ -109,6 +98,7 @@ struct Workflows {
     exec: Vec<Option<f64>>,
     record: Vec<String>,
     owner: Vec<Option<String>>,
+    started_at: Vec<Option<DateTime<Utc>>>,
 }
 
 #[derive(Default)]
@@ -156,30 +146,9 @@ pub async fn write_batch(
             _ => {}
         }
     }
-    // Workflows whose event log moves into the packed value now. A result is
-    // written only when a workflow finishes; its status says so.
-    let finishing: HashSet<&str> = last_record
-        .values()
-        .filter(|w| w.status.is_terminal())
-        .map(|w| w.id.as_str())
-        .chain(
-            last_result
-                .values()
-                .filter(|r| r.status.is_terminal())
-                .map(|r| r.workflow_id.as_str()),
-        )
-        .collect();
-    let mut held: HashMap<&str, Vec<RawEvent>> = HashMap::new();
     let mut events = Events::default();
     for change in batch {
         if let ChangeKind::Event(ev) = &change.kind {
-            if finishing.contains(ev.workflow_id.as_str()) {
-                // Straight into the packed value: no row to insert and delete.
-                held.entry(ev.workflow_id.as_str())
-                    .or_default()
-                    .push(RawEvent::of(ev));
-                continue;
-            }
             events.workflow_id.push(ev.workflow_id.clone());
             events.seq.push(ev.seq as i64);
             events.kind.push(ev.kind.as_str());
@@ -199,6 +168,7 @@ pub async fn write_batch(
             w.exec.push(wf.execution_time);
             w.record.push(serde_json::to_string(wf)?);
             w.owner.push(wf.owner.clone());
+            w.started_at.push(wf.started_at);
         }
         let stmt = tx.prepare_cached(UPSERT_WORKFLOWS).await?;
         tx.execute(
@@ -213,6 +183,7 @@ pub async fn write_batch(
                 &w.exec,
                 &w.record,
                 &w.owner,
+                &w.started_at,
             ],
         )
         .await?;
@@ -244,13 +215,8 @@ pub async fn write_batch(
         )
         .await?;
     }
-    let to_pack: HashSet<&str> = finishing
-        .iter()
-        .copied()
-        .chain(last_result.keys().copied())
-        .collect();
-    if !to_pack.is_empty() {
-        pack(tx, &to_pack, &finishing, &last_result, held).await?;
+    if !last_result.is_empty() {
+        write_results(tx, &last_result).await?;
     }
     // Webhooks and deliveries are rare next to events: one statement each, in
     // order, so a removal after a registration in the same batch wins.
@@ -310,76 +276,36 @@ pub async fn write_batch(
     Ok(())
 }
 
-/// Packs the result and events of each workflow in `ids`; the event rows of
-/// those `finishing` are deleted into the packed value.
-async fn pack(
+/// The finished workflows' results as JSONB, their calls and cost per model
+/// (what analytics read, kept after archival) and, as their step answers served
+/// resumes only and the result holds them, the end of their steps.
+async fn write_results(
     tx: &Transaction<'_>,
-    ids: &HashSet<&str>,
-    finishing: &HashSet<&str>,
     results: &HashMap<&str, &WorkflowResult>,
-    mut held: HashMap<&str, Vec<RawEvent>>,
 ) -> Result<(), WriteError> {
-    let all: Vec<String> = ids.iter().map(|s| s.to_string()).collect();
-    let fin: Vec<String> = finishing.iter().map(|s| s.to_string()).collect();
-    let stmt = tx.prepare_cached(TAKE_FOR_PACKING).await?;
-    let rows = tx.query(&stmt, &[&fin, &all]).await?;
-    let mut stored_json: HashMap<String, String> = HashMap::new();
-    let mut stored_packed: HashMap<String, Packed> = HashMap::new();
-    let mut taken: HashMap<String, Vec<RawEvent>> = HashMap::new();
-    for r in &rows {
-        let id: String = r.try_get(0)?;
-        if let Some(seq) = r.try_get::<_, Option<i64>>(1)? {
-            let ts: DateTime<Utc> = r.try_get(3)?;
-            taken.entry(id).or_default().push(RawEvent {
-                seq: seq as u64,
-                kind: r.try_get(2)?,
-                ts_us: ts.timestamp_micros(),
-                data: r.try_get(4)?,
-            });
-        } else if let Some(p) = r.try_get::<_, Option<Vec<u8>>>(6)? {
-            let p = Packed::decode("stored result", &p).map_err(WriteError::Corrupt)?;
-            stored_packed.insert(id, p);
-        } else if let Some(j) = r.try_get::<_, Option<String>>(5)? {
-            stored_json.insert(id, j);
-        }
-    }
-    let (mut pack_ids, mut values) = (vec![], vec![]);
+    let (mut ids, mut values) = (vec![], vec![]);
     let (mut cost_ids, mut models, mut calls, mut costs) = (vec![], vec![], vec![], vec![]);
-    for id in all {
-        let mut events = held.remove(id.as_str()).unwrap_or_default();
-        events.extend(taken.remove(&id).unwrap_or_default());
-        let mut result_json = match results.get(id.as_str()) {
-            Some(r) => {
-                for (model, n, cost) in packed::model_costs(r) {
-                    cost_ids.push(id.clone());
-                    models.push(model);
-                    calls.push(n as i64);
-                    costs.push(cost);
-                }
-                Some(serde_json::to_string(r)?)
-            }
-            None => None,
-        };
-        if let Some(p) = stored_packed.remove(&id) {
-            let (old_result, old_events) = p.into_raw();
-            if result_json.is_none() {
-                result_json = old_result.as_ref().map(serde_json::to_string).transpose()?;
-            }
-            events.extend(old_events);
-        } else if result_json.is_none() {
-            result_json = stored_json.remove(&id);
+    let mut finished = vec![];
+    for (id, r) in results {
+        for (model, n, cost) in packed::model_costs(r) {
+            cost_ids.push(id.to_string());
+            models.push(model);
+            calls.push(n as i64);
+            costs.push(cost);
         }
-        values.push(packed::encode(result_json.as_deref(), events));
-        pack_ids.push(id);
+        if r.status.is_terminal() {
+            finished.push(id.to_string());
+        }
+        ids.push(id.to_string());
+        values.push(serde_json::to_string(r)?);
     }
-    let upsert = tx.prepare_cached(UPSERT_PACKED).await?;
+    let upsert = tx.prepare_cached(UPSERT_RESULTS).await?;
     let set_costs = tx.prepare_cached(UPSERT_MODEL_COSTS).await?;
-    // A finished workflow's step answers served resumes only; its result holds them.
     let drop_steps = tx.prepare_cached(DELETE_STEPS).await?;
     // Pipelined on the one connection: a single round trip for the three.
-    let a: [&Param; 2] = [&pack_ids, &values];
+    let a: [&Param; 2] = [&ids, &values];
     let b: [&Param; 4] = [&cost_ids, &models, &calls, &costs];
-    let c: [&Param; 1] = [&fin];
+    let c: [&Param; 1] = [&finished];
     futures::try_join!(
         tx.execute(&upsert, &a),
         tx.execute(&set_costs, &b),
