@@ -28,6 +28,7 @@ mod openapi;
 mod packing;
 mod postgres;
 mod providers;
+mod queries;
 mod readme;
 mod rebinding;
 mod redis_mirror;

@@ -166,15 +166,25 @@ async fn migrate_command_creates_the_schema_once() {
         db.query("SELECT count(*) FROM pg_constraint WHERE contype = 'f'"),
         "0"
     );
+    assert_eq!(
+        db.query("SELECT string_agg(table_name, ',' ORDER BY table_name) FROM information_schema.views WHERE table_schema = 'plan'"),
+        "events,results,workflows"
+    );
     let indexes =
         db.query("SELECT string_agg(indexdef, E'\\n') FROM pg_indexes WHERE schemaname = 'public'");
     for needle in [
         "workflows USING btree (status, id)",
         "workflows USING btree (pattern, id)",
-        "workflows USING btree (created_at)",
+        "workflows USING btree (created_at DESC)",
+        "workflows USING btree (orchestrator_type)",
         "workflows USING btree (completed_at)",
         "workflows USING btree (total_cost_usd)",
         "events_pkey ON public.events USING btree (workflow_id, seq)",
+        // The plan's (migration V8): the history as queryable JSONB.
+        "events USING btree (workflow_id, ts)",
+        "results USING gin (result jsonb_path_ops)",
+        "results USING gin (to_tsvector('english'::regconfig, result))",
+        "results USING btree (total_cost DESC)",
     ] {
         assert!(
             indexes.contains(needle),
