@@ -5,6 +5,7 @@
 #   scripts/bench.sh sqlite      # embedded SQLite (the default setup)
 #   scripts/bench.sh redis-pg    # PostgreSQL primary + Redis mirror (127.0.0.1)
 #   scripts/bench.sh storage     # SQLite bytes per workflow after a 20 s e2e run
+#   scripts/bench.sh pg-storage  # PostgreSQL bytes per workflow (table + index + TOAST)
 #   scripts/bench.sh archive     # archive 100,000 workflows from SQLite to a directory
 #   scripts/bench.sh cluster     # 1, 2 and 3 instances on one PostgreSQL; failover time
 #
@@ -47,6 +48,12 @@ RUN_NO=0
 setup_env() {
   RUN_NO=$((RUN_NO + 1))
   SETUP_ENV=(MCPO__STORAGE__SQLITE_PATH="$WORK/orchestrator-$RUN_NO.db")
+  if [ "$SETUP" = "pg" ]; then
+    local db="mcpo_bench_$$_$RUN_NO"
+    psql -q -h 127.0.0.1 -U postgres -d postgres -c "CREATE DATABASE $db" >/dev/null
+    DBS+=("$db")
+    SETUP_ENV+=(MCPO__POSTGRES__URL="postgres://postgres@127.0.0.1:5432/$db")
+  fi
   if [ "$SETUP" = "redis-pg" ]; then
     local db="mcpo_bench_$$_$RUN_NO" prefix="mcpo-bench:$$:$RUN_NO:"
     psql -q -h 127.0.0.1 -U postgres -d postgres -c "CREATE DATABASE $db" >/dev/null
@@ -158,6 +165,34 @@ if [ "$SETUP" = storage ]; then
   run "$LOADGEN" e2e --url "$URL" --concurrency 200 --duration "$DURATION" --sim-latency-ms 0 --server-pid "$SERVER_PID"
   stop_server
   store_size
+  exit 0
+fi
+
+# PostgreSQL bytes per workflow: every table of the schema with its indexes and
+# TOAST (pg_total_relation_size) over the workflows stored, as left by the run and
+# again after VACUUM FULL (the bytes the data needs, without dead rows).
+pg_size() {
+  local db="mcpo_bench_$$_$RUN_NO" n
+  n=$(psql -h 127.0.0.1 -U postgres -d "$db" -tAc "SELECT count(*) FROM workflows")
+  psql -h 127.0.0.1 -U postgres -d "$db" -tAc "
+    SELECT c.relname || ': ' || pg_total_relation_size(c.oid) / $n || ' bytes per workflow'
+    FROM pg_class c JOIN pg_namespace s ON s.oid = c.relnamespace
+    WHERE s.nspname = 'public' AND c.relkind = 'r' AND c.relname <> 'refinery_schema_history'
+      AND pg_total_relation_size(c.oid) > 0 ORDER BY 1"
+  echo "store: $n workflows in $(psql -h 127.0.0.1 -U postgres -d "$db" -tAc "
+    SELECT sum(pg_total_relation_size(c.oid)) || ' bytes = ' || sum(pg_total_relation_size(c.oid)) / $n
+    FROM pg_class c JOIN pg_namespace s ON s.oid = c.relnamespace
+    WHERE s.nspname = 'public' AND c.relkind = 'r' AND c.relname <> 'refinery_schema_history'") bytes per workflow"
+}
+
+if [ "$SETUP" = pg-storage ]; then
+  SETUP=pg
+  start_server 0
+  run "$LOADGEN" e2e --url "$URL" --concurrency 200 --duration "$DURATION" --sim-latency-ms 0 --server-pid "$SERVER_PID"
+  stop_server
+  echo; echo "as left by the run:"; pg_size
+  psql -q -h 127.0.0.1 -U postgres -d "mcpo_bench_$$_$RUN_NO" -c "VACUUM FULL"
+  echo; echo "after VACUUM FULL:"; pg_size
   exit 0
 fi
 
