@@ -180,9 +180,12 @@ pg_size() {
     WHERE s.nspname = 'public' AND c.relkind = 'r' AND c.relname <> 'refinery_schema_history'
       AND pg_total_relation_size(c.oid) > 0 ORDER BY 1"
   echo "store: $n workflows in $(psql -h 127.0.0.1 -U postgres -d "$db" -tAc "
-    SELECT sum(pg_total_relation_size(c.oid)) || ' bytes = ' || sum(pg_total_relation_size(c.oid)) / $n
+    SELECT sum(pg_total_relation_size(c.oid)) || ' bytes = ' || (sum(pg_total_relation_size(c.oid)) / $n)::bigint
     FROM pg_class c JOIN pg_namespace s ON s.oid = c.relnamespace
     WHERE s.nspname = 'public' AND c.relkind = 'r' AND c.relname <> 'refinery_schema_history'") bytes per workflow"
+  echo "history (workflows, results, events, model_costs): $(psql -h 127.0.0.1 -U postgres -d "$db" -tAc "
+    SELECT (sum(pg_total_relation_size(t::regclass)) / $n)::bigint
+    FROM unnest(ARRAY['workflows', 'results', 'events', 'model_costs']) t") bytes per workflow"
 }
 
 if [ "$SETUP" = pg-storage ]; then

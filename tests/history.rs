@@ -166,16 +166,30 @@ async fn a_v7_database_is_converted_to_the_plan_schema_without_loss() {
     let (c, conn) = tokio_postgres::connect(&db.url, NoTls).await.unwrap();
     tokio::spawn(conn);
     let cases = [
-        (old("wf_packed", Pattern::Research, Some(Status::Completed), 26), "packed"),
-        (old("wf_failed", Pattern::Search, Some(Status::Failed), 3), "packed"),
-        (old("wf_pre_v4", Pattern::Research, Some(Status::Completed), 4), "json"),
+        (
+            old("wf_packed", Pattern::Research, Some(Status::Completed), 26),
+            "packed",
+        ),
+        (
+            old("wf_failed", Pattern::Search, Some(Status::Failed), 3),
+            "packed",
+        ),
+        (
+            old("wf_pre_v4", Pattern::Research, Some(Status::Completed), 4),
+            "json",
+        ),
         (old("wf_running", Pattern::Research, None, 2), "json"),
     ];
     for (o, how) in &cases {
         write_as_v7(&c, o, how).await;
     }
     // A value that held events only (its result was never written).
-    let mut no_result = old("wf_events_only", Pattern::Search, Some(Status::Cancelled), 2);
+    let mut no_result = old(
+        "wf_events_only",
+        Pattern::Search,
+        Some(Status::Cancelled),
+        2,
+    );
     no_result.result = None;
     write_as_v7(&c, &no_result, "packed").await;
     assert_eq!(
@@ -224,7 +238,9 @@ async fn a_v7_database_is_converted_to_the_plan_schema_without_loss() {
         "research task of wf_packed true - true"
     );
     assert_eq!(
-        db.query("SELECT legacy_type || ' ' || error FROM plan.workflows WHERE task_id = 'wf_failed'"),
+        db.query(
+            "SELECT legacy_type || ' ' || error FROM plan.workflows WHERE task_id = 'wf_failed'"
+        ),
         "swarm provider_error"
     );
     assert_eq!(
@@ -280,5 +296,11 @@ async fn v13_refuses_to_run_while_a_packed_value_remains() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert_eq!(psql(&db.url, "SELECT count(*) FROM results WHERE packed IS NOT NULL"), "1");
+    assert_eq!(
+        psql(
+            &db.url,
+            "SELECT count(*) FROM results WHERE packed IS NOT NULL"
+        ),
+        "1"
+    );
 }

@@ -114,7 +114,11 @@ fn events(w: &Wf) -> Vec<Event> {
         "failed" => EventType::WorkflowFailed,
         _ => EventType::WorkflowCancelled,
     };
-    out.push((terminal, json!({"status": w.status}), t + Duration::seconds(10)));
+    out.push((
+        terminal,
+        json!({"status": w.status}),
+        t + Duration::seconds(10),
+    ));
     out.into_iter()
         .enumerate()
         .map(|(n, (kind, data, timestamp))| Event {
@@ -149,8 +153,10 @@ fn changes(set: &[Wf]) -> Vec<Arc<StateChange>> {
         wf.started_at = w.started;
         wf.status = Status::parse(w.status).unwrap();
         wf.execution_time = w.exec;
-        wf.completed_at =
-            Some(w.started.unwrap_or(w.created) + Duration::milliseconds((w.exec.unwrap_or(0.0) * 1000.0) as i64));
+        wf.completed_at = Some(
+            w.started.unwrap_or(w.created)
+                + Duration::milliseconds((w.exec.unwrap_or(0.0) * 1000.0) as i64),
+        );
         wf.total_cost_usd = w.cost;
         wf.error = w.error.map(|code| WorkflowError {
             code: code.into(),
@@ -259,11 +265,7 @@ fn expected(set: &[Wf], now: DateTime<Utc>) -> Vec<String> {
             .cmp(&format!("{:.4}", a.1 .1))
             .then(a.0.cmp(b.0))
     });
-    let q1 = lines(
-        models
-            .iter()
-            .map(|(m, (n, c))| format!("{m}|{n}|{c:.4}")),
-    );
+    let q1 = lines(models.iter().map(|(m, (n, c))| format!("{m}|{n}|{c:.4}")));
 
     let q2 = lines(["research", "search"].iter().map(|p| {
         let mut t: Vec<f64> = set
@@ -347,22 +349,41 @@ async fn every_documented_query_answers_what_the_data_says() {
     assert_eq!(db.query("SELECT count(*) FROM plan.results"), N.to_string());
     assert_eq!(
         db.query("SELECT count(*) FROM plan.events"),
-        set.iter().map(|w| w.events.len()).sum::<usize>().to_string()
+        set.iter()
+            .map(|w| w.events.len())
+            .sum::<usize>()
+            .to_string()
     );
 
     let queries = documented();
     assert!(queries.len() >= 8, "{} queries documented", queries.len());
     let want = expected(&set, now);
     for (i, (sql, want)) in queries.iter().zip(&want).enumerate() {
-        assert!(!want.is_empty(), "query {}: an empty answer proves nothing", i + 1);
-        assert_eq!(&run(&db, sql), want, "query {} of docs/queries.md:\n{sql}", i + 1);
+        assert!(
+            !want.is_empty(),
+            "query {}: an empty answer proves nothing",
+            i + 1
+        );
+        assert_eq!(
+            &run(&db, sql),
+            want,
+            "query {} of docs/queries.md:\n{sql}",
+            i + 1
+        );
     }
     // The word search and the failed-agents query go through the GIN indexes.
     for (i, index) in [(3, "idx_results_words"), (5, "idx_results_metadata")] {
         let plan = run(
             &db,
-            &format!("SET enable_seqscan = off;\nEXPLAIN (COSTS OFF) {}", queries[i]),
+            &format!(
+                "SET enable_seqscan = off;\nEXPLAIN (COSTS OFF) {}",
+                queries[i]
+            ),
         );
-        assert!(plan.contains(index), "query {}: {index} not used:\n{plan}", i + 1);
+        assert!(
+            plan.contains(index),
+            "query {}: {index} not used:\n{plan}",
+            i + 1
+        );
     }
 }

@@ -6,8 +6,8 @@
 pub mod analytics;
 mod archive;
 mod cluster;
-mod unpack;
 pub mod connect;
+mod unpack;
 pub mod write;
 
 use std::collections::HashMap;

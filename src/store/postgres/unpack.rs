@@ -38,8 +38,15 @@ const DROP_EMPTY: &str = "DELETE FROM results WHERE workflow_id = ANY($1)";
 
 /// Converts every packed row; returns how many. Errors name the workflow.
 pub async fn unpack_all(client: &mut Object) -> Result<u64, String> {
-    let pg = |e: tokio_postgres::Error| format!("converting packed results: {}", super::connect::chain(&e));
-    if client.query_opt(HAS_PACKED, &[]).await.map_err(pg)?.is_none() {
+    let pg = |e: tokio_postgres::Error| {
+        format!("converting packed results: {}", super::connect::chain(&e))
+    };
+    if client
+        .query_opt(HAS_PACKED, &[])
+        .await
+        .map_err(pg)?
+        .is_none()
+    {
         return Ok(0);
     }
     let mut converted = 0u64;
@@ -80,10 +87,15 @@ pub async fn unpack_all(client: &mut Object) -> Result<u64, String> {
         tx.execute(INSERT_EVENTS, &[&ev_ids, &seqs, &kinds, &ts, &data])
             .await
             .map_err(pg)?;
-        tx.execute(SET_RESULTS, &[&ids, &results]).await.map_err(pg)?;
+        tx.execute(SET_RESULTS, &[&ids, &results])
+            .await
+            .map_err(pg)?;
         tx.execute(DROP_EMPTY, &[&empty]).await.map_err(pg)?;
         tx.commit().await.map_err(pg)?;
         converted += rows.len() as u64;
-        tracing::info!(converted, "packed results converted to JSONB and event rows");
+        tracing::info!(
+            converted,
+            "packed results converted to JSONB and event rows"
+        );
     }
 }
