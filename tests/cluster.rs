@@ -593,3 +593,40 @@ async fn a_global_webhook_added_on_a_receives_events_of_workflows_on_b() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+#[tokio::test]
+async fn every_instance_shows_the_same_dashboard_figures() {
+    // The dashboard's cards come from /analytics/*, which read the shared store:
+    // behind a load balancer every replica answers the same.
+    let db = PgDb::new();
+    let a = member(&db, "3s").latency_ms(5).start();
+    let b = member(&db, "3s").latency_ms(5).start();
+    let mut ids = Vec::new();
+    for i in 0..3 {
+        ids.push(a.create(research(&format!("figures {i}"))).await);
+    }
+    ids.push(b.create(research("figures on b")).await);
+    for id in &ids {
+        // Read through the other instance too: finished there means stored.
+        a.wait_status(id, "completed", 60 * SEC).await;
+        b.wait_status(id, "completed", 60 * SEC).await;
+    }
+    for path in [
+        "/analytics/workflows",
+        "/analytics/costs",
+        "/analytics/performance",
+    ] {
+        let (on_a, on_b) = (a.get(path).await, b.get(path).await);
+        assert_eq!(on_a.status, 200, "{path}: {:?}", on_a.body);
+        assert_eq!(on_a.body, on_b.body, "{path} differs between instances");
+    }
+    let w = a.get("/analytics/workflows").await.body;
+    assert_eq!(
+        (w["completed"].as_u64(), w["active"].as_u64()),
+        (Some(4), Some(0))
+    );
+    assert_eq!(
+        a.get("/analytics/performance").await.body["success_rate"],
+        100.0
+    );
+}
