@@ -247,6 +247,7 @@ pub async fn start(config: Config) -> Result<Runtime, StartError> {
         );
         Supervisor::start_in_arbiter(&writer_arbiter.handle(), move |_| {
             StoreWriter::new(store, primary, batch, interval)
+                .with_commit_delay(config::test_commit_delay())
         })
     };
     let mut arbiters = vec![writer_arbiter];

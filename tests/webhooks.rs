@@ -524,3 +524,49 @@ async fn old_register_and_unregister_routes() {
         assert!(stats["webhooks"][k].is_u64(), "{k}");
     }
 }
+
+#[tokio::test]
+async fn webhooks_announce_only_events_the_store_committed_even_across_sigkill() {
+    let recv = Receiver::start();
+    let dir = new_dir();
+    // Every commit held back 300 ms (test hook): an event waits that long between
+    // its emission and its commit, and the kill lands inside such a window.
+    let b = dev(server())
+        .dir(&dir)
+        .latency_ms(40)
+        .env("MCPO_TEST_FAULTS", "1")
+        .env("MCPO_TEST_COMMIT_DELAY_MS", 300);
+    let mut s = b.clone().start();
+    let id = s
+        .create(json!({"pattern": "research", "task": "committed hooks",
+            "config": {"num_agents": 8, "max_concurrent_agents": 1},
+            "webhook": {"url": recv.url}}))
+        .await;
+    recv.wait_for(4, 30 * SEC).await;
+    s.kill9();
+    drop(s);
+    // Deliveries already on the wire when the process died still arrive.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let heard = recv.received();
+    assert!(heard.len() >= 4);
+    let s = b.env("MCPO_TEST_COMMIT_DELAY_MS", 0).start();
+    s.wait_status(&id, "completed", 60 * SEC).await;
+    let stored: Vec<Value> = s
+        .sse(&id, None, 30 * SEC)
+        .await
+        .iter()
+        .map(|e| e.data.clone())
+        .collect();
+    for r in &heard {
+        let body = r.json();
+        let found = stored.iter().any(|e| {
+            e["type"] == body["event"]
+                && e["timestamp"] == body["timestamp"]
+                && e["data"] == body["data"]
+        });
+        assert!(
+            found,
+            "a receiver heard of an event the store does not hold: {body}\nstored: {stored:?}"
+        );
+    }
+}

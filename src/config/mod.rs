@@ -29,6 +29,19 @@ pub use tools::{expand_env, tool_allowed, ToolServerConfig, ToolsConfig, MAX_TOO
 
 /// Enables providers of kind `fault`, which exist only to test run supervision.
 pub const TEST_FAULTS_ENV: &str = "MCPO_TEST_FAULTS";
+
+/// For tests only, and only with `MCPO_TEST_FAULTS=1`: `MCPO_TEST_COMMIT_DELAY_MS`
+/// holds every primary-store commit back this long, widening the window between
+/// a change's emission and its commit (crash and fencing tests). Zero otherwise.
+pub fn test_commit_delay() -> std::time::Duration {
+    let faults = std::env::var_os(TEST_FAULTS_ENV).is_some_and(|v| v == "1");
+    let ms = std::env::var("MCPO_TEST_COMMIT_DELAY_MS")
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+        .filter(|_| faults)
+        .unwrap_or(0);
+    std::time::Duration::from_millis(ms.min(60_000))
+}
 use serde::{Deserialize, Serialize};
 
 /// The default file, relative to the working directory. It is optional unless

@@ -42,6 +42,8 @@ pub struct StoreWriter {
     /// Step answers waiting for the next transaction, and those in the current one.
     steps: Vec<PendingStep>,
     steps_in_flight: Vec<PendingStep>,
+    /// Tests only (`config::test_commit_delay`): each batch waits this long.
+    commit_delay: Duration,
 }
 
 type PendingStep = (Arc<StepRecord>, oneshot::Sender<()>);
@@ -75,7 +77,14 @@ impl StoreWriter {
             delayed: false,
             steps: Vec::new(),
             steps_in_flight: Vec::new(),
+            commit_delay: Duration::ZERO,
         }
+    }
+
+    /// Holds every batch back by `delay` before it is written (tests only).
+    pub fn with_commit_delay(mut self, delay: Duration) -> Self {
+        self.commit_delay = delay;
+        self
     }
 
     fn flush(&mut self, ctx: &mut Context<Self>) {
@@ -110,7 +119,13 @@ impl StoreWriter {
         }));
         self.in_flight = true;
         let store = Arc::clone(&self.store);
-        async move { store.write_batch(batch).await }
+        let delay = self.commit_delay;
+        async move {
+            if !delay.is_zero() {
+                tokio::time::sleep(delay).await;
+            }
+            store.write_batch(batch).await
+        }
             .into_actor(self)
             .map(move |res, act, ctx| {
                 act.in_flight = false;

@@ -163,6 +163,7 @@ impl WorkflowRegistry {
                 events_emitted: 0,
                 pending: Vec::new(),
                 uncommitted: Default::default(),
+                undispatched: Default::default(),
                 me: None,
             },
             executor: p.executor,

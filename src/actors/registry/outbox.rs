@@ -1,8 +1,10 @@
 //! Numbering and fan-out of changes: every `StateChange` gets the next
 //! process-wide seq and goes to all subscribers, in order, batched per mailbox
-//! pass. Events become webhook deliveries here, and go to SSE clients once the
-//! primary store has committed them: a client never sees an event that a crash
-//! could take back, so what it saw live is what a replay from the store returns.
+//! pass. Events become webhook deliveries here (stored with the event). Both the
+//! event, to SSE clients, and its deliveries, to the dispatcher, go out only once
+//! the primary store has committed them: neither a client nor a webhook receiver
+//! ever hears of an event that a crash could take back, so what it saw live is
+//! what a replay from the store returns.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -33,6 +35,10 @@ pub struct Outbox {
     /// Events not yet committed by the primary store, with their change seq, in
     /// order: each workflow's are a suffix of its log.
     pub uncommitted: VecDeque<(u64, Arc<Event>)>,
+    /// Deliveries waiting for the commit of their change (which follows their
+    /// event's), in order. Bounded like `uncommitted`: by the primary store's
+    /// queue (`storage.max_queue`), past which creates are refused.
+    pub undispatched: VecDeque<(u64, Deliver)>,
     /// The registry itself: a `FlushOutbox` queued behind the messages already in
     /// the mailbox sends everything they emit as one `Publish`.
     pub me: Option<Recipient<FlushOutbox>>,
@@ -76,8 +82,21 @@ impl Outbox {
     }
 
     /// The primary store committed every change up to `upto`: publish the events
-    /// among them. A workflow's streams end after its terminal event.
+    /// among them and dispatch their deliveries. A workflow's streams end after
+    /// its terminal event.
     pub fn committed(&mut self, upto: u64) {
+        while self
+            .undispatched
+            .front()
+            .is_some_and(|(seq, _)| *seq <= upto)
+        {
+            let Some((_, d)) = self.undispatched.pop_front() else {
+                break;
+            };
+            if let Some(dispatcher) = &self.dispatcher {
+                dispatcher.do_send(d);
+            }
+        }
         while let Some((seq, _)) = self.uncommitted.front() {
             if *seq > upto {
                 break;
@@ -100,7 +119,8 @@ impl Outbox {
             .count()
     }
 
-    /// One delivery per matching webhook subscription, persisted with the event.
+    /// One delivery per matching webhook subscription, persisted with the event
+    /// and dispatched once committed (`committed`).
     fn deliveries(&mut self, ev: &Event) {
         for s in self.webhooks.matching(ev) {
             let d = Delivery {
@@ -117,13 +137,16 @@ impl Outbox {
                 created_at: now(),
                 completed_at: None,
             };
-            self.emit(ChangeKind::Delivery(Arc::new(d.clone())));
+            let seq = self.emit(ChangeKind::Delivery(Arc::new(d.clone())));
             self.webhooks.delivery_made(&s.id);
-            if let Some(dispatcher) = &self.dispatcher {
-                dispatcher.do_send(Deliver {
-                    delivery: d,
-                    secret: Some(s.secret.clone()),
-                });
+            if self.dispatcher.is_some() {
+                self.undispatched.push_back((
+                    seq,
+                    Deliver {
+                        delivery: d,
+                        secret: Some(s.secret.clone()),
+                    },
+                ));
             }
         }
     }
