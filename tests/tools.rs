@@ -576,3 +576,70 @@ async fn sigkill_between_two_tool_rounds_resumes_without_repeating_a_committed_s
     let wf = s.workflow(&id).await;
     assert_eq!(wf["resumes"], 1);
 }
+
+/// BENCHMARKS.md, "Tool calls": what one tool round costs on top of the model
+/// turn and the tool server's own time. A news agent makes 16 rounds of one fast
+/// call (the filesystem server's `list_allowed_directories`) against the fake
+/// model; the same workflow narrowed to no tools is the baseline. Prints figures;
+/// asserts only that every round happened.
+#[tokio::test]
+#[ignore = "benchmark: run on its own with --ignored --nocapture"]
+async fn bench_tool_call_overhead() {
+    const ROUNDS: usize = 16;
+    const RUNS: usize = 5;
+    let fake = FakeOpenAi::start();
+    fake.script_tools(vec![
+        vec![("kb__list_allowed_directories", json!({}))];
+        ROUNDS
+    ]);
+    let s = with_tools(server(), &fake)
+        .env(
+            "MCPO__TOOLS__AGENTS__NEWS",
+            "[\"kb.list_allowed_directories\"]",
+        )
+        .env("MCPO__TOOLS__MAX_TOOL_ROUNDS", ROUNDS)
+        .start();
+    healthy_tools(&s, 30 * SEC).await;
+    let timed = |narrow: Option<Value>| {
+        let s = &s;
+        async move {
+            let extra = narrow.map_or(json!({}), |t| json!({ "tools": t }));
+            let t = std::time::Instant::now();
+            let id = s.create(search("bench", &["news"], extra)).await;
+            s.wait_status(&id, "completed", 120 * SEC).await;
+            t.elapsed().as_secs_f64()
+        }
+    };
+    let _warm = timed(None).await;
+    let mut with_tools_s = Vec::new();
+    let mut without = Vec::new();
+    for _ in 0..RUNS {
+        with_tools_s.push(timed(None).await);
+        without.push(timed(Some(json!([]))).await);
+    }
+    let median = |v: &mut Vec<f64>| {
+        v.sort_by(|a, b| a.total_cmp(b));
+        v[v.len() / 2]
+    };
+    let (tw, tn) = (median(&mut with_tools_s), median(&mut without));
+    let metrics = s.get("/metrics").await.body;
+    let text = metrics.as_str().unwrap_or("").to_string();
+    let kb = [("server", "kb"), ("tool", "list_allowed_directories")];
+    let calls = sample(&text, "tool_call_duration_seconds_count", &kb).unwrap_or(0.0);
+    let tool_s = sample(&text, "tool_call_duration_seconds_sum", &kb).unwrap_or(0.0);
+    assert_eq!(calls as usize, ROUNDS * (RUNS + 1));
+    let per_round = (tw - tn) / ROUNDS as f64;
+    let tool_mean = tool_s / calls;
+    let commit_n = sample(&text, "llm_step_commit_seconds_count", &[]).unwrap_or(0.0);
+    let commit_mean = sample(&text, "llm_step_commit_seconds_sum", &[]).unwrap_or(0.0) / commit_n;
+    println!(
+        "tool rounds: workflow {tw:.3} s with {ROUNDS} rounds, {tn:.3} s without tools (medians of {RUNS}); \
+         per round {:.2} ms: the MCP call {:.2} ms (server and transport), two step commits {:.2} ms \
+         (answer to committed, mean {:.2} ms each), the rest (model turn on the fake, loop, events) {:.2} ms",
+        per_round * 1e3,
+        tool_mean * 1e3,
+        2.0 * commit_mean * 1e3,
+        commit_mean * 1e3,
+        (per_round - tool_mean - 2.0 * commit_mean) * 1e3
+    );
+}
