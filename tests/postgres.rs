@@ -170,6 +170,22 @@ async fn migrate_command_creates_the_schema_once() {
         db.query("SELECT string_agg(table_name, ',' ORDER BY table_name) FROM information_schema.views WHERE table_schema = 'plan'"),
         "events,results,workflows"
     );
+    // TOAST compresses the JSON columns with lz4 (PostgreSQL 14 and later).
+    if db
+        .query("SHOW server_version_num")
+        .parse::<u32>()
+        .unwrap_or(0)
+        >= 140_000
+    {
+        assert_eq!(
+            db.query(
+                "SELECT string_agg(attrelid::regclass || '.' || attname || '=' || attcompression::text, ',' ORDER BY attrelid::regclass::text)
+                 FROM pg_attribute WHERE (attrelid, attname) IN
+                   (('results'::regclass, 'result'), ('events'::regclass, 'data'), ('workflows'::regclass, 'record'))"
+            ),
+            "events.data=l,results.result=l,workflows.record=l"
+        );
+    }
     let indexes =
         db.query("SELECT string_agg(indexdef, E'\\n') FROM pg_indexes WHERE schemaname = 'public'");
     for needle in [

@@ -179,10 +179,11 @@ async fn workflows(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpR
     Ok(with_window(workflows_value(&state, &q).await?, &q))
 }
 
-/// Costs in total, by pattern, model and day (a non-admin key: its own); every
-/// workflow in the window counts (unfinished ones with their cost so far).
-/// Figures at full precision (the old `/analytics/costs` rounds them and counts
-/// finished workflows only).
+/// Costs in total, by pattern, model and day (a non-admin key: its own).
+///
+/// Every workflow in the window counts (unfinished ones with their cost so far).
+/// Figures at full precision: the old `/analytics/costs` rounds them as the plan
+/// does and counts finished workflows only.
 #[utoipa::path(get, path = "/v1/analytics/costs", tag = "analytics",
     params(
         ("since" = Option<String>, Query, format = DateTime, description = "Window start (RFC 3339 or YYYY-MM-DD, UTC), inclusive"),
@@ -202,8 +203,10 @@ async fn costs(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpRespo
     ))
 }
 
-/// Execution-time distribution and success rate of finished workflows, at full
-/// precision (the old `/analytics/performance` rounds them as the plan does).
+/// Execution-time distribution and success rate of finished workflows.
+///
+/// Figures at full precision: the old `/analytics/performance` rounds them as
+/// the plan does.
 #[utoipa::path(get, path = "/v1/analytics/performance", tag = "analytics",
     params(
         ("since" = Option<String>, Query, format = DateTime, description = "Window start (RFC 3339 or YYYY-MM-DD, UTC), inclusive"),
@@ -253,9 +256,11 @@ async fn compat_workflows(
     Ok(with_window(body, &q))
 }
 
-/// The old API's costs, as the plan defines them: finished workflows only (a
-/// running one's cost so far is not counted), `total_cost_usd` and
-/// `average_cost_usd` rounded to 4 places, `total_execution_hours` to 2.
+/// The old API's costs, as the plan defines them.
+///
+/// Finished workflows only (a running one's cost so far is not counted);
+/// dollars (`total_cost_usd`, `average_cost_usd`, …) rounded to 4 places,
+/// `total_execution_hours` to 2.
 #[utoipa::path(get, path = "/analytics/costs", tag = "analytics",
     params(
         ("since" = Option<String>, Query, format = DateTime, description = "Window start (RFC 3339 or YYYY-MM-DD, UTC), inclusive"),
@@ -277,9 +282,11 @@ async fn compat_costs(
     Ok(with_window(body, &q))
 }
 
-/// As the old server: 404 `{"error": "No data"}` when nothing has finished.
-/// The old API's performance; 404 `{\"error\": \"No data\"}` when nothing finished.
-/// Execution times rounded to 2 places, `success_rate` (a percentage) to 2.
+/// The old API's performance, as the plan defines it.
+///
+/// Over finished workflows; execution times rounded to 2 places, `success_rate`
+/// (a percentage) to 2. As the old server: 404 `{"error": "No data"}` when
+/// nothing has finished.
 #[utoipa::path(get, path = "/analytics/performance", tag = "analytics",
     params(
         ("since" = Option<String>, Query, format = DateTime, description = "Window start (RFC 3339 or YYYY-MM-DD, UTC), inclusive"),

@@ -17,6 +17,7 @@ pub fn configure(cfg: &mut ServiceConfig) {
 }
 
 /// Health of every component; 503 when one is unhealthy. No key needed.
+///
 /// Top level, as the plan's `/health`: `status`, `redis` (`healthy` when it answers,
 /// `unavailable` when it does not, `disabled` without `redis.url`),
 /// `active_workflows` and `redis_keys` (keys under this instance's prefix; 0
