@@ -82,6 +82,8 @@ pub enum ApiError {
     UnsupportedMediaType(String),
     #[error("Idempotency-Key '{0}' was already used with a different request within idempotency.ttl; use a new key for a new request")]
     IdempotencyConflict(String),
+    #[error("another request with Idempotency-Key '{0}' is still creating its workflow on another instance; retry shortly")]
+    IdempotencyInProgress(String),
     #[error("the server is shutting down and admits no new work")]
     ShuttingDown,
     #[error("the store did not acknowledge the write: {0}")]
@@ -148,6 +150,7 @@ impl ApiError {
             ApiError::OriginNotAllowed(_) => "origin_not_allowed",
             ApiError::UnsupportedMediaType(_) => "unsupported_media_type",
             ApiError::IdempotencyConflict(_) => "idempotency_conflict",
+            ApiError::IdempotencyInProgress(_) => "idempotency_in_progress",
             ApiError::ShuttingDown => "shutting_down",
             ApiError::StoreUnavailable(_) => "store_unavailable",
             ApiError::Unavailable(_) => "service_unavailable",
@@ -160,7 +163,9 @@ impl ApiError {
     fn field(&self) -> Option<&str> {
         match self {
             ApiError::Validation { field, .. } => Some(field),
-            ApiError::IdempotencyConflict(_) => Some(crate::idempotency::HEADER),
+            ApiError::IdempotencyConflict(_) | ApiError::IdempotencyInProgress(_) => {
+                Some(crate::idempotency::HEADER)
+            }
             _ => None,
         }
     }
@@ -190,7 +195,9 @@ impl ResponseError for ApiError {
             | ApiError::WebhookNotFound(_)
             | ApiError::RouteNotFound(_) => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
-            ApiError::NotFinished(_) | ApiError::AlreadyFinished { .. } => StatusCode::CONFLICT,
+            ApiError::NotFinished(_)
+            | ApiError::AlreadyFinished { .. }
+            | ApiError::IdempotencyInProgress(_) => StatusCode::CONFLICT,
             ApiError::ActiveLimitReached { .. }
             | ApiError::TooManyStreams { .. }
             | ApiError::TooManyWebhooks { .. }

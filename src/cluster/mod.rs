@@ -11,6 +11,7 @@
 
 pub mod fence;
 pub mod join;
+pub mod keys;
 pub mod listener;
 pub mod metrics;
 
