@@ -73,6 +73,7 @@ fn typical_result() -> Vec<u8> {
             )),
             tools_used: Vec::new(),
             sources: Vec::new(),
+            tool_usage: Vec::new(),
         })
         .collect();
     let synth = |level: &str, group: Option<u32>| SynthesisResult {

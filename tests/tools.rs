@@ -153,7 +153,9 @@ async fn a_search_report_cites_the_page_a_tool_fetched() {
         ("web__fetch", json!({"url": url})),
         ("kb__read_text_file", json!({"path": kb_file})),
     ]]);
-    let s = with_tools(server(), &fake).start();
+    let s = with_tools(server(), &fake)
+        .env("MCPO__TOOLS__SERVERS__WEB__COST_PER_CALL", "0.25")
+        .start();
     let h = healthy_tools(&s, 30 * SEC).await;
     assert_eq!(h["components"]["tools"]["servers"]["web"]["tools"], 1);
 
@@ -222,6 +224,20 @@ async fn a_search_report_cites_the_page_a_tool_fetched() {
         .and_then(|a| a.iter().find(|a| a["agent_type"] == "news"))
         .expect("news agent");
     assert_eq!(news["tools_used"], json!(["web.fetch"]));
+    // cost_per_call: in the agent's cost and the total, and its own row of the
+    // cost breakdown.
+    assert_eq!(
+        news["tool_usage"],
+        json!([{"server": "web", "calls": 1, "cost": 0.25}])
+    );
+    assert!(news["cost"].as_f64().unwrap_or(0.0) >= 0.25);
+    assert!(r["total_cost"].as_f64().unwrap_or(0.0) >= 0.25);
+    let costs = s.get("/v1/analytics/costs").await.body;
+    assert_eq!(costs["by_model"]["tool:web"]["calls"], 1, "{costs}");
+    assert_eq!(
+        costs["by_model"]["tool:web"]["total_cost_usd"], 0.25,
+        "{costs}"
+    );
 
     // The synthesis was shown the numbered sources and cites them; the report
     // names each agent's tools and ends with the sources.

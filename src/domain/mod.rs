@@ -25,7 +25,7 @@ pub use status::{Status, TransitionError};
 pub use step::{Decomposition, StepAnswer, StepRecord};
 pub use tools::{
     number_sources, AgentSource, FoundSource, Source, ToolCallAnswer, ToolCallInfo, ToolRequest,
-    TurnAnswer,
+    ToolUsage, TurnAnswer,
 };
 pub use webhook::{Attempt, Delivery, DeliveryStatus, Subscription};
 pub use workflow::{Progress, Stage, Workflow, WorkflowError};

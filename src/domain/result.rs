@@ -71,6 +71,9 @@ pub struct AgentResult {
     /// Sources its tool results named, in the order found.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub sources: Vec<super::AgentSource>,
+    /// Tool calls per server and their `cost_per_call` total (part of `cost`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tool_usage: Vec<super::ToolUsage>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -88,6 +88,14 @@ pub struct ToolCallInfo {
     pub size: Option<usize>,
 }
 
+/// An agent's calls to one tool server and what they cost (`cost_per_call`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ToolUsage {
+    pub server: String,
+    pub calls: u32,
+    pub cost: f64,
+}
+
 /// A source an agent used: the tool that found it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AgentSource {
@@ -164,6 +172,7 @@ mod tests {
             error: None,
             step_key: Some(format!("wf_1/agent/{i}")),
             tools_used: Vec::new(),
+            tool_usage: Vec::new(),
             sources: urls
                 .iter()
                 .map(|u| AgentSource {

@@ -117,26 +117,28 @@ pub fn encode(result_json: Option<&str>, events: Vec<RawEvent>) -> Vec<u8> {
 }
 
 /// Calls and cost per model over a result's agents and syntheses, in order of
-/// first use: the `model_costs` rows the analytics sum.
+/// first use: the `model_costs` rows the analytics sum. Tool calls' per-call
+/// prices are rows of their own, `tool:<server>` (configured names only), and
+/// not counted in the agent's model.
 pub fn model_costs(r: &WorkflowResult) -> Vec<(String, u64, f64)> {
     let mut rows: Vec<(String, u64, f64)> = Vec::new();
-    let calls = r
-        .agent_results
-        .iter()
-        .map(|a| (a.model.as_str(), a.cost))
-        .chain(
-            r.synthesis_results
-                .iter()
-                .map(|s| (s.model.as_str(), s.cost)),
-        );
-    for (model, cost) in calls {
-        match rows.iter_mut().find(|(m, _, _)| m == model) {
+    let mut add =
+        |model: String, n: u64, cost: f64| match rows.iter_mut().find(|(m, _, _)| *m == model) {
             Some(row) => {
-                row.1 += 1;
+                row.1 += n;
                 row.2 += cost;
             }
-            None => rows.push((model.to_string(), 1, cost)),
+            None => rows.push((model, n, cost)),
+        };
+    for a in &r.agent_results {
+        let tools: f64 = a.tool_usage.iter().map(|u| u.cost).sum();
+        add(a.model.clone(), 1, a.cost - tools);
+        for u in &a.tool_usage {
+            add(format!("tool:{}", u.server), u64::from(u.calls), u.cost);
         }
+    }
+    for s in &r.synthesis_results {
+        add(s.model.clone(), 1, s.cost);
     }
     rows
 }
@@ -195,6 +197,23 @@ mod tests {
         assert_eq!(
             model_costs(&r),
             [("a".to_string(), 2, 0.75), ("b".to_string(), 1, 1.0)]
+        );
+    }
+
+    #[test]
+    fn tool_prices_are_rows_of_their_own() {
+        let mut r = WorkflowResult::empty("wf_1", Pattern::Search, false);
+        let agent: crate::domain::AgentResult = serde_json::from_value(serde_json::json!({
+            "agent_id": "news_agent_01", "agent_type": "news", "subtask": "", "content": "",
+            "status": "completed", "model": "m", "tokens": {"input": 0, "output": 0, "total": 0},
+            "cost": 1.5, "execution_time": 0.0, "error": null,
+            "tool_usage": [{"server": "web", "calls": 2, "cost": 0.5}]
+        }))
+        .unwrap();
+        r.agent_results = vec![agent.clone(), agent];
+        assert_eq!(
+            model_costs(&r),
+            [("m".to_string(), 2, 2.0), ("tool:web".to_string(), 4, 1.0)]
         );
     }
 }

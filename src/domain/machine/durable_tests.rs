@@ -53,6 +53,7 @@ fn agent(i: usize, cost: f64) -> AgentResult {
         step_key: Some(agent_key(ID, i)),
         tools_used: Vec::new(),
         sources: Vec::new(),
+        tool_usage: Vec::new(),
     }
 }
 

@@ -133,6 +133,7 @@ async fn run_agent(
                 queued: a.queued.as_secs_f64(),
                 tools_used: Vec::new(),
                 sources: Vec::new(),
+                tool_usage: Vec::new(),
             })
             .map_err(|e| e.to_string())
     } else {
@@ -164,6 +165,7 @@ async fn run_agent(
             step_key: Some(key.clone()),
             tools_used: a.tools_used,
             sources: a.sources,
+            tool_usage: a.tool_usage,
         },
         Err(e) => AgentResult {
             agent_id: spec.agent_id,
@@ -181,6 +183,7 @@ async fn run_agent(
             step_key: Some(key.clone()),
             tools_used: Vec::new(),
             sources: Vec::new(),
+            tool_usage: Vec::new(),
         },
     };
     // Only answers are durable steps; a failed call is tried again on resume.

@@ -13,7 +13,7 @@ use serde_json::{json, Value};
 use super::{reused, AgentSpec, Roles};
 use crate::domain::{
     tools::{tool_key, turn_key},
-    AgentSource, StepAnswer, TokenUsage, ToolCallAnswer, ToolCallInfo, TurnAnswer,
+    AgentSource, StepAnswer, TokenUsage, ToolCallAnswer, ToolCallInfo, ToolUsage, TurnAnswer,
 };
 use crate::exec::provider::{CallRole, ChatRequest};
 use crate::exec::{Halted, Run, Step};
@@ -29,6 +29,7 @@ pub struct Looped {
     pub queued: f64,
     pub tools_used: Vec<String>,
     pub sources: Vec<AgentSource>,
+    pub tool_usage: Vec<ToolUsage>,
 }
 
 pub enum LoopError {
@@ -63,6 +64,7 @@ pub async fn run_loop(
         queued: 0.0,
         tools_used: Vec::new(),
         sources: Vec::new(),
+        tool_usage: Vec::new(),
     };
     let mut history: Vec<Value> = Vec::new();
     for turn in 1..=rounds + 1 {
@@ -107,6 +109,17 @@ pub async fn run_loop(
             out.cost += a.cost;
             if a.server.is_empty() {
                 continue;
+            }
+            match out.tool_usage.iter_mut().find(|u| u.server == a.server) {
+                Some(u) => {
+                    u.calls += 1;
+                    u.cost += a.cost;
+                }
+                None => out.tool_usage.push(ToolUsage {
+                    server: a.server.clone(),
+                    calls: 1,
+                    cost: a.cost,
+                }),
             }
             let name = format!("{}.{}", a.server, a.tool);
             if !out.tools_used.contains(&name) {

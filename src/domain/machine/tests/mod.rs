@@ -136,6 +136,7 @@ fn agent(i: u32, ok: bool, cost: f64) -> AgentResult {
         step_key: None,
         tools_used: Vec::new(),
         sources: Vec::new(),
+        tool_usage: Vec::new(),
     }
 }
 
