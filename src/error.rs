@@ -24,6 +24,16 @@ pub enum ApiError {
     WorkflowNotFound(String),
     #[error("no webhook subscription with id '{0}'")]
     WebhookNotFound(String),
+    #[error(
+        "workflow '{id}' has no document '{name}'; GET /v1/workflows/{id}/documents lists them"
+    )]
+    DocumentNotFound { id: String, name: String },
+    #[error("document '{name}' of workflow '{id}' could not be generated: {reason}")]
+    DocumentFailed {
+        id: String,
+        name: String,
+        reason: String,
+    },
     #[error("no route for {0}")]
     RouteNotFound(String),
     #[error("method {method} is not allowed here; allowed: {allowed}")]
@@ -133,6 +143,8 @@ impl ApiError {
             ApiError::HeadersTooLarge { .. } => "headers_too_large",
             ApiError::WorkflowNotFound(_) => "workflow_not_found",
             ApiError::WebhookNotFound(_) => "webhook_not_found",
+            ApiError::DocumentNotFound { .. } => "document_not_found",
+            ApiError::DocumentFailed { .. } => "document_failed",
             ApiError::RouteNotFound(_) => "not_found",
             ApiError::MethodNotAllowed { .. } => "method_not_allowed",
             ApiError::NotFinished(_) => "not_finished",
@@ -193,6 +205,8 @@ impl ResponseError for ApiError {
             ApiError::HeadersTooLarge { .. } => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             ApiError::WorkflowNotFound(_)
             | ApiError::WebhookNotFound(_)
+            | ApiError::DocumentNotFound { .. }
+            | ApiError::DocumentFailed { .. }
             | ApiError::RouteNotFound(_) => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::NotFinished(_)

@@ -9,6 +9,7 @@ pub mod auth;
 pub mod clock;
 pub mod cluster;
 pub mod config;
+pub mod documents;
 pub mod domain;
 pub mod error;
 pub mod events;
@@ -296,6 +297,8 @@ pub async fn start(config: Config) -> Result<Runtime, StartError> {
         max_workflow_duration: config.limits.max_workflow_duration,
         max_webhooks: config.webhooks.max_subscriptions,
         max_webhooks_per_workflow: config.webhooks.max_subscriptions_per_workflow,
+        default_document_formats: config.documents.default_formats.clone(),
+        documents_max_bytes: config.documents.max_bytes,
     };
     let (subscriptions, mut pending_deliveries) = store
         .load_webhooks()

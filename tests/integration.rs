@@ -17,6 +17,7 @@ mod cluster_keys;
 mod compat;
 mod dashboard;
 mod deploy;
+mod documents;
 mod durable;
 mod history;
 mod hostile;

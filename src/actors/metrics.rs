@@ -65,9 +65,12 @@ pub const PERSISTER_FAILURES: &str = "persister_failures_total";
 pub const PERSISTER_RESTARTS: &str = "persister_restarts_total";
 // The LLM call metrics are named in `exec::metric_names`, where the executors
 // that record them can import them without importing actors.
-pub use crate::exec::metric_names::{LLM_DURATION, LLM_QUEUE_WAIT, LLM_REQUESTS, LLM_TOKENS};
 // Tool calls are counted where they are made (`tools::call`): by configured
 // server name and the tools that server listed, never by anything a request sent.
+pub use crate::exec::metric_names::{
+    DOCUMENTS_GENERATED, DOCUMENT_BYTES, DOCUMENT_DURATION, LLM_DURATION, LLM_QUEUE_WAIT,
+    LLM_REQUESTS, LLM_TOKENS,
+};
 pub use crate::tools::{TOOL_CALLS, TOOL_CALL_DURATION};
 /// Counter: webhook deliveries that reached a final state, by `outcome`
 /// (delivered | failed).
@@ -109,6 +112,9 @@ const DURATION_BUCKETS: &[f64] = &[
 const COST_BUCKETS: &[f64] = &[
     0.0, 0.0001, 0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
 ];
+const BYTES_BUCKETS: &[f64] = &[
+    1024.0, 4096.0, 16384.0, 65536.0, 262144.0, 1048576.0, 4194304.0, 16777216.0,
+];
 const LATENCY_BUCKETS: &[f64] = &[
     0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0,
 ];
@@ -136,6 +142,8 @@ pub fn install() -> PrometheusHandle {
                 (LLM_DURATION, LATENCY_BUCKETS),
                 (LLM_QUEUE_WAIT, LATENCY_BUCKETS),
                 (STEP_COMMIT, LATENCY_BUCKETS),
+                (DOCUMENT_DURATION, LATENCY_BUCKETS),
+                (DOCUMENT_BYTES, BYTES_BUCKETS),
             ];
             let mut b = PrometheusBuilder::new();
             for (name, values) in buckets {
@@ -259,6 +267,20 @@ fn describe() {
         "LLM calls skipped on resume because their answer was committed"
     );
     describe_gauge!(IDEMPOTENCY_KEYS, "Create Idempotency-Keys held in memory");
+    describe_counter!(
+        DOCUMENTS_GENERATED,
+        "Report documents generated, by format and outcome (ok | error)"
+    );
+    describe_histogram!(
+        DOCUMENT_DURATION,
+        Unit::Seconds,
+        "Time to render one report document, by format"
+    );
+    describe_histogram!(
+        DOCUMENT_BYTES,
+        Unit::Bytes,
+        "Size of a generated report document, by format"
+    );
 }
 
 /// Sets the gauges and counters that mirror other components' state; called on

@@ -5,6 +5,7 @@ pub mod analytics;
 pub mod body;
 pub mod compat;
 pub mod dashboard;
+pub mod documents;
 pub mod events;
 pub mod health;
 pub mod limits;
@@ -22,6 +23,7 @@ pub use shared::{allow_only, allow_only_owned, not_found};
 
 pub fn configure(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
     cfg.configure(workflows::configure)
+        .configure(documents::configure)
         .configure(events::configure)
         .configure(health::configure)
         .configure(patterns::configure)

@@ -8,7 +8,7 @@ use serde_json::{json, Value};
 
 use super::body::field_name;
 use super::limits::{check_config, text_at_most, MAX_TASK_CHARS, MAX_TITLE_CHARS};
-use super::shared::{check_visible, find, find_content_for};
+use super::shared::{check_visible, find, find_content_for, Found};
 use utoipa_actix_web::service_config::ServiceConfig;
 
 pub use super::admission::{admit, admit_keyed, Admitted};
@@ -125,6 +125,7 @@ pub fn links(id: &str) -> Value {
         "result": format!("/v1/workflows/{id}/result"),
         "events": format!("/v1/workflows/{id}/events"),
         "cancel": format!("/v1/workflows/{id}/cancel"),
+        "documents": format!("/v1/workflows/{id}/documents"),
     })
 }
 
@@ -250,6 +251,17 @@ pub async fn load_result_from(
     caller: &Caller,
     id: &str,
 ) -> Result<(WorkflowResult, &'static str), ApiError> {
+    load_result_found(state, caller, id)
+        .await
+        .map(|(r, found)| (r, found.from))
+}
+
+/// `load_result`, with the workflow as found (its archive object, if archived).
+pub async fn load_result_found(
+    state: &AppState,
+    caller: &Caller,
+    id: &str,
+) -> Result<(WorkflowResult, Found), ApiError> {
     caller.require(Scope::Read)?;
     let found = find_content_for(state, caller, id).await?;
     let wf = &found.wf;
@@ -264,7 +276,7 @@ pub async fn load_result_from(
         }
     };
     match stored {
-        Some(r) => Ok((r, found.from)),
+        Some(r) => Ok((r, found)),
         None => Err(ApiError::Internal(format!(
             "the result of '{}' is missing from the store",
             wf.id

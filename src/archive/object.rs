@@ -1,11 +1,15 @@
-//! One archived workflow: its record, result, events and deliveries as one JSON
-//! document in one zstd frame (`zstd -d` opens it).
+//! One archived workflow: its record, result, events, deliveries and generated
+//! documents (bytes in base64) as one JSON document in one zstd frame (`zstd -d`
+//! opens it). Objects written before documents existed have none (`default`).
 
 use std::io::Read;
 
 use serde::{Deserialize, Serialize};
 
-use crate::domain::{Delivery, Event, Workflow, WorkflowResult};
+use base64::engine::general_purpose::STANDARD as BASE64;
+use base64::Engine;
+
+use crate::domain::{Delivery, Event, StoredDocument, Workflow, WorkflowResult};
 
 /// Changes when the document's shape does; readers refuse what they don't know.
 pub const FORMAT: u32 = 1;
@@ -20,6 +24,36 @@ pub struct ArchivedWorkflow {
     pub result: Option<WorkflowResult>,
     pub events: Vec<Event>,
     pub deliveries: Vec<Delivery>,
+    #[serde(default)]
+    pub documents: Vec<ArchivedDocument>,
+}
+
+/// A generated document inside an archive object.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ArchivedDocument {
+    pub name: String,
+    pub format: String,
+    pub sha256: String,
+    /// The bytes, base64 (standard alphabet, padded).
+    pub body: String,
+}
+
+impl ArchivedDocument {
+    pub fn of(d: &StoredDocument) -> ArchivedDocument {
+        ArchivedDocument {
+            name: d.name.clone(),
+            format: d.format.clone(),
+            sha256: d.sha256.clone(),
+            body: BASE64.encode(&d.body),
+        }
+    }
+
+    /// The bytes, or why not (a corrupt object).
+    pub fn bytes(&self) -> Result<Vec<u8>, String> {
+        BASE64
+            .decode(&self.body)
+            .map_err(|e| format!("document '{}' is not base64: {e}", self.name))
+    }
 }
 
 impl ArchivedWorkflow {

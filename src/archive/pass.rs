@@ -13,6 +13,7 @@ use chrono::Utc;
 use futures::stream::{self, StreamExt};
 use serde::Serialize;
 
+use super::object::ArchivedDocument;
 use super::{Archive, ArchivedWorkflow};
 use crate::store::{Space, Store};
 
@@ -145,12 +146,14 @@ async fn archive_one(
         let result = store.get_result(&id).await?;
         let events = store.events_after(&id, 0).await?;
         let deliveries = store.deliveries_for(&id).await?;
+        let documents = store.documents(&id, None).await?;
         Ok::<_, crate::store::StoreError>(ArchivedWorkflow {
             format: super::object::FORMAT,
             workflow,
             result,
             events,
             deliveries,
+            documents: documents.iter().map(ArchivedDocument::of).collect(),
         })
     };
     let doc = read.await.map_err(|e| format!("store: {e}"))?;

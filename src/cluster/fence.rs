@@ -20,6 +20,7 @@ fn fenced_workflow(c: &ChangeKind) -> Option<&str> {
         ChangeKind::Event(e) => Some(&e.workflow_id),
         ChangeKind::Result(r) => Some(&r.workflow_id),
         ChangeKind::Step(s) => Some(&s.workflow_id),
+        ChangeKind::Document(d) => Some(&d.workflow_id),
         ChangeKind::Idempotency(k) => Some(&k.workflow_id),
         // Deliveries have their own claims; subscriptions and evictions are not
         // a run's writes.

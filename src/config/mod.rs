@@ -13,6 +13,7 @@ use figment::Figment;
 mod archive;
 mod auth;
 mod cluster;
+mod documents;
 mod idempotency;
 mod providers;
 mod sections;
@@ -21,6 +22,7 @@ pub use auth::*;
 pub use cluster::{ClusterConfig, MAX_INSTANCE_ID};
 mod mcp;
 mod tools;
+pub use documents::DocumentsConfig;
 pub use idempotency::IdempotencyConfig;
 pub use mcp::McpConfig;
 pub use providers::*;
@@ -72,6 +74,7 @@ pub struct Config {
     pub cluster: ClusterConfig,
     /// MCP tool servers the agents may call.
     pub tools: ToolsConfig,
+    pub documents: DocumentsConfig,
     /// Named LLM providers; `execution.default_provider` names one of them.
     pub providers: BTreeMap<String, ProviderConfig>,
 }
@@ -104,6 +107,7 @@ impl Default for Config {
             idempotency: IdempotencyConfig::default(),
             cluster: ClusterConfig::default(),
             tools: ToolsConfig::default(),
+            documents: DocumentsConfig::default(),
             providers,
         }
     }
@@ -286,6 +290,7 @@ impl Config {
         if self.idempotency.max_cached == 0 {
             return bad("idempotency.max_cached", "must be at least 1".into());
         }
+        self.documents.validate().map_err(ConfigError)?;
         self.validate_redis()?;
         self.auth.validate(&self.server.bind)?;
         for (i, origin) in self.server.cors_allowed_origins.iter().enumerate() {

@@ -5,7 +5,8 @@
 use std::sync::Arc;
 
 use super::{
-    Delivery, Event, IdempotencyRecord, StepRecord, Subscription, Workflow, WorkflowResult,
+    Delivery, Event, IdempotencyRecord, StepRecord, StoredDocument, Subscription, Workflow,
+    WorkflowResult,
 };
 
 #[derive(Debug, Clone)]
@@ -35,4 +36,7 @@ pub enum ChangeKind {
     /// Insert a step's committed answer; the first answer under a key stays.
     /// Sent to the primary store's writer only, ahead of its queue (seq 0).
     Step(Arc<StepRecord>),
+    /// Insert or replace a generated document's bytes; rides with the
+    /// documents step's answer (seq 0), primary store only.
+    Document(Arc<StoredDocument>),
 }

@@ -2,6 +2,7 @@
 //! (every time comes in as an argument; the process's clock is `crate::clock`).
 
 pub mod change;
+pub mod document;
 pub mod event;
 pub mod idempotency;
 pub mod machine;
@@ -14,6 +15,7 @@ pub mod webhook;
 pub mod workflow;
 
 pub use change::{ChangeKind, StateChange};
+pub use document::{documents_key, DocFormat, DocumentsAnswer, StoredDocument};
 pub use event::{Event, EventType};
 pub use idempotency::IdempotencyRecord;
 pub use pattern::{

@@ -131,6 +131,10 @@ macro_rules! pattern_config {
             /// Tool rounds per agent, 1–16; `tools.max_tool_rounds` when absent.
             #[serde(skip_serializing_if = "Option::is_none")]
             pub max_tool_rounds: Option<u32>,
+            /// Report formats (`markdown`, `pdf`, `docx`); `documents.default_formats`
+            /// when absent (filled in at admission, so the record says what was made).
+            #[serde(skip_serializing_if = "Option::is_none")]
+            pub document_formats: Option<Vec<String>>,
         }
 
         impl Default for $name {
@@ -148,6 +152,7 @@ macro_rules! pattern_config {
                     final_timeout_secs: None,
                     tools: None,
                     max_tool_rounds: None,
+                    document_formats: None,
                 }
             }
         }
@@ -271,6 +276,9 @@ impl PatternConfig {
                 }
             }
         }
+        if let Some(f) = self.document_formats() {
+            super::document::check_formats("config.", f)?;
+        }
         let e = self.exec();
         if let Some(m) = e.min_successful_agents {
             in_range("min_successful_agents", m, 1, self.total_agents())?;
@@ -340,6 +348,25 @@ impl PatternConfig {
         match self {
             PatternConfig::Research(c) => c.exec(),
             PatternConfig::Search(c) => c.exec(),
+        }
+    }
+
+    /// The report formats asked for; None = the service default.
+    pub fn document_formats(&self) -> Option<&[String]> {
+        match self {
+            PatternConfig::Research(c) => c.document_formats.as_deref(),
+            PatternConfig::Search(c) => c.document_formats.as_deref(),
+        }
+    }
+
+    /// Fills in the service default when the request named no formats.
+    pub fn default_document_formats(&mut self, default: &[String]) {
+        let slot = match self {
+            PatternConfig::Research(c) => &mut c.document_formats,
+            PatternConfig::Search(c) => &mut c.document_formats,
+        };
+        if slot.is_none() {
+            *slot = Some(default.to_vec());
         }
     }
 

@@ -2,6 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
+pub use super::document::Document;
 use super::{Pattern, Status};
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -93,13 +94,6 @@ pub struct SynthesisResult {
     /// The durable step this answer belongs to (`wf_…/synthesis/1`, `wf_…/final`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub step_key: Option<String>,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Document {
-    pub name: String,
-    pub format: String,
-    pub content: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -1,5 +1,6 @@
 //! Durable steps: every LLM call of a workflow has a stable key
-//! (`wf_…/decompose`, `wf_…/agent/3`, `wf_…/synthesis/1`, `wf_…/final`) and its
+//! (`wf_…/decompose`, `wf_…/agent/3`, `wf_…/synthesis/1`, `wf_…/final`; the
+//! report documents are `wf_…/documents`, committed with their bytes) and its
 //! answer is committed under that key before anything that depends on it starts.
 //! A resumed run reuses every committed answer and calls only the missing steps;
 //! totals are recomputed from the answers, one per key, so nothing counts twice.
@@ -13,8 +14,8 @@ use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 
 use super::{
-    AgentResult, AgentStatus, EventType, SynthesisResult, TokenUsage, ToolCallAnswer, TurnAnswer,
-    WorkflowResult,
+    AgentResult, AgentStatus, DocumentsAnswer, EventType, SynthesisResult, TokenUsage,
+    ToolCallAnswer, TurnAnswer, WorkflowResult,
 };
 
 pub fn decompose_key(workflow_id: &str) -> String {
@@ -59,6 +60,9 @@ pub enum StepAnswer {
     Turn(TurnAnswer),
     /// One tool call of an agent's tool loop.
     ToolCall(ToolCallAnswer),
+    /// The report documents generated after the final synthesis (their bytes
+    /// are committed beside it, in the `documents` table).
+    Documents(DocumentsAnswer),
 }
 
 impl StepAnswer {
@@ -69,6 +73,7 @@ impl StepAnswer {
             StepAnswer::Synthesis(s) => s.step_key.as_deref(),
             StepAnswer::Turn(t) => Some(&t.step_key),
             StepAnswer::ToolCall(t) => Some(&t.step_key),
+            StepAnswer::Documents(d) => Some(&d.step_key),
         }
     }
 
@@ -92,6 +97,7 @@ impl StepAnswer {
             StepAnswer::Synthesis(s) => {
                 (EventType::SynthesisCompleted, data(serde_json::to_value(s)))
             }
+            StepAnswer::Documents(d) => (EventType::DocumentsGenerated, documents_event(d)),
             StepAnswer::Turn(_) | StepAnswer::ToolCall(_) => return None,
         })
     }
@@ -103,6 +109,7 @@ impl StepAnswer {
             StepAnswer::Synthesis(s) => s.cost,
             StepAnswer::Turn(t) => t.cost,
             StepAnswer::ToolCall(t) => t.cost,
+            StepAnswer::Documents(_) => 0.0,
         }
     }
 
@@ -113,8 +120,36 @@ impl StepAnswer {
             StepAnswer::Synthesis(s) => s.tokens,
             StepAnswer::Turn(t) => t.tokens,
             StepAnswer::ToolCall(_) => TokenUsage::default(),
+            StepAnswer::Documents(_) => TokenUsage::default(),
         }
     }
+}
+
+/// The `documents_generated` event's data: the names generated (as before
+/// documents had bytes), the failures, and the whole answer (`details`, which a
+/// restore reads back).
+pub fn documents_event(d: &DocumentsAnswer) -> serde_json::Value {
+    let ok: Vec<&str> = d
+        .documents
+        .iter()
+        .filter(|x| x.is_ok())
+        .map(|x| x.name.as_str())
+        .collect();
+    let failed: Vec<serde_json::Value> = d
+        .documents
+        .iter()
+        .filter_map(|x| {
+            let e = x.error.as_ref()?;
+            Some(serde_json::json!({"name": x.name, "format": x.format, "error": e}))
+        })
+        .collect();
+    serde_json::json!({
+        "count": ok.len(),
+        "documents": ok,
+        "failed": failed,
+        "step_key": d.step_key,
+        "details": d.documents,
+    })
 }
 
 /// A committed answer: the row of the `steps` table.
@@ -189,6 +224,7 @@ pub fn merge(result: &mut WorkflowResult, answer: StepAnswer) {
         }
         // Counted through the agent result that sums them.
         StepAnswer::Turn(_) | StepAnswer::ToolCall(_) => {}
+        StepAnswer::Documents(d) => result.documents = d.documents,
     }
 }
 
@@ -250,6 +286,20 @@ pub fn reusable(workflow_id: &str, r: &WorkflowResult) -> HashMap<String, StepAn
             _ => final_key(workflow_id),
         });
         out.insert(key, StepAnswer::Synthesis(s.clone()));
+    }
+    // Documents with bytes (a sha256) were committed by a documents step; older
+    // results' inline reports were not, and are generated again.
+    if !r.documents.is_empty()
+        && r.documents
+            .iter()
+            .all(|d| !d.sha256.is_empty() || d.error.is_some())
+    {
+        let key = super::documents_key(workflow_id);
+        let answer = DocumentsAnswer {
+            step_key: key.clone(),
+            documents: r.documents.clone(),
+        };
+        out.insert(key, StepAnswer::Documents(answer));
     }
     out
 }

@@ -22,8 +22,8 @@ use crate::actors::persist::writer::CommitStep;
 use crate::clock::now;
 pub use crate::domain::machine::Step;
 use crate::domain::{
-    AgentResult, AgentStatus, Decomposition, PatternConfig, StepAnswer, StepRecord,
-    SynthesisResult, WorkflowError,
+    AgentResult, AgentStatus, Decomposition, DocumentsAnswer, PatternConfig, StepAnswer,
+    StepRecord, StoredDocument, SynthesisResult, WorkflowError,
 };
 pub use executor::Executor;
 use provider::Provider;
@@ -68,6 +68,13 @@ impl Resume {
             _ => None,
         }
     }
+
+    pub fn documents(&self, key: &str) -> Option<&DocumentsAnswer> {
+        match self.answers.get(key) {
+            Some(StepAnswer::Documents(d)) => Some(d),
+            _ => None,
+        }
+    }
 }
 
 /// Everything one workflow run needs.
@@ -89,6 +96,8 @@ pub struct Run {
     pub request_id: Option<String>,
     /// MCP tool servers the agents may call.
     pub tools: Arc<crate::tools::ToolHub>,
+    /// `documents.max_bytes`: a larger generated document fails.
+    pub documents_max_bytes: u64,
 }
 
 /// A run's future ended: normally, by a panic, by an abort, or because its
@@ -152,13 +161,29 @@ impl Run {
         answer: StepAnswer,
         answered: std::time::Instant,
     ) -> Result<(), Halted> {
+        self.commit_with(step_key, answer, Vec::new(), answered)
+            .await
+    }
+
+    /// `commit`, with the documents a documents step made, in one transaction.
+    pub async fn commit_with(
+        &self,
+        step_key: &str,
+        answer: StepAnswer,
+        documents: Vec<Arc<StoredDocument>>,
+        answered: std::time::Instant,
+    ) -> Result<(), Halted> {
         let record = StepRecord {
             workflow_id: self.id.clone(),
             step_key: step_key.to_string(),
             answer,
             answered_at: now(),
         };
-        match self.steps.send(CommitStep(Arc::new(record))).await {
+        match self
+            .steps
+            .send(CommitStep(Arc::new(record), documents))
+            .await
+        {
             Ok(Ok(())) => {
                 metrics::histogram!(STEP_COMMIT).record(answered.elapsed().as_secs_f64());
                 Ok(())

@@ -13,8 +13,8 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
 use crate::domain::{
-    Delivery, Event, IdempotencyRecord, Pattern, StateChange, Status, StepRecord, Subscription,
-    Workflow, WorkflowResult,
+    Delivery, Event, IdempotencyRecord, Pattern, StateChange, Status, StepRecord, StoredDocument,
+    Subscription, Workflow, WorkflowResult,
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -180,6 +180,13 @@ pub trait Store: Send + Sync + 'static {
     async fn mark_archived(&self, done: Vec<(String, String)>) -> Result<usize, StoreError>;
     /// The archive key of an archived workflow.
     async fn archive_key(&self, id: &str) -> Result<Option<String>, StoreError>;
+    /// A workflow's generated documents with their bytes: the one named, or all
+    /// (for its archive object). Archived workflows have none here.
+    async fn documents(
+        &self,
+        id: &str,
+        name: Option<&str>,
+    ) -> Result<Vec<StoredDocument>, StoreError>;
     /// Gives freed space back where the store can (SQLite: incremental vacuum;
     /// PostgreSQL: autovacuum does it) and reports the sizes.
     async fn reclaim(&self) -> Result<Space, StoreError>;

@@ -176,7 +176,10 @@ impl<'a> BatchBuilder<'a> {
             // Redis keeps evicted workflows (until their TTL): it mirrors the
             // store, not memory. Idempotency keys and step answers are read
             // from the primary store only.
-            ChangeKind::Evicted(_) | ChangeKind::Idempotency(_) | ChangeKind::Step(_) => {}
+            ChangeKind::Evicted(_)
+            | ChangeKind::Idempotency(_)
+            | ChangeKind::Step(_)
+            | ChangeKind::Document(_) => {}
         }
         Ok(())
     }

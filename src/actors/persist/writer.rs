@@ -23,7 +23,7 @@ use tokio::sync::oneshot;
 
 use super::{NotCommitted, PersistHealth};
 use crate::actors::Publish;
-use crate::domain::{ChangeKind, StateChange, StepRecord};
+use crate::domain::{ChangeKind, StateChange, StepRecord, StoredDocument};
 use crate::store::Store;
 
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
@@ -46,17 +46,23 @@ pub struct StoreWriter {
     commit_delay: Duration,
 }
 
-type PendingStep = (Arc<StepRecord>, oneshot::Sender<()>);
+type PendingStep = (
+    Arc<StepRecord>,
+    Vec<Arc<StoredDocument>>,
+    oneshot::Sender<()>,
+);
 
 /// Queued changes a transaction carrying step answers takes at most: a step
 /// waits for the transaction in flight and its own, so both stay short. (With the
 /// full `batch_max` of 2,000 the crash test measured a window of ~350 ms.)
 const MAX_WITH_STEPS: usize = 200;
 
-/// Commits a step's answer ahead of the queue; answers once it is committed.
+/// Commits a step's answer ahead of the queue, with the documents it made (the
+/// documents step; empty otherwise) in the same transaction; answers once it is
+/// committed.
 #[derive(Message)]
 #[rtype(result = "Result<(), NotCommitted>")]
-pub struct CommitStep(pub Arc<StepRecord>);
+pub struct CommitStep(pub Arc<StepRecord>, pub Vec<Arc<StoredDocument>>);
 
 impl StoreWriter {
     pub fn new(
@@ -111,12 +117,14 @@ impl StoreWriter {
         let last_seq = batch.last().map(|c| c.seq).unwrap_or(0);
         // Step rows sit outside the seq watermark: seq 0.
         self.steps_in_flight = std::mem::take(&mut self.steps);
-        batch.extend(self.steps_in_flight.iter().map(|(s, _)| {
-            Arc::new(StateChange {
-                seq: 0,
-                kind: ChangeKind::Step(Arc::clone(s)),
-            })
-        }));
+        for (s, docs, _) in &self.steps_in_flight {
+            let change = |kind| Arc::new(StateChange { seq: 0, kind });
+            batch.extend(
+                docs.iter()
+                    .map(|d| change(ChangeKind::Document(Arc::clone(d)))),
+            );
+            batch.push(change(ChangeKind::Step(Arc::clone(s))));
+        }
         self.in_flight = true;
         let store = Arc::clone(&self.store);
         let delay = self.commit_delay;
@@ -131,7 +139,7 @@ impl StoreWriter {
                 act.in_flight = false;
                 match res {
                     Ok(()) => {
-                        for (_, done) in act.steps_in_flight.drain(..) {
+                        for (_, _, done) in act.steps_in_flight.drain(..) {
                             let _ = done.send(());
                         }
                         act.queue.drain(..n);
@@ -205,9 +213,13 @@ impl Handler<Publish> for StoreWriter {
 impl Handler<CommitStep> for StoreWriter {
     type Result = ResponseFuture<Result<(), NotCommitted>>;
 
-    fn handle(&mut self, CommitStep(step): CommitStep, ctx: &mut Context<Self>) -> Self::Result {
+    fn handle(
+        &mut self,
+        CommitStep(step, documents): CommitStep,
+        ctx: &mut Context<Self>,
+    ) -> Self::Result {
         let (tx, rx) = oneshot::channel();
-        self.steps.push((step, tx));
+        self.steps.push((step, documents, tx));
         self.flush(ctx);
         Box::pin(async move {
             rx.await

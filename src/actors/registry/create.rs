@@ -144,12 +144,14 @@ impl Handler<Create> for WorkflowRegistry {
             self.out.webhooks.admit(None)?;
         }
         let id = req.id.unwrap_or_else(new_workflow_id);
+        let mut config = req.config;
+        config.default_document_formats(&self.cfg.default_document_formats);
         let mut wf = Workflow::new(
             id.clone(),
             req.pattern,
             req.task,
             req.title,
-            req.config,
+            config,
             provider_name,
             provider.simulated(),
         );

@@ -67,6 +67,10 @@ pub struct RegistryConfig {
     pub max_webhooks: usize,
     /// `webhooks.max_subscriptions_per_workflow`.
     pub max_webhooks_per_workflow: usize,
+    /// `documents.default_formats`: filled into a workflow that names none.
+    pub default_document_formats: Vec<String>,
+    /// `documents.max_bytes`, for the runs.
+    pub documents_max_bytes: u64,
 }
 
 /// A pending, running or interrupted workflow: its core state and its run.
@@ -256,6 +260,7 @@ impl WorkflowRegistry {
             steps: self.steps.clone(),
             request_id: a.request_id.clone(),
             tools: Arc::clone(&self.tools),
+            documents_max_bytes: self.cfg.documents_max_bytes,
         };
         a.abort = self.executor.spawn(run);
         if a.abort.is_none() {

@@ -152,6 +152,7 @@ struct ResearchBody {
     provider: Option<String>,
     tools: Option<Vec<String>>,
     max_tool_rounds: Option<f64>,
+    document_formats: Option<Vec<String>>,
 }
 
 /// `max_concurrent_agents` (default 10), or 1 when `parallel_execution` is
@@ -197,6 +198,7 @@ async fn orchestrate_research(
         final_timeout_secs: b.camina_timeout,
         tools: b.tools,
         max_tool_rounds: tool_rounds(b.max_tool_rounds)?,
+        document_formats: b.document_formats,
         ..Default::default()
     };
     let title = match b.title.filter(|t| !t.trim().is_empty()) {
@@ -235,6 +237,7 @@ struct SearchBody {
     provider: Option<String>,
     tools: Option<Vec<String>>,
     max_tool_rounds: Option<f64>,
+    document_formats: Option<Vec<String>>,
 }
 
 /// `max_tool_rounds` when sent: 1–16.
@@ -298,6 +301,7 @@ async fn orchestrate_search(
         agent_timeout_secs: b.timeout_seconds,
         tools: b.tools,
         max_tool_rounds: tool_rounds(b.max_tool_rounds)?,
+        document_formats: b.document_formats,
         ..Default::default()
     };
     let (wf, replayed) = admit(

@@ -81,7 +81,18 @@ pub(super) fn old_result(wf: &Workflow, r: &WorkflowResult) -> Value {
     let docs: Vec<Value> = r
         .documents
         .iter()
-        .map(|d| json!({"format": d.format, "name": d.name, "size_bytes": d.content.len(), "content": d.content}))
+        .map(|d| {
+            // Results from before documents had bytes carry only the text.
+            let size = if d.bytes > 0 { d.bytes as usize } else { d.content.len() };
+            let mut v = json!({"format": d.format, "name": d.name, "size_bytes": size, "content": d.content});
+            let listed = crate::api::documents::entry(&r.workflow_id, d);
+            for k in ["url", "sha256", "content_type", "error"] {
+                if let Some(x) = listed.get(k) {
+                    v[k] = x.clone();
+                }
+            }
+            v
+        })
         .collect();
     json!({
         "title": wf.title,

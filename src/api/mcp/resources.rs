@@ -1,4 +1,5 @@
-//! The MCP resources: a workflow's status, result and Markdown report, and the
+//! The MCP resources: a workflow's status, result, Markdown report and generated
+//! documents (`…/documents/{name}`, binary ones as base64 blobs), and the
 //! patterns. Reads go through the same shared functions as the HTTP API; a failed
 //! read is a JSON-RPC error whose `data.code` is the HTTP API's error code.
 
@@ -10,7 +11,10 @@ use rmcp::ErrorData as McpError;
 use serde_json::{json, Value};
 
 use super::tools::report;
-use crate::api::{patterns, workflows};
+use base64::engine::general_purpose::STANDARD as BASE64;
+use base64::Engine;
+
+use crate::api::{documents, patterns, workflows};
 use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::AppState;
@@ -35,6 +39,13 @@ pub fn templates() -> ListResourceTemplatesResult {
         ResourceTemplate::new("orchestrator://workflows/{id}/report.md", "workflow report")
             .with_description("A finished workflow's Markdown report")
             .with_mime_type(MARKDOWN),
+        ResourceTemplate::new(
+            "orchestrator://workflows/{id}/documents/{name}",
+            "workflow document",
+        )
+        .with_description(
+            "A generated report document (report.md as text; report.pdf, report.docx as a base64 blob)",
+        ),
     ])
 }
 
@@ -83,6 +94,7 @@ enum Target<'a> {
     Status(&'a str),
     Result(&'a str),
     Report(&'a str),
+    Document(&'a str, &'a str),
 }
 
 fn parse(uri: &str) -> Option<Target<'_>> {
@@ -101,7 +113,10 @@ fn parse(uri: &str) -> Option<Target<'_>> {
         None => Some(Target::Status(id)),
         Some("result") => Some(Target::Result(id)),
         Some("report.md") => Some(Target::Report(id)),
-        Some(_) => None,
+        Some(w) => w
+            .strip_prefix("documents/")
+            .filter(|n| !n.is_empty() && n.len() <= 64 && !n.contains('/'))
+            .map(|n| Target::Document(id, n)),
     }
 }
 
@@ -142,6 +157,18 @@ pub async fn read(
                 .map_err(|e| to_mcp(&e))?;
             ResourceContents::text(report(&wf, &r), uri).with_mime_type(MARKDOWN)
         }
+        Target::Document(id, name) => {
+            let d = documents::load(state, caller, id, name)
+                .await
+                .map_err(|e| to_mcp(&e))?;
+            let mime = d.format.content_type();
+            if d.format.is_text() {
+                let text = String::from_utf8_lossy(&d.body).into_owned();
+                ResourceContents::text(text, uri).with_mime_type(mime)
+            } else {
+                ResourceContents::blob(BASE64.encode(&d.body), uri).with_mime_type(mime)
+            }
+        }
     };
     Ok(ReadResourceResult::new(vec![contents]))
 }
@@ -158,7 +185,9 @@ fn json_contents(uri: &str, v: &Value) -> ResourceContents {
 pub fn to_mcp(e: &ApiError) -> McpError {
     let data = e.body().get("error").cloned();
     match e {
-        ApiError::WorkflowNotFound(_) => McpError::resource_not_found(e.to_string(), data),
+        ApiError::WorkflowNotFound(_)
+        | ApiError::DocumentNotFound { .. }
+        | ApiError::DocumentFailed { .. } => McpError::resource_not_found(e.to_string(), data),
         ApiError::Validation { .. }
         | ApiError::NotFinished(_)
         | ApiError::AlreadyFinished { .. } => McpError::invalid_params(e.to_string(), data),

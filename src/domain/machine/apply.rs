@@ -191,17 +191,34 @@ fn step(
             event(s, EventType::SynthesisCompleted, data, now, fx);
         }
         Step::Documents {
-            documents,
+            answer,
             final_synthesis,
         } => {
             s.wf.progress.stage = Stage::Documents;
             s.wf.progress.recompute();
-            let names: Vec<&str> = documents.iter().map(|d| d.name.as_str()).collect();
-            let data = json!({"count": documents.len(), "documents": names});
-            s.result.documents = documents;
             s.result.final_synthesis = final_synthesis;
+            // A resumed run reports a committed answer again: logged once.
+            let logged = s.events.iter().any(|e| {
+                e.kind == EventType::DocumentsGenerated
+                    && e.data.get("step_key").and_then(Value::as_str) == Some(&answer.step_key)
+            });
+            let failed: Vec<Value> = answer
+                .documents
+                .iter()
+                .filter_map(|d| {
+                    let e = d.error.as_ref()?;
+                    Some(json!({"stage": "documents", "document": d.name, "format": d.format, "error": e}))
+                })
+                .collect();
+            let data = add_answer(s, StepAnswer::Documents(answer));
             record(s, fx);
-            event(s, EventType::DocumentsGenerated, data, now, fx);
+            if !logged {
+                event(s, EventType::DocumentsGenerated, data, now, fx);
+                // A document that failed fails only itself: said as an error event.
+                for f in failed {
+                    event(s, EventType::Error, f, now, fx);
+                }
+            }
         }
         Step::Finished(Ok(())) => {
             finish(s, Status::Completed, None, json!({}), now, fx);

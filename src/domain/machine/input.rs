@@ -1,7 +1,7 @@
 //! What can happen to a workflow: the inputs `apply` takes.
 
 use crate::domain::{
-    AgentResult, Decomposition, Document, SynthesisResult, ToolCallInfo, WorkflowError,
+    AgentResult, Decomposition, DocumentsAnswer, SynthesisResult, ToolCallInfo, WorkflowError,
 };
 
 // An input is built once per step and moved into `apply`: its size is no cost
@@ -54,8 +54,10 @@ pub enum Step {
     },
     /// A synthesis's answer (already committed as a durable step).
     SynthesisCompleted(SynthesisResult),
+    /// The documents step's answer (already committed with the documents'
+    /// bytes), and the final synthesis the report was made of.
     Documents {
-        documents: Vec<Document>,
+        answer: DocumentsAnswer,
         final_synthesis: Option<String>,
     },
     Finished(Result<(), WorkflowError>),

@@ -8,7 +8,8 @@ use serde_json::Value;
 
 use super::WorkflowState;
 use crate::domain::{
-    step, AgentResult, Decomposition, Event, EventType, StepAnswer, SynthesisResult,
+    step, AgentResult, Decomposition, DocumentsAnswer, Event, EventType, StepAnswer,
+    SynthesisResult,
 };
 
 /// Rebuilds the result from the log and the committed answers and recomputes the
@@ -61,6 +62,11 @@ fn answer_of(workflow_id: &str, ev: &Event) -> Option<StepAnswer> {
         EventType::SynthesisCompleted => serde_json::from_value::<SynthesisResult>(ev.data.clone())
             .ok()
             .map(StepAnswer::Synthesis),
+        // Events from before the documents step carry names only: not an answer.
+        EventType::DocumentsGenerated => Some(StepAnswer::Documents(DocumentsAnswer {
+            step_key: ev.data.get("step_key")?.as_str()?.to_string(),
+            documents: serde_json::from_value(ev.data.get("details")?.clone()).ok()?,
+        })),
         _ => None,
     }
 }

@@ -1,7 +1,7 @@
 //! Building blocks shared by the patterns: running agents with bounded
-//! concurrency, synthesis calls, and the Markdown report.
+//! concurrency, synthesis calls, and the report documents (`documents.rs`).
 
-pub mod report;
+pub mod documents;
 pub mod research;
 pub mod search;
 mod tool_loop;

@@ -5,7 +5,8 @@ use std::time::Instant;
 
 use futures::{stream, StreamExt, TryStreamExt};
 
-use super::{material, report, reused, run_agents, successful, synthesize, AgentSpec, Roles};
+use super::documents::{self, Material};
+use super::{material, reused, run_agents, successful, synthesize, AgentSpec, Roles};
 use crate::domain::{step, Decomposition, ResearchConfig, StepAnswer};
 use crate::exec::decompose::parse_subtasks;
 use crate::exec::provider::{CallRole, ChatRequest};
@@ -18,10 +19,10 @@ pub async fn run(run: &Run, cfg: &ResearchConfig) -> Result<(), Stop> {
     let n = cfg.num_agents;
     let roles = Roles::from(&cfg.exec());
     let key = step::decompose_key(&run.id);
-    let subtasks = match run.resume.decomposition(&key) {
+    let decomposition = match run.resume.decomposition(&key) {
         Some(d) => {
             reused(&key);
-            d.subtasks.clone()
+            d.clone()
         }
         None => {
             let started = Instant::now();
@@ -55,11 +56,11 @@ pub async fn run(run: &Run, cfg: &ResearchConfig) -> Result<(), Stop> {
             };
             run.commit(&key, StepAnswer::Decomposition(d.clone()), answered)
                 .await?;
-            let subtasks = d.subtasks.clone();
-            run.step(Step::Decomposed(d)).await?;
-            subtasks
+            run.step(Step::Decomposed(d.clone())).await?;
+            d
         }
     };
+    let subtasks = &decomposition.subtasks;
     let specs = subtasks
         .iter()
         .enumerate()
@@ -115,18 +116,14 @@ pub async fn run(run: &Run, cfg: &ResearchConfig) -> Result<(), Stop> {
         syntheses = group_results;
         syntheses.push(fin);
     }
-    let doc = report::markdown(
-        &run.title,
-        &run.task,
-        run.provider.simulated(),
-        &results,
-        &syntheses,
-        final_synthesis.as_deref(),
-        &numbered,
-    );
-    run.notify(Step::Documents {
-        documents: vec![doc],
-        final_synthesis,
-    });
-    Ok(())
+    documents::generate(
+        run,
+        Material {
+            decomposition: Some(&decomposition),
+            agents: &results,
+            syntheses: &syntheses,
+            final_synthesis,
+        },
+    )
+    .await
 }

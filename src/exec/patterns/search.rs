@@ -1,9 +1,10 @@
 //! `search`: agents over the requested agent types (one per type by default;
 //! `num_agents` cycles through them) → one synthesis → report.
 
-use super::{material, report, run_agents, successful, synthesize, AgentSpec, Roles};
+use super::documents::{self, Material};
+use super::{material, run_agents, successful, synthesize, AgentSpec, Roles};
 use crate::domain::SearchConfig;
-use crate::exec::{Run, Step, Stop};
+use crate::exec::{Run, Stop};
 
 pub async fn run(run: &Run, cfg: &SearchConfig) -> Result<(), Stop> {
     let n = cfg.num_agents.unwrap_or(cfg.agent_types.len() as u32) as usize;
@@ -39,18 +40,14 @@ pub async fn run(run: &Run, cfg: &SearchConfig) -> Result<(), Stop> {
         final_synthesis = Some(fin.content.clone());
         syntheses.push(fin);
     }
-    let doc = report::markdown(
-        &run.title,
-        &run.task,
-        run.provider.simulated(),
-        &results,
-        &syntheses,
-        final_synthesis.as_deref(),
-        &super::numbered(&ok),
-    );
-    run.notify(Step::Documents {
-        documents: vec![doc],
-        final_synthesis,
-    });
-    Ok(())
+    documents::generate(
+        run,
+        Material {
+            decomposition: None,
+            agents: &results,
+            syntheses: &syntheses,
+            final_synthesis,
+        },
+    )
+    .await
 }

@@ -4,6 +4,7 @@
 use chrono::{DateTime, Utc};
 
 use super::{backend, PgStore};
+use crate::domain::StoredDocument;
 use crate::store::{Space, StoreError};
 
 const CANDIDATES: &str = "
@@ -20,11 +21,13 @@ WITH marked AS (
 r AS (DELETE FROM results WHERE workflow_id = ANY($1)),
 e AS (DELETE FROM events WHERE workflow_id = ANY($1)),
 d AS (DELETE FROM deliveries WHERE workflow_id = ANY($1)),
-s AS (DELETE FROM steps WHERE workflow_id = ANY($1))
+s AS (DELETE FROM steps WHERE workflow_id = ANY($1)),
+x AS (DELETE FROM documents WHERE workflow_id = ANY($1))
 SELECT COUNT(*) FROM marked";
 
-const TABLES: [&str; 6] = [
+const TABLES: [&str; 7] = [
     "workflows",
+    "documents",
     "results",
     "events",
     "deliveries",
@@ -33,6 +36,32 @@ const TABLES: [&str; 6] = [
 ];
 
 impl PgStore {
+    /// A workflow's documents (one, by name, or all).
+    pub(super) async fn read_documents(
+        &self,
+        id: &str,
+        name: Option<&str>,
+    ) -> Result<Vec<StoredDocument>, StoreError> {
+        let rows = self
+            .query(
+                "SELECT name, format, sha256, body FROM documents
+                 WHERE workflow_id = $1 AND ($2::text IS NULL OR name = $2) ORDER BY name",
+                &[&id, &name],
+            )
+            .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(StoredDocument {
+                    workflow_id: id.to_string(),
+                    name: r.try_get(0).map_err(backend)?,
+                    format: r.try_get(1).map_err(backend)?,
+                    sha256: r.try_get(2).map_err(backend)?,
+                    body: r.try_get(3).map_err(backend)?,
+                })
+            })
+            .collect()
+    }
+
     pub(super) async fn candidates(
         &self,
         before: DateTime<Utc>,

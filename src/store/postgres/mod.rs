@@ -25,8 +25,8 @@ use super::{ListQuery, Manifest, Space, Startup, Store, StoreError, StoredActive
 use crate::cluster::fence;
 use crate::config::PostgresConfig;
 use crate::domain::{
-    Delivery, Event, EventType, IdempotencyRecord, StateChange, Status, StepRecord, Subscription,
-    Workflow, WorkflowResult,
+    Delivery, Event, EventType, IdempotencyRecord, StateChange, Status, StepRecord, StoredDocument,
+    Subscription, Workflow, WorkflowResult,
 };
 
 /// A cheap-to-clone handle on the two pools.
@@ -447,6 +447,14 @@ impl Store for PgStore {
 
     async fn archive_key(&self, id: &str) -> Result<Option<String>, StoreError> {
         self.key(id).await
+    }
+
+    async fn documents(
+        &self,
+        id: &str,
+        name: Option<&str>,
+    ) -> Result<Vec<StoredDocument>, StoreError> {
+        self.read_documents(id, name).await
     }
 
     async fn reclaim(&self) -> Result<Space, StoreError> {

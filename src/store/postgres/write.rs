@@ -60,6 +60,11 @@ SELECT workflow_id, step_key, answered_at, answer::jsonb
 FROM UNNEST($1::text[], $2::text[], $3::timestamptz[], $4::text[]) AS t (workflow_id, step_key, answered_at, answer)
 ON CONFLICT (workflow_id, step_key) DO NOTHING";
 
+/// A generated document's bytes; the first version stays, like its step answer.
+const INSERT_DOCUMENT: &str = "
+INSERT INTO documents (workflow_id, name, format, bytes, sha256, body) VALUES ($1, $2, $3, $4, $5, $6)
+ON CONFLICT (workflow_id, name) DO NOTHING";
+
 const DELETE_STEPS: &str = "DELETE FROM steps WHERE workflow_id = ANY($1)";
 
 const DELETE_WEBHOOK: &str = "DELETE FROM webhooks WHERE id = $1";
@@ -261,6 +266,22 @@ pub async fn write_batch(
                         &k.request_hash,
                         &k.workflow_id,
                         &k.created_at,
+                    ],
+                )
+                .await?;
+            }
+            ChangeKind::Document(d) => {
+                let stmt = tx.prepare_cached(INSERT_DOCUMENT).await?;
+                let bytes = d.body.len() as i64;
+                tx.execute(
+                    &stmt,
+                    &[
+                        &d.workflow_id,
+                        &d.name,
+                        &d.format,
+                        &bytes,
+                        &d.sha256,
+                        &d.body,
                     ],
                 )
                 .await?;

@@ -1,10 +1,12 @@
 //! Archival on SQLite: candidates, the one-transaction switch from full rows to
-//! a summary row, and giving the freed pages back (incremental vacuum).
+//! a summary row, giving the freed pages back (incremental vacuum), and the
+//! documents an archive object takes along.
 
 use chrono::{DateTime, Utc};
 use rusqlite::{params, Connection, OptionalExtension};
 
 use super::{backend, SqliteStore};
+use crate::domain::StoredDocument;
 use crate::store::{Space, StoreError};
 
 const CANDIDATES: &str = "
@@ -50,16 +52,45 @@ pub fn mark(c: &mut Connection, done: &[(String, String)]) -> rusqlite::Result<u
         let mut deliveries = tx.prepare_cached("DELETE FROM deliveries WHERE workflow_id = ?1")?;
         // Its step answers are in the archived result: a finished run never resumes.
         let mut steps = tx.prepare_cached("DELETE FROM steps WHERE workflow_id = ?1")?;
+        // Its documents are in the archive object too.
+        let mut documents = tx.prepare_cached("DELETE FROM documents WHERE workflow_id = ?1")?;
         for (id, key) in done {
             marked += set.execute(params![id, key])?;
             results.execute([id])?;
             events.execute([id])?;
             deliveries.execute([id])?;
             steps.execute([id])?;
+            documents.execute([id])?;
         }
     }
     tx.commit()?;
     Ok(marked)
+}
+
+/// A workflow's documents (one, by name, or all).
+pub fn documents(
+    c: &Connection,
+    id: &str,
+    name: Option<&str>,
+) -> Result<Vec<StoredDocument>, StoreError> {
+    let mut stmt = c
+        .prepare_cached(
+            "SELECT name, format, sha256, body FROM documents
+             WHERE workflow_id = ?1 AND (?2 IS NULL OR name = ?2) ORDER BY name",
+        )
+        .map_err(backend)?;
+    let rows = stmt
+        .query_map(params![id, name], |r| {
+            Ok(StoredDocument {
+                workflow_id: id.to_string(),
+                name: r.get(0)?,
+                format: r.get(1)?,
+                sha256: r.get(2)?,
+                body: r.get(3)?,
+            })
+        })
+        .map_err(backend)?;
+    rows.collect::<rusqlite::Result<_>>().map_err(backend)
 }
 
 pub fn key(c: &Connection, id: &str) -> Result<Option<String>, StoreError> {

@@ -16,8 +16,8 @@ use super::packed::Packed;
 use super::{ListQuery, Manifest, Space, Startup, Store, StoreError, StoredActive};
 use crate::config::Durability;
 use crate::domain::{
-    Delivery, Event, EventType, IdempotencyRecord, StateChange, Status, StepRecord, Subscription,
-    Workflow, WorkflowResult,
+    Delivery, Event, EventType, IdempotencyRecord, StateChange, Status, StepRecord, StoredDocument,
+    Subscription, Workflow, WorkflowResult,
 };
 
 mod analytics;
@@ -560,6 +560,16 @@ impl Store for SqliteStore {
     async fn archive_key(&self, id: &str) -> Result<Option<String>, StoreError> {
         let id = id.to_string();
         self.read(move |c| archive::key(c, &id)).await
+    }
+
+    async fn documents(
+        &self,
+        id: &str,
+        name: Option<&str>,
+    ) -> Result<Vec<StoredDocument>, StoreError> {
+        let (id, name) = (id.to_string(), name.map(str::to_string));
+        self.read(move |c| archive::documents(c, &id, name.as_deref()))
+            .await
     }
 
     async fn reclaim(&self) -> Result<Space, StoreError> {

@@ -125,6 +125,12 @@ pub fn write_batch(conn: &mut Connection, batch: &[Arc<StateChange>]) -> rusqlit
                     )?
                     .execute(params![st.workflow_id, st.step_key, us(st.answered_at), to_json(&st.answer)?])?;
                 }
+                ChangeKind::Document(d) => {
+                    tx.prepare_cached(
+                        "INSERT OR IGNORE INTO documents (workflow_id, name, format, bytes, sha256, body) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                    )?
+                    .execute(params![d.workflow_id, d.name, d.format, d.body.len() as i64, d.sha256, d.body])?;
+                }
                 ChangeKind::Workflow(_) | ChangeKind::Result(_) | ChangeKind::Evicted(_) => {}
             }
         }

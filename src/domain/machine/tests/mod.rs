@@ -9,8 +9,8 @@ use serde_json::json;
 
 use super::*;
 use crate::domain::{
-    AgentResult, AgentStatus, Document, EventType, Pattern, PatternConfig, Stage, Status,
-    SynthesisResult, TokenUsage, Workflow, WorkflowError,
+    AgentResult, AgentStatus, Document, DocumentsAnswer, EventType, Pattern, PatternConfig, Stage,
+    Status, SynthesisResult, TokenUsage, Workflow, WorkflowError,
 };
 
 fn t(ms: i64) -> DateTime<Utc> {

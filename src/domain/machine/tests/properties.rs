@@ -80,7 +80,10 @@ fn input(op: &Op) -> Input {
             f64::from(c) / 1000.0,
         ))),
         Op::Documents => Input::Step(Step::Documents {
-            documents: vec![],
+            answer: crate::domain::DocumentsAnswer {
+                step_key: "wf/documents".into(),
+                documents: vec![],
+            },
             final_synthesis: None,
         }),
         Op::FinishOk => Input::Step(Step::Finished(Ok(()))),

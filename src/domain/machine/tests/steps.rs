@@ -238,9 +238,16 @@ fn documents_are_kept_with_the_final_synthesis() {
         name: "report.md".into(),
         format: "markdown".into(),
         content: "# r".into(),
+        bytes: 3,
+        sha256: "ab".into(),
+        error: None,
+    };
+    let answer = DocumentsAnswer {
+        step_key: "wf/documents".into(),
+        documents: vec![doc.clone()],
     };
     let st = Step::Documents {
-        documents: vec![doc.clone()],
+        answer: answer.clone(),
         final_synthesis: Some("fin".into()),
     };
     let fx = step(&mut s, st, 70);
@@ -251,13 +258,60 @@ fn documents_are_kept_with_the_final_synthesis() {
             E::Event(5, EventType::DocumentsGenerated)
         ]
     );
-    assert_eq!(
-        last_event(&fx).data,
-        json!({"count": 1, "documents": ["report.md"]})
-    );
+    let data = &last_event(&fx).data;
+    assert_eq!(data["count"], 1);
+    assert_eq!(data["documents"], json!(["report.md"]));
+    assert_eq!(data["step_key"], "wf/documents");
     assert_eq!(s.result.documents, vec![doc]);
     assert_eq!(s.result.final_synthesis.as_deref(), Some("fin"));
     assert_eq!(s.wf.progress.stage, Stage::Documents);
+    // A resumed run reports the committed answer again: no second event.
+    let again = Step::Documents {
+        answer,
+        final_synthesis: Some("fin".into()),
+    };
+    let fx = step(&mut s, again, 71);
+    assert_eq!(view(&fx), vec![E::Record(Status::Running)]);
+}
+
+#[test]
+fn a_failed_document_is_an_error_event_and_fails_only_itself() {
+    let mut s = in_synthesis(1);
+    let ok = Document {
+        name: "report.md".into(),
+        format: "markdown".into(),
+        content: "# r".into(),
+        bytes: 3,
+        sha256: "ab".into(),
+        error: None,
+    };
+    let bad = Document {
+        name: "report.pdf".into(),
+        format: "pdf".into(),
+        content: String::new(),
+        bytes: 0,
+        sha256: String::new(),
+        error: Some("too large".into()),
+    };
+    let st = Step::Documents {
+        answer: DocumentsAnswer {
+            step_key: "wf/documents".into(),
+            documents: vec![ok, bad],
+        },
+        final_synthesis: None,
+    };
+    let fx = step(&mut s, st, 70);
+    assert_eq!(
+        view(&fx),
+        vec![
+            E::Record(Status::Running),
+            E::Event(5, EventType::DocumentsGenerated),
+            E::Event(6, EventType::Error)
+        ]
+    );
+    assert_eq!(last_event(&fx).data["document"], "report.pdf");
+    assert_eq!(s.wf.status, Status::Running);
+    assert_eq!(s.result.documents.len(), 2);
 }
 
 #[test]

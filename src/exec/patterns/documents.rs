@@ -1,0 +1,114 @@
+//! The documents step (`wf_…/documents`), after the final synthesis: the report
+//! model rendered in each requested format off the executor thread, the
+//! documents' bytes committed with the step's answer in one transaction, then
+//! reported. A resumed run whose documents step committed reuses it; one that
+//! crashed before the commit generates them again. A format that fails fails
+//! only its document.
+
+use std::time::{Duration, Instant};
+
+use super::reused;
+use crate::clock::now;
+use crate::config::TEST_FAULTS_ENV;
+use crate::documents::{self, Report, ReportInput};
+use crate::domain::{
+    documents_key, AgentResult, Decomposition, DocFormat, DocumentsAnswer, StepAnswer,
+    SynthesisResult,
+};
+use crate::exec::metric_names::{DOCUMENTS_GENERATED, DOCUMENT_BYTES, DOCUMENT_DURATION};
+use crate::exec::{fail, Run, Step, Stop};
+
+/// For crash tests only (with `MCPO_TEST_FAULTS=1`): milliseconds to wait
+/// before generating, so a test can kill the process mid-step.
+pub const TEST_DELAY_ENV: &str = "MCPO_TEST_DOCUMENTS_DELAY_MS";
+
+pub struct Material<'a> {
+    pub decomposition: Option<&'a Decomposition>,
+    pub agents: &'a [AgentResult],
+    pub syntheses: &'a [SynthesisResult],
+    pub final_synthesis: Option<String>,
+}
+
+/// The formats the workflow asked for (its record has them since admission;
+/// records from before `document_formats` get the Markdown report).
+fn formats(run: &Run) -> Vec<DocFormat> {
+    match run.config.document_formats() {
+        Some(list) => list.iter().filter_map(|f| DocFormat::parse(f)).collect(),
+        None => vec![DocFormat::Markdown],
+    }
+}
+
+pub async fn generate(run: &Run, m: Material<'_>) -> Result<(), Stop> {
+    let key = documents_key(&run.id);
+    let answer = match run.resume.documents(&key) {
+        Some(done) => {
+            reused(&key);
+            done.clone()
+        }
+        None => {
+            test_delay().await;
+            let report = Report::build(&ReportInput {
+                title: &run.title,
+                task: &run.task,
+                simulated: run.provider.simulated(),
+                generated_at: now(),
+                decomposition: m.decomposition,
+                agents: m.agents,
+                syntheses: m.syntheses,
+                final_synthesis: m.final_synthesis.as_deref(),
+            });
+            let (id, max, list) = (run.id.clone(), run.documents_max_bytes, formats(run));
+            // CPU work (layout, font subsetting, zip): off the executor thread.
+            let generated =
+                tokio::task::spawn_blocking(move || documents::generate(&id, &report, &list, max))
+                    .await
+                    .map_err(|e| {
+                        fail(
+                            "internal_error",
+                            format!("document generation stopped: {e}"),
+                        )
+                    })?;
+            let mut docs = Vec::with_capacity(generated.len());
+            let mut stored = Vec::new();
+            for g in generated {
+                let format = g.format.as_str();
+                let outcome = if g.document.is_ok() { "ok" } else { "error" };
+                metrics::counter!(DOCUMENTS_GENERATED, "format" => format, "outcome" => outcome)
+                    .increment(1);
+                metrics::histogram!(DOCUMENT_DURATION, "format" => format).record(g.seconds);
+                if let Some(e) = &g.document.error {
+                    tracing::warn!(format, error = %e, "a report document failed; the others stand");
+                } else {
+                    metrics::histogram!(DOCUMENT_BYTES, "format" => format)
+                        .record(g.document.bytes as f64);
+                }
+                docs.push(g.document);
+                stored.extend(g.stored.map(std::sync::Arc::new));
+            }
+            let answer = DocumentsAnswer {
+                step_key: key.clone(),
+                documents: docs,
+            };
+            let step = StepAnswer::Documents(answer.clone());
+            run.commit_with(&key, step, stored, Instant::now()).await?;
+            answer
+        }
+    };
+    run.notify(Step::Documents {
+        answer,
+        final_synthesis: m.final_synthesis,
+    });
+    Ok(())
+}
+
+async fn test_delay() {
+    if std::env::var(TEST_FAULTS_ENV).as_deref() != Ok("1") {
+        return;
+    }
+    if let Some(ms) = std::env::var(TEST_DELAY_ENV)
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+    {
+        tokio::time::sleep(Duration::from_millis(ms.min(60_000))).await;
+    }
+}
