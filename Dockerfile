@@ -14,6 +14,8 @@ WORKDIR /src
 COPY Cargo.toml Cargo.lock ./
 COPY src ./src
 COPY static ./static
+# Fonts the PDF reports embed (compiled in with include_bytes!).
+COPY assets ./assets
 COPY migrations ./migrations
 COPY benches ./benches
 COPY tests ./tests

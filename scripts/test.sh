@@ -43,6 +43,9 @@ ensure_tools() {
   command -v haproxy >/dev/null || pkgs+=(haproxy)
   command -v chromium >/dev/null || pkgs+=(chromium)
   command -v node >/dev/null || pkgs+=(nodejs npm)
+  # The report documents' outside checks (tests/documents.rs): pdftotext,
+  # pdftoppm, pdfinfo, pdffonts.
+  command -v pdftotext >/dev/null || pkgs+=(poppler-utils)
   if [ "${#pkgs[@]}" -gt 0 ]; then
     log "installing ${pkgs[*]}"
     [ "$(id -u)" = 0 ] || die "missing ${pkgs[*]}; install them (apt-get install ${pkgs[*]})"
@@ -64,7 +67,7 @@ ensure_tools() {
     log "installing schemathesis ${SCHEMATHESIS_VERSION} (PyPI)"
     python3 -m pip install -q "schemathesis==${SCHEMATHESIS_VERSION}" || die "cannot install schemathesis==${SCHEMATHESIS_VERSION}"
   fi
-  for t in promtool haproxy chromium node npm hadolint moto_server schemathesis; do
+  for t in promtool haproxy chromium node npm hadolint moto_server schemathesis pdftotext pdftoppm pdfinfo pdffonts; do
     command -v "$t" >/dev/null || die "$t is missing after install"
   done
 }
@@ -113,12 +116,28 @@ ensure_tool_servers() {
   [ -x tests/tools/node_modules/.bin/mcp-server-filesystem ] || die "mcp-server-filesystem is missing after install"
 }
 
+# python-docx, pinned, opens the DOCX reports in tests/documents.rs: a venv outside
+# the clone (MCPO_DOCS_PYTHON names its python), reused while its version matches.
+DOCS_VENV="${DOCS_VENV:-/var/tmp/mcpo-docs-venv}"
+PYTHON_DOCX_VERSION=1.2.0
+ensure_docs_python() {
+  if "$DOCS_VENV/bin/python" -c "import importlib.metadata as m, sys; sys.exit(m.version('python-docx') != '$PYTHON_DOCX_VERSION')" 2>/dev/null; then
+    return
+  fi
+  log "installing python-docx $PYTHON_DOCX_VERSION into $DOCS_VENV"
+  rm -rf "$DOCS_VENV"
+  python3 -m venv "$DOCS_VENV" || die "cannot create a Python venv at $DOCS_VENV (python3-venv missing?)"
+  "$DOCS_VENV/bin/pip" install -q "python-docx==$PYTHON_DOCX_VERSION" || die "cannot install python-docx==$PYTHON_DOCX_VERSION"
+}
+
 # Services the integration tests use (PostgreSQL and Redis back their own suites).
 ensure_postgres
 ensure_redis
 ensure_tools
 ensure_mcp_python
 ensure_tool_servers
+ensure_docs_python
+export MCPO_DOCS_PYTHON="$DOCS_VENV/bin/python"
 
 # Every temporary file of this run (the tests' mcpo-test-* directories too) goes
 # under one directory: removed when the run passes, kept for its logs when not.

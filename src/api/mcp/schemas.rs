@@ -41,7 +41,9 @@ fn exec_options() -> Map<String, Value> {
         "final_timeout_secs": {"type": "number", "exclusiveMinimum": 0},
         "tools": {"type": "array", "maxItems": 64, "items": {"type": "string", "maxLength": 128},
             "description": "only these of the tools the server's [tools.agents] allows (\"server.tool\" or \"server.*\"); never more"},
-        "max_tool_rounds": {"type": "integer", "minimum": 1, "maximum": 16, "description": "rounds of tool calls per agent; default tools.max_tool_rounds"}
+        "max_tool_rounds": {"type": "integer", "minimum": 1, "maximum": 16, "description": "rounds of tool calls per agent; default tools.max_tool_rounds"},
+        "document_formats": {"type": "array", "items": {"enum": ["markdown", "pdf", "docx"]}, "minItems": 1, "uniqueItems": true,
+            "description": "report documents to generate; default documents.default_formats (markdown). Read them as resources orchestrator://workflows/{id}/documents/{name}"}
     });
     match v {
         Value::Object(m) => m,
@@ -190,7 +192,8 @@ fn result() -> Value {
                 "type": "array",
                 "items": {
                     "type": "object",
-                    "properties": {"name": {"type": "string"}, "format": {"type": "string"}, "content": {"type": "string"}},
+                    "properties": {"name": {"type": "string"}, "format": {"type": "string"}, "content": {"type": "string"},
+                        "bytes": {"type": "integer"}, "sha256": {"type": "string"}, "error": {"type": "string"}},
                     "required": ["name", "format", "content"]
                 }
             },
