@@ -418,3 +418,128 @@ async fn documents_are_stored_in_postgres_too() {
     assert_eq!(rows.lines().count(), 3, "{rows}");
     assert!(rows.contains("report.pdf:"));
 }
+
+/// Reads the workflow's SSE stream until an event `done` accepts has been sent
+/// (an event is sent once committed; the stream stays open while it runs).
+async fn wait_for_event(s: &Server, id: &str, done: impl Fn(&SseEvent) -> bool) {
+    let mut r = s
+        .http
+        .get(s.url(&format!("/v1/workflows/{id}/events")))
+        .send()
+        .await
+        .expect("SSE");
+    let mut seen = String::new();
+    let found = tokio::time::timeout(60 * SEC, async {
+        while let Ok(Some(chunk)) = r.chunk().await {
+            seen.push_str(&String::from_utf8_lossy(&chunk));
+            if parse_sse(&seen).iter().any(&done) {
+                return true;
+            }
+        }
+        false
+    })
+    .await;
+    assert_eq!(found, Ok(true), "never saw the event in:\n{seen}");
+}
+
+#[tokio::test]
+async fn a_crash_while_generating_generates_the_documents_again_on_resume() {
+    let dir = new_dir();
+    let mut s = server()
+        .dir(&dir)
+        .latency_ms(1)
+        .env("MCPO_TEST_FAULTS", "1")
+        // Generation waits: the process is killed inside the documents step.
+        .env("MCPO_TEST_DOCUMENTS_DELAY_MS", 60_000)
+        .start();
+    let id = s.create(all_formats("crash while printing", 3)).await;
+    wait_for_event(&s, &id, |e| {
+        e.event.as_deref() == Some("synthesis_completed") && e.data["data"]["level"] == "final"
+    })
+    .await;
+    s.kill9();
+    let s = server().dir(&dir).latency_ms(1).start();
+    s.wait_status(&id, "completed", 60 * SEC).await;
+    let docs = fetch_all(&s, &id).await;
+    let names: Vec<&str> = docs.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(names, ["report.md", "report.pdf", "report.docx"]);
+    let evs = events(&s, &id).await;
+    let kinds: Vec<&str> = evs.iter().filter_map(|e| e.event.as_deref()).collect();
+    assert_eq!(
+        kinds
+            .iter()
+            .filter(|k| **k == "documents_generated")
+            .count(),
+        1,
+        "{kinds:?}"
+    );
+    assert!(kinds.contains(&"workflow_resumed"), "{kinds:?}");
+    // The LLM steps before the crash were reused, not called again.
+    let m = s.get("/metrics").await.body;
+    let reused: f64 = m
+        .as_str()
+        .unwrap()
+        .lines()
+        .find(|l| l.starts_with("llm_steps_reused_total"))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0.0);
+    assert!(
+        reused >= 1.0 + 3.0 + 2.0,
+        "decomposition, agents, syntheses reused: {reused}"
+    );
+}
+
+#[tokio::test]
+async fn archived_documents_are_served_from_the_archive_object() {
+    let mut s = crate::archive::local(server()).start();
+    let dir = s.dir.clone();
+    let id = s.create(all_formats("archive me", 3)).await;
+    s.wait_status(&id, "completed", 60 * SEC).await;
+    let before = fetch_all(&s, &id).await;
+    s.signal(libc::SIGTERM);
+    s.wait_exit(30 * SEC);
+    let out = crate::archive::run_archive(&dir, &[], &["--older-than", "0s"]);
+    assert_eq!(crate::archive::count(&out, "archived"), 1, "{out}");
+    let c = rusqlite::Connection::open(dir.join("orchestrator.db")).unwrap();
+    let rows: i64 = c
+        .query_row("SELECT count(*) FROM documents", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(rows, 0, "the documents left the store with the workflow");
+    let s = crate::archive::local(server()).dir(&dir).start();
+    let after = fetch_all(&s, &id).await;
+    assert_eq!(before, after, "the same bytes from the archive");
+    let pdf = download(&s, &id, "report.pdf", None).await;
+    assert_eq!(header(&pdf, "x-served-from"), "archive");
+}
+
+#[tokio::test]
+async fn mcp_reads_documents_as_resources_binary_as_blobs() {
+    use base64::Engine;
+    let s = server().latency_ms(1).start();
+    let id = s.create(all_formats("mcp documents", 3)).await;
+    s.wait_status(&id, "completed", 60 * SEC).await;
+    let pdf = download(&s, &id, "report.pdf", None).await;
+    let sid = crate::mcp::session(&s).await;
+    let t = crate::mcp::call(&s, &sid, 2, "resources/templates/list", json!({})).await;
+    let templates = t.reply()["result"]["resourceTemplates"].to_string();
+    assert!(templates.contains("orchestrator://workflows/{id}/documents/{name}"));
+    let uri = format!("orchestrator://workflows/{id}/documents/report.pdf");
+    let r = crate::mcp::call(&s, &sid, 3, "resources/read", json!({"uri": uri})).await;
+    let c = &r.reply()["result"]["contents"][0];
+    assert_eq!(c["mimeType"], "application/pdf");
+    let blob = base64::engine::general_purpose::STANDARD
+        .decode(c["blob"].as_str().expect("a blob"))
+        .unwrap();
+    assert_eq!(blob, pdf.body);
+    let uri = format!("orchestrator://workflows/{id}/documents/report.md");
+    let r = crate::mcp::call(&s, &sid, 4, "resources/read", json!({"uri": uri})).await;
+    let c = &r.reply()["result"]["contents"][0];
+    assert!(c["text"]
+        .as_str()
+        .unwrap()
+        .starts_with(&format!("# {TITLE}")));
+    let uri = format!("orchestrator://workflows/{id}/documents/report.odt");
+    let r = crate::mcp::call(&s, &sid, 5, "resources/read", json!({"uri": uri})).await;
+    assert_eq!(r.reply()["error"]["data"]["code"], "document_not_found");
+}

@@ -11,7 +11,7 @@ const ACCEPT: &str = "application/json, text/event-stream";
 const LEGACY: &str = "2025-11-25";
 const CURRENT: &str = "2026-07-28";
 
-struct Answer {
+pub(crate) struct Answer {
     status: u16,
     content_type: String,
     session: Option<String>,
@@ -22,7 +22,7 @@ struct Answer {
 
 impl Answer {
     /// The response to request `id`.
-    fn reply(&self) -> &Value {
+    pub(crate) fn reply(&self) -> &Value {
         self.messages
             .iter()
             .find(|m| m.get("result").is_some() || m.get("error").is_some())
@@ -91,7 +91,7 @@ fn initialize(version: &str) -> Value {
 }
 
 /// An initialized session (the handshake of the revisions before 2026-07-28).
-async fn session(s: &Server) -> String {
+pub(crate) async fn session(s: &Server) -> String {
     session_as(s, None).await
 }
 
@@ -112,7 +112,7 @@ async fn session_as(s: &Server, token: Option<&str>) -> String {
     id
 }
 
-async fn call(s: &Server, sid: &str, id: u64, method: &str, params: Value) -> Answer {
+pub(crate) async fn call(s: &Server, sid: &str, id: u64, method: &str, params: Value) -> Answer {
     call_as(s, None, sid, id, method, params).await
 }
 

@@ -297,6 +297,71 @@ mod tests {
         );
     }
 
+    fn agent(i: u32, urls: &[&str]) -> AgentResult {
+        let sources: Vec<serde_json::Value> = urls
+            .iter()
+            .map(|u| serde_json::json!({"url": u, "title": format!("T {u}"), "tool": "web.fetch"}))
+            .collect();
+        serde_json::from_value(serde_json::json!({
+            "agent_id": format!("agent_{i:02}"), "agent_type": "research", "subtask": "s",
+            "content": "findings", "status": "completed", "model": "m", "cost": 0.25,
+            "tokens": {"input": 10, "output": 5, "total": 15}, "execution_time": 1.0,
+            "error": null, "step_key": format!("wf/agent/{i}"),
+            "tools_used": if urls.is_empty() { vec![] } else { vec!["web.fetch"] },
+            "sources": sources,
+        }))
+        .unwrap()
+    }
+
+    fn report(agents: &[AgentResult]) -> Report {
+        Report::build(&ReportInput {
+            title: "T",
+            task: "t",
+            simulated: false,
+            generated_at: chrono::DateTime::UNIX_EPOCH,
+            decomposition: None,
+            agents,
+            syntheses: &[],
+            final_synthesis: Some("sum"),
+        })
+    }
+
+    #[test]
+    fn sources_are_numbered_once_and_cited_per_agent() {
+        let r = report(&[
+            agent(1, &["http://a", "http://b"]),
+            agent(2, &["http://b", "http://c"]),
+        ]);
+        let Sources::Cited(list) = &r.sources else {
+            panic!("no citations: {:?}", r.sources);
+        };
+        let urls: Vec<&str> = list.iter().map(|s| s.url.as_str()).collect();
+        assert_eq!(urls, ["http://a", "http://b", "http://c"]);
+        assert_eq!(r.agents[1].cites, [2, 3]);
+        assert_eq!(r.agents[0].tools, ["web.fetch"]);
+        let md = super::super::markdown::render(&r);
+        assert!(
+            md.contains("1. [T http://a](http://a) — found by agent_01 with web.fetch"),
+            "{md}"
+        );
+        assert!(md.contains("_Sources: [2] [3]_"), "{md}");
+        assert!((r.total.cost - 0.5).abs() < 1e-12);
+    }
+
+    #[test]
+    fn without_sources_the_agents_and_models_are_listed() {
+        let r = report(&[agent(1, &[]), agent(2, &[])]);
+        assert_eq!(
+            r.sources,
+            Sources::Agents(vec![
+                ("agent_01".into(), "m".into()),
+                ("agent_02".into(), "m".into())
+            ])
+        );
+        let md = super::super::markdown::render(&r);
+        assert!(md.contains("- agent_02: m"), "{md}");
+    }
+
     #[test]
     fn costs_read_well() {
         assert_eq!(usd(0.0), "$0.00");
