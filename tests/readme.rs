@@ -196,6 +196,9 @@ async fn readme_using_it_commands_run_as_written() {
         } else if cmd.contains("/cancel") {
             // It has finished by now: cancelling says so.
             assert_eq!(v["error"]["code"], "already_finished", "{v}");
+        } else if cmd.contains("/documents") {
+            assert_eq!(v["workflow_id"], id.as_str(), "{v}");
+            assert_eq!(v["documents"][0]["name"], "report.md", "{v}");
         } else if cmd.contains("?status=") {
             assert_eq!(v["items"][0]["id"], id.as_str(), "{v}");
         } else {
