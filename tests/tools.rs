@@ -659,3 +659,114 @@ async fn bench_tool_call_overhead() {
         (per_round - tool_mean - 2.0 * commit_mean) * 1e3
     );
 }
+
+/// The stdlib MCP fixture of tests/tools/kb_http.py on a free port; stopped
+/// when dropped.
+struct HttpKb {
+    child: std::process::Child,
+    url: String,
+    log: PathBuf,
+}
+
+impl HttpKb {
+    fn start(dir: &Path) -> HttpKb {
+        use std::io::BufRead;
+        let log = dir.join("kb-calls.jsonl");
+        let mut child = std::process::Command::new("python3")
+            .arg(tools_dir().join("kb_http.py"))
+            .arg("0")
+            .arg(&log)
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("python3 runs tests/tools/kb_http.py");
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.take().expect("stdout"))
+            .read_line(&mut line)
+            .expect("the fixture prints its port");
+        let port = line
+            .trim()
+            .strip_prefix("port ")
+            .expect("port line")
+            .to_string();
+        HttpKb {
+            child,
+            url: format!("http://127.0.0.1:{port}/mcp"),
+            log,
+        }
+    }
+
+    fn calls(&self) -> Vec<Value> {
+        std::fs::read_to_string(&self.log)
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect()
+    }
+}
+
+impl Drop for HttpKb {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[tokio::test]
+async fn an_http_tool_server_gets_its_headers_and_each_calls_step_key() {
+    let dir = new_dir();
+    let kb = HttpKb::start(&dir);
+    let fake = FakeOpenAi::start();
+    fake.script_tools(vec![vec![("search__search", json!({"q": "leases"}))]]);
+    let s = with_model(server(), &fake)
+        .env("MCPO__TOOLS__SERVERS__SEARCH__URL", &kb.url)
+        .env(
+            "MCPO__TOOLS__SERVERS__SEARCH__HEADERS",
+            "{Authorization = \"Bearer ${MCPO_KB_TEST_TOKEN}\"}",
+        )
+        .env("MCPO_KB_TEST_TOKEN", "kb-token-1")
+        .env("MCPO__TOOLS__AGENTS__NEWS", "[\"search.*\"]")
+        .start();
+    healthy_tools(&s, 30 * SEC).await;
+    let id = s.create(search("leases", &["news"], json!({}))).await;
+    s.wait_status(&id, "completed", 60 * SEC).await;
+    let calls = kb.calls();
+    assert_eq!(calls.len(), 1, "{calls:?}");
+    let key = format!("{id}/agent/1/tool/1/0");
+    assert_eq!(calls[0]["authorization"], "Bearer kb-token-1");
+    assert_eq!(calls[0]["idempotency_key"], key.as_str());
+    assert_eq!(calls[0]["meta"]["mcp-orchestrator/step-key"], key.as_str());
+    assert_eq!(calls[0]["arguments"], json!({"q": "leases"}));
+    // A structured hit becomes a titled source.
+    let r = result(&s, &id).await;
+    assert_eq!(
+        r["sources"],
+        json!([{"n": 1, "url": "https://kb.example/hits/leases", "title": "Leases and fencing",
+                "agent": "news_agent_01", "tool": "search.search"}])
+    );
+    // The token never shows in the printed config.
+    let out = std::process::Command::new(BIN)
+        .args(["check-config"])
+        .env("MCPO__TOOLS__SERVERS__SEARCH__URL", &kb.url)
+        .env(
+            "MCPO__TOOLS__SERVERS__SEARCH__HEADERS",
+            "{Authorization = \"Bearer literal-secret\"}",
+        )
+        .current_dir(&dir)
+        .output()
+        .expect("check-config");
+    let text =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{text}");
+    assert!(!text.contains("literal-secret"), "{text}");
+    assert!(text.contains("Authorization = \"[redacted]\""), "{text}");
+    // check-config refuses a section naming a server that is not configured.
+    let bad = std::process::Command::new(BIN)
+        .args(["check-config"])
+        .env("MCPO__TOOLS__AGENTS__NEWS", "[\"nosuch.fetch\"]")
+        .current_dir(&dir)
+        .output()
+        .expect("check-config");
+    let text = String::from_utf8_lossy(&bad.stderr).to_string();
+    assert!(!bad.status.success());
+    assert!(text.contains("tools.agents.news[0]"), "{text}");
+}
