@@ -30,6 +30,15 @@ pub fn describe(state: &AppState, caller: &Caller) -> Result<Value, ApiError> {
     Ok(json!({
         "default_provider": state.config.execution.default_provider,
         "providers": state.config.providers.keys().collect::<Vec<_>>(),
+        // What `config.tools` may narrow (never widen), per agent type; server
+        // commands, URLs and headers are the operator's and are not shown.
+        "tools": {
+            "servers": state.config.tools.servers.keys().collect::<Vec<_>>(),
+            "agents": state.config.tools.agents,
+            "max_tool_rounds": state.config.tools.max_tool_rounds,
+            "max_tool_rounds_limits": [1, crate::config::MAX_TOOL_ROUNDS],
+            "max_result_bytes": state.config.tools.max_result_bytes,
+        },
         "patterns": [
             {
                 "name": "research",
