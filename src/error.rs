@@ -100,8 +100,13 @@ pub enum ApiError {
     StoreUnavailable(String),
     #[error("a core component is unavailable: {0}")]
     Unavailable(String),
-    #[error("{0} MCP sessions are open, the limit (mcp.max_sessions); retry after one closes")]
-    TooManySessions(usize),
+    #[error("{open} MCP sessions are open {scope}, the limit ({key}) is {limit}; retry after one closes")]
+    TooManySessions {
+        open: usize,
+        limit: usize,
+        key: &'static str,
+        scope: String,
+    },
     #[error("archived workflow '{id}' cannot be read from the archive (key '{key}'): {reason}")]
     ArchiveUnavailable {
         id: String,
@@ -166,7 +171,7 @@ impl ApiError {
             ApiError::ShuttingDown => "shutting_down",
             ApiError::StoreUnavailable(_) => "store_unavailable",
             ApiError::Unavailable(_) => "service_unavailable",
-            ApiError::TooManySessions(_) => "too_many_sessions",
+            ApiError::TooManySessions { .. } => "too_many_sessions",
             ApiError::ArchiveUnavailable { .. } => "archive_unavailable",
             ApiError::Internal(_) => "internal_error",
         }
@@ -228,7 +233,7 @@ impl ResponseError for ApiError {
             ApiError::ShuttingDown
             | ApiError::StoreUnavailable(_)
             | ApiError::Unavailable(_)
-            | ApiError::TooManySessions(_)
+            | ApiError::TooManySessions { .. }
             | ApiError::ArchiveUnavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -253,7 +258,7 @@ impl ResponseError for ApiError {
             }
             ApiError::ShuttingDown
             | ApiError::StoreUnavailable(_)
-            | ApiError::TooManySessions(_)
+            | ApiError::TooManySessions { .. }
             | ApiError::TooManyStreams { .. } => {
                 resp.insert_header((header::RETRY_AFTER, "5"));
             }

@@ -317,13 +317,16 @@ pub async fn start(config: Config) -> Result<Runtime, StartError> {
         None => subscriptions,
     };
     store.release_idle_connections();
+    // No key may hold more than its share of a shared cap (auth.max_share).
+    let shares = auth::Shares::new(&config.auth);
     // Deliveries run on their own thread: slow receivers never touch the registry.
     let webhook_arbiter = Arbiter::new();
     let webhook_stats = Arc::new(WebhookStats::default());
     let dispatcher = {
         let (cfg, stats) = (config.webhooks.clone(), Arc::clone(&webhook_stats));
+        let shares = shares.clone();
         WebhookDispatcher::start_in_arbiter(&webhook_arbiter.handle(), move |_| {
-            WebhookDispatcher::new(cfg, stats)
+            WebhookDispatcher::new(cfg, stats, shares)
         })
     };
     arbiters.push(webhook_arbiter);
@@ -358,6 +361,7 @@ pub async fn start(config: Config) -> Result<Runtime, StartError> {
         webhooks: subscriptions,
         ledger: Arc::clone(&ledger),
         tools: Arc::clone(&tool_hub),
+        shares: shares.clone(),
     };
     let registry = WorkflowRegistry::create(move |ctx| {
         let evictor = Evictor::new(
@@ -422,11 +426,8 @@ pub async fn start(config: Config) -> Result<Runtime, StartError> {
         tools: tool_hub,
         guard: Guard::new(&config.webhooks),
         hosts: auth::browser::HostPolicy::new(&config),
-        mcp_sessions: Arc::new(api::mcp::Sessions::new(&config.mcp)),
-        streams: Arc::new(StreamLimits::new(
-            config.limits.max_sse_streams,
-            config.limits.max_sse_streams_per_workflow,
-        )),
+        mcp_sessions: Arc::new(api::mcp::Sessions::new(&config.mcp, shares.clone())),
+        streams: Arc::new(StreamLimits::new(&config.limits, shares)),
         config,
         registry,
         store,

@@ -127,9 +127,21 @@ fn new_key(name: &str, scopes: &str) -> Result<String, String> {
 
 fn init_tracing(cfg: &mcp_orchestrator::config::LogConfig) {
     use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_default_env()
-        .or_else(|_| EnvFilter::try_new(&cfg.level))
-        .unwrap_or_else(|_| EnvFilter::new("info"));
+    // RUST_LOG when set and valid, else log.level.
+    let text = std::env::var(EnvFilter::DEFAULT_ENV)
+        .ok()
+        .filter(|t| EnvFilter::try_new(t).is_ok())
+        .unwrap_or_else(|| cfg.level.clone());
+    let mut filter = EnvFilter::try_new(&text).unwrap_or_else(|_| EnvFilter::new("info"));
+    // rmcp logs MCP session ids (a session's only credential) at info and in its
+    // spans: below warn it is silent unless the filter names it explicitly.
+    if !text.contains("rmcp") {
+        for quiet in ["rmcp=warn", "rmcp_actix_web=warn"] {
+            if let Ok(d) = quiet.parse() {
+                filter = filter.add_directive(d);
+            }
+        }
+    }
     // Colours only on a terminal: log files and collectors get plain text.
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let builder = tracing_subscriber::fmt()

@@ -37,5 +37,6 @@ mod redis_mirror;
 mod sqlite_lock;
 mod startup;
 mod supervision;
+mod tenants;
 mod tools;
 mod webhooks;

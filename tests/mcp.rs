@@ -467,10 +467,13 @@ async fn api_keys_apply_with_the_http_apis_scopes_and_ownership() {
     .await;
     assert_eq!(mine["structuredContent"]["owner"], "alice", "{mine}");
 
-    // Another key neither sees nor cancels it; each request is checked with its
-    // own key, also inside another key's session.
+    // Another key neither sees nor cancels it, and cannot even use the owner's
+    // session: it belongs to the key that opened it (404, as an unknown one).
     let sb = session_as(&s, b).await;
-    for sid in [&sb, &sa] {
+    let borrowed = call_as(&s, b, &sa, 7, "tools/list", json!({})).await;
+    assert_eq!(borrowed.status, 404, "{}", borrowed.text);
+    {
+        let sid = &sb;
         let seen = tool_as(
             &s,
             b,

@@ -289,6 +289,7 @@ async fn webhooks_and_deliveries_round_trip_in_batch_order() {
             secret: "s3cret".into(),
             events: vec![EventType::WorkflowCompleted],
             created_at: now,
+            owner: Some("ops".into()),
         })
     };
     let delivery = |id: &str, seq: u64, status: DeliveryStatus| -> Arc<Delivery> {
@@ -305,6 +306,8 @@ async fn webhooks_and_deliveries_round_trip_in_batch_order() {
             next_attempt_at: None,
             created_at: now,
             completed_at: None,
+            global: Some(true),
+            owner: Some("ci".into()),
         })
     };
     let batch = vec![

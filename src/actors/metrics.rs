@@ -181,6 +181,7 @@ pub fn install() -> PrometheusHandle {
 fn describe() {
     describe_counter!(WORKFLOWS_CREATED, "Total workflows created");
     crate::auth::metrics::describe();
+    crate::auth::share::describe();
     crate::cluster::metrics::describe();
     describe_counter!(
         WORKFLOWS_COMPLETED,

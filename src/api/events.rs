@@ -130,9 +130,14 @@ impl EventStream {
 
 /// Live from the registry while the workflow runs here (or from its log in memory
 /// if it finished moments ago), else the stored log. Refused with 429 when the
-/// stream caps are reached.
-pub async fn open(state: &AppState, id: &str, after: u64) -> Result<EventStream, ApiError> {
-    let permit = state.streams.acquire(id)?;
+/// stream caps are reached, or the key (`key`) holds its share of them.
+pub async fn open(
+    state: &AppState,
+    id: &str,
+    after: u64,
+    key: Option<&str>,
+) -> Result<EventStream, ApiError> {
+    let permit = state.streams.acquire(id, key)?;
     let sub = SubscribeEvents {
         id: id.to_string(),
         after,
@@ -253,6 +258,6 @@ async fn events(
     caller.require(Scope::Read)?;
     check_visible(&state, &caller, &id).await?;
     let after = last_event_id(&req)?;
-    let stream = open(&state, &id, after).await?;
+    let stream = open(&state, &id, after, caller.key_name()).await?;
     Ok(sse_response(&req, stream, frame))
 }

@@ -1,5 +1,7 @@
 //! `/health` (status healthy|degraded|unhealthy with per-component detail) and
-//! `/ready` (can this instance take new work).
+//! `/ready` (can this instance take new work). Anonymous callers, once keys are
+//! configured, get only `public_view` of `/health`: status words, nothing about
+//! tenants or the deployment (URLs, addresses, ids, error text).
 
 use actix_web::{web, HttpResponse};
 use serde_json::json;
@@ -9,6 +11,7 @@ use utoipa_actix_web::service_config::ServiceConfig;
 use super::openapi::{AnyObject, Doc};
 use crate::actors::persist::PersistHealth;
 use crate::actors::registry::Stats;
+use crate::auth::Caller;
 use crate::AppState;
 
 pub fn configure(cfg: &mut ServiceConfig) {
@@ -21,13 +24,14 @@ pub fn configure(cfg: &mut ServiceConfig) {
 /// Top level, as the plan's `/health`: `status`, `redis` (`healthy` when it answers,
 /// `unavailable` when it does not, `disabled` without `redis.url`),
 /// `active_workflows` and `redis_keys` (keys under this instance's prefix; 0
-/// without Redis); the detail is under `components`.
+/// without Redis); the detail is under `components`. Without a read key (once
+/// keys are configured) only `status`, `redis` and each component's `status`.
 #[utoipa::path(get, path = "/health", tag = "operations",
     responses(
         (status = 200, description = "healthy or degraded", body = AnyObject),
         (status = 503, description = "unhealthy", body = AnyObject),
     ))]
-async fn health(state: web::Data<AppState>) -> HttpResponse {
+async fn health(state: web::Data<AppState>, caller: Caller) -> HttpResponse {
     let registry = state.registry.send(Stats).await;
     let ping = state.store.ping().await;
     let p = &state.primary;
@@ -96,11 +100,39 @@ async fn health(state: web::Data<AppState>) -> HttpResponse {
         "redis_keys": redis_keys,
         "components": components,
     });
+    let body = if caller.can_read() {
+        body
+    } else {
+        public_view(&body)
+    };
     if status == "unhealthy" {
         HttpResponse::ServiceUnavailable().json(body)
     } else {
         HttpResponse::Ok().json(body)
     }
+}
+
+/// What anyone may see: a whitelist (`status`, `redis`, `components.*.status`), so
+/// whatever is added to the full answer later stays hidden unless listed here.
+fn public_view(full: &serde_json::Value) -> serde_json::Value {
+    let word = |v: &serde_json::Value| v.as_str().map(|s| json!(s));
+    let mut out = serde_json::Map::new();
+    for key in ["status", "redis"] {
+        if let Some(v) = full.get(key).and_then(word) {
+            out.insert(key.into(), v);
+        }
+    }
+    let components: serde_json::Map<String, serde_json::Value> = full["components"]
+        .as_object()
+        .into_iter()
+        .flatten()
+        .map(|(name, c)| {
+            let status = c.get("status").and_then(word).unwrap_or(json!("unknown"));
+            (name.clone(), json!({ "status": status }))
+        })
+        .collect();
+    out.insert("components".into(), components.into());
+    out.into()
 }
 
 /// Redis is optional: when it fails the service keeps answering, so its worst
@@ -224,4 +256,30 @@ fn worst<'a>(components: impl Iterator<Item = &'a serde_json::Value>) -> &'stati
         .max()
         .unwrap_or(0);
     ["healthy", "degraded", "unhealthy"][max]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_public_view_keeps_status_words_only() {
+        let full = json!({
+            "status": "degraded", "redis": "unavailable", "version": "1",
+            "active_workflows": 3, "redis_keys": 10, "something_new": "x",
+            "components": {
+                "archive": {"status": "healthy", "url": "s3://secret-bucket/p"},
+                "cluster": {"status": "degraded", "members": [{"address": "10.0.0.7"}],
+                    "error": "connection refused by 10.0.0.7"},
+                "store": {"status": {"not": "a word"}},
+            }
+        });
+        let v = public_view(&full);
+        assert_eq!(
+            v,
+            json!({"status": "degraded", "redis": "unavailable", "components": {
+                "archive": {"status": "healthy"}, "cluster": {"status": "degraded"},
+                "store": {"status": "unknown"}}})
+        );
+    }
 }

@@ -17,7 +17,7 @@ use crate::actors::registry::{AddWebhook, ListWebhooks, RemoveWebhook, Stats, We
 use crate::auth::Caller;
 use crate::clock::now;
 use crate::config::Scope;
-use crate::domain::{EventType, Subscription};
+use crate::domain::{Delivery, EventType, Subscription};
 use crate::error::ApiError;
 use crate::events::webhooks::new_secret;
 use crate::AppState;
@@ -147,7 +147,7 @@ async fn create(
     let secret = spec.secret.clone();
     let (sub, seq) = state
         .registry
-        .send(AddWebhook(spec.into_subscription(None)))
+        .send(AddWebhook(spec.into_subscription(None, caller.owner())))
         .await??;
     state.acknowledge(seq).await?;
     let mut out = view(&sub);
@@ -217,7 +217,8 @@ async fn delete(
     }
 }
 
-/// A workflow's webhook deliveries with their attempts.
+/// A workflow's webhook deliveries with their attempts (a global subscription's
+/// without its `url` and `subscription_id`, unless the caller is admin).
 #[utoipa::path(get, path = "/v1/workflows/{id}/deliveries", tag = "webhooks",
     params(("id" = String, Path, description = "Workflow id (wf_…)")),
     responses(
@@ -239,9 +240,25 @@ async fn deliveries(
             state.store.deliveries_for(&found.wf.id).await?
         }
     };
+    let items: Vec<Value> = items.iter().map(|d| delivery_view(d, &caller)).collect();
     Ok(HttpResponse::Ok()
         .insert_header(("X-Served-From", found.from))
         .json(json!({ "items": items })))
+}
+
+/// A delivery as `caller` may see it: a global (admin) subscription's URL is a
+/// credential of the admin's and its id names the admin's subscription, so any
+/// other key sees that delivery without both (also one stored before deliveries
+/// said whether they were global).
+fn delivery_view(d: &Delivery, caller: &Caller) -> Value {
+    let mut v = serde_json::to_value(d).unwrap_or(Value::Null);
+    if !caller.is_admin() && d.global != Some(false) {
+        if let Value::Object(m) = &mut v {
+            m.remove("url");
+            m.remove("subscription_id");
+        }
+    }
+    v
 }
 
 #[derive(Deserialize)]
@@ -305,7 +322,9 @@ async fn register(
         .map_err(|e| ApiError::validation("webhook_url", format!("Invalid webhook_url: {e}")))?;
     let (sub, seq) = state
         .registry
-        .send(AddWebhook(spec.into_subscription(Some(wf.id.clone()))))
+        .send(AddWebhook(
+            spec.into_subscription(Some(wf.id.clone()), caller.owner()),
+        ))
         .await??;
     state.acknowledge(seq).await?;
     let events: Vec<EventType> = sub.events.clone();

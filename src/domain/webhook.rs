@@ -19,6 +19,10 @@ pub struct Subscription {
     /// Event types delivered; empty means all.
     pub events: Vec<EventType>,
     pub created_at: DateTime<Utc>,
+    /// The key that registered it (None: auth off), whose share of
+    /// `webhooks.max_subscriptions` it counts against.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<String>,
 }
 
 impl Subscription {
@@ -68,4 +72,13 @@ pub struct Delivery {
     pub next_attempt_at: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
     pub completed_at: Option<DateTime<Utc>>,
+    /// Made for a global (admin) subscription: other keys see it without `url`
+    /// and `subscription_id`. None in deliveries stored before this was kept,
+    /// which other keys see the same way.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub global: Option<bool>,
+    /// The key owning the workflow (None: no key), whose share of
+    /// `webhooks.max_pending` the delivery counts against while it waits.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<String>,
 }

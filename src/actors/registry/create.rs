@@ -67,7 +67,12 @@ pub struct WebhookSpec {
 }
 
 impl WebhookSpec {
-    pub fn into_subscription(self, workflow_id: Option<String>) -> Subscription {
+    /// `owner`: the key registering it.
+    pub fn into_subscription(
+        self,
+        workflow_id: Option<String>,
+        owner: Option<String>,
+    ) -> Subscription {
         Subscription {
             id: format!("wh_{}", uuid::Uuid::now_v7().simple()),
             workflow_id,
@@ -75,6 +80,7 @@ impl WebhookSpec {
             secret: self.secret,
             events: self.events,
             created_at: now(),
+            owner,
         }
     }
 }
@@ -140,8 +146,9 @@ impl Handler<Create> for WorkflowRegistry {
             .check_available()
             .map_err(ApiError::ProviderUnavailable)?;
         if req.webhook.is_some() {
-            // A new workflow owns none yet: only the total can refuse it.
-            self.out.webhooks.admit(None)?;
+            // A new workflow owns none yet: only the total and the key's share
+            // can refuse it.
+            self.out.webhooks.admit(None, req.owner.as_deref())?;
         }
         let id = req.id.unwrap_or_else(new_workflow_id);
         let mut config = req.config;
@@ -155,7 +162,7 @@ impl Handler<Create> for WorkflowRegistry {
             provider_name,
             provider.simulated(),
         );
-        wf.owner = req.owner;
+        wf.owner = req.owner.clone();
         let a = Active {
             st: WorkflowState::new(wf, &self.policy),
             abort: None,
@@ -176,7 +183,7 @@ impl Handler<Create> for WorkflowRegistry {
         };
         let mut seq = done.seq;
         if let Some(spec) = req.webhook {
-            let s = Arc::new(spec.into_subscription(Some(id.clone())));
+            let s = Arc::new(spec.into_subscription(Some(id.clone()), req.owner));
             seq = self.out.emit(ChangeKind::Webhook(Arc::clone(&s)));
             self.out.webhooks.insert(s);
         }

@@ -106,6 +106,8 @@ pub struct RegistryParts {
     pub ledger: Arc<Ledger>,
     /// MCP tool servers, for the runs' agents.
     pub tools: Arc<crate::tools::ToolHub>,
+    /// Per-key shares of the webhook subscription cap.
+    pub shares: crate::auth::Shares,
 }
 
 pub struct WorkflowRegistry {
@@ -140,7 +142,11 @@ struct Carried {
 
 impl WorkflowRegistry {
     pub fn new(p: RegistryParts) -> WorkflowRegistry {
-        let mut webhooks = WebhookIndex::new(p.cfg.max_webhooks, p.cfg.max_webhooks_per_workflow);
+        let mut webhooks = WebhookIndex::new(
+            p.cfg.max_webhooks,
+            p.cfg.max_webhooks_per_workflow,
+            p.shares,
+        );
         for s in p.webhooks {
             webhooks.insert(Arc::new(s));
         }
@@ -206,7 +212,7 @@ impl WorkflowRegistry {
                     done.record = Some(wf);
                 }
                 Effect::Result(r) => done.seq = self.out.emit(ChangeKind::Result(r)),
-                Effect::Event(ev) => done.seq = self.out.event(ev),
+                Effect::Event(ev) => done.seq = self.out.event(ev, a.st.wf.owner.as_deref()),
                 Effect::StartRun => start = true,
                 Effect::Abort => {
                     if let Some(h) = a.abort.take() {

@@ -72,11 +72,11 @@ impl Outbox {
     }
 
     /// An event the core made: to the stores and webhooks now, to SSE clients
-    /// once committed (`committed`).
-    pub fn event(&mut self, ev: Arc<Event>) -> u64 {
+    /// once committed (`committed`). `owner`: the key owning the workflow.
+    pub fn event(&mut self, ev: Arc<Event>, owner: Option<&str>) -> u64 {
         self.events_emitted += 1;
         let seq = self.emit(ChangeKind::Event(Arc::clone(&ev)));
-        self.deliveries(&ev);
+        self.deliveries(&ev, owner);
         self.uncommitted.push_back((seq, ev));
         seq
     }
@@ -120,8 +120,8 @@ impl Outbox {
     }
 
     /// One delivery per matching webhook subscription, persisted with the event
-    /// and dispatched once committed (`committed`).
-    fn deliveries(&mut self, ev: &Event) {
+    /// and dispatched once committed (`committed`). `owner`: the workflow's key.
+    fn deliveries(&mut self, ev: &Event, owner: Option<&str>) {
         for s in self.webhooks.matching(ev) {
             let d = Delivery {
                 id: format!("dl_{}", uuid::Uuid::now_v7().simple()),
@@ -136,6 +136,8 @@ impl Outbox {
                 next_attempt_at: None,
                 created_at: now(),
                 completed_at: None,
+                global: Some(s.workflow_id.is_none()),
+                owner: owner.map(str::to_string),
             };
             let seq = self.emit(ChangeKind::Delivery(Arc::new(d.clone())));
             self.webhooks.delivery_made(&s.id);

@@ -1,12 +1,14 @@
 //! Webhook subscriptions by workflow, and the global ones: which subscriptions
-//! an event goes to, and their caps. At most `webhooks.max_subscriptions` in total
-//! and `webhooks.max_subscriptions_per_workflow` per workflow; a workflow's own
+//! an event goes to, and their caps. At most `webhooks.max_subscriptions` in total,
+//! each key's share of it (`auth.max_share`) per key, and
+//! `webhooks.max_subscriptions_per_workflow` per workflow; a workflow's own
 //! subscriptions close when it finishes and leave once every delivery made for
 //! them is final, so the index never outgrows the caps.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
+use crate::auth::Shares;
 use crate::domain::{Event, Subscription};
 use crate::error::ApiError;
 
@@ -16,6 +18,7 @@ pub struct WebhookIndex {
     global: Vec<String>,
     max_total: usize,
     max_per_workflow: usize,
+    shares: Shares,
     /// Deliveries not yet final, per subscription.
     unfinished: HashMap<String, usize>,
     /// Subscriptions of finished workflows, waiting for their last delivery.
@@ -25,8 +28,9 @@ pub struct WebhookIndex {
 }
 
 impl WebhookIndex {
-    pub fn new(max_total: usize, max_per_workflow: usize) -> WebhookIndex {
+    pub fn new(max_total: usize, max_per_workflow: usize, shares: Shares) -> WebhookIndex {
         WebhookIndex {
+            shares,
             subs: HashMap::new(),
             by_workflow: HashMap::new(),
             global: Vec::new(),
@@ -38,10 +42,21 @@ impl WebhookIndex {
         }
     }
 
-    /// Room for one more subscription (of `workflow_id`, when given), or 429
-    /// `too_many_webhooks`.
-    pub fn admit(&mut self, workflow_id: Option<&str>) -> Result<(), ApiError> {
+    /// Room for one more subscription (of `workflow_id`, when given) registered
+    /// by `owner`, or 429 `too_many_webhooks`.
+    pub fn admit(
+        &mut self,
+        workflow_id: Option<&str>,
+        owner: Option<&str>,
+    ) -> Result<(), ApiError> {
         let own = workflow_id.map_or(0, |w| self.by_workflow.get(w).map_or(0, Vec::len));
+        // A scan, at most max_total entries, only when one is registered.
+        let by_owner = self
+            .subs
+            .values()
+            .filter(|s| s.owner.as_deref() == owner)
+            .count();
+        let share = self.shares.limit(owner, self.max_total);
         let refusal = if self.subs.len() >= self.max_total {
             Some(ApiError::TooManyWebhooks {
                 count: self.subs.len(),
@@ -55,6 +70,14 @@ impl WebhookIndex {
                 limit: self.max_per_workflow,
                 key: "webhooks.max_subscriptions_per_workflow",
                 scope: format!("for workflow '{}'", workflow_id.unwrap_or_default()),
+            })
+        } else if by_owner >= share {
+            self.shares.refused(owner, "webhook_subscriptions");
+            Some(ApiError::TooManyWebhooks {
+                count: by_owner,
+                limit: share,
+                key: "auth.max_share of webhooks.max_subscriptions",
+                scope: Shares::scope(owner),
             })
         } else {
             None
@@ -217,22 +240,55 @@ mod tests {
             secret: "s3cret-xx".into(),
             events: Vec::new(),
             created_at: crate::clock::now(),
+            owner: None,
+        })
+    }
+
+    fn two_keys() -> Shares {
+        let key = |name: &str| crate::config::KeyConfig {
+            name: name.into(),
+            sha256: "ab".repeat(32),
+            scopes: vec![crate::config::Scope::Write],
+            max_active: None,
+            requests_per_second: None,
+            burst: None,
+            budget_usd_per_day: None,
+            max_share: None,
+        };
+        Shares::new(&crate::config::AuthConfig {
+            keys: vec![key("a"), key("b")],
+            ..Default::default()
         })
     }
 
     #[test]
+    fn a_key_registers_at_most_its_share() {
+        let mut ix = WebhookIndex::new(4, 10, two_keys());
+        for id in ["a1", "a2"] {
+            ix.admit(Some("wf"), Some("a")).unwrap();
+            let mut s = (*sub(id, Some("wf"))).clone();
+            s.owner = Some("a".into());
+            ix.insert(Arc::new(s));
+        }
+        let e = ix.admit(None, Some("a")).unwrap_err();
+        assert_eq!(e.code(), "too_many_webhooks");
+        assert!(e.to_string().contains("auth.max_share"), "{e}");
+        ix.admit(None, Some("b")).unwrap();
+    }
+
+    #[test]
     fn caps_in_total_and_per_workflow() {
-        let mut ix = WebhookIndex::new(3, 2);
+        let mut ix = WebhookIndex::new(3, 2, Shares::new(&Default::default()));
         for id in ["a", "b"] {
-            ix.admit(Some("wf")).unwrap();
+            ix.admit(Some("wf"), None).unwrap();
             ix.insert(sub(id, Some("wf")));
         }
-        let e = ix.admit(Some("wf")).unwrap_err();
+        let e = ix.admit(Some("wf"), None).unwrap_err();
         assert_eq!(e.code(), "too_many_webhooks");
         assert!(e.to_string().contains("max_subscriptions_per_workflow"));
-        ix.admit(None).unwrap();
+        ix.admit(None, None).unwrap();
         ix.insert(sub("g", None));
-        let e = ix.admit(Some("other")).unwrap_err();
+        let e = ix.admit(Some("other"), None).unwrap_err();
         assert!(
             e.to_string().contains("(webhooks.max_subscriptions)"),
             "{e}"
@@ -242,7 +298,7 @@ mod tests {
 
     #[test]
     fn a_finished_workflows_subscriptions_go_after_their_last_delivery() {
-        let mut ix = WebhookIndex::new(10, 10);
+        let mut ix = WebhookIndex::new(10, 10, Shares::new(&Default::default()));
         ix.insert(sub("a", Some("wf")));
         ix.insert(sub("b", Some("wf")));
         ix.insert(sub("g", None));

@@ -49,7 +49,9 @@ impl Handler<AddWebhook> for WorkflowRegistry {
                 });
             }
         }
-        self.out.webhooks.admit(s.workflow_id.as_deref())?;
+        self.out
+            .webhooks
+            .admit(s.workflow_id.as_deref(), s.owner.as_deref())?;
         let s = Arc::new(s);
         let seq = self.out.emit(ChangeKind::Webhook(Arc::clone(&s)));
         self.out.webhooks.insert(Arc::clone(&s));

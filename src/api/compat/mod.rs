@@ -447,6 +447,6 @@ async fn stream(
     caller.require(Scope::Read)?;
     check_visible(&state, &caller, &id).await?;
     let after = last_event_id(&req)?;
-    let events = open(&state, &id, after).await?;
+    let events = open(&state, &id, after, caller.key_name()).await?;
     Ok(sse_response(&req, events, old_frame))
 }

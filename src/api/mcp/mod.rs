@@ -5,7 +5,8 @@
 //! `DELETE`, JSON or SSE answers, and the `Origin` check against
 //! `mcp.allowed_origins` (the `Host` check is every route's, `auth::browser`). This module owns the tools
 //! (`tools.rs`, schemas in `schemas.rs`), the resources (`resources.rs`), the
-//! server handler (`server.rs`) and the capped session store (`sessions.rs`).
+//! server handler (`server.rs`) and the capped session store whose sessions
+//! belong to the key that opened them (`sessions.rs`).
 
 mod resources;
 mod schemas;
@@ -72,11 +73,24 @@ pub fn configure(state: web::Data<AppState>) -> impl FnOnce(&mut web::ServiceCon
     }
 }
 
+/// rmcp's header naming a session.
+const SESSION_HEADER: &str = "mcp-session-id";
+
+/// What rmcp answers for an unknown session; a session of another key gets the
+/// same, so its existence does not leak.
+fn unknown_session() -> HttpResponse {
+    HttpResponse::NotFound()
+        .content_type("text/plain; charset=utf-8")
+        .body("Not Found: Session not found")
+}
+
 /// What rmcp's transport does not do itself: refuse every `Origin` when
-/// `mcp.allowed_origins` is empty (rmcp reads an empty list as "no check"), and
-/// answer a refused `initialize` at the session cap with 503 `too_many_sessions`
-/// instead of rmcp's plain 500, a body that is not JSON with JSON-RPC's parse
-/// error (rmcp: a plain-text 415), and a session `DELETE` with 200.
+/// `mcp.allowed_origins` is empty (rmcp reads an empty list as "no check"); bind
+/// each session to the key that initialized it (any other caller, on any method,
+/// gets the 404 of an unknown session) and keep each key within its share of
+/// the session cap; answer a refused `initialize` at the cap with 503
+/// `too_many_sessions` instead of rmcp's plain 500, a body that is not JSON with
+/// JSON-RPC's parse error (rmcp: a plain-text 415), and a session `DELETE` with 200.
 async fn guard(
     req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
@@ -88,34 +102,73 @@ async fn guard(
         let resp = HttpResponse::Forbidden().body("Forbidden: Origin header is not allowed");
         return Ok(req.into_response(resp).map_into_boxed_body());
     }
+    let sessions = Arc::clone(&state.mcp_sessions);
+    let key: Option<Arc<str>> = req
+        .extensions()
+        .get::<Caller>()
+        .and_then(|c| c.key_name().map(Arc::from));
+    let key = key.as_deref();
+    let session = req
+        .headers()
+        .get(SESSION_HEADER)
+        .map(|v| v.to_str().unwrap_or("").to_string());
+    if let Some(id) = &session {
+        if !sessions.owned_by(id, key) {
+            return Ok(req.into_response(unknown_session()).map_into_boxed_body());
+        }
+    }
     let mut req = req;
     if req.method() == Method::POST {
-        if let Err(refusal) = check_json(&mut req, state.config.server.max_body_bytes).await {
-            return Ok(req.into_response(refusal).map_into_boxed_body());
+        match check_json(&mut req, state.config.server.max_body_bytes).await {
+            Err(refusal) => return Ok(req.into_response(refusal).map_into_boxed_body()),
+            Ok(true) if session.is_none() => {
+                if let Err(e) = sessions.admit(key).await {
+                    return Ok(req.into_response(e.error_response()).map_into_boxed_body());
+                }
+            }
+            Ok(_) => {}
         }
     }
     let delete = req.method() == Method::DELETE;
     let res = next.call(req).await?;
+    if session.is_none() {
+        if let Some(id) = res
+            .headers()
+            .get(SESSION_HEADER)
+            .and_then(|v| v.to_str().ok())
+        {
+            sessions.set_owner(id, key);
+        }
+    }
+    if delete && res.status().is_success() {
+        if let Some(id) = &session {
+            sessions.forget(id);
+        }
+    }
     if delete && res.status() == StatusCode::ACCEPTED {
         // A closed session: 200, which every SDK takes as success (the Python SDK
         // logs rmcp's 202 as a failed termination).
         let (req, _) = res.into_parts();
         return Ok(ServiceResponse::new(req, HttpResponse::Ok().finish()).map_into_boxed_body());
     }
-    if res.status() == StatusCode::INTERNAL_SERVER_ERROR {
-        let sessions = &state.mcp_sessions;
-        if sessions.open().await >= sessions.max() {
-            let err = ApiError::TooManySessions(sessions.max());
-            let (req, _) = res.into_parts();
-            return Ok(ServiceResponse::new(req, err.error_response()).map_into_boxed_body());
-        }
+    if res.status() == StatusCode::INTERNAL_SERVER_ERROR && sessions.open().await >= sessions.max()
+    {
+        let err = ApiError::TooManySessions {
+            open: sessions.open().await,
+            limit: sessions.max(),
+            key: "mcp.max_sessions",
+            scope: "in total".into(),
+        };
+        let (req, _) = res.into_parts();
+        return Ok(ServiceResponse::new(req, err.error_response()).map_into_boxed_body());
     }
     Ok(res.map_into_boxed_body())
 }
 
 /// Reads a POST body (bounded by `server.max_body_bytes`) and puts it back for
 /// rmcp; a body that is not JSON is answered with JSON-RPC's parse error.
-async fn check_json(req: &mut ServiceRequest, limit: usize) -> Result<(), HttpResponse> {
+/// Ok(true) when the body is an `initialize` request (it opens a session).
+async fn check_json(req: &mut ServiceRequest, limit: usize) -> Result<bool, HttpResponse> {
     let mut payload = req.take_payload();
     let mut body = web::BytesMut::new();
     while let Some(chunk) = payload.next().await {
@@ -133,6 +186,13 @@ async fn check_json(req: &mut ServiceRequest, limit: usize) -> Result<(), HttpRe
             "error": {"code": -32700, "message": format!("Parse error: {e}")},
         })));
     }
+    /// Only the method matters here; the rest is rmcp's.
+    #[derive(serde::Deserialize)]
+    struct Named {
+        method: Option<serde_json::Value>,
+    }
+    let initialize = serde_json::from_slice::<Named>(&body)
+        .is_ok_and(|m| m.method.is_some_and(|m| m == "initialize"));
     req.set_payload(Payload::from(body.freeze()));
-    Ok(())
+    Ok(initialize)
 }

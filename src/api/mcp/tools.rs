@@ -255,7 +255,7 @@ async fn wait_for(
     let token = ctx.meta.get_progress_token();
     let mut after = 0;
     loop {
-        let mut feed = events::open(state, id, after).await?;
+        let mut feed = events::open(state, id, after, caller.key_name()).await?;
         let before = after;
         loop {
             let ev = tokio::select! {

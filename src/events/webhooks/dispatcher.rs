@@ -1,9 +1,12 @@
 //! The `WebhookDispatcher` actor: a bounded queue of deliveries waiting to be sent
 //! (not yet due, or due and waiting for capacity), at most `max_concurrent` attempts
 //! in flight overall and `max_per_host` to one host. Waiting deliveries are kept in
-//! arrival order (a retry keeps its place); past `webhooks.max_pending` the oldest
-//! is recorded as failed with the reason, never dropped without a record.
+//! arrival order (a retry keeps its place); past `webhooks.max_pending` one is
+//! recorded as failed with the reason, never dropped without a record: the oldest
+//! of the key (the workflow's owner) most over its share (`auth.max_share`), else
+//! of the key holding the most, so one tenant's flood costs that tenant alone.
 
+use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -14,6 +17,7 @@ use backon::{BackoffBuilder, ExponentialBuilder};
 
 use super::client::{self, Request};
 use super::{Deliver, RecordDelivery, SetRecorder, WebhookStats};
+use crate::auth::Shares;
 use crate::clock::now;
 use crate::config::WebhooksConfig;
 use crate::domain::{Attempt, Delivery, DeliveryStatus};
@@ -38,6 +42,9 @@ pub struct WebhookDispatcher {
     stats: Arc<WebhookStats>,
     /// Deliveries not in flight, by arrival order.
     waiting: BTreeMap<u64, Waiting>,
+    /// The keys of `waiting` per owning key (None: no key); only keys with one.
+    by_owner: HashMap<Option<String>, BTreeSet<u64>>,
+    shares: Shares,
     /// The keys of `waiting` whose time has come, oldest first.
     due: BTreeSet<u64>,
     next_order: u64,
@@ -48,9 +55,11 @@ pub struct WebhookDispatcher {
 }
 
 impl WebhookDispatcher {
-    pub fn new(cfg: WebhooksConfig, stats: Arc<WebhookStats>) -> WebhookDispatcher {
+    pub fn new(cfg: WebhooksConfig, stats: Arc<WebhookStats>, shares: Shares) -> WebhookDispatcher {
         let guard = Guard::new(&cfg);
         WebhookDispatcher {
+            by_owner: HashMap::new(),
+            shares,
             client: client::build(&guard, &cfg),
             guard,
             cfg,
@@ -120,7 +129,7 @@ impl WebhookDispatcher {
                 }
             }))
         };
-        self.waiting.insert(
+        self.put(
             order,
             Waiting {
                 delivery: d,
@@ -130,10 +139,13 @@ impl WebhookDispatcher {
             },
         );
         while self.waiting.len() > self.cfg.max_pending {
-            let Some((oldest, w)) = self.waiting.pop_first() else {
+            let Some(victim) = self.victim() else {
                 break;
             };
-            self.due.remove(&oldest);
+            let Some(w) = self.take(victim) else {
+                break;
+            };
+            self.due.remove(&victim);
             if let Some(t) = w.timer {
                 ctx.cancel_future(t);
             }
@@ -143,6 +155,46 @@ impl WebhookDispatcher {
         self.pump(ctx);
     }
 
+    fn put(&mut self, order: u64, w: Waiting) {
+        let owner = w.delivery.owner.clone();
+        self.by_owner.entry(owner).or_default().insert(order);
+        self.waiting.insert(order, w);
+    }
+
+    fn take(&mut self, order: u64) -> Option<Waiting> {
+        let w = self.waiting.remove(&order)?;
+        if let Some(orders) = self.by_owner.get_mut(&w.delivery.owner) {
+            orders.remove(&order);
+            if orders.is_empty() {
+                self.by_owner.remove(&w.delivery.owner);
+            }
+        }
+        Some(w)
+    }
+
+    /// The waiting delivery to give up when too many wait: the oldest of the key
+    /// most over its share of `webhooks.max_pending`, else of the key holding the
+    /// most (with one key or none, simply the oldest).
+    fn victim(&self) -> Option<u64> {
+        let cap = self.cfg.max_pending;
+        if let Some((_, key, orders)) = self
+            .by_owner
+            .iter()
+            .filter_map(|(k, o)| {
+                let limit = self.shares.limit(k.as_deref(), cap);
+                (o.len() > limit).then(|| (o.len() - limit, k, o))
+            })
+            .max_by_key(|(excess, _, o)| (*excess, Reverse(o.first().copied())))
+        {
+            self.shares.refused(key.as_deref(), "pending_deliveries");
+            return orders.first().copied();
+        }
+        self.by_owner
+            .values()
+            .max_by_key(|o| (o.len(), Reverse(o.first().copied())))
+            .and_then(|o| o.first().copied())
+    }
+
     /// Records a delivery that overflowed the queue as failed, with the reason.
     fn give_up(&mut self, mut d: Delivery) {
         let failed_before = d.attempts.iter().any(|a| a.error.is_some());
@@ -150,7 +202,7 @@ impl WebhookDispatcher {
             at: now(),
             status_code: None,
             error: Some(format!(
-                "not sent: more than webhooks.max_pending ({}) deliveries were waiting; the oldest was given up",
+                "not sent: more than webhooks.max_pending ({}) deliveries were waiting; the oldest of the key holding the most beyond its share (auth.max_share) was given up",
                 self.cfg.max_pending
             )),
             duration_ms: 0,
@@ -189,7 +241,7 @@ impl WebhookDispatcher {
         }
         for order in start {
             self.due.remove(&order);
-            if let Some(w) = self.waiting.remove(&order) {
+            if let Some(w) = self.take(order) {
                 self.in_flight += 1;
                 self.attempt(order, w, ctx);
             }
@@ -328,7 +380,7 @@ mod tests {
             retry_backoff: Duration::from_millis(100),
             ..Default::default()
         };
-        let d = WebhookDispatcher::new(cfg, Arc::default());
+        let d = WebhookDispatcher::new(cfg, Arc::default(), Shares::new(&Default::default()));
         for (retry, base) in [(0, 100), (1, 200), (2, 400)] {
             let w = d.backoff(retry);
             let base = Duration::from_millis(base);
