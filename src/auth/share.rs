@@ -7,7 +7,7 @@
 //! key may use the whole cap. Things owned by no configured key (created before
 //! keys were configured) count as one more key.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use metrics::{counter, describe_counter};
 
@@ -28,6 +28,8 @@ pub fn describe() {
 pub struct Shares {
     default: f64,
     per_key: HashMap<String, f64>,
+    /// The configured names: the only `key` label values besides `none`.
+    names: HashSet<String>,
     /// One key or none: the whole cap is the key's.
     lone: bool,
 }
@@ -41,6 +43,7 @@ impl Shares {
                 .iter()
                 .filter_map(|k| k.max_share.map(|s| (k.name.clone(), s)))
                 .collect(),
+            names: cfg.keys.iter().map(|k| k.name.clone()).collect(),
             lone: cfg.keys.len() <= 1,
         }
     }
@@ -57,9 +60,13 @@ impl Shares {
         ((cap as f64 * share).floor() as usize).clamp(1, cap.max(1))
     }
 
-    /// Counts a refusal; the label is the key's configured name or `none`.
+    /// Counts a refusal; the label is the key's configured name, else `none`
+    /// (no key, or an owner recorded under a key no longer configured).
     pub fn refused(&self, key: Option<&str>, cap: &'static str) {
-        let key = key.unwrap_or("none").to_string();
+        let key = key
+            .filter(|k| self.names.contains(*k))
+            .unwrap_or("none")
+            .to_string();
         counter!(SHARE_REFUSALS, "key" => key, "cap" => cap).increment(1);
     }
 
