@@ -362,6 +362,10 @@ pub async fn start(config: Config) -> Result<Runtime, StartError> {
         ledger: Arc::clone(&ledger),
         tools: Arc::clone(&tool_hub),
         shares: shares.clone(),
+        epochs: clustered.as_ref().map(|c| {
+            let cluster = Arc::clone(&c.cluster);
+            Arc::new(move |id: &str| cluster.epoch_of(id)) as actors::registry::EpochOf
+        }),
     };
     let registry = WorkflowRegistry::create(move |ctx| {
         let evictor = Evictor::new(

@@ -126,6 +126,7 @@ fn changes(rows: &[Row]) -> Vec<Arc<StateChange>> {
         wf.tokens.total = r.tokens;
         let seq = out.len() as u64 + 1;
         out.push(Arc::new(StateChange {
+            epoch: None,
             seq,
             kind: ChangeKind::Workflow(Arc::new(wf)),
         }));
@@ -150,6 +151,7 @@ fn changes(rows: &[Row]) -> Vec<Arc<StateChange>> {
         .unwrap()];
         let seq = out.len() as u64 + 1;
         out.push(Arc::new(StateChange {
+            epoch: None,
             seq,
             kind: ChangeKind::Result(Arc::new(result)),
         }));

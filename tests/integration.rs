@@ -13,6 +13,7 @@ mod auth_quota;
 mod cancel;
 mod caps;
 mod cluster;
+mod cluster_fence;
 mod cluster_keys;
 mod compat;
 mod dashboard;

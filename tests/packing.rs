@@ -16,7 +16,11 @@ use mcp_orchestrator::store::Store;
 use serde_json::json;
 
 fn change(seq: u64, kind: ChangeKind) -> Arc<StateChange> {
-    Arc::new(StateChange { seq, kind })
+    Arc::new(StateChange {
+        seq,
+        epoch: None,
+        kind,
+    })
 }
 
 fn workflow(id: &str) -> Workflow {

@@ -210,7 +210,11 @@ async fn migrate_command_creates_the_schema_once() {
 }
 
 fn change(seq: u64, kind: ChangeKind) -> Arc<StateChange> {
-    Arc::new(StateChange { seq, kind })
+    Arc::new(StateChange {
+        seq,
+        epoch: None,
+        kind,
+    })
 }
 
 #[tokio::test]

@@ -135,7 +135,11 @@ fn changes(set: &[Wf]) -> Vec<Arc<StateChange>> {
     let mut out = Vec::new();
     let mut push = |kind| {
         let seq = out.len() as u64 + 1;
-        out.push(Arc::new(StateChange { seq, kind }));
+        out.push(Arc::new(StateChange {
+            seq,
+            epoch: None,
+            kind,
+        }));
     };
     for w in set {
         let pattern = Pattern::parse(w.pattern).unwrap();

@@ -1,6 +1,6 @@
 //! Fencing: inside the store writer's transaction, every change of a workflow
 //! passes only while this instance still holds the workflow's lease under the
-//! epoch it knows. The lease rows are read `FOR SHARE`, so a claim by another
+//! epoch the change was made under. The lease rows are read `FOR SHARE`, so a claim by another
 //! instance waits for this transaction, and a batch written after the claim sees
 //! the new owner and is dropped. An owner that wakes after losing its lease
 //! (SIGSTOP, a network cut) therefore writes nothing for those workflows.
@@ -13,24 +13,6 @@ use deadpool_postgres::Transaction;
 use super::{Cluster, EVENTS_CHANNEL, WEBHOOKS_CHANNEL};
 use crate::domain::{ChangeKind, DeliveryStatus, StateChange};
 
-/// The workflow a change belongs to, when the change is fenced.
-fn fenced_workflow(c: &ChangeKind) -> Option<&str> {
-    match c {
-        ChangeKind::Workflow(w) => Some(&w.id),
-        ChangeKind::Event(e) => Some(&e.workflow_id),
-        ChangeKind::Result(r) => Some(&r.workflow_id),
-        ChangeKind::Step(s) => Some(&s.workflow_id),
-        ChangeKind::Document(d) => Some(&d.workflow_id),
-        ChangeKind::Idempotency(k) => Some(&k.workflow_id),
-        // Deliveries have their own claims; subscriptions and evictions are not
-        // a run's writes.
-        ChangeKind::Delivery(_)
-        | ChangeKind::Webhook(_)
-        | ChangeKind::WebhookRemoved(_)
-        | ChangeKind::Evicted(_) => None,
-    }
-}
-
 /// What `admit_batch` let through.
 pub struct Admitted {
     pub batch: Vec<Arc<StateChange>>,
@@ -38,16 +20,19 @@ pub struct Admitted {
     pub stale: Vec<String>,
 }
 
-/// Drops the changes of every workflow this instance no longer holds.
+/// Drops every change made under a lease epoch that is no longer the lease's:
+/// a change passes only while this instance holds its workflow's lease under the
+/// very epoch the change was made under (`StateChange::epoch`). So changes queued
+/// before this instance lost a lease stay out even after it claimed the lease
+/// back (under a newer epoch) before they were written. Workflows held by
+/// another instance now are reported as `stale`; a workflow held here under a
+/// newer epoch is not (its current run goes on).
 pub async fn admit_batch(
     tx: &Transaction<'_>,
     cluster: &Cluster,
     batch: Vec<Arc<StateChange>>,
 ) -> Result<Admitted, tokio_postgres::Error> {
-    let ids: HashSet<&str> = batch
-        .iter()
-        .filter_map(|c| fenced_workflow(&c.kind))
-        .collect();
+    let ids: HashSet<&str> = batch.iter().filter_map(|c| c.kind.run_workflow()).collect();
     if ids.is_empty() {
         return Ok(Admitted {
             batch,
@@ -66,30 +51,35 @@ pub async fn admit_batch(
         .map(|r| (r.get::<_, String>(0), (r.get(1), r.get(2))))
         .collect();
     let mut stale = Vec::new();
-    for id in ids {
-        let ok = match (leases.get(id), cluster.epoch_of(id)) {
+    for id in &ids {
+        let held_here = match (leases.get(*id), cluster.epoch_of(id)) {
             (Some((owner, epoch)), Some(mine)) => *owner == cluster.id && *epoch == mine,
-            // The lease went with the workflow's terminal status, written by
-            // this instance in an earlier batch: its last changes follow.
             (None, _) => cluster.finished_here(id),
             (Some(_), None) => false,
         };
-        if !ok {
+        if !held_here {
             stale.push(id.to_string());
         }
     }
-    if stale.is_empty() {
-        return Ok(Admitted {
-            batch,
-            stale: Vec::new(),
-        });
+    let passes = |c: &StateChange| {
+        let Some(id) = c.kind.run_workflow() else {
+            return true;
+        };
+        match leases.get(id) {
+            Some((owner, epoch)) => *owner == cluster.id && c.epoch == Some(*epoch),
+            // The lease went with the workflow's terminal status, written by
+            // this instance in an earlier batch: its last changes follow.
+            None => cluster.finished_here(id),
+        }
+    };
+    let before = batch.len();
+    let batch: Vec<_> = batch.into_iter().filter(|c| passes(c)).collect();
+    if batch.len() < before {
+        tracing::warn!(
+            dropped = before - batch.len(),
+            "changes made under an earlier lease epoch (or another instance's lease) dropped"
+        );
     }
-    let drop: HashSet<&str> = stale.iter().map(String::as_str).collect();
-    let batch = batch
-        .iter()
-        .filter(|c| fenced_workflow(&c.kind).is_none_or(|id| !drop.contains(id)))
-        .cloned()
-        .collect();
     Ok(Admitted { batch, stale })
 }
 

@@ -356,8 +356,13 @@ impl Cluster {
             .iter()
             .map(|r| (r.get::<_, String>(0), r.get::<_, i64>(1)))
             .collect();
-        let mut lost = std::mem::take(&mut *lock(&self.fenced));
+        let fenced = std::mem::take(&mut *lock(&self.fenced));
         let mut held = self.held();
+        // A workflow claimed back since the fence refused it is held again.
+        let mut lost: Vec<String> = fenced
+            .into_iter()
+            .filter(|id| !held.contains_key(id))
+            .collect();
         for id in ids {
             let Some(epoch) = held.get(&id).copied() else {
                 continue; // finished meanwhile

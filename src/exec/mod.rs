@@ -94,6 +94,9 @@ pub struct Run {
     pub steps: Recipient<CommitStep>,
     /// The creating HTTP request's id: every log line of the run carries it.
     pub request_id: Option<String>,
+    /// The lease epoch the workflow was held under when this run started
+    /// (several instances): its step answers carry it to the store's fence.
+    pub epoch: Option<i64>,
     /// MCP tool servers the agents may call.
     pub tools: Arc<crate::tools::ToolHub>,
     /// `documents.max_bytes`: a larger generated document fails.
@@ -181,7 +184,7 @@ impl Run {
         };
         match self
             .steps
-            .send(CommitStep(Arc::new(record), documents))
+            .send(CommitStep(Arc::new(record), documents, self.epoch))
             .await
         {
             Ok(Ok(())) => {

@@ -108,6 +108,9 @@ impl Builder {
             child: Some(child),
             http: reqwest::Client::builder()
                 .timeout(Duration::from_secs(60))
+                // Below the server's keep-alive (5 s): a pooled connection is never
+                // reused just as the server closes it for idling.
+                .pool_idle_timeout(Duration::from_secs(2))
                 .build()
                 .expect("client"),
         }

@@ -184,7 +184,13 @@ impl RedisLink {
 /// found it incomplete (e.g. flushed): records, event logs, results, deliveries.
 /// They carry seq 0: they move no watermark.
 pub async fn reseed(store: &dyn Store, startup: &Startup) -> Vec<Arc<StateChange>> {
-    let change = |kind| Arc::new(StateChange { seq: 0, kind });
+    let change = |kind| {
+        Arc::new(StateChange {
+            seq: 0,
+            epoch: None,
+            kind,
+        })
+    };
     let mut out = Vec::new();
     let active = startup.active.iter().map(|a| &a.workflow);
     for wf in active.chain(&startup.retained) {

@@ -46,9 +46,12 @@ pub struct StoreWriter {
     commit_delay: Duration,
 }
 
+/// A step answer, the documents it made, the lease epoch its run held (several
+/// instances), the waiter.
 type PendingStep = (
     Arc<StepRecord>,
     Vec<Arc<StoredDocument>>,
+    Option<i64>,
     oneshot::Sender<()>,
 );
 
@@ -59,10 +62,15 @@ const MAX_WITH_STEPS: usize = 200;
 
 /// Commits a step's answer ahead of the queue, with the documents it made (the
 /// documents step; empty otherwise) in the same transaction; answers once it is
-/// committed.
+/// committed. The epoch is the lease epoch the run was started under (several
+/// instances): the fence drops the answer of a run whose lease moved on.
 #[derive(Message)]
 #[rtype(result = "Result<(), NotCommitted>")]
-pub struct CommitStep(pub Arc<StepRecord>, pub Vec<Arc<StoredDocument>>);
+pub struct CommitStep(
+    pub Arc<StepRecord>,
+    pub Vec<Arc<StoredDocument>>,
+    pub Option<i64>,
+);
 
 impl StoreWriter {
     pub fn new(
@@ -117,8 +125,14 @@ impl StoreWriter {
         let last_seq = batch.last().map(|c| c.seq).unwrap_or(0);
         // Step rows sit outside the seq watermark: seq 0.
         self.steps_in_flight = std::mem::take(&mut self.steps);
-        for (s, docs, _) in &self.steps_in_flight {
-            let change = |kind| Arc::new(StateChange { seq: 0, kind });
+        for (s, docs, epoch, _) in &self.steps_in_flight {
+            let change = |kind| {
+                Arc::new(StateChange {
+                    seq: 0,
+                    epoch: *epoch,
+                    kind,
+                })
+            };
             batch.extend(
                 docs.iter()
                     .map(|d| change(ChangeKind::Document(Arc::clone(d)))),
@@ -139,7 +153,7 @@ impl StoreWriter {
                 act.in_flight = false;
                 match res {
                     Ok(()) => {
-                        for (_, _, done) in act.steps_in_flight.drain(..) {
+                        for (_, _, _, done) in act.steps_in_flight.drain(..) {
                             let _ = done.send(());
                         }
                         act.queue.drain(..n);
@@ -215,11 +229,11 @@ impl Handler<CommitStep> for StoreWriter {
 
     fn handle(
         &mut self,
-        CommitStep(step, documents): CommitStep,
+        CommitStep(step, documents, epoch): CommitStep,
         ctx: &mut Context<Self>,
     ) -> Self::Result {
         let (tx, rx) = oneshot::channel();
-        self.steps.push((step, documents, tx));
+        self.steps.push((step, documents, epoch, tx));
         self.flush(ctx);
         Box::pin(async move {
             rx.await

@@ -31,7 +31,7 @@ use futures::future::AbortHandle;
 pub use cluster::{Adopt, Disown, SyncGlobalWebhooks};
 pub use control::{BeginShutdown, Cancel, CancelOutcome, InterruptAll};
 pub use create::{new_workflow_id, Create, Created, NewWorkflow, WebhookSpec};
-pub use outbox::FlushOutbox;
+pub use outbox::{EpochOf, FlushOutbox};
 pub use query::{EventFeed, Get, RegistryStats, Stats, SubscribeEvents};
 pub use webhooks::{AddWebhook, ListWebhooks, RemoveWebhook, ResumeDeliveries};
 
@@ -108,6 +108,8 @@ pub struct RegistryParts {
     pub tools: Arc<crate::tools::ToolHub>,
     /// Per-key shares of the webhook subscription cap.
     pub shares: crate::auth::Shares,
+    /// Several instances: lease epochs held here, stamped on every change.
+    pub epochs: Option<EpochOf>,
 }
 
 pub struct WorkflowRegistry {
@@ -175,6 +177,7 @@ impl WorkflowRegistry {
                 uncommitted: Default::default(),
                 undispatched: Default::default(),
                 me: None,
+                epochs: p.epochs,
             },
             executor: p.executor,
             providers: p.providers,
@@ -267,6 +270,7 @@ impl WorkflowRegistry {
             request_id: a.request_id.clone(),
             tools: Arc::clone(&self.tools),
             documents_max_bytes: self.cfg.documents_max_bytes,
+            epoch: self.out.epochs.as_ref().and_then(|f| f(&a.st.wf.id)),
         };
         a.abort = self.executor.spawn(run);
         if a.abort.is_none() {

@@ -42,13 +42,26 @@ pub struct Outbox {
     /// The registry itself: a `FlushOutbox` queued behind the messages already in
     /// the mailbox sends everything they emit as one `Publish`.
     pub me: Option<Recipient<FlushOutbox>>,
+    /// Several instances: the lease epoch this instance holds a workflow under.
+    pub epochs: Option<EpochOf>,
 }
 
+/// Looks up the lease epoch a workflow is held under here (`Cluster::epoch_of`).
+pub type EpochOf = Arc<dyn Fn(&str) -> Option<i64> + Send + Sync>;
+
 impl Outbox {
+    /// The epoch a change is made under: its workflow's lease epoch now.
+    pub fn epoch_of(&self, kind: &ChangeKind) -> Option<i64> {
+        let f = self.epochs.as_ref()?;
+        f(kind.run_workflow()?)
+    }
+
     pub fn emit(&mut self, kind: ChangeKind) -> u64 {
         self.seq += 1;
+        let epoch = self.epoch_of(&kind);
         let change = Arc::new(StateChange {
             seq: self.seq,
+            epoch,
             kind,
         });
         self.primary.set_emitted(self.seq);

@@ -43,6 +43,7 @@ pub async fn seed(a: Seed) {
             wf.total_cost_usd = 0.01;
             seq += 1;
             batch.push(Arc::new(StateChange {
+                epoch: None,
                 seq,
                 kind: ChangeKind::Workflow(Arc::new(wf)),
             }));
