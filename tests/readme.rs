@@ -189,9 +189,23 @@ async fn readme_using_it_commands_run_as_written() {
             assert!(out.contains("event: workflow_completed"), "{out}");
             continue;
         }
+        if cmd.contains(" -sOJ ") {
+            // Saved under the name the server gives it.
+            s.run(cmd);
+            let name = cmd.rsplit('/').next().unwrap_or_default();
+            let name = name.split_whitespace().next().unwrap_or_default();
+            let saved = std::fs::read_to_string(s.dir.join(name)).unwrap_or_default();
+            assert!(
+                saved.starts_with("# "),
+                "{cmd} saved no report as {name}: {saved}"
+            );
+            continue;
+        }
         assert!(is_json_command(cmd), "{cmd}");
         let v = s.run_json(cmd);
-        if cmd.contains("/result") {
+        if cmd.ends_with("/documents") || cmd.contains("/documents ") {
+            assert!(v.to_string().contains("report.md"), "{v}");
+        } else if cmd.contains("/result") {
             assert!(v["final_synthesis"].is_string(), "{v}");
         } else if cmd.contains("/cancel") {
             // It has finished by now: cancelling says so.
