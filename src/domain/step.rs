@@ -143,12 +143,23 @@ pub fn documents_event(d: &DocumentsAnswer) -> serde_json::Value {
             Some(serde_json::json!({"name": x.name, "format": x.format, "error": e}))
         })
         .collect();
+    // The Markdown text stays out of the event (it is in the result): events are
+    // logged, streamed and delivered to webhooks, and a restore reads the
+    // documents' text from the committed step answer.
+    let details: Vec<super::Document> = d
+        .documents
+        .iter()
+        .map(|x| super::Document {
+            content: String::new(),
+            ..x.clone()
+        })
+        .collect();
     serde_json::json!({
         "count": ok.len(),
         "documents": ok,
         "failed": failed,
         "step_key": d.step_key,
-        "details": d.documents,
+        "details": details,
     })
 }
 
