@@ -184,18 +184,28 @@ fn print(label: &str, r: &CrashReport) {
     eprintln!(
         "CRASH {label}: {} workflows ({} calls), {} finished at the kill; lost 0; \
          calls in flight at the kill {}; repeated after their answer arrived {} \
-         (answered, not yet committed); repeated in flight {}; finished {:.2?} after the restart; \
+         (answered, not yet committed; {} answered >= 50 ms before the kill); repeated in flight {}; finished {:.2?} after the restart; \
          commit window: {} answers, mean {:.1} ms, {:.0}% within 10 ms",
         r.workflows,
         r.calls,
         r.finished_before_kill,
         r.in_flight_at_kill,
         r.repeated_after_answer,
+        r.repeated_answered_50ms_before,
         r.repeated_in_flight,
         r.finish_after_restart,
         r.window.0,
         r.window.1 * 1000.0,
         r.window.2 * 100.0
+    );
+}
+
+/// The crash window: an answer is committed within a few milliseconds of its
+/// arrival, so none that arrived 50 ms or more before the kill is asked for again.
+fn assert_crash_window(r: &CrashReport) {
+    assert_eq!(
+        r.repeated_answered_50ms_before, 0,
+        "answers received 50 ms or more before the kill were requested again"
     );
 }
 
@@ -223,6 +233,7 @@ async fn crash_test_sigkill_at_30_percent_sqlite() {
     };
     let r = crash::crash_and_resume(start, &fake, n, 0.3).await;
     print("sqlite", &r);
+    assert_crash_window(&r);
 }
 
 #[tokio::test]
@@ -244,6 +255,7 @@ async fn crash_test_sigkill_at_30_percent_postgres_redis() {
     };
     let r = crash::crash_and_resume(start, &fake, n, 0.3).await;
     print("postgres+redis", &r);
+    assert_crash_window(&r);
 }
 
 // ---- Idempotency-Key on creates ----

@@ -58,8 +58,8 @@ pub struct StorageConfig {
     pub max_queue: usize,
     /// Changes written in one transaction at most.
     pub batch_max: usize,
-    /// Commits start at most this often; under load more changes share one
-    /// commit. A sync create waits at most this much longer. 0 = no spacing.
+    /// Least time between the starts of two commits. 0 (default) = adaptive
+    /// group commit: commit when idle, group while a commit is in flight.
     #[serde(with = "humantime_serde")]
     pub commit_interval: Duration,
 }
@@ -448,7 +448,7 @@ impl Default for StorageConfig {
             ack_timeout: Duration::from_secs(5),
             max_queue: 100_000,
             batch_max: 2_000,
-            commit_interval: Duration::from_millis(2),
+            commit_interval: Duration::ZERO,
         }
     }
 }

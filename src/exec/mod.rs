@@ -15,6 +15,7 @@ use std::panic::AssertUnwindSafe;
 
 use actix::prelude::*;
 use futures::FutureExt;
+use tokio::sync::watch;
 use tracing::Instrument;
 
 use crate::actors::metrics::STEP_COMMIT;
@@ -38,6 +39,18 @@ pub struct Halted;
 pub struct Report {
     pub id: String,
     pub step: Step,
+}
+
+/// A step that carries an LLM answer: the registry emits the answer as a step
+/// record ahead of the step's own changes, so the answer, its event and the
+/// record it changes go to the store in one commit. The reply is the seq of the
+/// last change emitted; the run goes on once the primary store committed it.
+#[derive(Message)]
+#[rtype(result = "Result<u64, Halted>")]
+pub struct Answered {
+    pub id: String,
+    pub step: Step,
+    pub record: Arc<StepRecord>,
 }
 
 /// What a resumed workflow already has: the committed answer of each step, by
@@ -86,6 +99,10 @@ pub struct Run {
     pub provider: Arc<dyn Provider>,
     pub resume: Resume,
     pub registry: Recipient<Report>,
+    /// The registry again, for steps that carry an answer.
+    pub answers: Recipient<Answered>,
+    /// The primary store's committed watermark (change seq).
+    pub committed: watch::Receiver<u64>,
     /// Told when the run's future is gone, however it ended (see `RunEnded`).
     pub supervisor: Recipient<RunEnded>,
     /// Which run of the workflow this is (the registry numbers them).
@@ -197,6 +214,40 @@ impl Run {
             }
             Err(_) => Err(Halted),
         }
+    }
+
+    /// Reports a step that carries the answer of step `step_key` and waits until
+    /// the primary store committed both (one commit): only then may anything that
+    /// depends on the answer start. `answered` is when the provider's answer arrived.
+    pub async fn answered(
+        &self,
+        step: Step,
+        step_key: &str,
+        answer: StepAnswer,
+        answered: std::time::Instant,
+    ) -> Result<(), Halted> {
+        let record = Arc::new(StepRecord {
+            workflow_id: self.id.clone(),
+            step_key: step_key.to_string(),
+            answer,
+            answered_at: now(),
+        });
+        let msg = Answered {
+            id: self.id.clone(),
+            step,
+            record,
+        };
+        let seq = match self.answers.send(msg).await {
+            Ok(r) => r?,
+            Err(_) => return Err(Halted),
+        };
+        let mut committed = self.committed.clone();
+        if committed.wait_for(|c| *c >= seq).await.is_err() {
+            tracing::error!(step_key, "the store writer is gone; step answer not committed; run stops");
+            return Err(Halted);
+        }
+        metrics::histogram!(STEP_COMMIT).record(answered.elapsed().as_secs_f64());
+        Ok(())
     }
 
     pub async fn step(&self, step: Step) -> Result<(), Halted> {

@@ -110,6 +110,9 @@ pub struct CrashReport {
     /// Step keys called again whose first answer had been written before the
     /// kill (answered, but not yet committed when the process died).
     pub repeated_after_answer: usize,
+    /// Of those, the ones whose answer had arrived at least 50 ms before the
+    /// kill: a commit takes far less, so this must be 0.
+    pub repeated_answered_50ms_before: usize,
     /// Step keys called again whose first call was still in flight at the kill.
     pub repeated_in_flight: usize,
     pub finish_after_restart: Duration,
@@ -186,12 +189,18 @@ pub async fn crash_and_resume(
         .filter(|r| !r.answered_before(kill_at))
         .count();
     let mut repeated: HashMap<String, bool> = HashMap::new();
+    let mut repeated_answered_50ms_before = 0;
+    let well_before = kill_at.checked_sub(Duration::from_millis(50));
     for (k, v) in &calls {
         if v.len() > 1 {
             assert_eq!(v.len(), 2, "step {k} called {} times", v.len());
             repeated.insert(k.clone(), v[0].answered_before(kill_at));
+            if well_before.is_some_and(|t| v[0].answered_before(t)) {
+                repeated_answered_50ms_before += 1;
+            }
         }
     }
+
     // Repeats are allowed only for answers the store had not committed.
     let mut per_wf: HashMap<&str, Vec<&String>> = HashMap::new();
     for k in repeated.keys() {
@@ -249,6 +258,7 @@ pub async fn crash_and_resume(
         window,
         in_flight_at_kill,
         repeated_after_answer: repeated.values().filter(|a| **a).count(),
+        repeated_answered_50ms_before,
         repeated_in_flight: repeated.values().filter(|a| !**a).count(),
         finish_after_restart,
         calls: calls.values().map(Vec::len).sum(),

@@ -264,6 +264,8 @@ impl WorkflowRegistry {
             provider,
             resume: Resume { answers },
             registry: ctx.address().recipient(),
+            answers: ctx.address().recipient(),
+            committed: self.out.primary.watch_committed(),
             supervisor: ctx.address().recipient(),
             run_no: a.run_no,
             steps: self.steps.clone(),

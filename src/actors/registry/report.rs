@@ -7,7 +7,8 @@ use actix::prelude::*;
 use super::WorkflowRegistry;
 use crate::domain::machine::{Input, Step};
 use crate::domain::WorkflowError;
-use crate::exec::{Halted, Report};
+use crate::domain::ChangeKind;
+use crate::exec::{Answered, Halted, Report};
 
 impl Handler<Report> for WorkflowRegistry {
     type Result = Result<(), Halted>;
@@ -24,6 +25,26 @@ impl Handler<Report> for WorkflowRegistry {
             Some(Ok(done)) if done.retired.is_none() => self.within_daily_spend(&id, ctx),
             _ => Err(Halted),
         }
+    }
+}
+
+impl Handler<Answered> for WorkflowRegistry {
+    type Result = Result<u64, Halted>;
+
+    fn handle(&mut self, msg: Answered, ctx: &mut Context<Self>) -> Self::Result {
+        let Answered { id, step, record } = msg;
+        // The answer goes first: an event never reaches the store without the
+        // answer it reports, so a resume after a crash reuses what was announced.
+        let live = self
+            .active
+            .get(&id)
+            .is_some_and(|a| !a.st.wf.status.is_terminal());
+        if !live {
+            return Err(Halted);
+        }
+        self.out.emit(ChangeKind::Step(record));
+        <Self as Handler<Report>>::handle(self, Report { id, step }, ctx)?;
+        Ok(self.out.seq)
     }
 }
 

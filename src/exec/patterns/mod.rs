@@ -188,10 +188,12 @@ async fn run_agent(
     };
     // Only answers are durable steps; a failed call is tried again on resume.
     if result.error.is_none() {
-        run.commit(&key, StepAnswer::Agent(result.clone()), answered)
+        let answer = StepAnswer::Agent(result.clone());
+        run.answered(Step::AgentCompleted(result.clone()), &key, answer, answered)
             .await?;
+    } else {
+        run.step(Step::AgentCompleted(result.clone())).await?;
     }
-    run.step(Step::AgentCompleted(result.clone())).await?;
     Ok(result)
 }
 
@@ -264,9 +266,9 @@ pub async fn synthesize(
         retries: answer.retries,
         step_key: Some(key.clone()),
     };
-    run.commit(&key, StepAnswer::Synthesis(result.clone()), answered)
+    let answer = StepAnswer::Synthesis(result.clone());
+    run.answered(Step::SynthesisCompleted(result.clone()), &key, answer, answered)
         .await?;
-    run.step(Step::SynthesisCompleted(result.clone())).await?;
     Ok(result)
 }
 

@@ -54,9 +54,9 @@ pub async fn run(run: &Run, cfg: &ResearchConfig) -> Result<(), Stop> {
                 execution_time: started.elapsed().as_secs_f64(),
                 retries: answer.retries,
             };
-            run.commit(&key, StepAnswer::Decomposition(d.clone()), answered)
+            let answer = StepAnswer::Decomposition(d.clone());
+            run.answered(Step::Decomposed(d.clone()), &key, answer, answered)
                 .await?;
-            run.step(Step::Decomposed(d.clone())).await?;
             d
         }
     };
