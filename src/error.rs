@@ -6,6 +6,10 @@ use actix_web::http::{header, StatusCode};
 use actix_web::{HttpResponse, ResponseError};
 use serde::Serialize;
 
+/// The create header that makes a retry safe; named here because an error names
+/// it (`idempotency` reads it).
+pub const IDEMPOTENCY_HEADER: &str = "Idempotency-Key";
+
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
     #[error("{message}")]
@@ -181,7 +185,7 @@ impl ApiError {
         match self {
             ApiError::Validation { field, .. } => Some(field),
             ApiError::IdempotencyConflict(_) | ApiError::IdempotencyInProgress(_) => {
-                Some(crate::idempotency::HEADER)
+                Some(IDEMPOTENCY_HEADER)
             }
             _ => None,
         }

@@ -18,15 +18,15 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 use tokio::sync::watch;
 
-use crate::actors::metrics::IDEMPOTENCY_KEYS;
 use crate::api::body::{parse_json, read_body};
 use crate::clock::now;
 use crate::domain::IdempotencyRecord;
 use crate::error::ApiError;
+use crate::metric_names::IDEMPOTENCY_KEYS;
 use crate::store::Store;
 use crate::AppState;
 
-pub const HEADER: &str = "Idempotency-Key";
+pub use crate::error::IDEMPOTENCY_HEADER as HEADER;
 /// Set to `true` on an answer that returns an earlier request's workflow.
 pub const REPLAYED: &str = "Idempotent-Replayed";
 pub const MAX_KEY_CHARS: usize = 255;

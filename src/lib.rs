@@ -16,6 +16,7 @@ pub mod events;
 pub mod exec;
 pub mod healthcheck;
 pub mod idempotency;
+pub mod metric_names;
 pub mod net;
 pub mod store;
 pub mod tools;

@@ -1,5 +1,5 @@
-//! Metrics: every metric name the service exports (documented constants, in one
-//! place), the Prometheus recorder behind `/metrics`, and the `MetricsActor`, which
+//! Metrics: the Prometheus recorder behind `/metrics` (every name it exports is a
+//! documented constant in `crate::metric_names`), and the `MetricsActor`, which
 //! sees every `StateChange` and counts workflow lifecycles from it.
 //!
 //! Counting rules, so nothing is counted twice: a workflow is "created" when its
@@ -29,82 +29,9 @@ use crate::domain::ChangeKind;
 use crate::events::streams::StreamLimits;
 use crate::events::webhooks::WebhookStats;
 
-// ---- the names (the seed's first, exactly as users know them) ----
-
-/// Counter: workflows accepted, by `orchestrator_type` (research | search).
-pub const WORKFLOWS_CREATED: &str = "workflows_created_total";
-/// Counter: workflows that reached a terminal state, by `orchestrator_type` and
-/// `status` (completed | failed | cancelled).
-pub const WORKFLOWS_COMPLETED: &str = "workflows_completed_total";
-/// Histogram: seconds from start to terminal state, by `orchestrator_type`.
-pub const WORKFLOW_DURATION: &str = "workflow_duration_seconds";
-/// Histogram: total LLM cost of a finished workflow in USD, by `orchestrator_type`.
-pub const WORKFLOW_COST: &str = "workflow_cost_usd";
-/// Gauge: pending + running + interrupted workflows held in memory.
-pub const ACTIVE_WORKFLOWS: &str = "active_workflows";
-/// Gauge: bytes Redis reports in use (0 while no Redis is configured).
-pub const REDIS_MEMORY: &str = "redis_memory_bytes";
-/// Gauge: uncompressed / compressed size of results stored in Redis.
-pub const REDIS_COMPRESSION_RATIO: &str = "redis_compression_ratio";
-/// Counter: finished workflows dropped from memory by the retention policy.
-pub const EVICTIONS: &str = "workflows_evicted_total";
-/// Gauge: finished workflows still held in memory.
-pub const RETAINED_WORKFLOWS: &str = "retained_workflows";
-/// Counter: HTTP requests by `method`, `route` (the pattern, not the raw path) and
-/// `status`.
-pub const HTTP_REQUESTS: &str = "http_requests_total";
-/// Histogram: HTTP request latency by `method`, `route` and `status`.
-pub const HTTP_DURATION: &str = "http_request_duration_seconds";
-/// Gauge: changes waiting in a persister's queue, by `persister` (primary | redis).
-pub const PERSISTER_QUEUE: &str = "persister_queue_depth";
-/// Counter: changes a persister committed, by `persister`.
-pub const PERSISTER_WRITES: &str = "persister_writes_total";
-/// Counter: failed write attempts, by `persister`.
-pub const PERSISTER_FAILURES: &str = "persister_failures_total";
-/// Counter: persister restarts by its supervisor, by `persister`.
-pub const PERSISTER_RESTARTS: &str = "persister_restarts_total";
-// The LLM call metrics are named in `exec::metric_names`, where the executors
-// that record them can import them without importing actors.
-// Tool calls are counted where they are made (`tools::call`): by configured
-// server name and the tools that server listed, never by anything a request sent.
-pub use crate::exec::metric_names::{
-    DOCUMENTS_GENERATED, DOCUMENT_BYTES, DOCUMENT_DURATION, LLM_DURATION, LLM_QUEUE_WAIT,
-    LLM_REQUESTS, LLM_TOKENS,
-};
-pub use crate::tools::{TOOL_CALLS, TOOL_CALL_DURATION};
-/// Counter: webhook deliveries that reached a final state, by `outcome`
-/// (delivered | failed).
-pub const WEBHOOK_DELIVERIES: &str = "webhook_deliveries_total";
-/// Counter: webhook delivery attempts (retries included).
-pub const WEBHOOK_ATTEMPTS: &str = "webhook_attempts_total";
-/// Gauge: webhook deliveries not yet final.
-pub const WEBHOOK_PENDING: &str = "webhook_deliveries_pending";
-/// Gauge: webhook subscriptions held (bounded by `webhooks.max_subscriptions`).
-pub const WEBHOOK_SUBSCRIPTIONS: &str = "webhook_subscriptions";
-/// Counter: webhook subscriptions refused with 429 `too_many_webhooks`.
-pub const WEBHOOK_SUBSCRIPTIONS_REFUSED: &str = "webhook_subscriptions_refused_total";
-/// Gauge: webhook deliveries waiting to be sent (bounded by `webhooks.max_pending`).
-pub const WEBHOOK_WAITING: &str = "webhook_deliveries_waiting";
-/// Counter: webhook deliveries recorded as failed unsent because
-/// `webhooks.max_pending` was reached.
-pub const WEBHOOK_OVERFLOWED: &str = "webhook_deliveries_overflowed_total";
-/// Gauge: connected Server-Sent-Events clients.
-pub const SSE_CLIENTS: &str = "sse_clients";
-/// Gauge: open MCP sessions (`/mcp`).
-pub const MCP_SESSIONS: &str = "mcp_sessions";
-/// Gauge: open SSE streams, live or replaying (bounded by `limits.max_sse_streams`).
-pub const SSE_STREAMS: &str = "sse_streams_open";
-/// Counter: SSE streams refused with 429 `too_many_streams`.
-pub const SSE_STREAMS_REFUSED: &str = "sse_streams_refused_total";
-/// Counter: workflow events emitted.
-pub const EVENTS_EMITTED: &str = "workflow_events_total";
-/// Histogram: seconds from an LLM answer's arrival to its commit as a durable
-/// step: the window in which a crash makes the call repeat on resume.
-pub const STEP_COMMIT: &str = "llm_step_commit_seconds";
-/// Counter: LLM calls a resumed run skipped because their answer was committed.
-pub const STEPS_REUSED: &str = "llm_steps_reused_total";
-/// Gauge: create `Idempotency-Key`s held in memory (all are in the store too).
-pub const IDEMPOTENCY_KEYS: &str = "idempotency_keys_cached";
+// The names live in the leaf `crate::metric_names`; re-exported for the
+// describing and exporting below.
+pub use crate::metric_names::*;
 
 const DURATION_BUCKETS: &[f64] = &[
     0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0,

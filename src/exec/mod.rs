@@ -4,7 +4,6 @@
 
 pub mod decompose;
 pub mod executor;
-pub mod metric_names;
 pub mod patterns;
 pub mod provider;
 
@@ -18,14 +17,13 @@ use futures::FutureExt;
 use tokio::sync::watch;
 use tracing::Instrument;
 
-use crate::actors::metrics::STEP_COMMIT;
-use crate::actors::persist::writer::CommitStep;
 use crate::clock::now;
 pub use crate::domain::machine::Step;
 use crate::domain::{
     AgentResult, AgentStatus, Decomposition, DocumentsAnswer, PatternConfig, StepAnswer,
     StepRecord, StoredDocument, SynthesisResult, WorkflowError,
 };
+use crate::metric_names::STEP_COMMIT;
 pub use executor::Executor;
 use provider::Provider;
 
@@ -41,6 +39,25 @@ pub struct Report {
     pub step: Step,
 }
 
+/// Commits a step's answer ahead of the store writer's queue (answers that are
+/// no step of the core); the reply comes once it is committed. Handled by the
+/// primary store's writer (`actors::persist::StoreWriter`).
+/// The documents step sends the documents it made with its answer (empty
+/// otherwise): they go in the same transaction. The epoch is the lease epoch the
+/// run was started under (several instances): the fence drops the answer of a
+/// run whose lease moved on.
+#[derive(Message)]
+#[rtype(result = "Result<(), StepNotCommitted>")]
+pub struct CommitStep(
+    pub Arc<StepRecord>,
+    pub Vec<Arc<StoredDocument>>,
+    pub Option<i64>,
+);
+
+/// Why a step answer was not committed (the writer gave it up).
+#[derive(Debug)]
+pub struct StepNotCommitted(pub String);
+
 /// A step that carries an LLM answer: the registry emits the answer as a step
 /// record ahead of the step's own changes, so the answer, its event and the
 /// record it changes go to the store in one commit. The reply is the seq of the
@@ -51,6 +68,8 @@ pub struct Answered {
     pub id: String,
     pub step: Step,
     pub record: Arc<StepRecord>,
+    /// The lease epoch the run started under (several instances).
+    pub epoch: Option<i64>,
 }
 
 /// What a resumed workflow already has: the committed answer of each step, by
@@ -236,6 +255,7 @@ impl Run {
             id: self.id.clone(),
             step,
             record,
+            epoch: self.epoch,
         };
         let seq = match self.answers.send(msg).await {
             Ok(r) => r?,
@@ -243,7 +263,10 @@ impl Run {
         };
         let mut committed = self.committed.clone();
         if committed.wait_for(|c| *c >= seq).await.is_err() {
-            tracing::error!(step_key, "the store writer is gone; step answer not committed; run stops");
+            tracing::error!(
+                step_key,
+                "the store writer is gone; step answer not committed; run stops"
+            );
             return Err(Halted);
         }
         metrics::histogram!(STEP_COMMIT).record(answered.elapsed().as_secs_f64());

@@ -12,12 +12,7 @@ use super::connect::STEP_KEY_META;
 use super::{content, ToolHub};
 use crate::domain::ToolCallAnswer;
 
-/// `tool_calls_total{server, tool, outcome}`: outcome ok | tool_error | error |
-/// timeout | unavailable. Labels are configured server names and the tools
-/// those servers listed (at most `MAX_TOOLS_PER_SERVER` each).
-pub const TOOL_CALLS: &str = "tool_calls_total";
-/// `tool_call_duration_seconds{server, tool}`.
-pub const TOOL_CALL_DURATION: &str = "tool_call_duration_seconds";
+pub use crate::metric_names::{TOOL_CALLS, TOOL_CALL_DURATION};
 
 pub type CallOutcome = ToolCallAnswer;
 

@@ -21,9 +21,10 @@ use actix::prelude::*;
 
 use tokio::sync::oneshot;
 
-use super::{NotCommitted, PersistHealth};
+use super::PersistHealth;
 use crate::actors::Publish;
 use crate::domain::{ChangeKind, StateChange, StepRecord, StoredDocument};
+use crate::exec::{CommitStep, StepNotCommitted};
 use crate::store::Store;
 
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
@@ -59,18 +60,6 @@ type PendingStep = (
 /// waits for the transaction in flight and its own, so both stay short. (With the
 /// full `batch_max` of 2,000 the crash test measured a window of ~350 ms.)
 const MAX_WITH_STEPS: usize = 200;
-
-/// Commits a step's answer ahead of the queue, with the documents it made (the
-/// documents step; empty otherwise) in the same transaction; answers once it is
-/// committed. The epoch is the lease epoch the run was started under (several
-/// instances): the fence drops the answer of a run whose lease moved on.
-#[derive(Message)]
-#[rtype(result = "Result<(), NotCommitted>")]
-pub struct CommitStep(
-    pub Arc<StepRecord>,
-    pub Vec<Arc<StoredDocument>>,
-    pub Option<i64>,
-);
 
 impl StoreWriter {
     pub fn new(
@@ -225,7 +214,7 @@ impl Handler<Publish> for StoreWriter {
 }
 
 impl Handler<CommitStep> for StoreWriter {
-    type Result = ResponseFuture<Result<(), NotCommitted>>;
+    type Result = ResponseFuture<Result<(), StepNotCommitted>>;
 
     fn handle(
         &mut self,
@@ -237,7 +226,7 @@ impl Handler<CommitStep> for StoreWriter {
         self.flush(ctx);
         Box::pin(async move {
             rx.await
-                .map_err(|_| NotCommitted("the store writer dropped the step".into()))
+                .map_err(|_| StepNotCommitted("the store writer dropped the step".into()))
         })
     }
 }

@@ -35,7 +35,6 @@ pub use outbox::{EpochOf, FlushOutbox};
 pub use query::{EventFeed, Get, RegistryStats, Stats, SubscribeEvents};
 pub use webhooks::{AddWebhook, ListWebhooks, RemoveWebhook, ResumeDeliveries};
 
-use super::persist::writer::CommitStep;
 use super::persist::PersistHealth;
 use super::Publish;
 use crate::auth::Ledger;
@@ -45,6 +44,7 @@ use crate::domain::{ChangeKind, Subscription, Workflow, WorkflowError};
 use crate::events::webhooks::Deliver;
 use crate::events::EventBus;
 use crate::exec::provider::Providers;
+use crate::exec::CommitStep;
 use crate::exec::{Executor, Resume, Run};
 use crate::store::StoredActive;
 use outbox::Outbox;
@@ -349,5 +349,13 @@ impl Actor for WorkflowRegistry {
         }
         self.out.flush();
         self.watch_deadlines(ctx);
+    }
+}
+
+impl Handler<FlushOutbox> for WorkflowRegistry {
+    type Result = ();
+
+    fn handle(&mut self, _: FlushOutbox, _: &mut Context<Self>) {
+        self.out.flush();
     }
 }

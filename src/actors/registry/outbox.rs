@@ -13,7 +13,6 @@ use actix::prelude::*;
 use serde_json::json;
 
 use super::webhook_index::WebhookIndex;
-use super::WorkflowRegistry;
 use crate::actors::persist::PersistHealth;
 use crate::actors::Publish;
 use crate::clock::now;
@@ -171,11 +170,3 @@ impl Outbox {
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct FlushOutbox;
-
-impl Handler<FlushOutbox> for WorkflowRegistry {
-    type Result = ();
-
-    fn handle(&mut self, _: FlushOutbox, _: &mut Context<Self>) {
-        self.out.flush();
-    }
-}

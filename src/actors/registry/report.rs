@@ -6,8 +6,8 @@ use actix::prelude::*;
 
 use super::WorkflowRegistry;
 use crate::domain::machine::{Input, Step};
-use crate::domain::WorkflowError;
 use crate::domain::ChangeKind;
+use crate::domain::WorkflowError;
 use crate::exec::{Answered, Halted, Report};
 
 impl Handler<Report> for WorkflowRegistry {
@@ -32,14 +32,21 @@ impl Handler<Answered> for WorkflowRegistry {
     type Result = Result<u64, Halted>;
 
     fn handle(&mut self, msg: Answered, ctx: &mut Context<Self>) -> Self::Result {
-        let Answered { id, step, record } = msg;
+        let Answered {
+            id,
+            step,
+            record,
+            epoch,
+        } = msg;
         // The answer goes first: an event never reaches the store without the
         // answer it reports, so a resume after a crash reuses what was announced.
         let live = self
             .active
             .get(&id)
             .is_some_and(|a| !a.st.wf.status.is_terminal());
-        if !live {
+        // A run from before the lease moved on (several instances) writes nothing.
+        let current = self.out.epochs.as_ref().and_then(|f| f(&id));
+        if !live || current != epoch {
             return Err(Halted);
         }
         self.out.emit(ChangeKind::Step(record));

@@ -318,14 +318,6 @@ fn wrong(status: Status, input: &'static str) -> Rejection {
 pub(super) fn add_answer(s: &mut WorkflowState, answer: StepAnswer) -> Value {
     let data = answer.event().map(|(_, d)| d).unwrap_or_default();
     step::merge(&mut s.result, answer);
-    settle(s);
+    s.settle();
     data
-}
-
-/// Totals and progress from the result's answers.
-pub(super) fn settle(s: &mut WorkflowState) {
-    (s.wf.total_cost_usd, s.wf.tokens) = step::result_totals(&s.result);
-    s.result.sources = crate::domain::number_sources(&s.result.agent_results);
-    s.wf.progress.completed_agents = s.result.agent_results.len() as u32;
-    s.wf.progress.recompute();
 }

@@ -33,7 +33,7 @@ pub(super) fn rebuild_result(s: &mut WorkflowState) -> Vec<StepAnswer> {
         }
         step::merge(&mut s.result, st.answer);
     }
-    super::apply::settle(s);
+    s.settle();
     unlogged
 }
 

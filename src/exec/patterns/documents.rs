@@ -15,7 +15,7 @@ use crate::domain::{
     documents_key, AgentResult, Decomposition, DocFormat, DocumentsAnswer, StepAnswer,
     SynthesisResult,
 };
-use crate::exec::metric_names::{DOCUMENTS_GENERATED, DOCUMENT_BYTES, DOCUMENT_DURATION};
+use crate::metric_names::{DOCUMENTS_GENERATED, DOCUMENT_BYTES, DOCUMENT_DURATION};
 use crate::exec::{fail, Run, Step, Stop};
 
 /// For crash tests only (with `MCPO_TEST_FAULTS=1`): milliseconds to wait

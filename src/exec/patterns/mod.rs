@@ -12,12 +12,12 @@ use futures::{stream, StreamExt, TryStreamExt};
 
 use super::provider::{CallRole, ChatRequest};
 use super::{fail, Halted, Run, Step, Stop};
-use crate::actors::metrics::STEPS_REUSED;
 use crate::domain::machine::check_quorum;
 use crate::domain::{
     call_timeout, number_sources, step, AgentResult, AgentStatus, ExecOptions, Source, StepAnswer,
     SynthesisResult, TokenUsage,
 };
+use crate::metric_names::STEPS_REUSED;
 
 pub struct AgentSpec {
     pub agent_id: String,
@@ -267,8 +267,13 @@ pub async fn synthesize(
         step_key: Some(key.clone()),
     };
     let answer = StepAnswer::Synthesis(result.clone());
-    run.answered(Step::SynthesisCompleted(result.clone()), &key, answer, answered)
-        .await?;
+    run.answered(
+        Step::SynthesisCompleted(result.clone()),
+        &key,
+        answer,
+        answered,
+    )
+    .await?;
     Ok(result)
 }
 

@@ -1,6 +1,6 @@
 //! A wrapper every configured provider is built inside: it counts each call,
 //! its tokens, cost and latency, and the time it queued for the provider's quota
-//! (`llm_*` metrics, named in `exec::metric_names`). Patterns never see the difference.
+//! (`llm_*` metrics, named in `crate::metric_names`). Patterns never see the difference.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -9,7 +9,7 @@ use async_trait::async_trait;
 use metrics::{counter, histogram, Label};
 
 use super::{ChatRequest, ChatResponse, Provider, ProviderError};
-use crate::exec::metric_names::{LLM_DURATION, LLM_QUEUE_WAIT, LLM_REQUESTS, LLM_TOKENS};
+use crate::metric_names::{LLM_DURATION, LLM_QUEUE_WAIT, LLM_REQUESTS, LLM_TOKENS};
 
 pub struct Instrumented {
     inner: Arc<dyn Provider>,
