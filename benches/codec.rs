@@ -3,12 +3,12 @@
 //! algorithm. Prints the achieved ratio once per algorithm.
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use mcp_orchestrator::actors::persist::codec::{ratio, Codec};
 use mcp_orchestrator::config::Compression;
 use mcp_orchestrator::domain::{
     AgentResult, AgentStatus, Document, Pattern, Status, SynthesisResult, TokenUsage,
     WorkflowResult,
 };
+use mcp_orchestrator::store::codec::{ratio, Codec};
 
 /// Text with the word statistics of prose (a deterministic pseudo-random walk over
 /// a vocabulary), so compression ratios resemble real LLM output, not repetition.

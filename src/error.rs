@@ -293,3 +293,42 @@ impl From<crate::store::StoreError> for ApiError {
         ApiError::StoreUnavailable(e.to_string())
     }
 }
+
+/// An `ApiError` in the old shape: same status, `{"success": false, "error"}`.
+#[derive(Debug)]
+pub struct CompatError(pub ApiError);
+
+impl std::fmt::Display for CompatError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The old API named fields without the `config.` prefix of /v1.
+        f.write_str(&self.0.to_string().replace("config.", ""))
+    }
+}
+
+impl ResponseError for CompatError {
+    fn status_code(&self) -> StatusCode {
+        self.0.status_code()
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let mut resp = HttpResponse::build(self.status_code());
+        if let Some(v) = self.0.error_response().headers().get(header::RETRY_AFTER) {
+            resp.insert_header((header::RETRY_AFTER, v.clone()));
+        }
+        resp.json(
+            serde_json::json!({"success": false, "error": self.to_string(), "code": self.0.code()}),
+        )
+    }
+}
+
+impl From<ApiError> for CompatError {
+    fn from(e: ApiError) -> Self {
+        CompatError(e)
+    }
+}
+
+impl From<actix::MailboxError> for CompatError {
+    fn from(e: actix::MailboxError) -> Self {
+        CompatError(e.into())
+    }
+}

@@ -18,6 +18,7 @@ pub mod healthcheck;
 pub mod idempotency;
 pub mod metric_names;
 pub mod net;
+pub mod startup;
 pub mod store;
 pub mod tools;
 
@@ -42,8 +43,6 @@ use events::address_policy::Guard;
 use events::streams::StreamLimits;
 use events::webhooks::{SetRecorder, WebhookDispatcher, WebhookStats};
 use exec::Executor;
-use store::postgres::PgStore;
-use store::sqlite::SqliteStore;
 use store::Store;
 
 /// What every request handler shares.
@@ -145,9 +144,8 @@ pub fn create_app(
         .default_service(web::to(api::not_found))
 }
 
-#[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct StartError(pub String);
+use startup::store_key;
+pub use startup::{open_store, StartError};
 
 /// The running actors, for `serve` and the tests.
 pub struct Runtime {
@@ -161,7 +159,7 @@ pub struct Runtime {
 /// an actix `System`.
 pub async fn start(config: Config) -> Result<Runtime, StartError> {
     let config = Arc::new(config);
-    let (store, clustered) = cluster::join::open_primary(&config).await?;
+    let (store, clustered) = startup::primary::open_primary(&config).await?;
     let redis = match &config.redis.url {
         Some(url) => Some(Arc::new(
             RedisLink::new(&config.redis, url).map_err(StartError)?,
@@ -456,35 +454,6 @@ pub async fn start(config: Config) -> Result<Runtime, StartError> {
 
 fn archive_url(config: &Config) -> String {
     config.archive.effective_url(&config.storage.sqlite_path)
-}
-
-/// The primary store: PostgreSQL when `postgres.url` is set, else embedded SQLite.
-/// Either is migrated before use.
-pub async fn open_store(config: &Config) -> Result<Arc<dyn Store>, StartError> {
-    match &config.postgres.url {
-        Some(_) => {
-            let pg = PgStore::connect(&config.postgres)
-                .await
-                .map_err(StartError)?;
-            Ok(Arc::new(pg))
-        }
-        None => {
-            let sqlite = SqliteStore::open(&config.storage.sqlite_path, config.storage.durability)
-                .map_err(StartError)?;
-            Ok(Arc::new(sqlite))
-        }
-    }
-}
-
-/// The config key naming the primary store, for errors.
-pub(crate) fn store_key(config: &Config) -> String {
-    match &config.postgres.url {
-        Some(url) => format!("postgres.url '{}'", config::redact_url(url)),
-        None => format!(
-            "storage.sqlite_path '{}'",
-            config.storage.sqlite_path.display()
-        ),
-    }
 }
 
 /// Runs the server until SIGTERM/SIGINT, then shuts down gracefully.

@@ -1,7 +1,7 @@
 //! Sockets and signals of the HTTP server: binding `server.bind` before anything
 //! else starts, TCP_NODELAY on accepted connections, waiting for SIGTERM/SIGINT.
 
-use crate::StartError;
+use crate::startup::StartError;
 
 /// Binds `server.bind` (every address it resolves to, as actix-web would). Done
 /// before anything else starts: a second instance on a busy port must not open the

@@ -15,8 +15,8 @@ use metrics::counter;
 
 use super::metrics::{AUTH_FAILURES, KEY_REQUESTS};
 use super::Caller;
-use crate::api::compat::CompatError;
 use crate::error::ApiError;
+use crate::error::CompatError;
 use crate::AppState;
 
 const PUBLIC: &[&str] = &[

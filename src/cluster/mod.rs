@@ -10,7 +10,6 @@
 //! heartbeat and the claims; `listener.rs` owns the LISTEN connection.
 
 pub mod fence;
-pub mod join;
 pub mod keys;
 pub mod listener;
 pub mod metrics;

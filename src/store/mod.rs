@@ -3,6 +3,7 @@
 //! the writer actor; reads serve what memory no longer holds.
 
 pub mod analytics;
+pub mod codec;
 pub mod packed;
 pub mod postgres;
 pub mod sqlite;

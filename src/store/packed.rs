@@ -14,8 +14,8 @@ use std::collections::BTreeMap;
 use chrono::DateTime;
 use serde::Deserialize;
 
+use super::codec::Codec;
 use super::StoreError;
-use crate::actors::persist::codec::Codec;
 use crate::config::Compression;
 use crate::domain::{Event, EventType, WorkflowResult};
 

@@ -6,8 +6,8 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use mcp_orchestrator::actors::persist::codec::Codec;
 use mcp_orchestrator::actors::persist::redis_schema::Keys;
+use mcp_orchestrator::store::codec::Codec;
 use redis::aio::MultiplexedConnection;
 use redis::AsyncCommands;
 use serde_json::Value;

@@ -2,7 +2,6 @@
 //! watermark ("committed up to change N") is how sync durability, read barriers
 //! and `/health` see a writer without sending it messages.
 
-pub mod codec;
 pub mod redis;
 pub mod redis_schema;
 pub mod writer;

@@ -15,12 +15,12 @@ use actix::prelude::*;
 use redis::aio::MultiplexedConnection;
 use redis::{AsyncCommands, AsyncConnectionConfig};
 
-use super::codec::Codec;
 use super::redis_schema::{self, BatchBuilder, Compressed, Keys, Probe};
 use super::PersistHealth;
 use crate::actors::Publish;
 use crate::config::{redact_url, RedisConfig};
 use crate::domain::{ChangeKind, StateChange};
+use crate::store::codec::Codec;
 use crate::store::{Manifest, Startup, Store};
 
 const MAX_BACKOFF: Duration = Duration::from_secs(5);

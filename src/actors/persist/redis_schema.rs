@@ -10,9 +10,9 @@ use chrono::Utc;
 use redis::aio::MultiplexedConnection;
 use redis::{AsyncCommands, Pipeline};
 
-use super::codec::{self, Codec};
 use crate::domain::status::ALL_STATUSES;
 use crate::domain::{ChangeKind, Event, Pattern, StateChange, Status, Workflow};
+use crate::store::codec::{self, Codec};
 use crate::store::{Startup, StoredActive};
 
 /// Key names under one prefix.

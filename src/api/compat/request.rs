@@ -4,10 +4,10 @@
 
 use serde_json::Value;
 
-use super::CompatError;
 use crate::api::limits::MAX_TASK_CHARS;
 use crate::domain::Pattern;
 use crate::error::ApiError;
+use crate::error::CompatError;
 
 /// An integer in `lo..=hi` (JSON's `7.0` is the integer 7, as JSON Schema says).
 pub(super) fn bounded(

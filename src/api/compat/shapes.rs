@@ -6,7 +6,9 @@ use actix_web_lab::sse;
 use serde_json::{json, Value};
 
 use super::super::openapi::AnyObject;
-use super::Reply;
+use crate::error::CompatError;
+
+type Reply = Result<HttpResponse, CompatError>;
 use crate::auth::Caller;
 use crate::config::Scope;
 use crate::domain::{AgentStatus, Event, Stage, Workflow, WorkflowResult, AGENT_TYPES};

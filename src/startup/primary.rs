@@ -1,14 +1,15 @@
-//! Joining the cluster at start-up: with PostgreSQL as the primary store, the
-//! store is opened, this instance registered, and the store's writes fenced with
-//! its leases.
+//! The primary store at start-up: embedded SQLite, or PostgreSQL, where this
+//! instance also joins the cluster (registered, and the store's writes fenced
+//! with its leases).
 
 use std::sync::Arc;
 
-use super::Cluster;
-use crate::config::Config;
+use super::StartError;
+use crate::cluster::Cluster;
+use crate::config::{self, Config};
 use crate::store::postgres::PgStore;
+use crate::store::sqlite::SqliteStore;
 use crate::store::Store;
-use crate::StartError;
 
 /// What a PostgreSQL primary brings: this instance's cluster membership.
 pub struct Clustered {
@@ -23,7 +24,7 @@ pub async fn open_primary(
     config: &Config,
 ) -> Result<(Arc<dyn Store>, Option<Clustered>), StartError> {
     if config.postgres.url.is_none() {
-        return Ok((crate::open_store(config).await?, None));
+        return Ok((open_store(config).await?, None));
     }
     let pg = PgStore::connect(&config.postgres)
         .await
@@ -45,7 +46,7 @@ pub async fn open_primary(
     cluster.register().await.map_err(|e| {
         StartError(format!(
             "{}: cannot register this instance ('{}'): {e}",
-            crate::store_key(config),
+            store_key(config),
             cluster.id
         ))
     })?;
@@ -58,4 +59,33 @@ pub async fn open_primary(
             listen,
         }),
     ))
+}
+
+/// The primary store: PostgreSQL when `postgres.url` is set, else embedded SQLite.
+/// Either is migrated before use.
+pub async fn open_store(config: &Config) -> Result<Arc<dyn Store>, StartError> {
+    match &config.postgres.url {
+        Some(_) => {
+            let pg = PgStore::connect(&config.postgres)
+                .await
+                .map_err(StartError)?;
+            Ok(Arc::new(pg))
+        }
+        None => {
+            let sqlite = SqliteStore::open(&config.storage.sqlite_path, config.storage.durability)
+                .map_err(StartError)?;
+            Ok(Arc::new(sqlite))
+        }
+    }
+}
+
+/// The config key naming the primary store, for errors.
+pub(crate) fn store_key(config: &Config) -> String {
+    match &config.postgres.url {
+        Some(url) => format!("postgres.url '{}'", config::redact_url(url)),
+        None => format!(
+            "storage.sqlite_path '{}'",
+            config.storage.sqlite_path.display()
+        ),
+    }
 }
