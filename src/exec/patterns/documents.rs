@@ -15,8 +15,8 @@ use crate::domain::{
     documents_key, AgentResult, Decomposition, DocFormat, DocumentsAnswer, StepAnswer,
     SynthesisResult,
 };
-use crate::metric_names::{DOCUMENTS_GENERATED, DOCUMENT_BYTES, DOCUMENT_DURATION};
 use crate::exec::{fail, Run, Step, Stop};
+use crate::metric_names::{DOCUMENTS_GENERATED, DOCUMENT_BYTES, DOCUMENT_DURATION};
 
 /// For crash tests only (with `MCPO_TEST_FAULTS=1`): milliseconds to wait
 /// before generating, so a test can kill the process mid-step.
