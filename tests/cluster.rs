@@ -338,7 +338,8 @@ async fn three_hundred_workflows_survive_sigkill_of_one_instance() {
     // No committed answer is asked for again; a key is called at most twice (the
     // second time only when A died between its answer and the commit).
     let calls = fake.calls_by_step_key();
-    for key in &committed_by_a {
+    // The documents step calls no model: it is not among the fake's calls.
+    for key in committed_by_a.iter().filter(|k| !k.ends_with("/documents")) {
         let n = calls.get(key).map_or(0, Vec::len);
         assert_eq!(
             n, 1,
