@@ -5,6 +5,7 @@ mod common;
 
 mod analytics;
 mod api;
+mod architecture;
 mod archive;
 mod archive_restart;
 mod auth;

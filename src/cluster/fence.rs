@@ -8,16 +8,35 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
+use async_trait::async_trait;
 use deadpool_postgres::Transaction;
 
 use super::{Cluster, EVENTS_CHANNEL, WEBHOOKS_CHANNEL};
 use crate::domain::{ChangeKind, DeliveryStatus, StateChange};
+use crate::store::postgres::fence::{Fence, Fenced};
 
-/// What `admit_batch` let through.
-pub struct Admitted {
-    pub batch: Vec<Arc<StateChange>>,
-    /// Workflows whose changes were dropped: another instance holds them now.
-    pub stale: Vec<String>,
+#[async_trait]
+impl Fence for Cluster {
+    async fn admit(
+        &self,
+        tx: &Transaction<'_>,
+        batch: Vec<Arc<StateChange>>,
+    ) -> Result<Fenced, tokio_postgres::Error> {
+        admit_batch(tx, self, batch).await
+    }
+
+    async fn settle(
+        &self,
+        tx: &Transaction<'_>,
+        batch: &[Arc<StateChange>],
+    ) -> Result<Vec<String>, tokio_postgres::Error> {
+        settle(tx, self, batch).await
+    }
+
+    fn committed(&self, finished: Vec<String>, stale: Vec<String>) {
+        self.finished(finished);
+        self.fenced_out(stale);
+    }
 }
 
 /// Drops every change made under a lease epoch that is no longer the lease's:
@@ -27,14 +46,14 @@ pub struct Admitted {
 /// back (under a newer epoch) before they were written. Workflows held by
 /// another instance now are reported as `stale`; a workflow held here under a
 /// newer epoch is not (its current run goes on).
-pub async fn admit_batch(
+async fn admit_batch(
     tx: &Transaction<'_>,
     cluster: &Cluster,
     batch: Vec<Arc<StateChange>>,
-) -> Result<Admitted, tokio_postgres::Error> {
+) -> Result<Fenced, tokio_postgres::Error> {
     let ids: HashSet<&str> = batch.iter().filter_map(|c| c.kind.run_workflow()).collect();
     if ids.is_empty() {
-        return Ok(Admitted {
+        return Ok(Fenced {
             batch,
             stale: Vec::new(),
         });
@@ -80,13 +99,13 @@ pub async fn admit_batch(
             "changes made under an earlier lease epoch (or another instance's lease) dropped"
         );
     }
-    Ok(Admitted { batch, stale })
+    Ok(Fenced { batch, stale })
 }
 
 /// After the batch's own statements, in the same transaction: the leases (and
 /// cancel requests) of workflows that finished go, and the instances streaming
 /// these workflows' events are woken.
-pub async fn settle(
+async fn settle(
     tx: &Transaction<'_>,
     cluster: &Cluster,
     batch: &[Arc<StateChange>],

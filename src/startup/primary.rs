@@ -50,7 +50,7 @@ pub async fn open_primary(
             cluster.id
         ))
     })?;
-    let pg = pg.with_cluster(Arc::clone(&cluster));
+    let pg = pg.with_fence(Arc::clone(&cluster) as _);
     Ok((
         Arc::new(pg.clone()),
         Some(Clustered {

@@ -197,3 +197,15 @@ pub trait Store: Send + Sync + 'static {
 
 /// Sizes in bytes by part, e.g. `file` or a table name.
 pub type Space = std::collections::BTreeMap<String, u64>;
+
+/// An error with its causes, one after another: drivers hide the useful part
+/// (what the server said) in the source chain.
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut msg = e.to_string();
+    let mut src = e.source();
+    while let Some(cause) = src {
+        msg.push_str(&format!(": {cause}"));
+        src = cause.source();
+    }
+    msg
+}

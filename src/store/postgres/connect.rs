@@ -159,15 +159,7 @@ const UNPACK_AFTER: i32 = 8;
 
 /// An error followed by its causes: tokio-postgres keeps the server's message
 /// (e.g. "canceling statement due to statement timeout") in the source chain.
-pub fn chain(e: &dyn std::error::Error) -> String {
-    let mut msg = e.to_string();
-    let mut src = e.source();
-    while let Some(cause) = src {
-        msg.push_str(&format!(": {cause}"));
-        src = cause.source();
-    }
-    msg
-}
+pub use crate::store::error_chain as chain;
 
 /// deadpool's errors hide the cause behind a generic word; say what happened.
 pub fn describe_pool(e: &deadpool_postgres::PoolError) -> String {

@@ -7,6 +7,7 @@ pub mod analytics;
 mod archive;
 mod cluster;
 pub mod connect;
+pub mod fence;
 mod unpack;
 pub mod write;
 
@@ -22,7 +23,6 @@ use tokio_postgres::Row;
 
 use super::analytics::{AnalyticsQuery, CostStats, PerformanceStats, WorkflowStats};
 use super::{ListQuery, Manifest, Space, Startup, Store, StoreError, StoredActive};
-use crate::cluster::fence;
 use crate::config::PostgresConfig;
 use crate::domain::{
     Delivery, Event, EventType, IdempotencyRecord, StateChange, Status, StepRecord, StoredDocument,
@@ -37,7 +37,7 @@ pub struct PgStore {
     /// Bounds one batch end to end, even when the network stalls silently.
     write_timeout: Duration,
     /// Several instances: every write is fenced by this instance's leases.
-    cluster: Option<Arc<crate::cluster::Cluster>>,
+    fence: Option<Arc<dyn fence::Fence>>,
 }
 
 pub(crate) fn backend(e: impl std::error::Error) -> StoreError {
@@ -61,13 +61,13 @@ impl PgStore {
             pool,
             analytics,
             write_timeout: cfg.statement_timeout + cfg.connect_timeout,
-            cluster: None,
+            fence: None,
         })
     }
 
     /// Fences every write with this instance's leases (`cluster::fence`).
-    pub fn with_cluster(mut self, cluster: Arc<crate::cluster::Cluster>) -> PgStore {
-        self.cluster = Some(cluster);
+    pub fn with_fence(mut self, fence: Arc<dyn fence::Fence>) -> PgStore {
+        self.fence = Some(fence);
         self
     }
 
@@ -163,9 +163,9 @@ impl Store for PgStore {
         let work = async {
             let mut client = Self::client(&self.pool).await?;
             let tx = client.transaction().await.map_err(backend)?;
-            let (batch, stale) = match &self.cluster {
-                Some(c) => {
-                    let a = fence::admit_batch(&tx, c, batch).await.map_err(backend)?;
+            let (batch, stale) = match &self.fence {
+                Some(f) => {
+                    let a = f.admit(&tx, batch).await.map_err(backend)?;
                     (a.batch, a.stale)
                 }
                 None => (batch, Vec::new()),
@@ -176,14 +176,13 @@ impl Store for PgStore {
                     StoreError::Backend(format!("cannot encode a record: {e}"))
                 }
             })?;
-            let finished = match &self.cluster {
-                Some(c) => fence::settle(&tx, c, &batch).await.map_err(backend)?,
+            let finished = match &self.fence {
+                Some(f) => f.settle(&tx, &batch).await.map_err(backend)?,
                 None => Vec::new(),
             };
             tx.commit().await.map_err(backend)?;
-            if let Some(c) = &self.cluster {
-                c.finished(finished);
-                c.fenced_out(stale);
+            if let Some(f) = &self.fence {
+                f.committed(finished, stale);
             }
             Ok(())
         };

@@ -39,7 +39,10 @@ const DROP_EMPTY: &str = "DELETE FROM results WHERE workflow_id = ANY($1)";
 /// Converts every packed row; returns how many. Errors name the workflow.
 pub async fn unpack_all(client: &mut Object) -> Result<u64, String> {
     let pg = |e: tokio_postgres::Error| {
-        format!("converting packed results: {}", super::connect::chain(&e))
+        format!(
+            "converting packed results: {}",
+            crate::store::error_chain(&e)
+        )
     };
     if client
         .query_opt(HAS_PACKED, &[])
