@@ -150,7 +150,7 @@ async fn migrate_command_creates_the_schema_once() {
     );
     assert_eq!(
         tables,
-        "cancel_requests,deliveries,events,idempotency_keys,instances,leases,model_costs,results,steps,webhooks,workflows"
+        "cancel_requests,deliveries,documents,events,idempotency_keys,instances,leases,model_costs,results,steps,webhooks,workflows"
     );
     // Each migration once, however often `migrate` runs.
     let files = std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/migrations/postgres"))
