@@ -15,6 +15,7 @@ use std::path::{Path, PathBuf};
 
 /// Which top-level modules each may import (docs/architecture.md draws the
 /// same). `root` is `lib.rs` (the composition: it may name anything).
+#[rustfmt::skip]
 const LAYERS: &[(&str, &[&str])] = &[
     ("domain", &[]),
     ("metric_names", &[]),
@@ -25,125 +26,25 @@ const LAYERS: &[(&str, &[&str])] = &[
     ("documents", &["domain", "metric_names"]),
     // MCP tool servers behind the agents (clients, supervised actors).
     ("tools", &["domain", "config", "metric_names", "clock"]),
-    (
-        "exec",
-        &[
-            "domain",
-            "config",
-            "metric_names",
-            "clock",
-            "tools",
-            "documents",
-        ],
-    ),
+    ("exec", &["domain", "config", "metric_names", "clock", "tools", "documents"]),
+    // The key ring is read from the app's state.
+    ("auth", &["domain", "config", "error", "metric_names", "store", "clock", "root"]),
     // The SSE caps and the dispatcher's overflow take per-key shares.
-    (
-        "auth",
-        &[
-            "domain",
-            "config",
-            "error",
-            "metric_names",
-            "store",
-            "clock",
-            "root",
-        ],
-    ),
-    (
-        "events",
-        &[
-            "domain",
-            "config",
-            "error",
-            "metric_names",
-            "store",
-            "clock",
-            "auth",
-        ],
-    ),
-    (
-        "cluster",
-        &[
-            "domain",
-            "config",
-            "error",
-            "metric_names",
-            "store",
-            "clock",
-        ],
-    ),
-    (
-        "startup",
-        &["domain", "config", "error", "store", "cluster"],
-    ),
-    (
-        "actors",
-        &[
-            "domain",
-            "config",
-            "error",
-            "metric_names",
-            "clock",
-            "store",
-            "exec",
-            "tools",
-            "documents",
-            "events",
-            "auth",
-            "cluster",
-        ],
-    ),
+    ("events", &["domain", "config", "error", "metric_names", "store", "clock", "auth"]),
+    ("cluster", &["domain", "config", "error", "metric_names", "store", "clock"]),
+    ("startup", &["domain", "config", "error", "store", "cluster"]),
+    ("actors", &["domain", "config", "error", "metric_names", "clock", "store", "exec",
+                 "tools", "documents", "events", "auth", "cluster"]),
     // The Archiver is a supervised actor beside the evictor.
-    (
-        "archive",
-        &[
-            "domain",
-            "config",
-            "error",
-            "metric_names",
-            "clock",
-            "store",
-            "actors",
-        ],
-    ),
+    ("archive", &["domain", "config", "error", "metric_names", "clock", "store", "actors"]),
     ("net", &["startup", "config"]),
     ("healthcheck", &["config"]),
     // Route helpers and routes: everything below them.
-    (
-        "idempotency",
-        &[
-            "domain",
-            "config",
-            "error",
-            "metric_names",
-            "clock",
-            "store",
-            "api",
-            "root",
-        ],
-    ),
-    (
-        "api",
-        &[
-            "domain",
-            "config",
-            "error",
-            "metric_names",
-            "clock",
-            "store",
-            "exec",
-            "tools",
-            "documents",
-            "events",
-            "auth",
-            "cluster",
-            "archive",
-            "actors",
-            "idempotency",
-            "startup",
-            "root",
-        ],
-    ),
+    ("idempotency", &["domain", "config", "error", "metric_names", "clock", "store", "api",
+                      "root"]),
+    ("api", &["domain", "config", "error", "metric_names", "clock", "store", "exec", "tools",
+              "documents", "events", "auth", "cluster", "archive", "actors", "idempotency",
+              "startup", "root"]),
 ];
 
 type Module = Vec<String>;
