@@ -249,4 +249,7 @@ rm -rf "$st_dir"
 
 [ "$passed" -gt 0 ] || die "no test ran"
 echo "tests: $passed passed, $failed failed"
+# A step whose runner exits 0 although a test in it failed (a subshell's status is
+# its last command's) still fails the run.
+[ "$failed" -eq 0 ] || status=1
 exit "$status"

@@ -72,7 +72,8 @@ def rest(base, path):
 
 def metric(base, name):
     """An unlabelled metric's value (every series carries only `instance` then)."""
-    with urllib.request.urlopen(base + "/metrics", timeout=10) as r:
+    # /metrics needs a key once keys exist (metrics.require_auth follows them).
+    with urllib.request.urlopen(urllib.request.Request(base + "/metrics", headers=AUTH), timeout=10) as r:
         for line in r.read().decode().splitlines():
             if line.startswith(name + " ") or line.startswith(name + "{instance="):
                 return float(line.rsplit(" ", 1)[1])
@@ -119,6 +120,7 @@ class PythonSdk(unittest.IsolatedAsyncioTestCase):
                     "orchestrator://workflows/{id}",
                     "orchestrator://workflows/{id}/result",
                     "orchestrator://workflows/{id}/report.md",
+                    "orchestrator://workflows/{id}/documents/{name}",
                 },
             )
             patterns = await client.call_tool("list_orchestrator_patterns", {})
