@@ -210,16 +210,7 @@ mod tests {
         cfg.server.bind = bind.into();
         cfg.server.allowed_hosts = listed.iter().map(|s| s.to_string()).collect();
         if keys {
-            cfg.auth.keys.push(crate::config::KeyConfig {
-                name: "k".into(),
-                sha256: "ab".repeat(32),
-                scopes: vec![crate::config::Scope::Read],
-                max_active: None,
-                requests_per_second: None,
-                burst: None,
-                budget_usd_per_day: None,
-                max_share: None,
-            });
+            cfg.auth.keys.push(crate::config::test_key("k"));
         }
         HostPolicy::new(&cfg)
     }

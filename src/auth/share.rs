@@ -82,18 +82,12 @@ impl Shares {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::{KeyConfig, Scope};
+    use crate::config::KeyConfig;
 
     fn key(name: &str, share: Option<f64>) -> KeyConfig {
         KeyConfig {
-            name: name.into(),
-            sha256: "ab".repeat(32),
-            scopes: vec![Scope::Read],
-            max_active: None,
-            requests_per_second: None,
-            burst: None,
-            budget_usd_per_day: None,
             max_share: share,
+            ..crate::config::test_key(name)
         }
     }
 

@@ -249,21 +249,28 @@ pub fn is_loopback(bind: &str) -> bool {
     }
 }
 
+/// A read-only key with a dummy digest and no limits: unit tests across the
+/// crate build their keys from it.
+#[cfg(test)]
+pub fn test_key(name: &str) -> KeyConfig {
+    KeyConfig {
+        name: name.into(),
+        sha256: "ab".repeat(32),
+        scopes: vec![Scope::Read],
+        max_active: None,
+        requests_per_second: None,
+        burst: None,
+        budget_usd_per_day: None,
+        max_share: None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn key(name: &str) -> KeyConfig {
-        KeyConfig {
-            name: name.into(),
-            sha256: "ab".repeat(32),
-            scopes: vec![Scope::Read],
-            max_active: None,
-            requests_per_second: None,
-            burst: None,
-            budget_usd_per_day: None,
-            max_share: None,
-        }
+        test_key(name)
     }
 
     fn err(a: &AuthConfig, bind: &str) -> String {

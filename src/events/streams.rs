@@ -153,16 +153,7 @@ mod tests {
     fn a_key_holds_at_most_its_share_and_others_still_get_in() {
         let mut auth = crate::config::AuthConfig::default();
         for name in ["a", "b"] {
-            auth.keys.push(crate::config::KeyConfig {
-                name: name.into(),
-                sha256: "ab".repeat(32),
-                scopes: vec![crate::config::Scope::Read],
-                max_active: None,
-                requests_per_second: None,
-                burst: None,
-                budget_usd_per_day: None,
-                max_share: None,
-            });
+            auth.keys.push(crate::config::test_key(name));
         }
         let l = limits(4, 4, Shares::new(&auth));
         let _a = [
