@@ -13,6 +13,8 @@ FROM rust:1-bookworm AS build
 WORKDIR /src
 COPY Cargo.toml Cargo.lock ./
 COPY src ./src
+# The workspace's member crates (the pure core, crates/domain).
+COPY crates ./crates
 COPY static ./static
 # Fonts the PDF reports embed (compiled in with include_bytes!).
 COPY assets ./assets

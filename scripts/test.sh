@@ -152,7 +152,7 @@ log "cargo fmt --check"
 cargo fmt --all -- --check
 
 log "cargo clippy"
-cargo clippy --all-targets --quiet -- -D warnings
+cargo clippy --workspace --all-targets --quiet -- -D warnings
 
 # The container image's build command (Dockerfile) minus --release: the lock file
 # must be current and the binary must build exactly as the image builds it.
@@ -163,7 +163,7 @@ log "cargo test"
 results="$(mktemp)"
 # No doctests: the crate has none, and an empty last run would hide the real count.
 status=0
-cargo test --quiet --lib --bins --tests 2>&1 | tee "$results" || status=$?
+cargo test --quiet --workspace --lib --bins --tests 2>&1 | tee "$results" || status=$?
 # The crash tests (tests/durable.rs) run 300 workflows each and SIGKILL the server:
 # run on their own, one at a time, so their load skews no other test's timing.
 log "crash tests (one at a time)"

@@ -10,7 +10,6 @@ pub mod clock;
 pub mod cluster;
 pub mod config;
 pub mod documents;
-pub mod domain;
 pub mod error;
 pub mod events;
 pub mod exec;
@@ -21,6 +20,9 @@ pub mod net;
 pub mod startup;
 pub mod store;
 pub mod tools;
+
+/// The pure core, its own crate (crates/domain): `crate::domain::…` names it.
+pub use mcpo_domain as domain;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};

@@ -1,10 +1,13 @@
-//! The layers of docs/architecture.md, enforced: every file of `src/` is read,
-//! the items it names through `use crate::…`, `super::…` or an inline
+//! The layers of docs/architecture.md, enforced: every file of `src/` and of the
+//! domain crate (`crates/domain/src`, read as the `domain` module it is re-exported
+//! as) is read, the items it names through `use crate::…`, `super::…` or an inline
 //! `crate::…` path are resolved to the file that defines their deepest module,
-//! and two rules are checked on that graph:
+//! and three rules are checked:
 //!
 //! - each top-level module imports only the layers the table below allows;
-//! - no two files import each other, directly or around a circle.
+//! - no two files import each other, directly or around a circle;
+//! - the domain crate depends on no crate of ours (no path dependency in its
+//!   Cargo.toml): the compiler then refuses any import of ours in the core.
 //!
 //! `pub use` lines (re-export facades), `mod` lines and `#[cfg(test)]` modules
 //! are not edges. Text-based and approximate, like a reader's eye: enough to catch
@@ -49,9 +52,10 @@ const LAYERS: &[(&str, &[&str])] = &[
 
 type Module = Vec<String>;
 
-/// Every module of the library (not `bin/`, not `main.rs`) and its file.
-fn module_files(src: &Path) -> BTreeMap<Module, PathBuf> {
-    fn walk(dir: &Path, src: &Path, out: &mut BTreeMap<Module, PathBuf>) {
+/// Every module of a library (not `bin/`, not `main.rs`) and its file; the
+/// crate's modules are named below `prefix` (`domain` for the domain crate).
+fn module_files(src: &Path, prefix: &[&str]) -> BTreeMap<Module, PathBuf> {
+    fn walk(dir: &Path, src: &Path, prefix: &[&str], out: &mut BTreeMap<Module, PathBuf>) {
         let Ok(entries) = std::fs::read_dir(dir) else {
             return;
         };
@@ -60,7 +64,7 @@ fn module_files(src: &Path) -> BTreeMap<Module, PathBuf> {
             let name = e.file_name().to_string_lossy().to_string();
             if p.is_dir() {
                 if name != "tests" && name != "bin" {
-                    walk(&p, src, out);
+                    walk(&p, src, prefix, out);
                 }
                 continue;
             }
@@ -68,9 +72,13 @@ fn module_files(src: &Path) -> BTreeMap<Module, PathBuf> {
                 continue;
             }
             let rel = p.strip_prefix(src).unwrap_or(&p).with_extension("");
-            let mut m: Module = rel
-                .components()
-                .map(|c| c.as_os_str().to_string_lossy().to_string())
+            let mut m: Module = prefix
+                .iter()
+                .map(|s| s.to_string())
+                .chain(
+                    rel.components()
+                        .map(|c| c.as_os_str().to_string_lossy().to_string()),
+                )
                 .collect();
             if matches!(m.last().map(String::as_str), Some("mod" | "lib")) {
                 m.pop();
@@ -79,7 +87,7 @@ fn module_files(src: &Path) -> BTreeMap<Module, PathBuf> {
         }
     }
     let mut out = BTreeMap::new();
-    walk(src, src, &mut out);
+    walk(src, src, prefix, &mut out);
     out
 }
 
@@ -228,22 +236,28 @@ fn is_use_line(head: &str) -> bool {
     h.starts_with("use ")
 }
 
-/// File → files it imports.
-fn graph(
-    src: &Path,
-) -> (
+/// File → files it imports, over the main crate and the domain crate.
+fn graph() -> (
     BTreeMap<Module, PathBuf>,
     BTreeMap<Module, BTreeSet<Module>>,
 ) {
-    let files = module_files(src);
+    let domain_files = module_files(&domain_src_dir(), &["domain"]);
+    let mut files = module_files(&src_dir(), &[]);
+    files.extend(domain_files.clone());
     let mut edges: BTreeMap<Module, BTreeSet<Module>> = BTreeMap::new();
     for (module, path) in &files {
         let text = strip(&std::fs::read_to_string(path).unwrap_or_default());
         let out = edges.entry(module.clone()).or_default();
+        // `crate` in the domain crate is the `domain` module.
+        let crate_root: Module = if domain_files.contains_key(module) {
+            vec!["domain".into()]
+        } else {
+            Vec::new()
+        };
         for p in named_paths(&text) {
             let (mut base, mut rest): (Module, &[String]) = (module.clone(), &p[..]);
             if rest.first().map(String::as_str) == Some("crate") {
-                base.clear();
+                base = crate_root.clone();
                 rest = &rest[1..];
             }
             while let Some(seg) = rest.first() {
@@ -282,9 +296,41 @@ fn src_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("src")
 }
 
+fn domain_src_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("crates/domain/src")
+}
+
+#[test]
+fn the_domain_crate_depends_on_no_crate_of_ours() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("crates/domain/Cargo.toml");
+    let text = std::fs::read_to_string(&path).expect("crates/domain/Cargo.toml");
+    let manifest: toml::Value = text.parse().expect("crates/domain/Cargo.toml parses");
+    let mut ours = Vec::new();
+    for table in ["dependencies", "dev-dependencies", "build-dependencies"] {
+        for (name, spec) in manifest
+            .get(table)
+            .and_then(|t| t.as_table())
+            .into_iter()
+            .flatten()
+        {
+            if spec.get("path").is_some() || spec.get("git").is_some() {
+                ours.push(format!("[{table}] {name}"));
+            }
+        }
+    }
+    assert!(
+        ours.is_empty(),
+        "the domain crate names crates of ours: {ours:?}"
+    );
+    assert!(
+        module_files(&domain_src_dir(), &["domain"]).len() > 10,
+        "the domain crate's sources were found"
+    );
+}
+
 #[test]
 fn each_layer_imports_only_the_layers_below_it() {
-    let (_, edges) = graph(&src_dir());
+    let (_, edges) = graph();
     let allowed: BTreeMap<&str, &[&str]> = LAYERS.iter().copied().collect();
     let mut wrong = Vec::new();
     for (from, tos) in &edges {
@@ -319,7 +365,7 @@ fn each_layer_imports_only_the_layers_below_it() {
 
 #[test]
 fn no_two_files_import_each_other_round_a_circle() {
-    let (files, edges) = graph(&src_dir());
+    let (files, edges) = graph();
     // Tarjan's strongly connected components.
     struct T<'a> {
         edges: &'a BTreeMap<Module, BTreeSet<Module>>,

@@ -331,6 +331,27 @@ fn the_images_build_command_is_the_one_the_suite_runs() {
         script.contains("cargo build --locked --bin mcp-orchestrator"),
         "scripts/test.sh must run the image's build command (without --release)"
     );
+    // The build stage has every workspace member (`--locked` needs them all).
+    let manifest: toml::Value = read("Cargo.toml").parse().expect("Cargo.toml parses");
+    let members = manifest["workspace"]["members"]
+        .as_array()
+        .expect("[workspace] members");
+    let text = read("Dockerfile");
+    let build_stage = text.rsplit_once("\nFROM ").expect("two stages").0;
+    let copied: Vec<&str> = build_stage
+        .lines()
+        .filter_map(|l| l.strip_prefix("COPY "))
+        .filter_map(|rest| rest.split_whitespace().next())
+        .collect();
+    for m in members {
+        let m = m.as_str().expect("member path");
+        assert!(
+            copied
+                .iter()
+                .any(|c| m.starts_with(c.trim_end_matches('/'))),
+            "the Dockerfile's build stage copies no {m} (workspace member)"
+        );
+    }
 }
 
 #[test]

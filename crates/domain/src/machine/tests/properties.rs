@@ -50,7 +50,7 @@ fn input(op: &Op) -> Input {
     };
     match op.clone() {
         Op::Begin => Input::Step(Step::Begin),
-        Op::Decompose(c) => Input::Step(Step::Decomposed(crate::domain::Decomposition {
+        Op::Decompose(c) => Input::Step(Step::Decomposed(crate::Decomposition {
             step_key: "wf/decompose".into(),
             subtasks: vec!["a".into(); 5],
             model: "m".into(),
@@ -80,7 +80,7 @@ fn input(op: &Op) -> Input {
             f64::from(c) / 1000.0,
         ))),
         Op::Documents => Input::Step(Step::Documents {
-            answer: crate::domain::DocumentsAnswer {
+            answer: crate::DocumentsAnswer {
                 step_key: "wf/documents".into(),
                 documents: vec![],
             },

@@ -7,7 +7,7 @@ use std::collections::{HashMap, HashSet};
 use serde_json::Value;
 
 use super::WorkflowState;
-use crate::domain::{
+use crate::{
     step, AgentResult, Decomposition, DocumentsAnswer, Event, EventType, StepAnswer,
     SynthesisResult,
 };

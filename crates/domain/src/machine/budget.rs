@@ -1,7 +1,7 @@
 //! Spending limits: a workflow stops (`budget_exceeded`) once its cost or its
 //! tokens reach the limit its config or the service default set.
 
-use crate::domain::Workflow;
+use crate::Workflow;
 
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct Budget {

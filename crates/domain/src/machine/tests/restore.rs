@@ -90,7 +90,7 @@ fn restore_during_synthesis_resumes_with_every_agent_done() {
     let agents = s
         .resume_point()
         .into_values()
-        .filter(|a| matches!(a, crate::domain::StepAnswer::Agent(_)))
+        .filter(|a| matches!(a, crate::StepAnswer::Agent(_)))
         .count();
     assert_eq!(agents, 2);
     step(&mut s, Step::Begin, 101);

@@ -6,8 +6,8 @@ use std::sync::Arc;
 use serde_json::json;
 
 use super::{apply, Effect, Input, Policy, Step, WorkflowState};
-use crate::domain::step::{agent_key, decompose_key, final_key, synthesis_key};
-use crate::domain::{
+use crate::step::{agent_key, decompose_key, final_key, synthesis_key};
+use crate::{
     AgentResult, AgentStatus, Decomposition, EventType, Pattern, PatternConfig, Status, StepAnswer,
     StepRecord, SynthesisResult, TokenUsage, Workflow,
 };
@@ -148,7 +148,7 @@ fn restore_recovers_logged_and_committed_answers_and_counts_each_once() {
         .with_committed(committed);
     let fx = apply(&mut restored, Input::Restore, now()).unwrap();
     assert_eq!(restored.wf.status, Status::Interrupted);
-    let events: Vec<&Arc<crate::domain::Event>> = fx
+    let events: Vec<&Arc<crate::Event>> = fx
         .iter()
         .filter_map(|e| match e {
             Effect::Event(ev) => Some(ev),

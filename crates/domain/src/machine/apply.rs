@@ -9,7 +9,7 @@ use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
 
 use super::{restore, Effect, Input, Rejection, Step, WorkflowState};
-use crate::domain::{step, Event, EventType, Pattern, Stage, Status, StepAnswer, WorkflowError};
+use crate::{step, Event, EventType, Pattern, Stage, Status, StepAnswer, WorkflowError};
 
 /// Applies `input` to the workflow at time `now`. On `Err` the state is unchanged
 /// and there is nothing to do; nothing is ever accepted after a terminal status.

@@ -1,5 +1,7 @@
 //! Pure data types and the workflow state machine: no I/O, no actors, no clock
-//! (every time comes in as an argument; the process's clock is `crate::clock`).
+//! (every time comes in as an argument; the process's clock is the orchestrator's
+//! `clock` module). Its own crate, depending on nothing of ours: the compiler keeps
+//! it pure.
 
 pub mod change;
 pub mod document;

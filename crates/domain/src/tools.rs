@@ -154,7 +154,7 @@ pub fn number_sources<'a>(agents: impl IntoIterator<Item = &'a AgentResult>) -> 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::AgentStatus;
+    use crate::AgentStatus;
 
     fn agent(i: usize, urls: &[&str]) -> AgentResult {
         AgentResult {

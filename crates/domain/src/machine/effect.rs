@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use crate::domain::{Event, Status, Workflow, WorkflowResult};
+use crate::{Event, Status, Workflow, WorkflowResult};
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Effect {

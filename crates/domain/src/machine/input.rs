@@ -1,6 +1,6 @@
 //! What can happen to a workflow: the inputs `apply` takes.
 
-use crate::domain::{
+use crate::{
     AgentResult, Decomposition, DocumentsAnswer, SynthesisResult, ToolCallInfo, WorkflowError,
 };
 

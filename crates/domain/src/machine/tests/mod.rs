@@ -8,7 +8,7 @@ use chrono::{DateTime, TimeZone, Utc};
 use serde_json::json;
 
 use super::*;
-use crate::domain::{
+use crate::{
     AgentResult, AgentStatus, Document, DocumentsAnswer, EventType, Pattern, PatternConfig, Stage,
     Status, SynthesisResult, TokenUsage, Workflow, WorkflowError,
 };
@@ -40,7 +40,7 @@ fn view(fx: &[Effect]) -> Vec<E> {
         .collect()
 }
 
-fn events(fx: &[Effect]) -> Vec<Arc<crate::domain::Event>> {
+fn events(fx: &[Effect]) -> Vec<Arc<crate::Event>> {
     fx.iter()
         .filter_map(|e| match e {
             Effect::Event(ev) => Some(Arc::clone(ev)),
@@ -49,7 +49,7 @@ fn events(fx: &[Effect]) -> Vec<Arc<crate::domain::Event>> {
         .collect()
 }
 
-fn last_event(fx: &[Effect]) -> Arc<crate::domain::Event> {
+fn last_event(fx: &[Effect]) -> Arc<crate::Event> {
     events(fx).pop().expect("an event")
 }
 
@@ -100,7 +100,7 @@ fn running(n: u32) -> WorkflowState {
 }
 
 fn decomposed(n: u32) -> Step {
-    Step::Decomposed(crate::domain::Decomposition {
+    Step::Decomposed(crate::Decomposition {
         step_key: "wf/decompose".into(),
         subtasks: (1..=n).map(|i| format!("sub {i}")).collect(),
         model: "m".into(),

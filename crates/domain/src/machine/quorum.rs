@@ -1,7 +1,7 @@
 //! The quorum: a workflow needs `min_successful_agents` (default half, rounded up,
 //! at least one) successful agents to go on to synthesis.
 
-use crate::domain::{AgentResult, AgentStatus, WorkflowError};
+use crate::{AgentResult, AgentStatus, WorkflowError};
 
 /// `Err(insufficient_agents)` when fewer than `min` (at least 1) of `results`
 /// succeeded; the message names the first error in the order given.
