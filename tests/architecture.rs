@@ -444,3 +444,46 @@ fn no_two_files_import_each_other_round_a_circle() {
             .join("\n")
     );
 }
+
+/// Every `.rs` file under `dir`, recursively.
+fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            rust_files(&p, out);
+        } else if p.extension().is_some_and(|x| x == "rs") {
+            out.push(p);
+        }
+    }
+}
+
+#[test]
+fn workflow_failure_codes_are_spelled_only_in_the_core_and_the_error_table() {
+    use mcp_orchestrator::domain::FailureCode;
+    let mut files = Vec::new();
+    rust_files(&src_dir(), &mut files);
+    assert!(files.len() > 50, "src/ was read");
+    let mut spelled = Vec::new();
+    for path in files.iter().filter(|p| !p.ends_with("src/error.rs")) {
+        let text = strip(&std::fs::read_to_string(path).unwrap_or_default());
+        for line in text.lines() {
+            // OpenAPI response lists name the API error codes they document.
+            if line.contains("description =") {
+                continue;
+            }
+            for code in FailureCode::ALL {
+                if line.contains(&format!("\"{code}\"")) {
+                    spelled.push(format!("{}: {}", path.display(), line.trim()));
+                }
+            }
+        }
+    }
+    assert!(
+        spelled.is_empty(),
+        "failure codes are `domain::FailureCode`s, decided by the core:\n{}",
+        spelled.join("\n")
+    );
+}

@@ -6,7 +6,8 @@
 use chrono::{Duration, Utc};
 use mcp_orchestrator::config::PostgresConfig;
 use mcp_orchestrator::domain::{
-    Event, EventType, Pattern, PatternConfig, Status, Workflow, WorkflowError, WorkflowResult,
+    Event, EventType, FailureCode, Pattern, PatternConfig, Status, Workflow, WorkflowError,
+    WorkflowResult,
 };
 use mcp_orchestrator::store::packed::{self, RawEvent};
 use mcp_orchestrator::store::postgres::PgStore;
@@ -70,7 +71,7 @@ fn old(id: &str, pattern: Pattern, to: Option<Status>, n_events: u64) -> Old {
         wf.total_cost_usd = 0.25;
         if to == Status::Failed {
             wf.error = Some(WorkflowError {
-                code: "provider_error".into(),
+                code: FailureCode::SynthesisFailed,
                 message: "the provider failed".into(),
             });
         }
@@ -241,7 +242,7 @@ async fn a_v7_database_is_converted_to_the_plan_schema_without_loss() {
         db.query(
             "SELECT legacy_type || ' ' || error FROM plan.workflows WHERE task_id = 'wf_failed'"
         ),
-        "swarm provider_error"
+        "swarm synthesis_failed"
     );
     assert_eq!(
         db.query(

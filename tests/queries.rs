@@ -50,7 +50,7 @@ fn dataset(now: DateTime<Utc>) -> Vec<Wf> {
             let id = format!("wf_q{i:04}");
             let created = base + Duration::minutes(54 * i as i64);
             let (status, error) = match (i % 10, i % 20) {
-                (7, 7) | (7, 17) => ("failed", Some("provider_error")),
+                (7, 7) | (7, 17) => ("failed", Some("synthesis_failed")),
                 (8, 8) => ("failed", Some("deadline_exceeded")),
                 (8, 18) => ("failed", Some("budget_exceeded")),
                 (9, _) => ("cancelled", None),
@@ -163,7 +163,7 @@ fn changes(set: &[Wf]) -> Vec<Arc<StateChange>> {
         );
         wf.total_cost_usd = w.cost;
         wf.error = w.error.map(|code| WorkflowError {
-            code: code.into(),
+            code: serde_json::from_value(code.into()).unwrap(),
             message: format!("{code} happened"),
         });
         push(ChangeKind::Workflow(Arc::new(wf)));

@@ -132,24 +132,26 @@ impl Ledger {
         let g = self.lock();
         let u = g.usage.get(owner).copied().unwrap_or_default();
         if let Some(limit) = limits.max_active.filter(|l| u.active >= *l) {
-            counter!(KEY_REJECTIONS, "key" => owner.to_string(), "reason" => "quota_exceeded")
-                .increment(1);
-            return Err(ApiError::QuotaExceeded {
-                key: owner.to_string(),
-                active: u.active,
-                limit,
-                retry_after_secs,
-            });
+            return Err(rejected(
+                owner,
+                ApiError::QuotaExceeded {
+                    key: owner.to_string(),
+                    active: u.active,
+                    limit,
+                    retry_after_secs,
+                },
+            ));
         }
         if let Some(budget) = limits.budget_usd_per_day.filter(|b| u.spent_today >= *b) {
-            counter!(KEY_REJECTIONS, "key" => owner.to_string(), "reason" => "spend_limit_reached")
-                .increment(1);
-            return Err(ApiError::SpendLimitReached {
-                key: owner.to_string(),
-                spent: u.spent_today,
-                limit: budget,
-                retry_after_secs: secs_to_midnight(Utc::now()),
-            });
+            return Err(rejected(
+                owner,
+                ApiError::SpendLimitReached {
+                    key: owner.to_string(),
+                    spent: u.spent_today,
+                    limit: budget,
+                    retry_after_secs: secs_to_midnight(Utc::now()),
+                },
+            ));
         }
         Ok(())
     }
@@ -220,6 +222,12 @@ impl Ledger {
             gauge!(KEY_SPEND, "key" => name.clone()).set(u.spent_today);
         }
     }
+}
+
+/// Counts a create refused by a key's quota, by the error's code.
+fn rejected(owner: &str, e: ApiError) -> ApiError {
+    counter!(KEY_REJECTIONS, "key" => owner.to_string(), "reason" => e.code()).increment(1);
+    e
 }
 
 #[cfg(test)]

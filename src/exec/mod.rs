@@ -20,8 +20,8 @@ use tracing::Instrument;
 use crate::clock::now;
 pub use crate::domain::machine::Step;
 use crate::domain::{
-    AgentResult, AgentStatus, Decomposition, DocumentsAnswer, PatternConfig, StepAnswer,
-    StepRecord, StoredDocument, SynthesisResult, WorkflowError,
+    AgentResult, AgentStatus, Decomposition, DocumentsAnswer, FailureCode, PatternConfig,
+    StepAnswer, StepRecord, StoredDocument, SynthesisResult, WorkflowError,
 };
 use crate::metric_names::STEP_COMMIT;
 pub use executor::Executor;
@@ -288,11 +288,8 @@ impl Run {
     }
 }
 
-pub fn fail(code: &str, message: impl Into<String>) -> Stop {
-    Stop::Failed(WorkflowError {
-        code: code.to_string(),
-        message: message.into(),
-    })
+pub fn fail(code: FailureCode, message: impl Into<String>) -> Stop {
+    Stop::Failed(WorkflowError::new(code, message))
 }
 
 /// The run as a future that reports `RunEnded` when dropped, even if it is
@@ -330,10 +327,10 @@ async fn drive(run: Run) {
             .or_else(|| panic.downcast_ref::<String>().cloned())
             .unwrap_or_else(|| "a panic without a message".into());
         tracing::error!(workflow_id = %id, panic = %what, "workflow run panicked");
-        let error = WorkflowError {
-            code: "internal_error".into(),
-            message: format!("the workflow's run panicked: {what}"),
-        };
+        let error = WorkflowError::new(
+            FailureCode::InternalError,
+            format!("the workflow's run panicked: {what}"),
+        );
         registry.do_send(Report {
             id,
             step: Step::Finished(Err(error)),

@@ -6,6 +6,7 @@
 pub mod change;
 pub mod document;
 pub mod event;
+pub mod failure;
 pub mod idempotency;
 pub mod machine;
 pub mod pattern;
@@ -19,6 +20,7 @@ pub mod workflow;
 pub use change::{ChangeKind, StateChange};
 pub use document::{documents_key, DocFormat, DocumentsAnswer, StoredDocument};
 pub use event::{Event, EventType};
+pub use failure::FailureCode;
 pub use idempotency::IdempotencyRecord;
 pub use pattern::{
     call_timeout, Bounds, ExecOptions, Pattern, PatternConfig, ResearchConfig, SearchConfig,

@@ -3,7 +3,7 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::{Pattern, PatternConfig, Status, TokenUsage, TransitionError};
+use super::{FailureCode, Pattern, PatternConfig, Status, TokenUsage, TransitionError};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Workflow {
@@ -44,8 +44,17 @@ fn is_zero(n: &u32) -> bool {
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct WorkflowError {
-    pub code: String,
+    pub code: FailureCode,
     pub message: String,
+}
+
+impl WorkflowError {
+    pub fn new(code: FailureCode, message: impl Into<String>) -> WorkflowError {
+        WorkflowError {
+            code,
+            message: message.into(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

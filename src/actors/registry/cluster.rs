@@ -6,6 +6,7 @@
 use actix::prelude::*;
 
 use super::WorkflowRegistry;
+use crate::domain::machine::Input;
 use crate::domain::Subscription;
 use crate::store::StoredActive;
 
@@ -43,20 +44,11 @@ pub struct Disown(pub Vec<String>);
 impl Handler<Disown> for WorkflowRegistry {
     type Result = ();
 
-    fn handle(&mut self, Disown(ids): Disown, _: &mut Context<Self>) {
+    fn handle(&mut self, Disown(ids): Disown, ctx: &mut Context<Self>) {
         for id in ids {
-            let Some(a) = self.active.remove(&id) else {
-                continue;
-            };
-            if let Some(h) = a.abort {
-                h.abort();
+            if let Some(Ok(_)) = self.feed(&id, Input::Disowned, ctx) {
+                tracing::warn!(workflow_id = %id, "lease lost to another instance; run stopped here without writing");
             }
-            self.out.webhooks.forget_workflow(&id);
-            self.ledger.untrack(&id);
-            // Its streams here end; a client reconnects with Last-Event-ID and
-            // reads on from the store, where the new owner writes.
-            self.out.bus.close(&id);
-            tracing::warn!(workflow_id = %id, "lease lost to another instance; run stopped here without writing");
         }
     }
 }

@@ -6,7 +6,8 @@ use actix::prelude::*;
 
 use super::WorkflowRegistry;
 use crate::actors::evictor::Evict;
-use crate::domain::machine::Input;
+use crate::clock::now;
+use crate::domain::machine::{apply, Effect, Input, WorkflowState};
 use crate::domain::{ChangeKind, Workflow};
 
 pub enum CancelOutcome {
@@ -45,7 +46,16 @@ impl Handler<Evict> for WorkflowRegistry {
 
     fn handle(&mut self, Evict(ids): Evict, _: &mut Context<Self>) {
         for id in ids {
-            if self.retained.remove(&id).is_some() {
+            // Only a finished (retained) workflow: the core says what eviction does.
+            let Some(wf) = self.retained.get(&id) else {
+                continue;
+            };
+            let mut st = WorkflowState::new(Workflow::clone(wf), &self.policy);
+            let Ok(effects) = apply(&mut st, Input::Evicted, now()) else {
+                continue;
+            };
+            if effects.contains(&Effect::Evict) {
+                self.retained.remove(&id);
                 self.out.emit(ChangeKind::Evicted(id));
             }
         }

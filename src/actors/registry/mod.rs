@@ -39,8 +39,8 @@ use super::persist::PersistHealth;
 use super::Publish;
 use crate::auth::Ledger;
 use crate::clock::now;
-use crate::domain::machine::{apply, Effect, Input, Policy, Rejection, WorkflowState};
-use crate::domain::{ChangeKind, Subscription, Workflow, WorkflowError};
+use crate::domain::machine::{apply, Effect, Input, Lost, Policy, Rejection, WorkflowState};
+use crate::domain::{ChangeKind, FailureCode, Subscription, Workflow};
 use crate::events::webhooks::Deliver;
 use crate::events::EventBus;
 use crate::exec::provider::Providers;
@@ -206,7 +206,7 @@ impl WorkflowRegistry {
             Err(r) => return Some(Err(r)),
         };
         let mut done = Carried::default();
-        let (mut start, mut retire) = (false, false);
+        let (mut start, mut retire, mut forget) = (false, false, false);
         for effect in effects {
             match effect {
                 Effect::Record(wf) => {
@@ -223,13 +223,20 @@ impl WorkflowRegistry {
                     }
                 }
                 Effect::Retire => retire = true,
+                Effect::Forget => forget = true,
+                // Only a retained workflow is evicted (`control.rs`).
+                Effect::Evict => {}
             }
+        }
+        if forget {
+            self.forget(id);
+            return Some(Ok(done));
         }
         if retire {
             let wf = &a.st.wf;
             let request_id = a.request_id.as_deref().unwrap_or("-");
             match &wf.error {
-                Some(e) if e.code == "budget_exceeded" => {
+                Some(e) if e.code == FailureCode::BudgetExceeded => {
                     tracing::warn!(workflow_id = id, %request_id, message = %e.message, "budget exceeded; cancelling outstanding calls")
                 }
                 _ => {}
@@ -247,9 +254,8 @@ impl WorkflowRegistry {
             return;
         };
         let Some(provider) = self.providers.get(&a.st.wf.provider).cloned() else {
-            let message = format!("provider '{}' is not configured", a.st.wf.provider);
-            let code = "provider_unavailable".into();
-            self.feed(id, Input::Fail(WorkflowError { code, message }), ctx);
+            let provider = a.st.wf.provider.clone();
+            self.feed(id, Input::NoProvider { provider }, ctx);
             return;
         };
         let answers = a.st.resume_point();
@@ -276,9 +282,7 @@ impl WorkflowRegistry {
         };
         a.abort = self.executor.spawn(run);
         if a.abort.is_none() {
-            let message = "no executor thread could take the workflow's run".into();
-            let code = "internal_error".into();
-            self.feed(id, Input::Fail(WorkflowError { code, message }), ctx);
+            self.feed(id, Input::RunLost(Lost::NotStarted), ctx);
         }
     }
 
@@ -295,6 +299,19 @@ impl WorkflowRegistry {
         let wf = Arc::new(a.st.wf);
         self.retained.insert(id.to_string(), Arc::clone(&wf));
         Some(wf)
+    }
+
+    /// Drops an active workflow without writing anything (another instance owns
+    /// it now; its run was aborted).
+    fn forget(&mut self, id: &str) {
+        if self.active.remove(id).is_none() {
+            return;
+        }
+        self.out.webhooks.forget_workflow(id);
+        self.ledger.untrack(id);
+        // Its streams here end; a client reconnects with Last-Event-ID and
+        // reads on from the store, where the new owner writes.
+        self.out.bus.close(id);
     }
 
     /// Rebuilds a stored unfinished workflow (one that was running when the

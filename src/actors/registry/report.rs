@@ -7,7 +7,6 @@ use actix::prelude::*;
 use super::WorkflowRegistry;
 use crate::domain::machine::{Input, Step};
 use crate::domain::ChangeKind;
-use crate::domain::WorkflowError;
 use crate::exec::{Answered, Halted, Report};
 
 impl Handler<Report> for WorkflowRegistry {
@@ -64,8 +63,7 @@ impl WorkflowRegistry {
             return Ok(());
         };
         tracing::warn!(workflow_id = id, %message, "key's daily budget reached; cancelling outstanding calls");
-        let code = "spend_limit_reached".to_string();
-        self.feed(id, Input::Fail(WorkflowError { code, message }), ctx);
+        self.feed(id, Input::OverDailySpend { message }, ctx);
         Err(Halted)
     }
 }

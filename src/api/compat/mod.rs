@@ -327,7 +327,7 @@ async fn get_status(state: web::Data<AppState>, caller: Caller, payload: web::Pa
         Status::Failed => {
             out["success"] = json!(false);
             out["error"] = json!(wf.error.as_ref().map(|e| e.message.clone()));
-            out["error_code"] = json!(wf.error.as_ref().map(|e| e.code.clone()));
+            out["error_code"] = json!(wf.error.as_ref().map(|e| e.code));
             out["failed_at"] = json!(wf.completed_at);
         }
         Status::Cancelled => {

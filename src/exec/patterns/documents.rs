@@ -12,7 +12,7 @@ use crate::clock::now;
 use crate::config::TEST_FAULTS_ENV;
 use crate::documents::{self, Report, ReportInput};
 use crate::domain::{
-    documents_key, AgentResult, Decomposition, DocFormat, DocumentsAnswer, StepAnswer,
+    documents_key, AgentResult, Decomposition, DocFormat, DocumentsAnswer, FailureCode, StepAnswer,
     SynthesisResult,
 };
 use crate::exec::{fail, Run, Step, Stop};
@@ -64,7 +64,7 @@ pub async fn generate(run: &Run, m: Material<'_>) -> Result<(), Stop> {
                     .await
                     .map_err(|e| {
                         fail(
-                            "internal_error",
+                            FailureCode::InternalError,
                             format!("document generation stopped: {e}"),
                         )
                     })?;

@@ -14,8 +14,8 @@ use super::provider::{CallRole, ChatRequest};
 use super::{fail, Halted, Run, Step, Stop};
 use crate::domain::machine::check_quorum;
 use crate::domain::{
-    call_timeout, number_sources, step, AgentResult, AgentStatus, ExecOptions, Source, StepAnswer,
-    SynthesisResult, TokenUsage,
+    call_timeout, number_sources, step, AgentResult, AgentStatus, ExecOptions, FailureCode, Source,
+    StepAnswer, SynthesisResult, TokenUsage,
 };
 use crate::metric_names::STEPS_REUSED;
 
@@ -252,7 +252,12 @@ pub async fn synthesize(
             history: Vec::new(),
         })
         .await
-        .map_err(|e| fail("synthesis_failed", format!("{level} synthesis failed: {e}")))?;
+        .map_err(|e| {
+            fail(
+                FailureCode::SynthesisFailed,
+                format!("{level} synthesis failed: {e}"),
+            )
+        })?;
     let answered = Instant::now();
     let result = SynthesisResult {
         level: level.into(),

@@ -7,7 +7,7 @@ use futures::{stream, StreamExt, TryStreamExt};
 
 use super::documents::{self, Material};
 use super::{material, reused, run_agents, successful, synthesize, AgentSpec, Roles};
-use crate::domain::{step, Decomposition, ResearchConfig, StepAnswer};
+use crate::domain::{step, Decomposition, FailureCode, ResearchConfig, StepAnswer};
 use crate::exec::decompose::parse_subtasks;
 use crate::exec::provider::{CallRole, ChatRequest};
 use crate::exec::{fail, Run, Step, Stop};
@@ -43,7 +43,12 @@ pub async fn run(run: &Run, cfg: &ResearchConfig) -> Result<(), Stop> {
                     history: Vec::new(),
                 })
                 .await
-                .map_err(|e| fail("decomposition_failed", format!("decomposition failed: {e}")))?;
+                .map_err(|e| {
+                    fail(
+                        FailureCode::DecompositionFailed,
+                        format!("decomposition failed: {e}"),
+                    )
+                })?;
             let answered = Instant::now();
             let d = Decomposition {
                 step_key: key.clone(),

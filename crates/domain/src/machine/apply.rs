@@ -8,11 +8,14 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
 
-use super::{restore, Effect, Input, Rejection, Step, WorkflowState};
-use crate::{step, Event, EventType, Pattern, Stage, Status, StepAnswer, WorkflowError};
+use super::{restore, Effect, Input, Lost, Rejection, Step, WorkflowState};
+use crate::{
+    step, Event, EventType, FailureCode, Pattern, Stage, Status, StepAnswer, WorkflowError,
+};
 
 /// Applies `input` to the workflow at time `now`. On `Err` the state is unchanged
-/// and there is nothing to do; nothing is ever accepted after a terminal status.
+/// and there is nothing to do; after a terminal status nothing is accepted but
+/// `Evicted` (which changes nothing in the state either).
 pub fn apply(
     s: &mut WorkflowState,
     input: Input,
@@ -20,7 +23,10 @@ pub fn apply(
 ) -> Result<Vec<Effect>, Rejection> {
     let status = s.wf.status;
     if status.is_terminal() {
-        return Err(Rejection::Terminal(status));
+        return match input {
+            Input::Evicted => Ok(vec![Effect::Evict]),
+            _ => Err(Rejection::Terminal(status)),
+        };
     }
     let mut fx = Vec::with_capacity(3);
     match input {
@@ -51,7 +57,40 @@ pub fn apply(
                 );
             }
         }
-        Input::Fail(e) => finish(s, Status::Failed, Some(e), json!({}), now, &mut fx),
+        Input::DeadlinePassed { limit } => {
+            if !matches!(status, Status::Pending | Status::Running) {
+                return Err(wrong(status, "deadline"));
+            }
+            let message =
+                format!("the run took longer than limits.max_workflow_duration ({limit})");
+            fail(s, FailureCode::DeadlineExceeded, message, now, &mut fx);
+        }
+        Input::RunLost(lost) => {
+            let message = match lost {
+                Lost::Ended if !matches!(status, Status::Pending | Status::Running) => {
+                    return Err(wrong(status, "run lost"));
+                }
+                Lost::Ended => "the workflow's run ended without finishing (its executor thread stopped or it panicked)",
+                Lost::NotStarted => "no executor thread could take the workflow's run",
+            };
+            fail(s, FailureCode::InternalError, message.into(), now, &mut fx);
+        }
+        Input::NoProvider { provider } => {
+            let message = format!("provider '{provider}' is not configured");
+            fail(s, FailureCode::ProviderUnavailable, message, now, &mut fx);
+        }
+        Input::OverDailySpend { message } => {
+            if status != Status::Running {
+                return Err(wrong(status, "daily spend"));
+            }
+            fail(s, FailureCode::SpendLimitReached, message, now, &mut fx);
+        }
+        Input::Disowned => {
+            fx.push(Effect::Abort);
+            fx.push(Effect::Forget);
+        }
+        // Only a finished workflow leaves memory (see above).
+        Input::Evicted => return Err(wrong(status, "evict")),
         Input::Restore => {
             let unlogged = restore::rebuild_result(s);
             let mut interrupted = None;
@@ -88,11 +127,7 @@ pub fn apply(
                     "the workflow's resumed run died {} times (execution.max_resumes = {}); it is not resumed again",
                     s.wf.failed_resumes, s.max_resumes
                 );
-                let e = WorkflowError {
-                    code: "resume_limit_reached".into(),
-                    message,
-                };
-                finish(s, Status::Failed, Some(e), json!({}), now, &mut fx);
+                fail(s, FailureCode::ResumeLimitReached, message, now, &mut fx);
             } else {
                 fx.push(Effect::StartRun);
             }
@@ -231,12 +266,22 @@ fn step(
     }
     if !s.wf.status.is_terminal() {
         if let Some(message) = s.budget.exceeded(&s.wf) {
-            let code = "budget_exceeded".to_string();
-            let e = WorkflowError { code, message };
-            finish(s, Status::Failed, Some(e), json!({}), now, fx);
+            fail(s, FailureCode::BudgetExceeded, message, now, fx);
         }
     }
     Ok(())
+}
+
+/// Fails the workflow with the core's verdict.
+fn fail(
+    s: &mut WorkflowState,
+    code: FailureCode,
+    message: String,
+    now: DateTime<Utc>,
+    fx: &mut Vec<Effect>,
+) {
+    let e = WorkflowError::new(code, message);
+    finish(s, Status::Failed, Some(e), json!({}), now, fx);
 }
 
 /// Enters a terminal status: result, record, terminal event; then the run is

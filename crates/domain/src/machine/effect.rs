@@ -19,6 +19,11 @@ pub enum Effect {
     Abort,
     /// Terminal: end the workflow's streams and move it to the retained set.
     Retire,
+    /// Drop the workflow here without writing anything (another instance owns
+    /// it now): forget its webhooks and quota tracking, end its streams.
+    Forget,
+    /// Drop the finished workflow from memory; it stays readable from the store.
+    Evict,
 }
 
 /// Why an input was refused; the state is unchanged.

@@ -17,15 +17,38 @@ pub enum Input {
     Cancel,
     /// The process is stopping: a running workflow becomes `interrupted`.
     Interrupt { reason: &'static str },
-    /// Its run could not go on (no provider, a panic, a lost executor, the
-    /// deadline): it fails with this error.
-    Fail(WorkflowError),
+    /// Its run passed `limits.max_workflow_duration` (`limit`, as the operator
+    /// reads it): a pending or running workflow fails (`deadline_exceeded`).
+    DeadlinePassed { limit: String },
+    /// Its run is gone: it fails (`internal_error`).
+    RunLost(Lost),
+    /// Its provider is not configured here: it fails (`provider_unavailable`).
+    NoProvider { provider: String },
+    /// Its key's daily budget is reached (`message` says by how much, from the
+    /// key ledger): a running workflow fails (`spend_limit_reached`).
+    OverDailySpend { message: String },
+    /// Several instances: another instance holds its lease now. It is dropped
+    /// here without a write (the store's fence would refuse one): its run stops.
+    Disowned,
+    /// A finished workflow leaves memory (it stays in the store).
+    Evicted,
     /// Rebuilt from the store at start-up (`WorkflowState::restored`): its result
     /// is recovered from the event log and the committed step answers; one that
     /// was running is marked interrupted.
     Restore,
     /// Start a run for a restored workflow, unless its resumes keep dying.
     Resume,
+}
+
+/// How a run was lost.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lost {
+    /// Its future ended without finishing: a panic it did not report, or its
+    /// executor thread stopped. Only a pending or running workflow fails (an
+    /// interrupted one's run was stopped on purpose).
+    Ended,
+    /// No executor thread could take it up.
+    NotStarted,
 }
 
 /// One step of a running workflow, as its executor reports it.

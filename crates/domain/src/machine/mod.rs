@@ -23,7 +23,7 @@ use std::sync::Arc;
 pub use apply::apply;
 pub use budget::Budget;
 pub use effect::{Effect, Rejection};
-pub use input::{Input, Step};
+pub use input::{Input, Lost, Step};
 pub use quorum::check as check_quorum;
 
 use super::{Event, StepRecord, Workflow, WorkflowResult};

@@ -1,7 +1,7 @@
 //! The quorum: a workflow needs `min_successful_agents` (default half, rounded up,
 //! at least one) successful agents to go on to synthesis.
 
-use crate::{AgentResult, AgentStatus, WorkflowError};
+use crate::{AgentResult, AgentStatus, FailureCode, WorkflowError};
 
 /// `Err(insufficient_agents)` when fewer than `min` (at least 1) of `results`
 /// succeeded; the message names the first error in the order given.
@@ -24,10 +24,10 @@ pub fn check<'a>(
         .into_iter()
         .find_map(|r| r.error.clone())
         .unwrap_or_else(|| "no agents ran".into());
-    Err(WorkflowError {
-        code: "insufficient_agents".into(),
-        message: format!(
+    Err(WorkflowError::new(
+        FailureCode::InsufficientAgents,
+        format!(
             "only {ok} of {total} agents succeeded, {min} needed (config.min_successful_agents); first error: {first}"
         ),
-    })
+    ))
 }

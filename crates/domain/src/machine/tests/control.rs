@@ -1,4 +1,4 @@
-//! Cancel, interrupt and fail.
+//! Cancel, interrupt, the failures the core decides, disown and evict.
 
 use super::*;
 
@@ -127,28 +127,188 @@ fn resume_after_interrupt_continues_the_log() {
     assert_eq!(s.wf.progress.stage, Stage::Agents);
 }
 
-// ---- fail (supervision, provider, deadline) ----
+// ---- failures the core decides (supervision, provider, deadline, daily spend) ----
 
-#[test]
-fn fail_a_running_workflow() {
-    let mut s = running(2);
-    let e = WorkflowError {
-        code: "internal_error".into(),
-        message: "the run panicked".into(),
-    };
-    let fx = apply(&mut s, Input::Fail(e.clone()), t(3)).unwrap();
-    assert_eq!(view(&fx), terminal_fx(Status::Failed, 3));
-    assert_eq!(last_event(&fx).data["error"], json!(e));
+/// The error the workflow failed with, as its record and its terminal event hold it.
+fn failed_with(s: &WorkflowState, fx: &[Effect], code: FailureCode, message: &str) {
+    let e = WorkflowError::new(code, message);
+    assert_eq!(s.wf.error.as_ref(), Some(&e));
+    assert_eq!(last_event(fx).data["error"], json!(e));
+    let Effect::Record(wf) = &fx[1] else { panic!() };
+    assert_eq!(wf.error.as_ref(), Some(&e));
+}
+
+fn interrupted(n: u32) -> WorkflowState {
+    let mut s = running(n);
+    let reason = "server shutdown";
+    apply(&mut s, Input::Interrupt { reason }, t(3)).unwrap();
+    s
 }
 
 #[test]
-fn fail_a_pending_workflow() {
+fn deadline_passed_fails_a_running_workflow() {
+    let mut s = running(2);
+    let limit = "2s".to_string();
+    let fx = apply(&mut s, Input::DeadlinePassed { limit }, t(3)).unwrap();
+    assert_eq!(view(&fx), terminal_fx(Status::Failed, 3));
+    failed_with(
+        &s,
+        &fx,
+        FailureCode::DeadlineExceeded,
+        "the run took longer than limits.max_workflow_duration (2s)",
+    );
+    assert_eq!(last_event(&fx).data["error"]["code"], "deadline_exceeded");
+}
+
+#[test]
+fn deadline_passed_fails_a_workflow_whose_run_never_began() {
     let mut s = created(2);
-    let e = WorkflowError {
-        code: "provider_unavailable".into(),
-        message: "no".into(),
-    };
-    let fx = apply(&mut s, Input::Fail(e), t(1)).unwrap();
+    let limit = "2s".to_string();
+    let fx = apply(&mut s, Input::DeadlinePassed { limit }, t(3)).unwrap();
+    assert_eq!(view(&fx), terminal_fx(Status::Failed, 1));
+    assert_eq!(s.wf.error.unwrap().code, FailureCode::DeadlineExceeded);
+}
+
+#[test]
+fn deadline_passed_leaves_an_interrupted_workflow_alone() {
+    let mut s = interrupted(2);
+    let (wf, n) = (s.wf.clone(), s.events.len());
+    let limit = "2s".to_string();
+    let out = apply(&mut s, Input::DeadlinePassed { limit }, t(4));
+    let status = Status::Interrupted;
+    assert_eq!(
+        out,
+        Err(Rejection::WrongStatus {
+            status,
+            input: "deadline"
+        })
+    );
+    assert_eq!((s.wf, s.events.len()), (wf, n));
+}
+
+#[test]
+fn a_run_that_ended_without_finishing_fails_its_workflow() {
+    let mut s = running(2);
+    let fx = apply(&mut s, Input::RunLost(Lost::Ended), t(3)).unwrap();
+    assert_eq!(view(&fx), terminal_fx(Status::Failed, 3));
+    failed_with(
+        &s,
+        &fx,
+        FailureCode::InternalError,
+        "the workflow's run ended without finishing (its executor thread stopped or it panicked)",
+    );
+    assert_eq!(last_event(&fx).data["error"]["code"], "internal_error");
+}
+
+#[test]
+fn a_run_stopped_at_an_interrupt_is_not_lost() {
+    let mut s = interrupted(2);
+    let (wf, n) = (s.wf.clone(), s.events.len());
+    let out = apply(&mut s, Input::RunLost(Lost::Ended), t(4));
+    let status = Status::Interrupted;
+    assert_eq!(
+        out,
+        Err(Rejection::WrongStatus {
+            status,
+            input: "run lost"
+        })
+    );
+    assert_eq!((s.wf, s.events.len()), (wf, n));
+}
+
+#[test]
+fn a_run_no_executor_took_fails_even_an_interrupted_workflow() {
+    let mut s = interrupted(2);
+    let fx = apply(&mut s, Input::RunLost(Lost::NotStarted), t(4)).unwrap();
+    assert_eq!(view(&fx), terminal_fx(Status::Failed, 4));
+    failed_with(
+        &s,
+        &fx,
+        FailureCode::InternalError,
+        "no executor thread could take the workflow's run",
+    );
+}
+
+#[test]
+fn no_provider_fails_a_pending_workflow() {
+    let mut s = created(2);
+    let provider = "sim".to_string();
+    let fx = apply(&mut s, Input::NoProvider { provider }, t(1)).unwrap();
     assert_eq!(view(&fx), terminal_fx(Status::Failed, 1));
     assert_eq!(s.wf.started_at, None);
+    failed_with(
+        &s,
+        &fx,
+        FailureCode::ProviderUnavailable,
+        "provider 'sim' is not configured",
+    );
+    assert_eq!(
+        last_event(&fx).data["error"]["code"],
+        "provider_unavailable"
+    );
+}
+
+#[test]
+fn over_the_daily_spend_fails_a_running_workflow() {
+    let mut s = running(2);
+    let message = "key 'k' spent $1.000000 today".to_string();
+    let fx = apply(&mut s, Input::OverDailySpend { message }, t(3)).unwrap();
+    assert_eq!(view(&fx), terminal_fx(Status::Failed, 3));
+    failed_with(
+        &s,
+        &fx,
+        FailureCode::SpendLimitReached,
+        "key 'k' spent $1.000000 today",
+    );
+    assert_eq!(last_event(&fx).data["error"]["code"], "spend_limit_reached");
+}
+
+#[test]
+fn over_the_daily_spend_is_refused_before_the_run_begins() {
+    let mut s = created(2);
+    let message = "m".to_string();
+    let out = apply(&mut s, Input::OverDailySpend { message }, t(1));
+    let status = Status::Pending;
+    assert_eq!(
+        out,
+        Err(Rejection::WrongStatus {
+            status,
+            input: "daily spend"
+        })
+    );
+    assert_eq!(s.wf.status, Status::Pending);
+}
+
+// ---- leaving this process's memory ----
+
+#[test]
+fn disowned_stops_the_run_and_writes_nothing() {
+    for mut s in [created(2), running(2), interrupted(2)] {
+        let (wf, n) = (s.wf.clone(), s.events.len());
+        let fx = apply(&mut s, Input::Disowned, t(4)).unwrap();
+        assert_eq!(view(&fx), vec![E::Abort, E::Forget]);
+        assert_eq!((s.wf, s.events.len()), (wf, n));
+    }
+}
+
+#[test]
+fn evicted_only_once_finished_and_changes_nothing() {
+    let mut s = running(2);
+    let out = apply(&mut s, Input::Evicted, t(3));
+    let status = Status::Running;
+    assert_eq!(
+        out,
+        Err(Rejection::WrongStatus {
+            status,
+            input: "evict"
+        })
+    );
+    for end in [Input::Cancel, Input::RunLost(Lost::Ended)] {
+        let mut s = running(2);
+        apply(&mut s, end, t(3)).unwrap();
+        let (wf, n) = (s.wf.clone(), s.events.len());
+        let fx = apply(&mut s, Input::Evicted, t(4)).unwrap();
+        assert_eq!(view(&fx), vec![E::Evict]);
+        assert_eq!((s.wf, s.events.len()), (wf, n));
+    }
 }

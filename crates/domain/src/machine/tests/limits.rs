@@ -24,7 +24,7 @@ fn budget_exceeded_by_an_agent_fails_and_aborts() {
     want.extend(terminal_fx(Status::Failed, 5));
     assert_eq!(view(&fx), want);
     let e = s.wf.error.clone().unwrap();
-    assert_eq!(e.code, "budget_exceeded");
+    assert_eq!(e.code, FailureCode::BudgetExceeded);
     assert_eq!(
         e.message,
         "spent $0.050000 of a $0.05 budget (config.budget_usd)"
@@ -171,7 +171,7 @@ fn quorum_failure_when_the_last_agent_reports() {
     want.extend(terminal_fx(Status::Failed, 6));
     assert_eq!(view(&fx), want);
     let e = s.wf.error.unwrap();
-    assert_eq!(e.code, "insufficient_agents");
+    assert_eq!(e.code, FailureCode::InsufficientAgents);
     assert_eq!(
         e.message,
         "only 1 of 3 agents succeeded, 2 needed (config.min_successful_agents); first error: agent 1 broke"
@@ -232,7 +232,7 @@ fn quorum_is_not_judged_before_every_agent_reported() {
 fn quorum_rule_needs_at_least_one_success() {
     assert!(check_quorum(&[agent(1, true, 0.0)], 0).is_ok());
     let e = check_quorum(&[agent(1, false, 0.0)], 0).unwrap_err();
-    assert_eq!(e.code, "insufficient_agents");
+    assert_eq!(e.code, FailureCode::InsufficientAgents);
     let e = check_quorum(&[], 0).unwrap_err();
     assert!(
         e.message.ends_with("first error: no agents ran"),

@@ -9,8 +9,8 @@ use serde_json::json;
 
 use super::*;
 use crate::{
-    AgentResult, AgentStatus, Document, DocumentsAnswer, EventType, Pattern, PatternConfig, Stage,
-    Status, SynthesisResult, TokenUsage, Workflow, WorkflowError,
+    AgentResult, AgentStatus, Document, DocumentsAnswer, EventType, FailureCode, Pattern,
+    PatternConfig, Stage, Status, SynthesisResult, TokenUsage, Workflow, WorkflowError,
 };
 
 fn t(ms: i64) -> DateTime<Utc> {
@@ -25,6 +25,8 @@ enum E {
     StartRun,
     Abort,
     Retire,
+    Forget,
+    Evict,
 }
 
 fn view(fx: &[Effect]) -> Vec<E> {
@@ -36,6 +38,8 @@ fn view(fx: &[Effect]) -> Vec<E> {
             Effect::StartRun => E::StartRun,
             Effect::Abort => E::Abort,
             Effect::Retire => E::Retire,
+            Effect::Forget => E::Forget,
+            Effect::Evict => E::Evict,
         })
         .collect()
 }

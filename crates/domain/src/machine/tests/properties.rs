@@ -1,6 +1,6 @@
 //! Any sequence of inputs keeps the invariants: a terminal status is final,
-//! event seqs strictly increase, cost never decreases, nothing follows a terminal
-//! status.
+//! event seqs strictly increase, cost never decreases, nothing but eviction
+//! follows a terminal status.
 
 use proptest::prelude::*;
 
@@ -19,7 +19,12 @@ enum Op {
     FinishErr,
     Cancel,
     Interrupt,
-    Fail,
+    DeadlinePassed,
+    RunLost(bool),
+    NoProvider,
+    OverDailySpend,
+    Disowned,
+    Evicted,
     Restart,
     Resume,
 }
@@ -37,17 +42,19 @@ fn op() -> impl Strategy<Value = Op> {
         1 => Just(Op::FinishErr),
         1 => Just(Op::Cancel),
         1 => Just(Op::Interrupt),
-        1 => Just(Op::Fail),
+        1 => Just(Op::DeadlinePassed),
+        1 => any::<bool>().prop_map(Op::RunLost),
+        1 => Just(Op::NoProvider),
+        1 => Just(Op::OverDailySpend),
+        1 => Just(Op::Disowned),
+        1 => Just(Op::Evicted),
         1 => Just(Op::Restart),
         1 => Just(Op::Resume),
     ]
 }
 
 fn input(op: &Op) -> Input {
-    let err = || WorkflowError {
-        code: "x".into(),
-        message: "y".into(),
-    };
+    let err = || WorkflowError::new(FailureCode::SynthesisFailed, "y");
     match op.clone() {
         Op::Begin => Input::Step(Step::Begin),
         Op::Decompose(c) => Input::Step(Step::Decomposed(crate::Decomposition {
@@ -92,7 +99,16 @@ fn input(op: &Op) -> Input {
         Op::Interrupt => Input::Interrupt {
             reason: "server shutdown",
         },
-        Op::Fail => Input::Fail(err()),
+        Op::DeadlinePassed => Input::DeadlinePassed { limit: "1s".into() },
+        Op::RunLost(ended) => Input::RunLost(if ended { Lost::Ended } else { Lost::NotStarted }),
+        Op::NoProvider => Input::NoProvider {
+            provider: "p".into(),
+        },
+        Op::OverDailySpend => Input::OverDailySpend {
+            message: "m".into(),
+        },
+        Op::Disowned => Input::Disowned,
+        Op::Evicted => Input::Evicted,
         Op::Restart => Input::Restore,
         Op::Resume => Input::Resume,
     }
@@ -124,7 +140,11 @@ proptest! {
             let before = (s.wf.clone(), s.events.len());
             let out = apply(&mut s, input(&op), t(now));
             if let Some(st) = terminal {
-                prop_assert_eq!(out, Err(Rejection::Terminal(st)), "no effect after a terminal status");
+                let want = match op {
+                    Op::Evicted => Ok(vec![Effect::Evict]),
+                    _ => Err(Rejection::Terminal(st)),
+                };
+                prop_assert_eq!(out, want, "nothing but eviction after a terminal status");
                 prop_assert_eq!((s.wf.clone(), s.events.len()), before);
                 continue;
             }

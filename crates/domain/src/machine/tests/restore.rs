@@ -171,7 +171,7 @@ fn resume_limit_reached_fails_instead_of_resuming() {
     let n = s.events.len() as u64;
     assert_eq!(view(&fx), terminal_fx(Status::Failed, n));
     let e = s.wf.error.unwrap();
-    assert_eq!(e.code, "resume_limit_reached");
+    assert_eq!(e.code, FailureCode::ResumeLimitReached);
     assert!(
         e.message.contains("execution.max_resumes = 2"),
         "{}",

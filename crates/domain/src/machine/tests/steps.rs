@@ -335,10 +335,7 @@ fn finishing_completes_with_result_event_and_record() {
 #[test]
 fn a_run_error_fails_the_workflow_with_it() {
     let mut s = running(2);
-    let e = WorkflowError {
-        code: "synthesis_failed".into(),
-        message: "final synthesis failed".into(),
-    };
+    let e = WorkflowError::new(FailureCode::SynthesisFailed, "final synthesis failed");
     let fx = step(&mut s, Step::Finished(Err(e.clone())), 9);
     assert_eq!(view(&fx), terminal_fx(Status::Failed, 3));
     assert_eq!(last_event(&fx).data["error"], json!(e));
@@ -355,10 +352,16 @@ fn nothing_follows_a_terminal_status() {
             Input::Step(Step::Finished(Ok(()))),
             Input::Cancel,
             Input::Interrupt { reason: "x" },
-            Input::Fail(WorkflowError {
-                code: "c".into(),
+            Input::DeadlinePassed { limit: "1s".into() },
+            Input::RunLost(Lost::Ended),
+            Input::RunLost(Lost::NotStarted),
+            Input::NoProvider {
+                provider: "p".into(),
+            },
+            Input::OverDailySpend {
                 message: "m".into(),
-            }),
+            },
+            Input::Disowned,
             Input::Restore,
             Input::Resume,
         ]
@@ -368,15 +371,7 @@ fn nothing_follows_a_terminal_status() {
         match to {
             Status::Completed => step(&mut s, Step::Finished(Ok(())), 5),
             Status::Cancelled => apply(&mut s, Input::Cancel, t(5)).unwrap(),
-            _ => apply(
-                &mut s,
-                Input::Fail(WorkflowError {
-                    code: "c".into(),
-                    message: "m".into(),
-                }),
-                t(5),
-            )
-            .unwrap(),
+            _ => apply(&mut s, Input::RunLost(Lost::Ended), t(5)).unwrap(),
         };
         let (wf, n) = (s.wf.clone(), s.events.len());
         for input in inputs() {
