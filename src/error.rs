@@ -1,6 +1,7 @@
-//! The one table that decides how every API error looks on the wire: each variant
-//! maps to an HTTP status and a stable snake_case code, and the body is always
-//! `{"error": {"code", "message", "field"?}}` (DESIGN §4).
+//! The one table that decides how every API error looks on the wire
+//! (`ApiError::wire`): each variant has one row with its stable snake_case code,
+//! its HTTP status and its extra headers, and the body is always
+//! `{"error": {"code", "message", "field"?}}`.
 
 use actix_web::http::{header, StatusCode};
 use actix_web::{HttpResponse, ResponseError};
@@ -142,43 +143,54 @@ impl ApiError {
         }
     }
 
+    /// How each error looks on the wire, one row each: code, HTTP status, extra
+    /// headers.
+    #[rustfmt::skip]
+    fn wire(&self) -> (&'static str, StatusCode, Extra<'_>) {
+        use ApiError as E;
+        use Extra::{Allow, Bearer, RetryAfter};
+        use StatusCode as S;
+        const NO: Extra<'static> = Extra::Nothing;
+        match self {
+            E::Validation { .. } => ("validation_error", S::BAD_REQUEST, NO),
+            E::InvalidJson(_) => ("invalid_json", S::BAD_REQUEST, NO),
+            E::PayloadTooLarge { .. } => ("payload_too_large", S::PAYLOAD_TOO_LARGE, NO),
+            E::RequestTimeout(_) => ("request_timeout", S::REQUEST_TIMEOUT, NO),
+            E::HeadersTooLarge { .. } => ("headers_too_large", S::REQUEST_HEADER_FIELDS_TOO_LARGE, NO),
+            E::WorkflowNotFound(_) => ("workflow_not_found", S::NOT_FOUND, NO),
+            E::WebhookNotFound(_) => ("webhook_not_found", S::NOT_FOUND, NO),
+            E::DocumentNotFound { .. } => ("document_not_found", S::NOT_FOUND, NO),
+            E::DocumentFailed { .. } => ("document_failed", S::NOT_FOUND, NO),
+            E::RouteNotFound(_) => ("not_found", S::NOT_FOUND, NO),
+            E::MethodNotAllowed { allowed, .. } => ("method_not_allowed", S::METHOD_NOT_ALLOWED, Allow(allowed)),
+            E::NotFinished(_) => ("not_finished", S::CONFLICT, NO),
+            E::AlreadyFinished { .. } => ("already_finished", S::CONFLICT, NO),
+            E::ActiveLimitReached { retry_after_secs, .. } => ("active_limit_reached", S::TOO_MANY_REQUESTS, RetryAfter(*retry_after_secs)),
+            E::TooManyStreams { .. } => ("too_many_streams", S::TOO_MANY_REQUESTS, RetryAfter(5)),
+            E::TooManyWebhooks { .. } => ("too_many_webhooks", S::TOO_MANY_REQUESTS, NO),
+            E::ProviderUnavailable(_) => ("provider_unavailable", S::UNPROCESSABLE_ENTITY, NO),
+            E::Unauthorized(_) => ("unauthorized", S::UNAUTHORIZED, Bearer),
+            E::Forbidden { .. } => ("forbidden", S::FORBIDDEN, NO),
+            E::QuotaExceeded { retry_after_secs, .. } => ("quota_exceeded", S::TOO_MANY_REQUESTS, RetryAfter(*retry_after_secs)),
+            E::RateLimited { retry_after_secs, .. } => ("rate_limited", S::TOO_MANY_REQUESTS, RetryAfter(*retry_after_secs)),
+            E::SpendLimitReached { retry_after_secs, .. } => ("spend_limit_reached", S::TOO_MANY_REQUESTS, RetryAfter(*retry_after_secs)),
+            E::HostNotAllowed(_) => ("host_not_allowed", S::MISDIRECTED_REQUEST, NO),
+            E::OriginNotAllowed(_) => ("origin_not_allowed", S::FORBIDDEN, NO),
+            E::UnsupportedMediaType(_) => ("unsupported_media_type", S::UNSUPPORTED_MEDIA_TYPE, NO),
+            E::IdempotencyConflict(_) => ("idempotency_conflict", S::UNPROCESSABLE_ENTITY, NO),
+            E::IdempotencyInProgress(_) => ("idempotency_in_progress", S::CONFLICT, NO),
+            E::ShuttingDown => ("shutting_down", S::SERVICE_UNAVAILABLE, RetryAfter(5)),
+            E::StoreUnavailable(_) => ("store_unavailable", S::SERVICE_UNAVAILABLE, RetryAfter(5)),
+            E::Unavailable(_) => ("service_unavailable", S::SERVICE_UNAVAILABLE, NO),
+            E::TooManySessions { .. } => ("too_many_sessions", S::SERVICE_UNAVAILABLE, RetryAfter(5)),
+            E::ArchiveUnavailable { .. } => ("archive_unavailable", S::SERVICE_UNAVAILABLE, NO),
+            E::Internal(_) => ("internal_error", S::INTERNAL_SERVER_ERROR, NO),
+        }
+    }
+
     /// The stable, machine-readable code clients match on.
     pub fn code(&self) -> &'static str {
-        match self {
-            ApiError::Validation { .. } => "validation_error",
-            ApiError::InvalidJson(_) => "invalid_json",
-            ApiError::PayloadTooLarge { .. } => "payload_too_large",
-            ApiError::RequestTimeout(_) => "request_timeout",
-            ApiError::HeadersTooLarge { .. } => "headers_too_large",
-            ApiError::WorkflowNotFound(_) => "workflow_not_found",
-            ApiError::WebhookNotFound(_) => "webhook_not_found",
-            ApiError::DocumentNotFound { .. } => "document_not_found",
-            ApiError::DocumentFailed { .. } => "document_failed",
-            ApiError::RouteNotFound(_) => "not_found",
-            ApiError::MethodNotAllowed { .. } => "method_not_allowed",
-            ApiError::NotFinished(_) => "not_finished",
-            ApiError::AlreadyFinished { .. } => "already_finished",
-            ApiError::ActiveLimitReached { .. } => "active_limit_reached",
-            ApiError::TooManyStreams { .. } => "too_many_streams",
-            ApiError::TooManyWebhooks { .. } => "too_many_webhooks",
-            ApiError::ProviderUnavailable(_) => "provider_unavailable",
-            ApiError::Unauthorized(_) => "unauthorized",
-            ApiError::Forbidden { .. } => "forbidden",
-            ApiError::QuotaExceeded { .. } => "quota_exceeded",
-            ApiError::RateLimited { .. } => "rate_limited",
-            ApiError::SpendLimitReached { .. } => "spend_limit_reached",
-            ApiError::HostNotAllowed(_) => "host_not_allowed",
-            ApiError::OriginNotAllowed(_) => "origin_not_allowed",
-            ApiError::UnsupportedMediaType(_) => "unsupported_media_type",
-            ApiError::IdempotencyConflict(_) => "idempotency_conflict",
-            ApiError::IdempotencyInProgress(_) => "idempotency_in_progress",
-            ApiError::ShuttingDown => "shutting_down",
-            ApiError::StoreUnavailable(_) => "store_unavailable",
-            ApiError::Unavailable(_) => "service_unavailable",
-            ApiError::TooManySessions { .. } => "too_many_sessions",
-            ApiError::ArchiveUnavailable { .. } => "archive_unavailable",
-            ApiError::Internal(_) => "internal_error",
-        }
+        self.wire().0
     }
 
     fn field(&self) -> Option<&str> {
@@ -205,77 +217,39 @@ impl ApiError {
     }
 }
 
+/// Headers an error answer carries besides the body's.
+enum Extra<'a> {
+    Nothing,
+    /// `Retry-After`, in seconds.
+    RetryAfter(u64),
+    /// `WWW-Authenticate: Bearer realm="mcp-orchestrator"`.
+    Bearer,
+    /// `Allow`: the methods the route takes.
+    Allow(&'a str),
+}
+
 impl ResponseError for ApiError {
     fn status_code(&self) -> StatusCode {
-        match self {
-            ApiError::Validation { .. } | ApiError::InvalidJson(_) => StatusCode::BAD_REQUEST,
-            ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
-            ApiError::RequestTimeout(_) => StatusCode::REQUEST_TIMEOUT,
-            ApiError::HeadersTooLarge { .. } => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
-            ApiError::WorkflowNotFound(_)
-            | ApiError::WebhookNotFound(_)
-            | ApiError::DocumentNotFound { .. }
-            | ApiError::DocumentFailed { .. }
-            | ApiError::RouteNotFound(_) => StatusCode::NOT_FOUND,
-            ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
-            ApiError::NotFinished(_)
-            | ApiError::AlreadyFinished { .. }
-            | ApiError::IdempotencyInProgress(_) => StatusCode::CONFLICT,
-            ApiError::ActiveLimitReached { .. }
-            | ApiError::TooManyStreams { .. }
-            | ApiError::TooManyWebhooks { .. }
-            | ApiError::QuotaExceeded { .. }
-            | ApiError::RateLimited { .. }
-            | ApiError::SpendLimitReached { .. } => StatusCode::TOO_MANY_REQUESTS,
-            ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
-            ApiError::Forbidden { .. } | ApiError::OriginNotAllowed(_) => StatusCode::FORBIDDEN,
-            ApiError::HostNotAllowed(_) => StatusCode::MISDIRECTED_REQUEST,
-            ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            ApiError::ProviderUnavailable(_) | ApiError::IdempotencyConflict(_) => {
-                StatusCode::UNPROCESSABLE_ENTITY
-            }
-            ApiError::ShuttingDown
-            | ApiError::StoreUnavailable(_)
-            | ApiError::Unavailable(_)
-            | ApiError::TooManySessions { .. }
-            | ApiError::ArchiveUnavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
-            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
-        }
+        self.wire().1
     }
 
     fn error_response(&self) -> HttpResponse {
-        let mut resp = HttpResponse::build(self.status_code());
-        match self {
-            ApiError::ActiveLimitReached {
-                retry_after_secs, ..
+        let (_, status, extra) = self.wire();
+        let mut resp = HttpResponse::build(status);
+        match extra {
+            Extra::Nothing => {}
+            Extra::RetryAfter(secs) => {
+                resp.insert_header((header::RETRY_AFTER, secs.to_string()));
             }
-            | ApiError::QuotaExceeded {
-                retry_after_secs, ..
-            }
-            | ApiError::RateLimited {
-                retry_after_secs, ..
-            }
-            | ApiError::SpendLimitReached {
-                retry_after_secs, ..
-            } => {
-                resp.insert_header((header::RETRY_AFTER, retry_after_secs.to_string()));
-            }
-            ApiError::ShuttingDown
-            | ApiError::StoreUnavailable(_)
-            | ApiError::TooManySessions { .. }
-            | ApiError::TooManyStreams { .. } => {
-                resp.insert_header((header::RETRY_AFTER, "5"));
-            }
-            ApiError::Unauthorized(_) => {
+            Extra::Bearer => {
                 resp.insert_header((
                     header::WWW_AUTHENTICATE,
                     "Bearer realm=\"mcp-orchestrator\"",
                 ));
             }
-            ApiError::MethodNotAllowed { allowed, .. } => {
-                resp.insert_header((header::ALLOW, allowed.as_str()));
+            Extra::Allow(methods) => {
+                resp.insert_header((header::ALLOW, methods));
             }
-            _ => {}
         }
         resp.json(self.body())
     }

@@ -14,6 +14,7 @@ pub mod metrics;
 pub mod middleware;
 pub mod openapi;
 pub mod patterns;
+pub mod refusal;
 pub mod schemas;
 pub mod shared;
 pub mod webhooks;

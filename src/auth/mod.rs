@@ -19,5 +19,5 @@ pub mod share;
 
 pub use caller::Caller;
 pub use keyring::{new_token, sha256_hex, Key, Keyring};
-pub use quota::Ledger;
+pub use quota::{KeyLimit, Ledger};
 pub use share::Shares;

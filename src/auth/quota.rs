@@ -13,8 +13,38 @@ use metrics::{counter, gauge};
 
 use super::metrics::{KEY_ACTIVE, KEY_REJECTIONS, KEY_SPEND};
 use super::Keyring;
-use crate::domain::Workflow;
-use crate::error::ApiError;
+use crate::domain::{FailureCode, Workflow};
+
+/// Why a key may not create another workflow now (429 on the wire).
+#[derive(Debug, Clone, PartialEq)]
+pub enum KeyLimit {
+    /// It owns `limit` pending or running workflows (`auth.keys.max_active`).
+    Active {
+        key: String,
+        active: usize,
+        limit: usize,
+        retry_after_secs: u64,
+    },
+    /// It spent its daily budget (`auth.keys.budget_usd_per_day`).
+    Spend {
+        key: String,
+        spent: f64,
+        limit: f64,
+        retry_after_secs: u64,
+    },
+}
+
+impl KeyLimit {
+    /// The `reason` label of `auth_key_rejections_total`: the code of the API
+    /// error the refusal becomes (`api::refusal` checks they agree). A key's
+    /// daily spend has one code, whether it refuses a create or stops a run.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            KeyLimit::Active { .. } => "quota_exceeded",
+            KeyLimit::Spend { .. } => FailureCode::SpendLimitReached.as_str(),
+        }
+    }
+}
 
 #[derive(Debug, Clone, Copy, Default)]
 struct Limits {
@@ -124,7 +154,7 @@ impl Ledger {
 
     /// Before a create: 429 when the key owns `max_active` unfinished workflows
     /// or reached its daily budget.
-    pub fn admit(&self, owner: Option<&str>, retry_after_secs: u64) -> Result<(), ApiError> {
+    pub fn admit(&self, owner: Option<&str>, retry_after_secs: u64) -> Result<(), KeyLimit> {
         let Some(owner) = owner else { return Ok(()) };
         let Some(limits) = self.limits.get(owner) else {
             return Ok(());
@@ -132,26 +162,20 @@ impl Ledger {
         let g = self.lock();
         let u = g.usage.get(owner).copied().unwrap_or_default();
         if let Some(limit) = limits.max_active.filter(|l| u.active >= *l) {
-            return Err(rejected(
-                owner,
-                ApiError::QuotaExceeded {
-                    key: owner.to_string(),
-                    active: u.active,
-                    limit,
-                    retry_after_secs,
-                },
-            ));
+            return Err(rejected(KeyLimit::Active {
+                key: owner.to_string(),
+                active: u.active,
+                limit,
+                retry_after_secs,
+            }));
         }
         if let Some(budget) = limits.budget_usd_per_day.filter(|b| u.spent_today >= *b) {
-            return Err(rejected(
-                owner,
-                ApiError::SpendLimitReached {
-                    key: owner.to_string(),
-                    spent: u.spent_today,
-                    limit: budget,
-                    retry_after_secs: secs_to_midnight(Utc::now()),
-                },
-            ));
+            return Err(rejected(KeyLimit::Spend {
+                key: owner.to_string(),
+                spent: u.spent_today,
+                limit: budget,
+                retry_after_secs: secs_to_midnight(Utc::now()),
+            }));
         }
         Ok(())
     }
@@ -224,10 +248,13 @@ impl Ledger {
     }
 }
 
-/// Counts a create refused by a key's quota, by the error's code.
-fn rejected(owner: &str, e: ApiError) -> ApiError {
-    counter!(KEY_REJECTIONS, "key" => owner.to_string(), "reason" => e.code()).increment(1);
-    e
+/// Counts a create refused by a key's quota.
+fn rejected(limit: KeyLimit) -> KeyLimit {
+    let key = match &limit {
+        KeyLimit::Active { key, .. } | KeyLimit::Spend { key, .. } => key.clone(),
+    };
+    counter!(KEY_REJECTIONS, "key" => key, "reason" => limit.reason()).increment(1);
+    limit
 }
 
 #[cfg(test)]
@@ -279,7 +306,7 @@ mod tests {
         l.observe(&two);
         assert!(matches!(
             l.admit(Some("a"), 5),
-            Err(ApiError::QuotaExceeded {
+            Err(KeyLimit::Active {
                 active: 2,
                 limit: 2,
                 ..
@@ -304,10 +331,7 @@ mod tests {
         w.total_cost_usd = 1.2;
         l.observe(&w);
         assert!(l.over_daily_budget(Some("a")).is_some());
-        assert!(matches!(
-            l.admit(Some("a"), 5),
-            Err(ApiError::SpendLimitReached { .. })
-        ));
+        assert!(matches!(l.admit(Some("a"), 5), Err(KeyLimit::Spend { .. })));
         assert!(l.over_daily_budget(Some("b")).is_none());
     }
 

@@ -5,13 +5,12 @@ use std::sync::Arc;
 
 use actix::prelude::*;
 
-use super::{Active, WorkflowRegistry};
+use super::{Active, Refusal, WorkflowRegistry};
 use crate::clock::now;
 use crate::domain::machine::{Input, WorkflowState};
 use crate::domain::{
     ChangeKind, EventType, IdempotencyRecord, Pattern, PatternConfig, Subscription, Workflow,
 };
-use crate::error::ApiError;
 
 /// A validated request to create a workflow.
 pub struct NewWorkflow {
@@ -92,29 +91,31 @@ pub struct Created {
 }
 
 #[derive(Message)]
-#[rtype(result = "Result<Created, ApiError>")]
+#[rtype(result = "Result<Created, Refusal>")]
 pub struct Create(pub NewWorkflow);
 
 impl WorkflowRegistry {
     /// Why a create must be refused now, if it must.
-    fn refuse_admission(&self) -> Result<(), ApiError> {
+    fn refuse_admission(&self) -> Result<(), Refusal> {
         if self.shutting_down {
-            return Err(ApiError::ShuttingDown);
+            return Err(Refusal::ShuttingDown);
         }
         if self.out.primary.is_full() {
-            return Err(ApiError::StoreUnavailable(format!(
-                "the {} write queue is full (storage.max_queue = {}); retry shortly",
-                self.out.primary.name, self.out.primary.max_queue
-            )));
+            return Err(Refusal::QueueFull {
+                store: self.out.primary.name,
+                setting: "storage.max_queue",
+                max_queue: self.out.primary.max_queue,
+            });
         }
         if let Some(m) = self.mirror.as_ref().filter(|m| m.is_full()) {
-            return Err(ApiError::StoreUnavailable(format!(
-                "the {} write queue is full (redis.max_queue = {}); retry shortly",
-                m.name, m.max_queue
-            )));
+            return Err(Refusal::QueueFull {
+                store: m.name,
+                setting: "redis.max_queue",
+                max_queue: m.max_queue,
+            });
         }
         if self.active.len() >= self.cfg.max_active {
-            return Err(ApiError::ActiveLimitReached {
+            return Err(Refusal::ActiveLimit {
                 active: self.active.len(),
                 limit: self.cfg.max_active,
                 retry_after_secs: self.cfg.retry_after_secs,
@@ -125,7 +126,7 @@ impl WorkflowRegistry {
 }
 
 impl Handler<Create> for WorkflowRegistry {
-    type Result = Result<Created, ApiError>;
+    type Result = Result<Created, Refusal>;
 
     fn handle(&mut self, Create(req): Create, ctx: &mut Context<Self>) -> Self::Result {
         self.refuse_admission()?;
@@ -137,14 +138,11 @@ impl Handler<Create> for WorkflowRegistry {
             .unwrap_or(&self.cfg.default_provider)
             .to_string();
         let Some(provider) = self.providers.get(&provider_name) else {
-            return Err(ApiError::validation(
-                "config.provider",
-                format!("provider '{provider_name}' is not configured"),
-            ));
+            return Err(Refusal::UnknownProvider(provider_name));
         };
         provider
             .check_available()
-            .map_err(ApiError::ProviderUnavailable)?;
+            .map_err(Refusal::ProviderUnavailable)?;
         if req.webhook.is_some() {
             // A new workflow owns none yet: only the total and the key's share
             // can refuse it.
@@ -179,7 +177,7 @@ impl Handler<Create> for WorkflowRegistry {
         }
         let done = match self.feed(&id, Input::Create, ctx) {
             Some(Ok(done)) => done,
-            _ => return Err(ApiError::Internal("a new workflow was refused".into())),
+            _ => return Err(Refusal::Internal("a new workflow was refused")),
         };
         let mut seq = done.seq;
         if let Some(spec) = req.webhook {
@@ -189,7 +187,7 @@ impl Handler<Create> for WorkflowRegistry {
         }
         let workflow = done
             .record
-            .ok_or_else(|| ApiError::Internal("a new workflow has no record".into()))?;
+            .ok_or(Refusal::Internal("a new workflow has no record"))?;
         Ok(Created { workflow, seq })
     }
 }

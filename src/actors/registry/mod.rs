@@ -16,6 +16,7 @@ mod create;
 mod outbox;
 mod query;
 mod recent;
+mod refusal;
 mod report;
 mod supervision;
 mod webhook_index;
@@ -33,6 +34,7 @@ pub use control::{BeginShutdown, Cancel, CancelOutcome, InterruptAll};
 pub use create::{new_workflow_id, Create, Created, NewWorkflow, WebhookSpec};
 pub use outbox::{EpochOf, FlushOutbox};
 pub use query::{EventFeed, Get, RegistryStats, Stats, SubscribeEvents};
+pub use refusal::Refusal;
 pub use webhooks::{AddWebhook, ListWebhooks, RemoveWebhook, ResumeDeliveries};
 
 use super::persist::PersistHealth;

@@ -8,9 +8,9 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
+use super::Refusal;
 use crate::auth::Shares;
 use crate::domain::{Event, Subscription};
-use crate::error::ApiError;
 
 pub struct WebhookIndex {
     pub(super) subs: HashMap<String, Arc<Subscription>>,
@@ -43,12 +43,8 @@ impl WebhookIndex {
     }
 
     /// Room for one more subscription (of `workflow_id`, when given) registered
-    /// by `owner`, or 429 `too_many_webhooks`.
-    pub fn admit(
-        &mut self,
-        workflow_id: Option<&str>,
-        owner: Option<&str>,
-    ) -> Result<(), ApiError> {
+    /// by `owner`, or `Refusal::TooManyWebhooks` naming the cap reached.
+    pub fn admit(&mut self, workflow_id: Option<&str>, owner: Option<&str>) -> Result<(), Refusal> {
         let own = workflow_id.map_or(0, |w| self.by_workflow.get(w).map_or(0, Vec::len));
         // A scan, at most max_total entries, only when one is registered.
         let by_owner = self
@@ -58,25 +54,25 @@ impl WebhookIndex {
             .count();
         let share = self.shares.limit(owner, self.max_total);
         let refusal = if self.subs.len() >= self.max_total {
-            Some(ApiError::TooManyWebhooks {
+            Some(Refusal::TooManyWebhooks {
                 count: self.subs.len(),
                 limit: self.max_total,
-                key: "webhooks.max_subscriptions",
+                setting: "webhooks.max_subscriptions",
                 scope: "in total".into(),
             })
         } else if own >= self.max_per_workflow {
-            Some(ApiError::TooManyWebhooks {
+            Some(Refusal::TooManyWebhooks {
                 count: own,
                 limit: self.max_per_workflow,
-                key: "webhooks.max_subscriptions_per_workflow",
+                setting: "webhooks.max_subscriptions_per_workflow",
                 scope: format!("for workflow '{}'", workflow_id.unwrap_or_default()),
             })
         } else if by_owner >= share {
             self.shares.refused(owner, "webhook_subscriptions");
-            Some(ApiError::TooManyWebhooks {
+            Some(Refusal::TooManyWebhooks {
                 count: by_owner,
                 limit: share,
-                key: "auth.max_share of webhooks.max_subscriptions",
+                setting: "auth.max_share of webhooks.max_subscriptions",
                 scope: Shares::scope(owner),
             })
         } else {
@@ -271,8 +267,11 @@ mod tests {
             ix.insert(Arc::new(s));
         }
         let e = ix.admit(None, Some("a")).unwrap_err();
-        assert_eq!(e.code(), "too_many_webhooks");
-        assert!(e.to_string().contains("auth.max_share"), "{e}");
+        assert!(
+            matches!(e, Refusal::TooManyWebhooks { setting, .. }
+                if setting.starts_with("auth.max_share")),
+            "{e:?}"
+        );
         ix.admit(None, Some("b")).unwrap();
     }
 
@@ -284,14 +283,28 @@ mod tests {
             ix.insert(sub(id, Some("wf")));
         }
         let e = ix.admit(Some("wf"), None).unwrap_err();
-        assert_eq!(e.code(), "too_many_webhooks");
-        assert!(e.to_string().contains("max_subscriptions_per_workflow"));
+        assert!(
+            matches!(
+                e,
+                Refusal::TooManyWebhooks {
+                    setting: "webhooks.max_subscriptions_per_workflow",
+                    ..
+                }
+            ),
+            "{e:?}"
+        );
         ix.admit(None, None).unwrap();
         ix.insert(sub("g", None));
         let e = ix.admit(Some("other"), None).unwrap_err();
         assert!(
-            e.to_string().contains("(webhooks.max_subscriptions)"),
-            "{e}"
+            matches!(
+                e,
+                Refusal::TooManyWebhooks {
+                    setting: "webhooks.max_subscriptions",
+                    ..
+                }
+            ),
+            "{e:?}"
         );
         assert_eq!(ix.refused, 2);
     }

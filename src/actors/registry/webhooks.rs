@@ -5,9 +5,8 @@ use std::sync::Arc;
 
 use actix::prelude::*;
 
-use super::WorkflowRegistry;
+use super::{Refusal, WorkflowRegistry};
 use crate::domain::{ChangeKind, Delivery, DeliveryStatus, Subscription};
-use crate::error::ApiError;
 use crate::events::webhooks::{Deliver, RecordDelivery};
 
 impl WorkflowRegistry {
@@ -30,11 +29,11 @@ impl WorkflowRegistry {
 /// acknowledge. A workflow that already finished takes none: it sends no more
 /// events, and its subscription would never leave.
 #[derive(Message)]
-#[rtype(result = "Result<(Arc<Subscription>, u64), ApiError>")]
+#[rtype(result = "Result<(Arc<Subscription>, u64), Refusal>")]
 pub struct AddWebhook(pub Subscription);
 
 impl Handler<AddWebhook> for WorkflowRegistry {
-    type Result = Result<(Arc<Subscription>, u64), ApiError>;
+    type Result = Result<(Arc<Subscription>, u64), Refusal>;
 
     fn handle(&mut self, AddWebhook(s): AddWebhook, _: &mut Context<Self>) -> Self::Result {
         if let Some(w) = s.workflow_id.as_deref() {
@@ -43,7 +42,7 @@ impl Handler<AddWebhook> for WorkflowRegistry {
                     .retained
                     .get(w)
                     .map_or_else(|| "finished".to_string(), |wf| wf.status.to_string());
-                return Err(ApiError::AlreadyFinished {
+                return Err(Refusal::AlreadyFinished {
                     id: w.to_string(),
                     status,
                 });
