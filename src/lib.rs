@@ -32,18 +32,13 @@ use actix_web::dev::{ServiceFactory, ServiceRequest, ServiceResponse};
 use actix_web::{web, App, HttpServer};
 use utoipa_actix_web::AppExt;
 
-use actors::evictor::Evictor;
-use actors::metrics::MetricsActor;
-use actors::persist::{PersistHealth, RedisLink, RedisPersister, StoreWriter};
-use actors::registry::{
-    BeginShutdown, InterruptAll, RegistryConfig, RegistryParts, ResumeDeliveries, Stats,
-    WorkflowRegistry,
-};
+use actors::persist::{PersistHealth, RedisLink};
+use actors::registry::{BeginShutdown, InterruptAll, Stats, WorkflowRegistry};
 use config::{Config, Durability};
 use error::ApiError;
 use events::address_policy::Guard;
 use events::streams::StreamLimits;
-use events::webhooks::{SetRecorder, WebhookDispatcher, WebhookStats};
+use events::webhooks::WebhookStats;
 use exec::Executor;
 use store::Store;
 
@@ -79,13 +74,6 @@ pub struct AppState {
     pub cluster: Option<ClusterHandle>,
     /// MCP tool servers the agents call (`[tools]`; empty when none).
     pub tools: Arc<tools::ToolHub>,
-}
-
-/// This instance's part in the cluster, for the routes and `/health`.
-#[derive(Clone)]
-pub struct ClusterHandle {
-    pub cluster: Arc<cluster::Cluster>,
-    pub health: Arc<std::sync::Mutex<actors::cluster::PassHealth>>,
 }
 
 impl AppState {
@@ -146,8 +134,7 @@ pub fn create_app(
         .default_service(web::to(api::not_found))
 }
 
-use startup::store_key;
-pub use startup::{open_store, StartError};
+pub use startup::{open_store, ClusterHandle, StartError};
 
 /// The running actors, for `serve` and the tests.
 pub struct Runtime {
@@ -157,293 +144,55 @@ pub struct Runtime {
     _arbiters: Vec<Arbiter>,
 }
 
-/// Opens the primary store, restores state and starts the actors. Must run inside
-/// an actix `System`.
+/// Opens the primary store, restores state and starts the actors, one step of
+/// `startup` each. Must run inside an actix `System`.
 pub async fn start(config: Config) -> Result<Runtime, StartError> {
     let config = Arc::new(config);
     let (store, clustered) = startup::primary::open_primary(&config).await?;
-    let redis = match &config.redis.url {
-        Some(url) => Some(Arc::new(
-            RedisLink::new(&config.redis, url).map_err(StartError)?,
-        )),
-        None => None,
-    };
-    let t0 = Instant::now();
-    let (max_completed, max_age) = (config.retention.max_completed, config.retention.max_age);
-    // Redis first when it holds everything; the primary store otherwise.
-    let from_redis = match &redis {
-        Some(link) => match link.restore(store.as_ref(), max_completed, max_age).await {
-            Ok(s) => Some(s),
-            Err(why) => {
-                tracing::info!(reason = %why, "redis cannot restore every workflow; using the primary store");
-                None
-            }
-        },
-        None => None,
-    };
-    let (startup, source, seed) = match from_redis {
-        Some(s) => (s, "redis", Vec::new()),
-        None => {
-            let s = store
-                .load_startup(max_completed, max_age)
-                .await
-                .map_err(|e| {
-                    StartError(format!(
-                        "{}: cannot read stored workflows: {e}",
-                        store_key(&config)
-                    ))
-                })?;
-            // Put what Redis lacked back, so it mirrors the store again.
-            let seed = match &redis {
-                Some(_) => actors::persist::redis::reseed(store.as_ref(), &s).await,
-                None => Vec::new(),
-            };
-            (s, store.kind(), seed)
-        }
-    };
-    // Committed step answers come from the primary store whatever the source
-    // (Redis does not mirror them): a resumed run reuses every one.
-    let mut startup = startup;
-    if clustered.is_some() {
-        // Unfinished workflows are resumed by whichever instance claims their
-        // expired leases (this one too, at its first pass), never all by each.
-        startup.active.clear();
-    }
-    let ids: Vec<String> = startup
-        .active
-        .iter()
-        .map(|a| a.workflow.id.clone())
-        .collect();
-    if !ids.is_empty() {
-        let mut steps: std::collections::HashMap<String, Vec<domain::StepRecord>> =
-            std::collections::HashMap::new();
-        for s in store.steps_of(&ids).await.map_err(|e| {
-            StartError(format!(
-                "{}: cannot read stored step answers: {e}",
-                store_key(&config)
-            ))
-        })? {
-            steps.entry(s.workflow_id.clone()).or_default().push(s);
-        }
-        for a in &mut startup.active {
-            a.steps = steps.remove(&a.workflow.id).unwrap_or_default();
-        }
-    }
-    tracing::info!(
-        active = startup.active.len(),
-        retained = startup.retained.len(),
-        took_ms = t0.elapsed().as_millis() as u64,
-        "restored state from {source}"
-    );
-
-    let primary = Arc::new(PersistHealth::new(store.kind(), config.storage.max_queue));
-    // Each persister encodes its batches on a thread of its own: on the registry's
-    // thread they made it the bottleneck (BENCHMARKS.md).
-    let writer_arbiter = Arbiter::new();
-    let writer = {
-        let (store, primary, batch, interval) = (
-            Arc::clone(&store),
-            Arc::clone(&primary),
-            config.storage.batch_max,
-            config.storage.commit_interval,
-        );
-        Supervisor::start_in_arbiter(&writer_arbiter.handle(), move |_| {
-            StoreWriter::new(store, primary, batch, interval)
-                .with_commit_delay(config::test_commit_delay())
-        })
-    };
-    let mut arbiters = vec![writer_arbiter];
-    tracing::info!(
-        store = store.kind(),
-        "primary store writer started under its supervisor"
-    );
-    let step_writer = writer.clone().recipient();
-    let mut subscribers = vec![writer.recipient(), MetricsActor::new().start().recipient()];
-    if let Some(link) = &redis {
-        let (l, batch) = (Arc::clone(link), config.storage.batch_max);
-        let refill = actors::persist::redis::Refill {
-            store: Arc::clone(&store),
-            max_completed,
-            max_age,
-        };
-        let redis_arbiter = Arbiter::new();
-        let persister = Supervisor::start_in_arbiter(&redis_arbiter.handle(), move |_| {
-            RedisPersister::new(l, refill, batch, seed)
-        });
-        arbiters.push(redis_arbiter);
-        subscribers.push(persister.recipient());
-        let link = Arc::clone(link);
-        // Keeps redis_memory_bytes current and prunes expired index entries.
-        actix_rt::spawn(async move {
-            loop {
-                link.upkeep().await;
-                tokio::time::sleep(Duration::from_secs(15)).await;
-            }
-        });
-    }
+    let mut restored = startup::restore::restore(&config, &store, clustered.is_some()).await?;
+    let persisters = startup::persisters::start(&config, &store, &mut restored);
     let executor = Arc::new(Executor::new(config.execution.threads));
-    let providers = exec::provider::build(&config.providers);
     // Tool servers connect before any workflow resumes: a resumed agent sees the
     // same tools as the run that died.
-    let tool_hub = tools::ToolHub::new(&config.tools);
-    tool_hub.start();
-    tool_hub.first_attempts(Duration::from_secs(30)).await;
-    let registry_cfg = RegistryConfig {
-        max_active: config.limits.max_active,
-        retry_after_secs: config.limits.retry_after.as_secs().max(1),
-        default_provider: config.execution.default_provider.clone(),
-        default_budget_usd: config.execution.default_budget_usd,
-        default_max_tokens_total: config.execution.default_max_tokens_total,
-        max_resumes: config.execution.max_resumes,
-        max_workflow_duration: config.limits.max_workflow_duration,
-        max_webhooks: config.webhooks.max_subscriptions,
-        max_webhooks_per_workflow: config.webhooks.max_subscriptions_per_workflow,
-        default_document_formats: config.documents.default_formats.clone(),
-        documents_max_bytes: config.documents.max_bytes,
-    };
-    let (subscriptions, mut pending_deliveries) = store
-        .load_webhooks()
-        .await
-        .map_err(|e| StartError(format!("cannot read stored webhooks: {e}")))?;
-    let subscriptions = match &clustered {
-        Some(_) => {
-            // Pending deliveries are claimed, one claimant each; a workflow's
-            // subscriptions come with the workflow when it is claimed.
-            pending_deliveries.clear();
-            subscriptions
-                .into_iter()
-                .filter(|s| s.workflow_id.is_none())
-                .collect()
-        }
-        None => subscriptions,
-    };
-    store.release_idle_connections();
-    // No key may hold more than its share of a shared cap (auth.max_share).
-    let shares = auth::Shares::new(&config.auth);
-    // Deliveries run on their own thread: slow receivers never touch the registry.
-    let webhook_arbiter = Arbiter::new();
-    let webhook_stats = Arc::new(WebhookStats::default());
-    let dispatcher = {
-        let (cfg, stats) = (config.webhooks.clone(), Arc::clone(&webhook_stats));
-        let shares = shares.clone();
-        WebhookDispatcher::start_in_arbiter(&webhook_arbiter.handle(), move |_| {
-            WebhookDispatcher::new(cfg, stats, shares)
-        })
-    };
-    arbiters.push(webhook_arbiter);
-
-    let keys = Arc::new(auth::Keyring::new(&config.auth));
-    let ledger = Arc::new(auth::Ledger::new(&keys));
-    if keys.enabled() {
-        let midnight = chrono::Utc::now()
-            .date_naive()
-            .and_hms_opt(0, 0, 0)
-            .unwrap_or_default()
-            .and_utc();
-        let spent = store
-            .spend_by_owner_since(midnight)
-            .await
-            .map_err(|e| StartError(format!("cannot read today's spend per key: {e}")))?;
-        let active: Vec<&domain::Workflow> = startup.active.iter().map(|a| &a.workflow).collect();
-        ledger.seed(&spent, &active);
-    }
-    let retention = config.retention.clone();
-    let parts = RegistryParts {
-        cfg: registry_cfg,
-        subscribers,
-        primary: Arc::clone(&primary),
-        mirror: redis.as_ref().map(|l| Arc::clone(&l.health)),
+    let tools = tools::ToolHub::new(&config.tools);
+    tools.start();
+    tools.first_attempts(Duration::from_secs(30)).await;
+    let mirror = restored.redis.as_ref().map(|l| Arc::clone(&l.health));
+    let inputs = startup::registry::Inputs {
+        startup: restored.startup,
+        subscribers: persisters.subscribers,
+        primary: Arc::clone(&persisters.primary),
+        mirror: mirror.clone(),
+        steps: persisters.steps,
         executor: Arc::clone(&executor),
-        providers,
-        steps: step_writer,
-        dispatcher: Some(dispatcher.clone().recipient()),
-        restored_active: startup.active,
-        retained: startup.retained,
-        webhooks: subscriptions,
-        ledger: Arc::clone(&ledger),
-        tools: Arc::clone(&tool_hub),
-        shares: shares.clone(),
-        epochs: clustered.as_ref().map(|c| {
-            let cluster = Arc::clone(&c.cluster);
-            Arc::new(move |id: &str| cluster.epoch_of(id)) as actors::registry::EpochOf
-        }),
+        tools: Arc::clone(&tools),
+        epochs: clustered.as_ref().map(startup::neighbours::epochs),
     };
-    let registry = WorkflowRegistry::create(move |ctx| {
-        let evictor = Evictor::new(
-            ctx.address().recipient(),
-            retention.max_completed,
-            retention.max_age,
-            &parts.retained,
-        )
-        .start();
-        let mut parts = parts;
-        parts.subscribers.push(evictor.recipient());
-        WorkflowRegistry::new(parts)
-    });
-    dispatcher.do_send(SetRecorder(registry.clone().recipient()));
-    if !pending_deliveries.is_empty() {
-        tracing::info!(
-            count = pending_deliveries.len(),
-            "resuming pending webhook deliveries"
-        );
-    }
-    // Through the registry: it counts them against their subscriptions.
-    registry.do_send(ResumeDeliveries(pending_deliveries));
-    let archive = Arc::new(
-        archive::Archive::open(&config.archive, &config.storage.sqlite_path).map_err(StartError)?,
-    );
-    if config.archive.enabled {
-        let (store, archive, cfg) = (
-            Arc::clone(&store),
-            Arc::clone(&archive),
-            config.archive.clone(),
-        );
-        let evict = registry.clone().recipient();
-        Supervisor::start(move |_| archive::Archiver::new(store, evict, archive, &cfg));
-        tracing::info!(url = %archive_url(&config), after = ?config.archive.after,
-            interval = ?config.archive.interval, "archiver started under its supervisor");
-    }
-    let cluster = clustered.map(|c| {
-        let health = Arc::new(std::sync::Mutex::new(actors::cluster::PassHealth::default()));
-        let (cl, pg, reg, h) = (
-            Arc::clone(&c.cluster),
-            c.store,
-            registry.clone(),
-            Arc::clone(&health),
-        );
-        let actor = Supervisor::start(move |_| actors::cluster::ClusterActor::new(cl, pg, reg, h));
-        actix_rt::spawn(cluster::listener::run(
-            c.listen,
-            c.cluster.watchers.clone(),
-            actor.recipient(),
-        ));
-        tracing::info!(instance = %c.cluster.id, lease_ttl = ?c.cluster.ttl, "cluster member started");
-        ClusterHandle {
-            cluster: c.cluster,
-            health,
-        }
-    });
-    let idempotency = Arc::new(idempotency::Index::new(
-        config.idempotency.ttl,
-        config.idempotency.max_cached,
-    ));
+    let core = startup::registry::start(&config, &store, clustered.is_some(), inputs).await?;
+    let archive = startup::neighbours::start_archive(&config, &store, &core.registry)?;
+    let cluster = clustered.map(|c| startup::neighbours::join(c, &core.registry));
+    let mut arbiters = persisters.arbiters;
+    arbiters.push(core.arbiter);
     let state = web::Data::new(AppState {
-        tools: tool_hub,
+        tools,
         guard: Guard::new(&config.webhooks),
         hosts: auth::browser::HostPolicy::new(&config),
-        mcp_sessions: Arc::new(api::mcp::Sessions::new(&config.mcp, shares.clone())),
-        streams: Arc::new(StreamLimits::new(&config.limits, shares)),
+        mcp_sessions: Arc::new(api::mcp::Sessions::new(&config.mcp, core.shares.clone())),
+        streams: Arc::new(StreamLimits::new(&config.limits, core.shares)),
+        idempotency: Arc::new(idempotency::Index::new(
+            config.idempotency.ttl,
+            config.idempotency.max_cached,
+        )),
         config,
-        registry,
+        registry: core.registry,
         store,
-        primary,
-        mirror: redis.as_ref().map(|l| Arc::clone(&l.health)),
-        redis,
-        webhook_stats,
-        idempotency,
+        primary: persisters.primary,
+        mirror,
+        redis: restored.redis,
+        webhook_stats: core.webhook_stats,
         started: Instant::now(),
-        keys,
-        ledger,
+        keys: core.keys,
+        ledger: core.ledger,
         archive,
         cluster,
     });
@@ -452,10 +201,6 @@ pub async fn start(config: Config) -> Result<Runtime, StartError> {
         executor,
         _arbiters: arbiters,
     })
-}
-
-fn archive_url(config: &Config) -> String {
-    config.archive.effective_url(&config.storage.sqlite_path)
 }
 
 /// Runs the server until SIGTERM/SIGINT, then shuts down gracefully.

@@ -35,11 +35,14 @@ const LAYERS: &[(&str, &[&str])] = &[
     // The SSE caps and the dispatcher's overflow take per-key shares.
     ("events", &["domain", "config", "error", "metric_names", "store", "clock", "auth"]),
     ("cluster", &["domain", "config", "error", "metric_names", "store", "clock"]),
-    ("startup", &["domain", "config", "error", "store", "cluster"]),
     ("actors", &["domain", "config", "error", "metric_names", "clock", "store", "exec",
                  "tools", "documents", "events", "auth", "cluster"]),
     // The Archiver is a supervised actor beside the evictor.
     ("archive", &["domain", "config", "error", "metric_names", "clock", "store", "actors"]),
+    // The start-up steps lib.rs sequences: opening the store, restoring, starting
+    // the persisters, the registry and the actors beside it.
+    ("startup", &["domain", "config", "error", "store", "cluster", "exec", "tools", "auth",
+                  "events", "actors", "archive"]),
     ("net", &["startup", "config"]),
     ("healthcheck", &["config"]),
     // Route helpers and routes: everything below them.
