@@ -117,8 +117,9 @@ pub fn create_app(
         .configure(api::configure)
         .split_for_parts();
     utoipa::Modify::modify(&api::openapi::Standard, &mut doc);
+    let doc = api::requests::document(&doc, &state.config.limits.bounds());
     app.app_data(state.clone())
-        .app_data(web::Data::new(doc))
+        .app_data(web::Data::new(api::openapi::OpenApiJson(doc)))
         .wrap(actix_web::middleware::from_fn(
             auth::middleware::authenticate,
         ))

@@ -11,9 +11,11 @@ use actix_web::{web, HttpMessage, HttpRequest, HttpResponse};
 use chrono::{DateTime, NaiveDate, Utc};
 use serde_json::{json, Value};
 
+use utoipa::IntoParams;
 use utoipa_actix_web::service_config::ServiceConfig;
 
-use super::openapi::{AnyObject, Doc, ErrorEnvelope};
+use super::openapi::{AnyObject, Doc};
+use super::responses::AnalyticsErrors;
 use crate::auth::Caller;
 use crate::config::Scope;
 use crate::domain::Pattern;
@@ -46,6 +48,21 @@ fn parse_time(field: &str, raw: &str) -> Result<DateTime<Utc>, ApiError> {
     // Both stores keep microseconds: compare at that precision everywhere.
     DateTime::from_timestamp_micros(t.timestamp_micros())
         .ok_or_else(|| ApiError::validation(field, format!("{field} '{raw}' is out of range")))
+}
+
+/// The query every analytics route takes, as the OpenAPI document states it
+/// ([`parse_query`] reads it; each refusal names the parameter).
+#[derive(IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct Window {
+    /// Window start (RFC 3339 or YYYY-MM-DD, UTC), inclusive
+    #[param(format = DateTime)]
+    pub since: Option<String>,
+    /// Window end, exclusive; later than since
+    #[param(format = DateTime)]
+    pub until: Option<String>,
+    /// Only this pattern
+    pub pattern: Option<super::openapi::PatternName>,
 }
 
 /// Validates the query string; every error names the parameter.
@@ -164,15 +181,10 @@ async fn workflows_value(state: &AppState, q: &AnalyticsQuery) -> Result<Value, 
 
 /// Workflow counts by status and pattern (a non-admin key: its own).
 #[utoipa::path(get, path = "/v1/analytics/workflows", tag = "analytics",
-    params(
-        ("since" = Option<String>, Query, format = DateTime, description = "Window start (RFC 3339 or YYYY-MM-DD, UTC), inclusive"),
-        ("until" = Option<String>, Query, format = DateTime, description = "Window end, exclusive; later than since"),
-        ("pattern" = Option<crate::api::schemas::PatternName>, Query, description = "Only this pattern"),
-    ),
+    params(Window),
     responses(
         (status = 200, description = "Counts, with the window", body = AnyObject),
-        (status = 400, description = "validation_error (names the parameter)", body = ErrorEnvelope),
-        (status = 503, description = "store_unavailable", body = ErrorEnvelope),
+        AnalyticsErrors,
     ))]
 async fn workflows(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResponse, ApiError> {
     let q = prepare(&state, &req).await?;
@@ -185,15 +197,10 @@ async fn workflows(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpR
 /// Figures at full precision: the old `/analytics/costs` rounds them as the plan
 /// does and counts finished workflows only.
 #[utoipa::path(get, path = "/v1/analytics/costs", tag = "analytics",
-    params(
-        ("since" = Option<String>, Query, format = DateTime, description = "Window start (RFC 3339 or YYYY-MM-DD, UTC), inclusive"),
-        ("until" = Option<String>, Query, format = DateTime, description = "Window end, exclusive; later than since"),
-        ("pattern" = Option<crate::api::schemas::PatternName>, Query, description = "Only this pattern"),
-    ),
+    params(Window),
     responses(
         (status = 200, description = "Costs, with the window", body = AnyObject),
-        (status = 400, description = "validation_error (names the parameter)", body = ErrorEnvelope),
-        (status = 503, description = "store_unavailable", body = ErrorEnvelope),
+        AnalyticsErrors,
     ))]
 async fn costs(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResponse, ApiError> {
     let q = prepare(&state, &req).await?;
@@ -208,15 +215,10 @@ async fn costs(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpRespo
 /// Figures at full precision: the old `/analytics/performance` rounds them as
 /// the plan does.
 #[utoipa::path(get, path = "/v1/analytics/performance", tag = "analytics",
-    params(
-        ("since" = Option<String>, Query, format = DateTime, description = "Window start (RFC 3339 or YYYY-MM-DD, UTC), inclusive"),
-        ("until" = Option<String>, Query, format = DateTime, description = "Window end, exclusive; later than since"),
-        ("pattern" = Option<crate::api::schemas::PatternName>, Query, description = "Only this pattern"),
-    ),
+    params(Window),
     responses(
         (status = 200, description = "Performance, with the window", body = AnyObject),
-        (status = 400, description = "validation_error (names the parameter)", body = ErrorEnvelope),
-        (status = 503, description = "store_unavailable", body = ErrorEnvelope),
+        AnalyticsErrors,
     ))]
 async fn performance(
     state: web::Data<AppState>,
@@ -232,15 +234,10 @@ async fn performance(
 /// The old shape adds `by_type` keyed by the old pattern names.
 /// The old API's workflow counts (adds `by_type`).
 #[utoipa::path(get, path = "/analytics/workflows", tag = "analytics",
-    params(
-        ("since" = Option<String>, Query, format = DateTime, description = "Window start (RFC 3339 or YYYY-MM-DD, UTC), inclusive"),
-        ("until" = Option<String>, Query, format = DateTime, description = "Window end, exclusive; later than since"),
-        ("pattern" = Option<crate::api::schemas::PatternName>, Query, description = "Only this pattern"),
-    ),
+    params(Window),
     responses(
         (status = 200, description = "Counts", body = AnyObject),
-        (status = 400, description = "validation_error (names the parameter)", body = ErrorEnvelope),
-        (status = 503, description = "store_unavailable", body = ErrorEnvelope),
+        AnalyticsErrors,
     ))]
 async fn compat_workflows(
     state: web::Data<AppState>,
@@ -262,15 +259,10 @@ async fn compat_workflows(
 /// dollars (`total_cost_usd`, `average_cost_usd`, …) rounded to 4 places,
 /// `total_execution_hours` to 2.
 #[utoipa::path(get, path = "/analytics/costs", tag = "analytics",
-    params(
-        ("since" = Option<String>, Query, format = DateTime, description = "Window start (RFC 3339 or YYYY-MM-DD, UTC), inclusive"),
-        ("until" = Option<String>, Query, format = DateTime, description = "Window end, exclusive; later than since"),
-        ("pattern" = Option<crate::api::schemas::PatternName>, Query, description = "Only this pattern"),
-    ),
+    params(Window),
     responses(
         (status = 200, description = "Costs", body = AnyObject),
-        (status = 400, description = "validation_error (names the parameter)", body = ErrorEnvelope),
-        (status = 503, description = "store_unavailable", body = ErrorEnvelope),
+        AnalyticsErrors,
     ))]
 async fn compat_costs(
     state: web::Data<AppState>,
@@ -288,16 +280,11 @@ async fn compat_costs(
 /// (a percentage) to 2. As the old server: 404 `{"error": "No data"}` when
 /// nothing has finished.
 #[utoipa::path(get, path = "/analytics/performance", tag = "analytics",
-    params(
-        ("since" = Option<String>, Query, format = DateTime, description = "Window start (RFC 3339 or YYYY-MM-DD, UTC), inclusive"),
-        ("until" = Option<String>, Query, format = DateTime, description = "Window end, exclusive; later than since"),
-        ("pattern" = Option<crate::api::schemas::PatternName>, Query, description = "Only this pattern"),
-    ),
+    params(Window),
     responses(
         (status = 200, description = "Performance", body = AnyObject),
         (status = 404, description = "No data: nothing finished in the window", body = AnyObject),
-        (status = 400, description = "validation_error (names the parameter)", body = ErrorEnvelope),
-        (status = 503, description = "store_unavailable", body = ErrorEnvelope),
+        AnalyticsErrors,
     ))]
 async fn compat_performance(
     state: web::Data<AppState>,

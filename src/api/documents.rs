@@ -11,6 +11,7 @@ use serde_json::{json, Value};
 use utoipa_actix_web::service_config::ServiceConfig;
 
 use super::openapi::{AnyObject, Doc, ErrorEnvelope};
+use super::responses::DocumentErrors;
 use super::workflows::load_result_found;
 use crate::auth::Caller;
 use crate::domain::{DocFormat, Document};
@@ -46,8 +47,7 @@ pub fn entry(id: &str, d: &Document) -> Value {
     responses(
         (status = 200, description = "`{workflow_id, documents: [{name, format, bytes, sha256, url, content_type, error?}]}`", body = AnyObject),
         (status = 404, description = "workflow_not_found", body = ErrorEnvelope),
-        (status = 409, description = "not_finished", body = ErrorEnvelope),
-        (status = 503, description = "store_unavailable | archive_unavailable", body = ErrorEnvelope),
+        DocumentErrors,
     ))]
 async fn list(
     state: web::Data<AppState>,
@@ -157,8 +157,7 @@ fn missing(id: &str, name: &str) -> ApiError {
         (status = 200, description = "The document's bytes (`Content-Type` per format, `Content-Disposition: attachment`, `ETag` = its SHA-256)"),
         (status = 304, description = "Not modified (`If-None-Match` matched the ETag)"),
         (status = 404, description = "workflow_not_found | document_not_found | document_failed", body = ErrorEnvelope),
-        (status = 409, description = "not_finished", body = ErrorEnvelope),
-        (status = 503, description = "store_unavailable | archive_unavailable", body = ErrorEnvelope),
+        DocumentErrors,
     ))]
 async fn download(
     state: web::Data<AppState>,

@@ -19,6 +19,7 @@ use super::shared::{check_visible, find_content};
 use utoipa_actix_web::service_config::ServiceConfig;
 
 use super::openapi::{Doc, ErrorEnvelope};
+use super::responses::ByIdErrors;
 use crate::actors::registry::{EventFeed, SubscribeEvents};
 use crate::auth::Caller;
 use crate::config::Scope;
@@ -246,8 +247,7 @@ fn follow(
     responses(
         (status = 200, description = "text/event-stream", content_type = "text/event-stream", body = crate::api::openapi::SseEvent),
         (status = 400, description = "validation_error (Last-Event-ID)", body = ErrorEnvelope),
-        (status = 404, description = "workflow_not_found", body = ErrorEnvelope),
-        (status = 503, description = "store_unavailable", body = ErrorEnvelope),
+        ByIdErrors,
     ))]
 async fn events(
     state: web::Data<AppState>,

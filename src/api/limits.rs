@@ -7,9 +7,7 @@ use crate::config::{tool_allowed, Config};
 use crate::domain::PatternConfig;
 use crate::error::ApiError;
 
-/// A task (the old routes: task or query, with `context` included), in characters.
-pub const MAX_TASK_CHARS: usize = 100_000;
-pub const MAX_TITLE_CHARS: usize = 200;
+pub use crate::domain::bounds::{MAX_TASK_CHARS, MAX_TITLE_CHARS};
 /// Webhook URLs, in characters.
 pub const MAX_URL_CHARS: usize = 2_048;
 /// Webhook secrets, in bytes.

@@ -51,6 +51,35 @@ pub struct SseEvent {
     pub data: String,
 }
 
+/// The document as served: collected from the annotations, with the create
+/// requests' bodies added by `api::requests::document`.
+#[derive(Serialize)]
+#[serde(transparent)]
+pub struct OpenApiJson(pub serde_json::Value);
+
+/// `research` (alias `beltalowda`) or `search` (alias `swarm`): what the
+/// `pattern` parameters take.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum PatternName {
+    Research,
+    Search,
+    Beltalowda,
+    Swarm,
+}
+
+/// What the `status` parameter takes.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum StatusName {
+    Pending,
+    Running,
+    Interrupted,
+    Completed,
+    Failed,
+    Cancelled,
+}
+
 /// Any JSON object (shapes documented in the README).
 #[derive(Serialize, ToSchema)]
 #[schema(as = Object)]
@@ -174,8 +203,8 @@ impl OpenApiFactory for Doc {
         ErrorBody,
         CompatErrorBody,
         SseEvent,
-        crate::api::schemas::StatusName,
-        crate::api::schemas::PatternName
+        StatusName,
+        PatternName
     )),
     modifiers(&Standard)
 )]
@@ -297,6 +326,6 @@ impl Modify for Standard {
 /// This document (OpenAPI 3.1).
 #[utoipa::path(get, path = "/openapi.json", tag = "operations",
     responses((status = 200, description = "The OpenAPI document", body = AnyObject)))]
-pub async fn serve(doc: web::Data<utoipa::openapi::OpenApi>) -> HttpResponse {
+pub async fn serve(doc: web::Data<OpenApiJson>) -> HttpResponse {
     HttpResponse::Ok().json(doc.get_ref())
 }

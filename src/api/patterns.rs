@@ -8,6 +8,9 @@ use utoipa_actix_web::service_config::ServiceConfig;
 use super::openapi::{AnyObject, Doc};
 use crate::auth::Caller;
 use crate::config::Scope;
+use crate::domain::bounds::{
+    CONCURRENT_AGENTS, RESEARCH_AGENTS, SYNTHESIS_GROUP_SIZE, TOOL_ROUNDS,
+};
 use crate::domain::{ResearchConfig, SearchConfig, AGENT_TYPES};
 use crate::error::ApiError;
 use crate::AppState;
@@ -36,7 +39,7 @@ pub fn describe(state: &AppState, caller: &Caller) -> Result<Value, ApiError> {
             "servers": state.config.tools.servers.keys().collect::<Vec<_>>(),
             "agents": state.config.tools.agents,
             "max_tool_rounds": state.config.tools.max_tool_rounds,
-            "max_tool_rounds_limits": [1, crate::config::MAX_TOOL_ROUNDS],
+            "max_tool_rounds_limits": TOOL_ROUNDS,
             "max_result_bytes": state.config.tools.max_result_bytes,
         },
         "patterns": [
@@ -45,14 +48,14 @@ pub fn describe(state: &AppState, caller: &Caller) -> Result<Value, ApiError> {
                 "aliases": ["beltalowda"],
                 "description": "decompose the task into N subtasks, run N agents in parallel, synthesise in groups, then a final synthesis and a Markdown report",
                 "defaults": ResearchConfig::default(),
-                "limits": {"num_agents": [3, 20], "max_concurrent_agents": [1, 20], "synthesis_group_size": [2, 10]},
+                "limits": {"num_agents": RESEARCH_AGENTS, "max_concurrent_agents": CONCURRENT_AGENTS, "synthesis_group_size": SYNTHESIS_GROUP_SIZE},
             },
             {
                 "name": "search",
                 "aliases": ["swarm"],
                 "description": "one agent per requested agent type, then a synthesis and a Markdown report",
                 "defaults": SearchConfig::default(),
-                "limits": {"max_concurrent_agents": [1, 20], "agent_types": AGENT_TYPES},
+                "limits": {"max_concurrent_agents": CONCURRENT_AGENTS, "agent_types": AGENT_TYPES},
             }
         ]
     }))

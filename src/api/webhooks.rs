@@ -5,12 +5,14 @@
 use actix_web::{web, HttpResponse};
 use serde::Deserialize;
 use serde_json::{json, Value};
+use utoipa::ToSchema;
 
 use utoipa_actix_web::service_config::ServiceConfig;
 
 use super::body::read_json;
 use super::limits::{text_at_most, MAX_SECRET_CHARS, MAX_URL_CHARS};
-use super::openapi::{AnyObject, CompatErrorBody, Doc, ErrorEnvelope};
+use super::openapi::{AnyObject, Doc, ErrorEnvelope};
+use super::responses::{ByIdErrors, OldTaskErrors, WebhookErrors};
 use super::shared::CompatError;
 use super::shared::{check_visible, find_content_for, find_for};
 use crate::actors::registry::{AddWebhook, ListWebhooks, RemoveWebhook, Stats, WebhookSpec};
@@ -41,10 +43,15 @@ pub fn configure(cfg: &mut ServiceConfig) {
 }
 
 /// A webhook as requests give it (in the workflow create body or `/v1/webhooks`).
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = WebhookRequest)]
 pub struct WebhookBody {
+    /// An https URL that does not resolve to a private address.
+    #[schema(value_type = String)]
     pub url: Option<String>,
+    /// At least 8 characters; generated (and shown once) when absent.
+    #[schema(min_length = 8)]
     pub secret: Option<String>,
     pub events: Option<Vec<String>>,
 }
@@ -121,7 +128,7 @@ fn view(s: &Subscription) -> Value {
 
 /// Registers a global webhook (admin): every workflow's events.
 #[utoipa::path(post, path = "/v1/webhooks", tag = "webhooks",
-    request_body(content = crate::api::schemas::WebhookRequest, content_type = "application/json"),
+    request_body(content = WebhookBody, content_type = "application/json"),
     responses(
         (status = 201, description = "The subscription (its generated secret shown once)", body = AnyObject),
         (status = 400, description = "validation_error | invalid_json", body = ErrorEnvelope),
@@ -175,7 +182,7 @@ async fn list(state: web::Data<AppState>, caller: Caller) -> Result<HttpResponse
     params(("id" = String, Path, description = "Subscription id (wh_…)")),
     responses(
         (status = 200, description = "The subscription", body = AnyObject),
-        (status = 404, description = "webhook_not_found", body = ErrorEnvelope),
+        WebhookErrors,
     ))]
 async fn get(
     state: web::Data<AppState>,
@@ -195,8 +202,8 @@ async fn get(
     params(("id" = String, Path, description = "Subscription id (wh_…)")),
     responses(
         (status = 204, description = "Removed"),
-        (status = 404, description = "webhook_not_found", body = ErrorEnvelope),
         (status = 503, description = "store_unavailable", body = ErrorEnvelope),
+        WebhookErrors,
     ))]
 async fn delete(
     state: web::Data<AppState>,
@@ -223,8 +230,7 @@ async fn delete(
     params(("id" = String, Path, description = "Workflow id (wf_…)")),
     responses(
         (status = 200, description = "`{items}`", body = AnyObject),
-        (status = 404, description = "workflow_not_found", body = ErrorEnvelope),
-        (status = 503, description = "store_unavailable", body = ErrorEnvelope),
+        ByIdErrors,
     ))]
 async fn deliveries(
     state: web::Data<AppState>,
@@ -261,10 +267,14 @@ fn delivery_view(d: &Delivery, caller: &Caller) -> Value {
     v
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
+#[schema(as = RegisterRequest)]
 struct RegisterBody {
+    #[schema(value_type = String, pattern = r"\S")]
     task_id: Option<String>,
+    #[schema(value_type = String, pattern = r"\S")]
     webhook_url: Option<String>,
+    #[schema(value_type = String, min_length = 8)]
     secret: Option<String>,
     events: Option<Vec<String>>,
 }
@@ -278,13 +288,10 @@ fn missing(field: &str) -> CompatError {
 
 /// Registers a webhook for one of the key's workflows (old API).
 #[utoipa::path(post, path = "/webhook/register", tag = "old API",
-    request_body(content = crate::api::schemas::RegisterRequest, content_type = "application/json"),
+    request_body(content = RegisterBody, content_type = "application/json"),
     responses(
         (status = 200, description = "`{success, task_id, webhook_url, webhook_id, …}`", body = AnyObject),
-        (status = 400, description = "validation_error | invalid_json", body = CompatErrorBody),
-        (status = 404, description = "workflow_not_found", body = CompatErrorBody),
-        (status = 413, description = "payload_too_large", body = CompatErrorBody),
-        (status = 503, description = "store_unavailable", body = CompatErrorBody),
+        OldTaskErrors,
     ))]
 async fn register(
     state: web::Data<AppState>,
@@ -338,21 +345,21 @@ async fn register(
     })))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
+#[schema(as = UnregisterRequest)]
 struct UnregisterBody {
+    #[schema(value_type = String, pattern = r"\S")]
     task_id: Option<String>,
+    #[schema(value_type = String, pattern = r"\S")]
     webhook_url: Option<String>,
 }
 
 /// Removes a workflow's webhook by URL (old API).
 #[utoipa::path(post, path = "/webhook/unregister", tag = "old API",
-    request_body(content = crate::api::schemas::UnregisterRequest, content_type = "application/json"),
+    request_body(content = UnregisterBody, content_type = "application/json"),
     responses(
         (status = 200, description = "`{success, task_id, webhook_url, unregistered_at}`", body = AnyObject),
-        (status = 400, description = "validation_error | invalid_json", body = CompatErrorBody),
-        (status = 404, description = "workflow_not_found | webhook_not_found", body = CompatErrorBody),
-        (status = 413, description = "payload_too_large", body = CompatErrorBody),
-        (status = 503, description = "store_unavailable", body = CompatErrorBody),
+        OldTaskErrors,
     ))]
 async fn unregister(
     state: web::Data<AppState>,

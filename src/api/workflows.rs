@@ -13,6 +13,7 @@ use utoipa_actix_web::service_config::ServiceConfig;
 
 pub use super::admission::{admit, admit_keyed, Admitted};
 use super::openapi::{AnyObject, Doc, ErrorEnvelope};
+use super::responses::{ByIdErrors, CreateRefusals};
 use crate::actors::registry::{Cancel, CancelOutcome, NewWorkflow};
 use crate::auth::Caller;
 use crate::config::Config;
@@ -129,16 +130,12 @@ pub fn links(id: &str) -> Value {
     })
 }
 
-/// Creates a workflow (owned by the calling key) and starts it.
+/// Creates a workflow (owned by the calling key) and starts it. The body's
+/// schema is built from the bounds table by `api::requests`.
 #[utoipa::path(post, path = "/v1/workflows", tag = "workflows",
-    request_body(content = crate::api::schemas::CreateRequest, content_type = "application/json"),
     responses(
         (status = 201, description = "Created; `Location` names it", body = AnyObject),
-        (status = 400, description = "validation_error (names the field) | invalid_json", body = ErrorEnvelope),
-        (status = 413, description = "payload_too_large", body = ErrorEnvelope),
-        (status = 422, description = "provider_unavailable", body = ErrorEnvelope),
-        (status = 429, description = "active_limit_reached | quota_exceeded | spend_limit_reached | rate_limited; with Retry-After", body = ErrorEnvelope),
-        (status = 503, description = "shutting_down | store_unavailable", body = ErrorEnvelope),
+        CreateRefusals,
     ))]
 async fn create(
     state: web::Data<AppState>,
@@ -199,8 +196,7 @@ pub async fn read_workflow(
     params(("id" = String, Path, description = "Workflow id (wf_…)")),
     responses(
         (status = 200, description = "The workflow record", body = AnyObject),
-        (status = 404, description = "workflow_not_found", body = ErrorEnvelope),
-        (status = 503, description = "store_unavailable", body = ErrorEnvelope),
+        ByIdErrors,
     ))]
 async fn get(
     state: web::Data<AppState>,
@@ -218,10 +214,9 @@ async fn get(
     params(("id" = String, Path, description = "Workflow id (wf_…)")),
     responses(
         (status = 200, description = "The result", body = AnyObject),
-        (status = 404, description = "workflow_not_found", body = ErrorEnvelope),
         (status = 409, description = "not_finished", body = ErrorEnvelope),
         (status = 500, description = "internal_error", body = ErrorEnvelope),
-        (status = 503, description = "store_unavailable", body = ErrorEnvelope),
+        ByIdErrors,
     ))]
 async fn result(
     state: web::Data<AppState>,
@@ -290,9 +285,8 @@ pub async fn load_result_found(
     responses(
         (status = 200, description = "The cancelled workflow", body = AnyObject),
         (status = 202, description = "Asked of the instance running it, not yet confirmed (several instances): the workflow as it stands", body = AnyObject),
-        (status = 404, description = "workflow_not_found", body = ErrorEnvelope),
         (status = 409, description = "already_finished", body = ErrorEnvelope),
-        (status = 503, description = "store_unavailable", body = ErrorEnvelope),
+        ByIdErrors,
     ))]
 async fn cancel(
     state: web::Data<AppState>,
@@ -388,8 +382,8 @@ const MAX_PAGE: usize = 500;
 /// Workflows the key may see, newest first.
 #[utoipa::path(get, path = "/v1/workflows", tag = "workflows",
     params(
-        ("status" = Option<crate::api::schemas::StatusName>, Query, description = "Only this status"),
-        ("pattern" = Option<crate::api::schemas::PatternName>, Query, description = "Only this pattern"),
+        ("status" = Option<super::openapi::StatusName>, Query, description = "Only this status"),
+        ("pattern" = Option<super::openapi::PatternName>, Query, description = "Only this pattern"),
         ("cursor" = Option<String>, Query, description = "next_cursor of the previous page", pattern = "^wf_[0-9a-f]{1,61}$"),
         ("limit" = Option<u32>, Query, description = "Page size", minimum = 1, maximum = 500),
     ),

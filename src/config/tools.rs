@@ -9,7 +9,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 /// Tool rounds one agent may take at most, whatever the config or a request says.
-pub const MAX_TOOL_ROUNDS: u32 = 16;
+pub const MAX_TOOL_ROUNDS: u32 = crate::domain::bounds::TOOL_ROUNDS.max;
 /// Largest `tools.max_result_bytes`.
 pub const MAX_RESULT_BYTES_LIMIT: usize = 4 * 1024 * 1024;
 /// Tool servers at most.

@@ -3,6 +3,7 @@
 //! `clock` module). Its own crate, depending on nothing of ours: the compiler keeps
 //! it pure.
 
+pub mod bounds;
 pub mod change;
 pub mod document;
 pub mod event;
@@ -17,14 +18,14 @@ pub mod tools;
 pub mod webhook;
 pub mod workflow;
 
+pub use bounds::{Bounds, AGENT_TYPES};
 pub use change::{ChangeKind, StateChange};
 pub use document::{documents_key, DocFormat, DocumentsAnswer, StoredDocument};
 pub use event::{Event, EventType};
 pub use failure::FailureCode;
 pub use idempotency::IdempotencyRecord;
 pub use pattern::{
-    call_timeout, Bounds, ExecOptions, Pattern, PatternConfig, ResearchConfig, SearchConfig,
-    AGENT_TYPES,
+    call_timeout, ExecOptions, Pattern, PatternConfig, ResearchConfig, SearchConfig,
 };
 pub use result::{AgentResult, AgentStatus, Document, SynthesisResult, TokenUsage, WorkflowResult};
 pub use status::{Status, TransitionError};

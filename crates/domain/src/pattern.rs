@@ -4,24 +4,10 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-/// The configured maxima of a create request's numbers (`limits.*`), so every
-/// number a client sends has an upper bound before the workflow is admitted.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Bounds {
-    pub max_call_timeout_secs: f64,
-    pub max_budget_usd: f64,
-    pub max_tokens_total: u64,
-}
-
-impl Default for Bounds {
-    fn default() -> Self {
-        Bounds {
-            max_call_timeout_secs: 600.0,
-            max_budget_usd: 1_000.0,
-            max_tokens_total: 100_000_000,
-        }
-    }
-}
+use super::bounds::{
+    tool_entry_ok, Bounds, Invalid, AGENT_TYPES, CONCURRENT_AGENTS, MAX_TOOLS,
+    MIN_SUCCESSFUL_AGENTS, RESEARCH_AGENTS, SEARCH_AGENTS, SYNTHESIS_GROUP_SIZE, TOOL_ROUNDS,
+};
 
 /// A per-call timeout in seconds as a `Duration`, never panicking: records stored
 /// before the limits existed may hold any number. Non-positive or non-finite values
@@ -40,19 +26,6 @@ pub enum Pattern {
     /// agents over the requested agent types → synthesis → report
     Search,
 }
-
-/// Agent types a `search` workflow may ask for.
-pub const AGENT_TYPES: [&str; 9] = [
-    "text",
-    "image",
-    "video",
-    "news",
-    "academic",
-    "social",
-    "product",
-    "technical",
-    "general",
-];
 
 impl Pattern {
     pub fn as_str(self) -> &'static str {
@@ -91,10 +64,6 @@ pub struct ExecOptions {
     pub tools: Option<Vec<String>>,
     pub max_tool_rounds: Option<u32>,
 }
-
-/// Entries of `config.tools` at most, and the length of one.
-pub const MAX_TOOL_PATTERNS: usize = 64;
-const MAX_TOOL_PATTERN_CHARS: usize = 128;
 
 /// Declares a pattern config struct with the shared execution options appended, so
 /// the JSON stays flat (as the old API was) and unknown keys are still refused.
@@ -204,18 +173,9 @@ pub enum PatternConfig {
     Search(SearchConfig),
 }
 
-type Invalid = (String, String);
-
 /// A range check that names the field (`config.num_agents`) on failure.
-fn in_range(field: &str, v: u32, lo: u32, hi: u32) -> Result<(), Invalid> {
-    if (lo..=hi).contains(&v) {
-        Ok(())
-    } else {
-        Err((
-            format!("config.{field}"),
-            format!("config.{field} must be between {lo} and {hi}, got {v}"),
-        ))
-    }
+fn in_range(field: &str, v: u32, range: super::bounds::Range) -> Result<(), Invalid> {
+    range.check(&format!("config.{field}"), v)
 }
 
 /// A number in `(0, max]`; the message names the field, the range and the key that
@@ -242,14 +202,26 @@ impl PatternConfig {
     pub fn validate(&self, bounds: &Bounds) -> Result<(), Invalid> {
         match self {
             PatternConfig::Research(c) => {
-                in_range("num_agents", c.num_agents, 3, 20)?;
-                in_range("max_concurrent_agents", c.max_concurrent_agents, 1, 20)?;
-                in_range("synthesis_group_size", c.synthesis_group_size, 2, 10)?;
+                in_range("num_agents", c.num_agents, RESEARCH_AGENTS)?;
+                in_range(
+                    "max_concurrent_agents",
+                    c.max_concurrent_agents,
+                    CONCURRENT_AGENTS,
+                )?;
+                in_range(
+                    "synthesis_group_size",
+                    c.synthesis_group_size,
+                    SYNTHESIS_GROUP_SIZE,
+                )?;
             }
             PatternConfig::Search(c) => {
-                in_range("max_concurrent_agents", c.max_concurrent_agents, 1, 20)?;
+                in_range(
+                    "max_concurrent_agents",
+                    c.max_concurrent_agents,
+                    CONCURRENT_AGENTS,
+                )?;
                 if let Some(n) = c.num_agents {
-                    in_range("num_agents", n, 1, 20)?;
+                    in_range("num_agents", n, SEARCH_AGENTS)?;
                 }
                 if c.agent_types.is_empty() {
                     return Err((
@@ -281,7 +253,8 @@ impl PatternConfig {
         }
         let e = self.exec();
         if let Some(m) = e.min_successful_agents {
-            in_range("min_successful_agents", m, 1, self.total_agents())?;
+            let range = MIN_SUCCESSFUL_AGENTS.at_most(self.total_agents());
+            in_range("min_successful_agents", m, range)?;
         }
         let b = bounds;
         positive_at_most(
@@ -309,20 +282,17 @@ impl PatternConfig {
             positive_at_most(field, v, b.max_call_timeout_secs, "limits.max_call_timeout")?;
         }
         if let Some(n) = e.max_tool_rounds {
-            in_range("max_tool_rounds", n, 1, 16)?;
+            in_range("max_tool_rounds", n, TOOL_ROUNDS)?;
         }
         if let Some(t) = &e.tools {
-            if t.len() > MAX_TOOL_PATTERNS {
+            if t.len() > MAX_TOOLS {
                 return Err((
                     "config.tools".into(),
-                    format!("config.tools lists at most {MAX_TOOL_PATTERNS} tools"),
+                    format!("config.tools lists at most {MAX_TOOLS} tools"),
                 ));
             }
             for (i, p) in t.iter().enumerate() {
-                let ok = p.chars().count() <= MAX_TOOL_PATTERN_CHARS
-                    && p.split_once('.')
-                        .is_some_and(|(s, t)| !s.is_empty() && !t.is_empty());
-                if !ok {
+                if !tool_entry_ok(p) {
                     return Err((
                         format!("config.tools[{i}]"),
                         format!("config.tools[{i}] must be \"server.tool\" or \"server.*\""),

@@ -17,11 +17,15 @@ use utoipa_actix_web::service_config::ServiceConfig;
 use super::body::read_json;
 use super::limits::{check_config, text_at_most, MAX_TITLE_CHARS, MAX_URL_CHARS};
 use super::openapi::{AnyObject, CompatErrorBody, Doc};
+use super::responses::{OldCreateRefusals, OldTaskErrors};
 use super::shared::{check_visible, find_content_for};
 use super::shared::{last_event_id, open, sse_response};
 use crate::actors::registry::{NewWorkflow, WebhookSpec};
 use crate::auth::Caller;
 use crate::config::Scope;
+use crate::domain::bounds::{
+    CONCURRENT_AGENTS, RESEARCH_AGENTS, SEARCH_AGENTS, SYNTHESIS_GROUP_SIZE, TOOL_ROUNDS,
+};
 use crate::domain::{PatternConfig, ResearchConfig, SearchConfig, Status, Workflow, AGENT_TYPES};
 use crate::error::ApiError;
 use crate::events::webhooks::new_secret;
@@ -122,20 +126,16 @@ struct ResearchBody {
 /// `max_concurrent_agents` (default 10), or 1 when `parallel_execution` is
 /// false. Checked even when unused: a bad value is an error, not ignored.
 fn concurrency(parallel: Option<bool>, max: Option<f64>) -> Result<u32, CompatError> {
-    let n = bounded("max_concurrent_agents", max, 10, 1, 20)?;
+    let n = bounded("max_concurrent_agents", max, 10, CONCURRENT_AGENTS)?;
     Ok(if parallel.unwrap_or(true) { n } else { 1 })
 }
 
-/// Starts a research workflow (old API).
+/// Starts a research workflow (old API). Its body's schema is built from the
+/// bounds table by `api::requests`.
 #[utoipa::path(post, path = "/tools/orchestrate_research", tag = "old API",
-    request_body(content = crate::api::schemas::OldResearchRequest, content_type = "application/json"),
     responses(
         (status = 200, description = "`{success, task_id, status, stream_url, …}`", body = AnyObject),
-        (status = 400, description = "validation_error | invalid_json", body = CompatErrorBody),
-        (status = 413, description = "payload_too_large", body = CompatErrorBody),
-        (status = 422, description = "provider_unavailable", body = CompatErrorBody),
-        (status = 429, description = "active_limit_reached | quota_exceeded | spend_limit_reached | rate_limited; with Retry-After", body = CompatErrorBody),
-        (status = 503, description = "shutting_down | store_unavailable", body = CompatErrorBody),
+        OldCreateRefusals,
     ))]
 async fn orchestrate_research(
     state: web::Data<AppState>,
@@ -147,12 +147,17 @@ async fn orchestrate_research(
     let (raw, b): (_, ResearchBody) = keyed_body(&state, &req, payload).await?;
     sent_within_limit("task", b.task.as_deref(), b.context.as_ref())?;
     let task = required("task", b.task)?;
-    let num_agents = bounded("num_agents", b.num_agents, 5, 3, 20)?;
+    let num_agents = bounded("num_agents", b.num_agents, 5, RESEARCH_AGENTS)?;
     let config = ResearchConfig {
         num_agents,
         max_concurrent_agents: concurrency(b.parallel_execution, b.max_concurrent_agents)?,
         // The old server's default group size was 5.
-        synthesis_group_size: bounded("synthesis_group_size", b.synthesis_group_size, 5, 2, 10)?,
+        synthesis_group_size: bounded(
+            "synthesis_group_size",
+            b.synthesis_group_size,
+            5,
+            SYNTHESIS_GROUP_SIZE,
+        )?,
         enable_synthesis: b.enable_synthesis.unwrap_or(true),
         provider: b.provider,
         primary_model: b.primary_model,
@@ -206,20 +211,16 @@ struct SearchBody {
 
 /// `max_tool_rounds` when sent: 1–16.
 fn tool_rounds(v: Option<f64>) -> Result<Option<u32>, CompatError> {
-    v.map(|_| bounded("max_tool_rounds", v, 0, 1, crate::config::MAX_TOOL_ROUNDS))
+    v.map(|_| bounded("max_tool_rounds", v, 0, TOOL_ROUNDS))
         .transpose()
 }
 
-/// Starts a search workflow (old API).
+/// Starts a search workflow (old API). Its body's schema is built from the
+/// bounds table by `api::requests`.
 #[utoipa::path(post, path = "/tools/orchestrate_search", tag = "old API",
-    request_body(content = crate::api::schemas::OldSearchRequest, content_type = "application/json"),
     responses(
         (status = 200, description = "`{success, task_id, status, stream_url, …}`", body = AnyObject),
-        (status = 400, description = "validation_error | invalid_json", body = CompatErrorBody),
-        (status = 413, description = "payload_too_large", body = CompatErrorBody),
-        (status = 422, description = "provider_unavailable", body = CompatErrorBody),
-        (status = 429, description = "active_limit_reached | quota_exceeded | spend_limit_reached | rate_limited; with Retry-After", body = CompatErrorBody),
-        (status = 503, description = "shutting_down | store_unavailable", body = CompatErrorBody),
+        OldCreateRefusals,
     ))]
 async fn orchestrate_search(
     state: web::Data<AppState>,
@@ -231,7 +232,7 @@ async fn orchestrate_search(
     let (raw, b): (_, SearchBody) = keyed_body(&state, &req, payload).await?;
     sent_within_limit("query", b.query.as_deref(), b.context.as_ref())?;
     let query = required("query", b.query)?;
-    let num_agents = bounded("num_agents", b.num_agents, 5, 1, 20)?;
+    let num_agents = bounded("num_agents", b.num_agents, 5, SEARCH_AGENTS)?;
     if let Some(t) = b
         .agent_types
         .iter()
@@ -283,20 +284,19 @@ async fn orchestrate_search(
     Ok(started((&wf, replayed), b.webhook_url, secret, msg))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
+#[schema(as = TaskRequest)]
 struct TaskBody {
+    #[schema(value_type = String, pattern = r"\S")]
     task_id: Option<String>,
 }
 
 /// A workflow's status in the old shape.
 #[utoipa::path(post, path = "/tools/get_orchestration_status", tag = "old API",
-    request_body(content = crate::api::schemas::TaskRequest, content_type = "application/json"),
+    request_body(content = TaskBody, content_type = "application/json"),
     responses(
         (status = 200, description = "`{success, task_id, status, …}`", body = AnyObject),
-        (status = 400, description = "validation_error | invalid_json", body = CompatErrorBody),
-        (status = 404, description = "workflow_not_found", body = CompatErrorBody),
-        (status = 413, description = "payload_too_large", body = CompatErrorBody),
-        (status = 503, description = "store_unavailable", body = CompatErrorBody),
+        OldTaskErrors,
     ))]
 async fn get_status(state: web::Data<AppState>, caller: Caller, payload: web::Payload) -> Reply {
     caller.require(Scope::Read)?;
@@ -359,14 +359,11 @@ fn not_found_as_task(e: ApiError) -> CompatError {
 
 /// Cancels a workflow (old API).
 #[utoipa::path(post, path = "/tools/cancel_orchestration", tag = "old API",
-    request_body(content = crate::api::schemas::TaskRequest, content_type = "application/json"),
+    request_body(content = TaskBody, content_type = "application/json"),
     responses(
         (status = 200, description = "`{success, task_id, status, message, partial_results}`", body = AnyObject),
-        (status = 400, description = "validation_error | invalid_json", body = CompatErrorBody),
-        (status = 404, description = "workflow_not_found", body = CompatErrorBody),
         (status = 409, description = "already_finished", body = CompatErrorBody),
-        (status = 413, description = "payload_too_large", body = CompatErrorBody),
-        (status = 503, description = "store_unavailable", body = CompatErrorBody),
+        OldTaskErrors,
     ))]
 async fn cancel(state: web::Data<AppState>, caller: Caller, payload: web::Payload) -> Reply {
     caller.require(Scope::Write)?;

@@ -4,19 +4,19 @@
 
 use serde_json::Value;
 
-use crate::api::limits::MAX_TASK_CHARS;
+use crate::domain::bounds::{Range, MAX_TASK_CHARS};
 use crate::domain::Pattern;
 use crate::error::ApiError;
 use crate::error::CompatError;
 
-/// An integer in `lo..=hi` (JSON's `7.0` is the integer 7, as JSON Schema says).
+/// An integer in `range` (JSON's `7.0` is the integer 7, as JSON Schema says).
 pub(super) fn bounded(
     field: &str,
     v: Option<f64>,
     default: u32,
-    lo: u32,
-    hi: u32,
+    range: Range,
 ) -> Result<u32, CompatError> {
+    let (lo, hi) = (range.min, range.max);
     match v {
         None => Ok(default),
         Some(n) if n.fract() == 0.0 && n >= f64::from(lo) && n <= f64::from(hi) => Ok(n as u32),

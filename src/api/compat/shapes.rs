@@ -11,6 +11,7 @@ use crate::error::CompatError;
 type Reply = Result<HttpResponse, CompatError>;
 use crate::auth::Caller;
 use crate::config::Scope;
+use crate::domain::bounds::{RESEARCH_AGENTS, SEARCH_AGENTS};
 use crate::domain::{AgentStatus, Event, Stage, Workflow, WorkflowResult, AGENT_TYPES};
 use crate::AppState;
 
@@ -134,7 +135,7 @@ pub(super) async fn list_patterns(caller: Caller) -> Reply {
                 "description": "3-tier synthesis: Belters → Drummers → Camina",
                 "use_cases": ["Comprehensive research reports", "Literature reviews", "Market analysis"],
                 "typical_agents": "8-15",
-                "parameters": {"num_agents": {"min": 3, "max": 20, "default": 5},
+                "parameters": {"num_agents": {"min": RESEARCH_AGENTS.min, "max": RESEARCH_AGENTS.max, "default": 5},
                                "synthesis_group_size": {"default": 5}, "max_concurrent_agents": {"default": 10}},
             },
             {
@@ -145,7 +146,7 @@ pub(super) async fn list_patterns(caller: Caller) -> Reply {
                 "use_cases": ["Multi-source fact checking", "Trend analysis", "Product research"],
                 "agent_types": AGENT_TYPES,
                 "typical_agents": "4-8",
-                "parameters": {"num_agents": {"min": 1, "max": 20, "default": 5}},
+                "parameters": {"num_agents": {"min": SEARCH_AGENTS.min, "max": SEARCH_AGENTS.max, "default": 5}},
             }
         ],
         "count": 2,

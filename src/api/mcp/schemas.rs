@@ -1,13 +1,14 @@
-//! JSON Schemas of the MCP tools' inputs and outputs. Inputs mirror the HTTP
-//! API's create body (`config` is validated by the same code, so a schema-valid
-//! call can still get a `validation_error` naming the field); outputs describe
-//! exactly the JSON the HTTP API returns for the same read.
+//! JSON Schemas of the MCP tools' inputs and outputs. Inputs are the HTTP API's
+//! create body, built by `api::requests` from the same bounds table (`config` is
+//! validated by the same code, so a schema-valid call can still get a
+//! `validation_error` naming the field); outputs describe exactly the JSON the
+//! HTTP API returns for the same read.
 
 use std::sync::Arc;
 
 use serde_json::{json, Map, Value};
 
-use crate::domain::AGENT_TYPES;
+use crate::api::requests;
 
 pub type Schema = Arc<Map<String, Value>>;
 
@@ -27,43 +28,6 @@ const STATUSES: [&str; 6] = [
     "cancelled",
 ];
 
-/// The options both patterns share (`config.*` of `POST /v1/workflows`).
-fn exec_options() -> Map<String, Value> {
-    let v = json!({
-        "provider": {"type": "string", "description": "provider name from the server's config; default execution.default_provider"},
-        "primary_model": {"type": "string", "minLength": 1, "description": "model for decomposition and synthesis"},
-        "agent_model": {"type": "string", "minLength": 1, "description": "model for the agents"},
-        "min_successful_agents": {"type": "integer", "minimum": 1, "maximum": 20, "description": "agents that must succeed; default half, rounded up"},
-        "budget_usd": {"type": "number", "exclusiveMinimum": 0, "description": "stop and fail with budget_exceeded when spent"},
-        "max_tokens_total": {"type": "integer", "minimum": 1},
-        "agent_timeout_secs": {"type": "number", "exclusiveMinimum": 0},
-        "synthesis_timeout_secs": {"type": "number", "exclusiveMinimum": 0},
-        "final_timeout_secs": {"type": "number", "exclusiveMinimum": 0},
-        "tools": {"type": "array", "maxItems": 64, "items": {"type": "string", "maxLength": 128},
-            "description": "only these of the tools the server's [tools.agents] allows (\"server.tool\" or \"server.*\"); never more"},
-        "max_tool_rounds": {"type": "integer", "minimum": 1, "maximum": 16, "description": "rounds of tool calls per agent; default tools.max_tool_rounds"},
-        "document_formats": {"type": "array", "items": {"enum": ["markdown", "pdf", "docx"]}, "minItems": 1, "uniqueItems": true,
-            "description": "report documents to generate; default documents.default_formats (markdown). Read them as resources orchestrator://workflows/{id}/documents/{name}"}
-    });
-    match v {
-        Value::Object(m) => m,
-        _ => Map::new(),
-    }
-}
-
-fn config(own: Value) -> Value {
-    let mut props = exec_options();
-    if let Value::Object(m) = own {
-        props.extend(m);
-    }
-    json!({
-        "type": "object",
-        "description": "pattern options, as `config` of POST /v1/workflows; unknown keys are refused",
-        "properties": props,
-        "additionalProperties": false
-    })
-}
-
 fn wait() -> Value {
     json!({
         "type": "boolean",
@@ -76,14 +40,9 @@ pub fn research_input() -> Schema {
     object(json!({
         "type": "object",
         "properties": {
-            "task": {"type": "string", "minLength": 1, "maxLength": 100000, "description": "what to research"},
-            "title": {"type": "string", "minLength": 1, "maxLength": 200},
-            "config": config(json!({
-                "num_agents": {"type": "integer", "minimum": 3, "maximum": 20, "default": 5},
-                "max_concurrent_agents": {"type": "integer", "minimum": 1, "maximum": 20, "default": 5},
-                "synthesis_group_size": {"type": "integer", "minimum": 2, "maximum": 10, "default": 3},
-                "enable_synthesis": {"type": "boolean", "default": true}
-            })),
+            "task": requests::task("what to research"),
+            "title": requests::title(),
+            "config": requests::research_config(None),
             "wait": wait()
         },
         "required": ["task"],
@@ -95,15 +54,9 @@ pub fn search_input() -> Schema {
     object(json!({
         "type": "object",
         "properties": {
-            "query": {"type": "string", "minLength": 1, "maxLength": 100000, "description": "what to search for"},
-            "title": {"type": "string", "minLength": 1, "maxLength": 200},
-            "config": config(json!({
-                "agent_types": {"type": "array", "items": {"enum": AGENT_TYPES}, "minItems": 1, "uniqueItems": true,
-                                "default": ["text", "news", "academic"]},
-                "num_agents": {"type": "integer", "minimum": 1, "maximum": 20, "description": "default one per agent type"},
-                "max_concurrent_agents": {"type": "integer", "minimum": 1, "maximum": 20, "default": 9},
-                "enable_synthesis": {"type": "boolean", "default": true}
-            })),
+            "query": requests::task("what to search for"),
+            "title": requests::title(),
+            "config": requests::search_config(None),
             "wait": wait()
         },
         "required": ["query"],
