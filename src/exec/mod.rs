@@ -40,19 +40,14 @@ pub struct Report {
 }
 
 /// Commits a step's answer ahead of the store writer's queue (answers that are
-/// no step of the core); the reply comes once it is committed. Handled by the
-/// primary store's writer (`actors::persist::StoreWriter`).
-/// The documents step sends the documents it made with its answer (empty
-/// otherwise): they go in the same transaction. The epoch is the lease epoch the
-/// run was started under (several instances): the fence drops the answer of a
-/// run whose lease moved on.
+/// no step of the core: a tool loop's turns and tool calls); the reply comes once
+/// it is committed. Handled by the primary store's writer
+/// (`actors::persist::StoreWriter`). The epoch is the lease epoch the run was
+/// started under (several instances): the fence drops the answer of a run whose
+/// lease moved on.
 #[derive(Message)]
 #[rtype(result = "Result<(), StepNotCommitted>")]
-pub struct CommitStep(
-    pub Arc<StepRecord>,
-    pub Vec<Arc<StoredDocument>>,
-    pub Option<i64>,
-);
+pub struct CommitStep(pub Arc<StepRecord>, pub Option<i64>);
 
 /// Why a step answer was not committed (the writer gave it up).
 #[derive(Debug)]
@@ -68,6 +63,8 @@ pub struct Answered {
     pub id: String,
     pub step: Step,
     pub record: Arc<StepRecord>,
+    /// Documents the step made (the documents step), stored with its answer.
+    pub documents: Vec<Arc<StoredDocument>>,
     /// The lease epoch the run started under (several instances).
     pub epoch: Option<i64>,
 }
@@ -200,18 +197,6 @@ impl Run {
         answer: StepAnswer,
         answered: std::time::Instant,
     ) -> Result<(), Halted> {
-        self.commit_with(step_key, answer, Vec::new(), answered)
-            .await
-    }
-
-    /// `commit`, with the documents a documents step made, in one transaction.
-    pub async fn commit_with(
-        &self,
-        step_key: &str,
-        answer: StepAnswer,
-        documents: Vec<Arc<StoredDocument>>,
-        answered: std::time::Instant,
-    ) -> Result<(), Halted> {
         let record = StepRecord {
             workflow_id: self.id.clone(),
             step_key: step_key.to_string(),
@@ -220,7 +205,7 @@ impl Run {
         };
         match self
             .steps
-            .send(CommitStep(Arc::new(record), documents, self.epoch))
+            .send(CommitStep(Arc::new(record), self.epoch))
             .await
         {
             Ok(Ok(())) => {
@@ -235,14 +220,16 @@ impl Run {
         }
     }
 
-    /// Reports a step that carries the answer of step `step_key` and waits until
-    /// the primary store committed both (one commit): only then may anything that
-    /// depends on the answer start. `answered` is when the provider's answer arrived.
+    /// Reports a step that carries the answer of step `step_key` (and the
+    /// documents it made) and waits until the primary store committed them (one
+    /// commit): only then may anything that depends on the answer start.
+    /// `answered` is when the provider's answer arrived.
     pub async fn answered(
         &self,
         step: Step,
         step_key: &str,
         answer: StepAnswer,
+        documents: Vec<Arc<StoredDocument>>,
         answered: std::time::Instant,
     ) -> Result<(), Halted> {
         let record = Arc::new(StepRecord {
@@ -255,6 +242,7 @@ impl Run {
             id: self.id.clone(),
             step,
             record,
+            documents,
             epoch: self.epoch,
         };
         let seq = match self.answers.send(msg).await {

@@ -23,7 +23,7 @@ use tokio::sync::oneshot;
 
 use super::PersistHealth;
 use crate::actors::Publish;
-use crate::domain::{ChangeKind, StateChange, StepRecord, StoredDocument};
+use crate::domain::{ChangeKind, StateChange, StepRecord};
 use crate::exec::{CommitStep, StepNotCommitted};
 use crate::store::Store;
 
@@ -47,14 +47,8 @@ pub struct StoreWriter {
     commit_delay: Duration,
 }
 
-/// A step answer, the documents it made, the lease epoch its run held (several
-/// instances), the waiter.
-type PendingStep = (
-    Arc<StepRecord>,
-    Vec<Arc<StoredDocument>>,
-    Option<i64>,
-    oneshot::Sender<()>,
-);
+/// A step answer, the lease epoch its run held (several instances), the waiter.
+type PendingStep = (Arc<StepRecord>, Option<i64>, oneshot::Sender<()>);
 
 /// Queued changes a transaction carrying step answers takes at most: a step
 /// waits for the transaction in flight and its own, so both stay short. (With the
@@ -114,19 +108,12 @@ impl StoreWriter {
         let last_seq = batch.last().map(|c| c.seq).unwrap_or(0);
         // Step rows sit outside the seq watermark: seq 0.
         self.steps_in_flight = std::mem::take(&mut self.steps);
-        for (s, docs, epoch, _) in &self.steps_in_flight {
-            let change = |kind| {
-                Arc::new(StateChange {
-                    seq: 0,
-                    epoch: *epoch,
-                    kind,
-                })
-            };
-            batch.extend(
-                docs.iter()
-                    .map(|d| change(ChangeKind::Document(Arc::clone(d)))),
-            );
-            batch.push(change(ChangeKind::Step(Arc::clone(s))));
+        for (s, epoch, _) in &self.steps_in_flight {
+            batch.push(Arc::new(StateChange {
+                seq: 0,
+                epoch: *epoch,
+                kind: ChangeKind::Step(Arc::clone(s)),
+            }));
         }
         self.in_flight = true;
         let store = Arc::clone(&self.store);
@@ -142,7 +129,7 @@ impl StoreWriter {
                 act.in_flight = false;
                 match res {
                     Ok(()) => {
-                        for (_, _, _, done) in act.steps_in_flight.drain(..) {
+                        for (_, _, done) in act.steps_in_flight.drain(..) {
                             let _ = done.send(());
                         }
                         act.queue.drain(..n);
@@ -218,11 +205,11 @@ impl Handler<CommitStep> for StoreWriter {
 
     fn handle(
         &mut self,
-        CommitStep(step, documents, epoch): CommitStep,
+        CommitStep(step, epoch): CommitStep,
         ctx: &mut Context<Self>,
     ) -> Self::Result {
         let (tx, rx) = oneshot::channel();
-        self.steps.push((step, documents, epoch, tx));
+        self.steps.push((step, epoch, tx));
         self.flush(ctx);
         Box::pin(async move {
             rx.await

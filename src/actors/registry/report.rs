@@ -35,6 +35,7 @@ impl Handler<Answered> for WorkflowRegistry {
             id,
             step,
             record,
+            documents,
             epoch,
         } = msg;
         // The answer goes first: an event never reaches the store without the
@@ -47,6 +48,9 @@ impl Handler<Answered> for WorkflowRegistry {
         let current = self.out.epochs.as_ref().and_then(|f| f(&id));
         if !live || current != epoch {
             return Err(Halted);
+        }
+        for d in documents {
+            self.out.emit(ChangeKind::Document(d));
         }
         self.out.emit(ChangeKind::Step(record));
         <Self as Handler<Report>>::handle(self, Report { id, step }, ctx)?;

@@ -5,9 +5,10 @@
 //! crashed before the commit generates them again. A format that fails fails
 //! only its document.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::reused;
+use super::durable::{durable_call, Outcome};
 use crate::clock::now;
 use crate::config::TEST_FAULTS_ENV;
 use crate::documents::{self, Report, ReportInput};
@@ -40,64 +41,70 @@ fn formats(run: &Run) -> Vec<DocFormat> {
 
 pub async fn generate(run: &Run, m: Material<'_>) -> Result<(), Stop> {
     let key = documents_key(&run.id);
-    let answer = match run.resume.documents(&key) {
-        Some(done) => {
-            reused(&key);
-            done.clone()
-        }
-        None => {
-            test_delay().await;
-            let report = Report::build(&ReportInput {
-                title: &run.title,
-                task: &run.task,
-                simulated: run.provider.simulated(),
-                generated_at: now(),
-                decomposition: m.decomposition,
-                agents: m.agents,
-                syntheses: m.syntheses,
-                final_synthesis: m.final_synthesis.as_deref(),
-            });
-            let (id, max, list) = (run.id.clone(), run.documents_max_bytes, formats(run));
-            // CPU work (layout, font subsetting, zip): off the executor thread.
-            let generated =
-                tokio::task::spawn_blocking(move || documents::generate(&id, &report, &list, max))
-                    .await
-                    .map_err(|e| {
-                        fail(
-                            FailureCode::InternalError,
-                            format!("document generation stopped: {e}"),
-                        )
-                    })?;
-            let mut docs = Vec::with_capacity(generated.len());
-            let mut stored = Vec::new();
-            for g in generated {
-                let format = g.format.as_str();
-                let outcome = if g.document.is_ok() { "ok" } else { "error" };
-                metrics::counter!(DOCUMENTS_GENERATED, "format" => format, "outcome" => outcome)
-                    .increment(1);
-                metrics::histogram!(DOCUMENT_DURATION, "format" => format).record(g.seconds);
-                if let Some(e) = &g.document.error {
-                    tracing::warn!(format, error = %e, "a report document failed; the others stand");
-                } else {
-                    metrics::histogram!(DOCUMENT_BYTES, "format" => format)
-                        .record(g.document.bytes as f64);
-                }
-                docs.push(g.document);
-                stored.extend(g.stored.map(std::sync::Arc::new));
+    let committed = run.resume.documents(&key);
+    let final_synthesis = m.final_synthesis.clone();
+    let call = async {
+        test_delay().await;
+        let report = Report::build(&ReportInput {
+            title: &run.title,
+            task: &run.task,
+            simulated: run.provider.simulated(),
+            generated_at: now(),
+            decomposition: m.decomposition,
+            agents: m.agents,
+            syntheses: m.syntheses,
+            final_synthesis: m.final_synthesis.as_deref(),
+        });
+        let (id, max, list) = (run.id.clone(), run.documents_max_bytes, formats(run));
+        // CPU work (layout, font subsetting, zip): off the executor thread.
+        let generated =
+            tokio::task::spawn_blocking(move || documents::generate(&id, &report, &list, max))
+                .await
+                .map_err(|e| {
+                    fail(
+                        FailureCode::InternalError,
+                        format!("document generation stopped: {e}"),
+                    )
+                })?;
+        let mut docs = Vec::with_capacity(generated.len());
+        let mut stored = Vec::new();
+        for g in generated {
+            let format = g.format.as_str();
+            let outcome = if g.document.is_ok() { "ok" } else { "error" };
+            metrics::counter!(DOCUMENTS_GENERATED, "format" => format, "outcome" => outcome)
+                .increment(1);
+            metrics::histogram!(DOCUMENT_DURATION, "format" => format).record(g.seconds);
+            if let Some(e) = &g.document.error {
+                tracing::warn!(format, error = %e, "a report document failed; the others stand");
+            } else {
+                metrics::histogram!(DOCUMENT_BYTES, "format" => format)
+                    .record(g.document.bytes as f64);
             }
-            let answer = DocumentsAnswer {
-                step_key: key.clone(),
-                documents: docs,
-            };
-            let step = StepAnswer::Documents(answer.clone());
-            run.commit_with(&key, step, stored, Instant::now()).await?;
-            answer
+            docs.push(g.document);
+            stored.extend(g.stored.map(Arc::new));
         }
+        let answer = DocumentsAnswer {
+            step_key: key.clone(),
+            documents: docs,
+        };
+        let report = Step::Documents {
+            answer: answer.clone(),
+            final_synthesis: m.final_synthesis.clone(),
+        };
+        let step = StepAnswer::Documents(answer.clone());
+        let mut out = Outcome::new(answer, report, Some(step), Instant::now());
+        out.documents = stored;
+        Ok(out)
     };
-    run.notify(Step::Documents {
-        answer,
-        final_synthesis: m.final_synthesis,
-    });
+    let answer = durable_call::<_, Stop, _>(run, &key, committed, None, call).await?;
+    if committed.is_some() {
+        // The core counts `documents_generated` once per step key; a resumed run
+        // reports the reused answer so the result carries it.
+        run.notify(Step::Documents {
+            answer,
+            final_synthesis,
+        });
+    }
     Ok(())
 }
 

@@ -2,6 +2,7 @@
 //! concurrency, synthesis calls, and the report documents (`documents.rs`).
 
 pub mod documents;
+mod durable;
 pub mod research;
 pub mod search;
 mod tool_loop;
@@ -15,9 +16,10 @@ use super::{fail, Halted, Run, Step, Stop};
 use crate::domain::machine::check_quorum;
 use crate::domain::{
     call_timeout, number_sources, step, AgentResult, AgentStatus, ExecOptions, FailureCode, Source,
-    StepAnswer, SynthesisResult, TokenUsage,
+    StepAnswer, SynthesisResult,
 };
 use crate::metric_names::STEPS_REUSED;
+use durable::{durable_call, Outcome};
 
 pub struct AgentSpec {
     pub agent_id: String,
@@ -91,17 +93,35 @@ async fn run_agent(
     key: String,
     spec: AgentSpec,
 ) -> Result<AgentResult, Halted> {
-    if let Some(done) = run.resume.agent(&key) {
-        reused(&key);
-        return Ok(done.clone());
-    }
-    run.notify(Step::AgentStarted {
+    let started = Step::AgentStarted {
         agent_id: spec.agent_id.clone(),
         agent_type: spec.agent_type.clone(),
         subtask: spec.subtask.clone(),
         step_key: key.clone(),
-    });
-    let started = Instant::now();
+    };
+    let call = async {
+        let t0 = Instant::now();
+        let answer = agent_call(run, roles, &key, &spec).await?;
+        let at = Instant::now();
+        let result = agent_result(spec, &key, answer, t0.elapsed().as_secs_f64());
+        // Only answers are durable steps; a failed call is tried again on resume.
+        let answer = result
+            .error
+            .is_none()
+            .then(|| StepAnswer::Agent(result.clone()));
+        let report = Step::AgentCompleted(result.clone());
+        Ok(Outcome::new(result, report, answer, at))
+    };
+    durable_call(run, &key, run.resume.agent(&key), Some(started), call).await
+}
+
+/// The agent's model call, or its tool loop when it has tools.
+async fn agent_call(
+    run: &Run,
+    roles: &Roles,
+    key: &str,
+    spec: &AgentSpec,
+) -> Result<Result<tool_loop::Looped, String>, Halted> {
     let exec = run.config.exec();
     let offered = run.tools.catalog(&spec.agent_type, exec.tools.as_deref());
     // A resumed agent that had begun its tool loop finishes it, tools or not.
@@ -109,92 +129,73 @@ async fn run_agent(
         || run
             .resume
             .answers
-            .contains_key(&crate::domain::tools::turn_key(&key, 1));
-    let answer = if !looping {
-        run.provider
-            .chat(ChatRequest {
-                role: CallRole::Agent,
-                model: roles.agent_model.clone(),
-                system: AGENT_SYSTEM.into(),
-                prompt: agent_prompt(run, &spec),
-                expected_items: None,
-                timeout: roles.agent_timeout,
-                step_key: Some(key.clone()),
-                tools: Vec::new(),
-                history: Vec::new(),
-            })
-            .await
-            .map(|a| tool_loop::Looped {
-                content: a.text,
-                model: a.model,
-                tokens: a.tokens,
-                cost: a.cost_usd,
-                retries: a.retries,
-                queued: a.queued.as_secs_f64(),
-                tools_used: Vec::new(),
-                sources: Vec::new(),
-                tool_usage: Vec::new(),
-            })
-            .map_err(|e| e.to_string())
-    } else {
+            .contains_key(&crate::domain::tools::turn_key(key, 1));
+    if looping {
         let rounds = exec
             .max_tool_rounds
             .unwrap_or(run.tools.config().max_tool_rounds);
-        match tool_loop::run_loop(run, roles, &key, &spec, &offered, rounds).await {
-            Ok(l) => Ok(l),
-            Err(tool_loop::LoopError::Halted) => return Err(Halted),
-            Err(tool_loop::LoopError::Failed(e)) => Err(e),
-        }
-    };
-    let answered = Instant::now();
-    let execution_time = started.elapsed().as_secs_f64();
-    let result = match answer {
-        Ok(a) => AgentResult {
-            agent_id: spec.agent_id,
-            agent_type: spec.agent_type,
-            subtask: spec.subtask,
-            content: a.content,
-            status: AgentStatus::Completed,
+        return match tool_loop::run_loop(run, roles, key, spec, &offered, rounds).await {
+            Ok(l) => Ok(Ok(l)),
+            Err(tool_loop::LoopError::Halted) => Err(Halted),
+            Err(tool_loop::LoopError::Failed(e)) => Ok(Err(e)),
+        };
+    }
+    Ok(run
+        .provider
+        .chat(ChatRequest {
+            role: CallRole::Agent,
+            model: roles.agent_model.clone(),
+            system: AGENT_SYSTEM.into(),
+            prompt: agent_prompt(run, spec),
+            expected_items: None,
+            timeout: roles.agent_timeout,
+            step_key: Some(key.to_string()),
+            tools: Vec::new(),
+            history: Vec::new(),
+        })
+        .await
+        .map(|a| tool_loop::Looped {
+            content: a.text,
             model: a.model,
             tokens: a.tokens,
-            cost: a.cost,
-            execution_time,
+            cost: a.cost_usd,
             retries: a.retries,
-            queued_time: a.queued,
-            error: None,
-            step_key: Some(key.clone()),
-            tools_used: a.tools_used,
-            sources: a.sources,
-            tool_usage: a.tool_usage,
-        },
-        Err(e) => AgentResult {
-            agent_id: spec.agent_id,
-            agent_type: spec.agent_type,
-            subtask: spec.subtask,
-            content: String::new(),
-            status: AgentStatus::Failed,
-            model: String::new(),
-            tokens: TokenUsage::default(),
-            cost: 0.0,
-            execution_time,
-            retries: 0,
-            queued_time: 0.0,
-            error: Some(e),
-            step_key: Some(key.clone()),
+            queued: a.queued.as_secs_f64(),
             tools_used: Vec::new(),
             sources: Vec::new(),
             tool_usage: Vec::new(),
-        },
+        })
+        .map_err(|e| e.to_string()))
+}
+
+fn agent_result(
+    spec: AgentSpec,
+    key: &str,
+    answer: Result<tool_loop::Looped, String>,
+    execution_time: f64,
+) -> AgentResult {
+    let (status, a, error) = match answer {
+        Ok(a) => (AgentStatus::Completed, a, None),
+        Err(e) => (AgentStatus::Failed, tool_loop::Looped::default(), Some(e)),
     };
-    // Only answers are durable steps; a failed call is tried again on resume.
-    if result.error.is_none() {
-        let answer = StepAnswer::Agent(result.clone());
-        run.answered(Step::AgentCompleted(result.clone()), &key, answer, answered)
-            .await?;
-    } else {
-        run.step(Step::AgentCompleted(result.clone())).await?;
+    AgentResult {
+        agent_id: spec.agent_id,
+        agent_type: spec.agent_type,
+        subtask: spec.subtask,
+        content: a.content,
+        status,
+        model: a.model,
+        tokens: a.tokens,
+        cost: a.cost,
+        execution_time,
+        retries: a.retries,
+        queued_time: a.queued,
+        error,
+        step_key: Some(key.to_string()),
+        tools_used: a.tools_used,
+        sources: a.sources,
+        tool_usage: a.tool_usage,
     }
-    Ok(result)
 }
 
 /// Agents that succeeded; failing the workflow when fewer than the quorum
@@ -223,63 +224,56 @@ pub async fn synthesize(
         Some(g) if level == "group" => step::synthesis_key(&run.id, g),
         _ => step::final_key(&run.id),
     };
-    if let Some(done) = run.resume.synthesis(&key) {
-        reused(&key);
-        return Ok(done.clone());
-    }
-    run.notify(Step::SynthesisStarted {
+    let started = Step::SynthesisStarted {
         level: level.into(),
         group,
         step_key: key.clone(),
-    });
-    let started = Instant::now();
-    let answer = run
-        .provider
-        .chat(ChatRequest {
-            role: CallRole::Synthesis,
-            model: roles.primary_model.clone(),
-            system: SYNTHESIS_SYSTEM.into(),
-            prompt: format!("Task: {}\n\nFindings to synthesise:\n{material}", run.task),
-            // (`material` ends with the numbered sources, when there are any.)
-            expected_items: None,
-            timeout: if level == "final" {
-                roles.final_timeout
-            } else {
-                roles.synthesis_timeout
-            },
-            step_key: Some(key.clone()),
-            tools: Vec::new(),
-            history: Vec::new(),
-        })
-        .await
-        .map_err(|e| {
-            fail(
-                FailureCode::SynthesisFailed,
-                format!("{level} synthesis failed: {e}"),
-            )
-        })?;
-    let answered = Instant::now();
-    let result = SynthesisResult {
-        level: level.into(),
-        group,
-        sources,
-        content: answer.text,
-        model: answer.model,
-        tokens: answer.tokens,
-        cost: answer.cost_usd,
-        execution_time: started.elapsed().as_secs_f64(),
-        retries: answer.retries,
-        step_key: Some(key.clone()),
     };
-    let answer = StepAnswer::Synthesis(result.clone());
-    run.answered(
-        Step::SynthesisCompleted(result.clone()),
-        &key,
-        answer,
-        answered,
-    )
-    .await?;
-    Ok(result)
+    let call = async {
+        let t0 = Instant::now();
+        let answer = run
+            .provider
+            .chat(ChatRequest {
+                role: CallRole::Synthesis,
+                model: roles.primary_model.clone(),
+                system: SYNTHESIS_SYSTEM.into(),
+                prompt: format!("Task: {}\n\nFindings to synthesise:\n{material}", run.task),
+                // (`material` ends with the numbered sources, when there are any.)
+                expected_items: None,
+                timeout: if level == "final" {
+                    roles.final_timeout
+                } else {
+                    roles.synthesis_timeout
+                },
+                step_key: Some(key.clone()),
+                tools: Vec::new(),
+                history: Vec::new(),
+            })
+            .await
+            .map_err(|e| {
+                fail(
+                    FailureCode::SynthesisFailed,
+                    format!("{level} synthesis failed: {e}"),
+                )
+            })?;
+        let at = Instant::now();
+        let result = SynthesisResult {
+            level: level.into(),
+            group,
+            sources,
+            content: answer.text,
+            model: answer.model,
+            tokens: answer.tokens,
+            cost: answer.cost_usd,
+            execution_time: t0.elapsed().as_secs_f64(),
+            retries: answer.retries,
+            step_key: Some(key.clone()),
+        };
+        let answer = StepAnswer::Synthesis(result.clone());
+        let report = Step::SynthesisCompleted(result.clone());
+        Ok(Outcome::new(result, report, Some(answer), at))
+    };
+    durable_call(run, &key, run.resume.synthesis(&key), Some(started), call).await
 }
 
 /// Agent findings as synthesis material, each with the numbers of the sources

@@ -6,7 +6,8 @@ use std::time::Instant;
 use futures::{stream, StreamExt, TryStreamExt};
 
 use super::documents::{self, Material};
-use super::{material, reused, run_agents, successful, synthesize, AgentSpec, Roles};
+use super::durable::{durable_call, Outcome};
+use super::{material, run_agents, successful, synthesize, AgentSpec, Roles};
 use crate::domain::{step, Decomposition, FailureCode, ResearchConfig, StepAnswer};
 use crate::exec::decompose::parse_subtasks;
 use crate::exec::provider::{CallRole, ChatRequest};
@@ -19,52 +20,47 @@ pub async fn run(run: &Run, cfg: &ResearchConfig) -> Result<(), Stop> {
     let n = cfg.num_agents;
     let roles = Roles::from(&cfg.exec());
     let key = step::decompose_key(&run.id);
-    let decomposition = match run.resume.decomposition(&key) {
-        Some(d) => {
-            reused(&key);
-            d.clone()
-        }
-        None => {
-            let started = Instant::now();
-            let answer = run
-                .provider
-                .chat(ChatRequest {
-                    role: CallRole::Decompose,
-                    model: roles.primary_model.clone(),
-                    system: DECOMPOSE_SYSTEM.into(),
-                    prompt: format!(
-                        "Break this task into exactly {n} independent research subtasks.\n{}",
-                        run.task
-                    ),
-                    expected_items: Some(n),
-                    timeout: roles.final_timeout,
-                    step_key: Some(key.clone()),
-                    tools: Vec::new(),
-                    history: Vec::new(),
-                })
-                .await
-                .map_err(|e| {
-                    fail(
-                        FailureCode::DecompositionFailed,
-                        format!("decomposition failed: {e}"),
-                    )
-                })?;
-            let answered = Instant::now();
-            let d = Decomposition {
-                step_key: key.clone(),
-                subtasks: parse_subtasks(&answer.text, n as usize, &run.task),
-                model: answer.model,
-                tokens: answer.tokens,
-                cost: answer.cost_usd,
-                execution_time: started.elapsed().as_secs_f64(),
-                retries: answer.retries,
-            };
-            let answer = StepAnswer::Decomposition(d.clone());
-            run.answered(Step::Decomposed(d.clone()), &key, answer, answered)
-                .await?;
-            d
-        }
+    let call = async {
+        let t0 = Instant::now();
+        let answer = run
+            .provider
+            .chat(ChatRequest {
+                role: CallRole::Decompose,
+                model: roles.primary_model.clone(),
+                system: DECOMPOSE_SYSTEM.into(),
+                prompt: format!(
+                    "Break this task into exactly {n} independent research subtasks.\n{}",
+                    run.task
+                ),
+                expected_items: Some(n),
+                timeout: roles.final_timeout,
+                step_key: Some(key.clone()),
+                tools: Vec::new(),
+                history: Vec::new(),
+            })
+            .await
+            .map_err(|e| {
+                fail(
+                    FailureCode::DecompositionFailed,
+                    format!("decomposition failed: {e}"),
+                )
+            })?;
+        let at = Instant::now();
+        let d = Decomposition {
+            step_key: key.clone(),
+            subtasks: parse_subtasks(&answer.text, n as usize, &run.task),
+            model: answer.model,
+            tokens: answer.tokens,
+            cost: answer.cost_usd,
+            execution_time: t0.elapsed().as_secs_f64(),
+            retries: answer.retries,
+        };
+        let answer = StepAnswer::Decomposition(d.clone());
+        let report = Step::Decomposed(d.clone());
+        Ok(Outcome::new(d, report, Some(answer), at))
     };
+    let decomposition =
+        durable_call::<_, Stop, _>(run, &key, run.resume.decomposition(&key), None, call).await?;
     let subtasks = &decomposition.subtasks;
     let specs = subtasks
         .iter()

@@ -20,6 +20,7 @@ use crate::exec::{Halted, Run, Step};
 use crate::tools::Offered;
 
 /// What the loop produced, summed over its turns and calls.
+#[derive(Default)]
 pub struct Looped {
     pub content: String,
     pub model: String,
