@@ -12,6 +12,7 @@ use utoipa_actix_web::service_config::ServiceConfig;
 
 use super::openapi::{AnyObject, Doc, ErrorEnvelope};
 use super::responses::DocumentErrors;
+use super::shared::ServedFrom;
 use super::workflows::load_result_found;
 use crate::auth::Caller;
 use crate::domain::{DocFormat, Document};
@@ -71,8 +72,8 @@ pub struct Loaded {
     pub name: String,
     pub sha256: String,
     pub body: Vec<u8>,
-    /// `store` or `archive`.
-    pub from: &'static str,
+    /// `Store` or `Archive`.
+    pub from: ServedFrom,
 }
 
 /// A document of a finished workflow this caller may read (`read` scope).
@@ -110,18 +111,18 @@ pub async fn load(
                 Some(d) => (
                     d.sha256.clone(),
                     d.bytes().map_err(ApiError::Internal)?,
-                    "archive",
+                    ServedFrom::Archive,
                 ),
-                None if format.is_text() => legacy(meta, "archive"),
+                None if format.is_text() => legacy(meta, ServedFrom::Archive),
                 None => return Err(missing(id, name)),
             }
         }
         None => {
             let mut stored = state.store.documents(id, Some(name)).await?;
             match stored.pop() {
-                Some(d) => (d.sha256, d.body, "store"),
+                Some(d) => (d.sha256, d.body, ServedFrom::Store),
                 // Reports from before documents had bytes: the inline text.
-                None if format.is_text() => legacy(meta, "store"),
+                None if format.is_text() => legacy(meta, ServedFrom::Store),
                 None => return Err(missing(id, name)),
             }
         }
@@ -135,7 +136,7 @@ pub async fn load(
     })
 }
 
-fn legacy(meta: &Document, from: &'static str) -> (String, Vec<u8>, &'static str) {
+fn legacy(meta: &Document, from: ServedFrom) -> (String, Vec<u8>, ServedFrom) {
     use sha2::{Digest, Sha256};
     let body = meta.content.clone().into_bytes();
     (hex::encode(Sha256::digest(&body)), body, from)

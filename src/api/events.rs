@@ -15,7 +15,7 @@ use actix_web_lab::sse;
 use futures::stream;
 use tokio::sync::mpsc;
 
-use super::shared::{check_visible, find_content};
+use super::shared::{check_visible, find_content, ServedFrom};
 use utoipa_actix_web::service_config::ServiceConfig;
 
 use super::openapi::{Doc, ErrorEnvelope};
@@ -104,7 +104,7 @@ pub fn sse_response(req: &HttpRequest, stream: EventStream, frame: Framer) -> Ht
         .customize()
         .insert_header(("X-Accel-Buffering", "no"));
     if archived {
-        resp = resp.insert_header(("X-Served-From", "archive"));
+        resp = resp.insert_header(("X-Served-From", ServedFrom::Archive));
     }
     resp.respond_to(req).map_into_boxed_body()
 }

@@ -5,6 +5,7 @@
 
 use std::sync::Arc;
 
+use actix_web::http::header::{HeaderValue, InvalidHeaderValue, TryIntoHeaderValue};
 use actix_web::{web, HttpRequest};
 
 pub use super::compat::CompatError;
@@ -35,14 +36,44 @@ pub async fn not_found(req: HttpRequest) -> Result<actix_web::HttpResponse, ApiE
     )))
 }
 
+/// Where a read was served from: the `X-Served-From` header of the content routes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ServedFrom {
+    /// The registry's memory (a workflow still held there).
+    Memory,
+    /// The primary store (evicted from memory).
+    Store,
+    /// The workflow's archive object.
+    Archive,
+}
+
+impl ServedFrom {
+    /// The header's value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ServedFrom::Memory => "memory",
+            ServedFrom::Store => "store",
+            ServedFrom::Archive => "archive",
+        }
+    }
+}
+
+impl TryIntoHeaderValue for ServedFrom {
+    type Error = InvalidHeaderValue;
+
+    fn try_into_value(self) -> Result<HeaderValue, Self::Error> {
+        Ok(HeaderValue::from_static(self.as_str()))
+    }
+}
+
 /// Finds a workflow in memory, else in the store. Says where it came from.
-pub async fn find(state: &AppState, id: &str) -> Result<(Arc<Workflow>, &'static str), ApiError> {
+pub async fn find(state: &AppState, id: &str) -> Result<(Arc<Workflow>, ServedFrom), ApiError> {
     if let Some(wf) = state.registry.send(Get(id.to_string())).await? {
-        return Ok((wf, "memory"));
+        return Ok((wf, ServedFrom::Memory));
     }
     state.read_barrier().await;
     match state.store.get_workflow(id).await? {
-        Some(wf) => Ok((Arc::new(wf), "store")),
+        Some(wf) => Ok((Arc::new(wf), ServedFrom::Store)),
         None => Err(ApiError::WorkflowNotFound(id.to_string())),
     }
 }
@@ -53,7 +84,7 @@ pub async fn find_for(
     state: &AppState,
     caller: &Caller,
     id: &str,
-) -> Result<(Arc<Workflow>, &'static str), ApiError> {
+) -> Result<(Arc<Workflow>, ServedFrom), ApiError> {
     let (wf, from) = find(state, id).await?;
     if caller.may_see(wf.owner.as_deref()) {
         Ok((wf, from))
@@ -75,8 +106,7 @@ pub async fn check_visible(state: &AppState, caller: &Caller, id: &str) -> Resul
 /// its archive object (record, result, events, deliveries).
 pub struct Found {
     pub wf: Arc<Workflow>,
-    /// `memory`, `store` or `archive`: the `X-Served-From` header.
-    pub from: &'static str,
+    pub from: ServedFrom,
     pub archived: Option<Arc<ArchivedWorkflow>>,
 }
 
@@ -89,9 +119,9 @@ pub async fn find_content(state: &AppState, id: &str) -> Result<Found, ApiError>
 async fn with_archive(
     state: &AppState,
     wf: Arc<Workflow>,
-    from: &'static str,
+    from: ServedFrom,
 ) -> Result<Found, ApiError> {
-    if from == "memory" {
+    if from == ServedFrom::Memory {
         return Ok(Found {
             wf,
             from,
@@ -116,7 +146,7 @@ async fn with_archive(
                 })?;
             Ok(Found {
                 wf: Arc::new(a.workflow.clone()),
-                from: "archive",
+                from: ServedFrom::Archive,
                 archived: Some(a),
             })
         }

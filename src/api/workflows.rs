@@ -8,7 +8,7 @@ use serde_json::{json, Value};
 
 use super::body::field_name;
 use super::limits::{check_config, text_at_most, MAX_TASK_CHARS, MAX_TITLE_CHARS};
-use super::shared::{check_visible, find, find_content_for, Found};
+use super::shared::{check_visible, find, find_content_for, Found, ServedFrom};
 use utoipa_actix_web::service_config::ServiceConfig;
 
 pub use super::admission::{admit, admit_keyed, Admitted};
@@ -185,7 +185,7 @@ pub async fn read_workflow(
     state: &AppState,
     caller: &Caller,
     id: &str,
-) -> Result<(Arc<Workflow>, &'static str), ApiError> {
+) -> Result<(Arc<Workflow>, ServedFrom), ApiError> {
     caller.require(Scope::Read)?;
     let found = find_content_for(state, caller, id).await?;
     Ok((found.wf, found.from))
@@ -245,7 +245,7 @@ pub async fn load_result_from(
     state: &AppState,
     caller: &Caller,
     id: &str,
-) -> Result<(WorkflowResult, &'static str), ApiError> {
+) -> Result<(WorkflowResult, ServedFrom), ApiError> {
     load_result_found(state, caller, id)
         .await
         .map(|(r, found)| (r, found.from))
