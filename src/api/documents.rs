@@ -11,9 +11,9 @@ use serde_json::{json, Value};
 use utoipa_actix_web::service_config::ServiceConfig;
 
 use super::openapi::{AnyObject, Doc, ErrorEnvelope};
+use super::reads::load_result_found;
 use super::responses::DocumentErrors;
 use super::shared::ServedFrom;
-use super::workflows::load_result_found;
 use crate::auth::Caller;
 use crate::domain::{DocFormat, Document};
 use crate::error::ApiError;

@@ -3,6 +3,7 @@
 pub mod admission;
 pub mod analytics;
 pub mod body;
+pub mod cancellation;
 pub mod compat;
 pub mod dashboard;
 pub mod documents;
@@ -14,6 +15,7 @@ pub mod metrics;
 pub mod middleware;
 pub mod openapi;
 pub mod patterns;
+pub mod reads;
 pub mod refusal;
 pub mod requests;
 pub mod responses;

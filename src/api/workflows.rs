@@ -1,6 +1,6 @@
-//! `/v1/workflows`: create, list, read, result, cancel.
-
-use std::sync::Arc;
+//! `/v1/workflows`: create, list, read, result, cancel (what a cancel does is in
+//! `cancellation.rs`, reading as a caller may in `reads.rs`: both shared with MCP
+//! and the old routes).
 
 use actix_web::{http::header, web, HttpRequest, HttpResponse};
 use serde::Deserialize;
@@ -8,19 +8,18 @@ use serde_json::{json, Value};
 
 use super::body::field_name;
 use super::limits::{check_config, text_at_most, MAX_TASK_CHARS, MAX_TITLE_CHARS};
-use super::shared::{check_visible, find, find_content_for, Found, ServedFrom};
 use utoipa_actix_web::service_config::ServiceConfig;
 
 pub use super::admission::{admit, admit_keyed, Admitted};
+pub use super::cancellation::cancel_workflow;
 use super::openapi::{AnyObject, Doc, ErrorEnvelope};
+pub use super::reads::{load_result, load_result_found, read_workflow};
 use super::responses::{ByIdErrors, CreateRefusals};
-use crate::actors::registry::{Cancel, CancelOutcome, NewWorkflow};
+use crate::actors::registry::NewWorkflow;
 use crate::auth::Caller;
 use crate::config::Config;
 use crate::config::Scope;
-use crate::domain::{
-    Pattern, PatternConfig, ResearchConfig, SearchConfig, Status, Workflow, WorkflowResult,
-};
+use crate::domain::{Pattern, PatternConfig, ResearchConfig, SearchConfig, Status, Workflow};
 use crate::error::ApiError;
 use crate::idempotency;
 use crate::store::ListQuery;
@@ -179,18 +178,6 @@ pub fn created_body(wf: &Workflow) -> Value {
     })
 }
 
-/// A workflow as this caller may read it (`read` scope). Shared by
-/// `GET /v1/workflows/{id}` and MCP.
-pub async fn read_workflow(
-    state: &AppState,
-    caller: &Caller,
-    id: &str,
-) -> Result<(Arc<Workflow>, ServedFrom), ApiError> {
-    caller.require(Scope::Read)?;
-    let found = find_content_for(state, caller, id).await?;
-    Ok((found.wf, found.from))
-}
-
 /// One workflow (another key's is 404).
 #[utoipa::path(get, path = "/v1/workflows/{id}", tag = "workflows",
     params(("id" = String, Path, description = "Workflow id (wf_…)")),
@@ -223,60 +210,11 @@ async fn result(
     caller: Caller,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let (r, from) = load_result_from(&state, &caller, &id).await?;
+    let (r, found) = load_result_found(&state, &caller, &id).await?;
+    let from = found.from;
     Ok(HttpResponse::Ok()
         .insert_header(("X-Served-From", from))
         .json(r))
-}
-
-/// A finished workflow's result as this caller may see it (`read` scope);
-/// `not_finished` while it runs. Shared by `GET /v1/workflows/{id}/result` and MCP.
-pub async fn load_result(
-    state: &AppState,
-    caller: &Caller,
-    id: &str,
-) -> Result<WorkflowResult, ApiError> {
-    load_result_from(state, caller, id).await.map(|(r, _)| r)
-}
-
-/// `load_result`, and where it came from (`store`, or `archive` for an
-/// archived workflow).
-pub async fn load_result_from(
-    state: &AppState,
-    caller: &Caller,
-    id: &str,
-) -> Result<(WorkflowResult, ServedFrom), ApiError> {
-    load_result_found(state, caller, id)
-        .await
-        .map(|(r, found)| (r, found.from))
-}
-
-/// `load_result`, with the workflow as found (its archive object, if archived).
-pub async fn load_result_found(
-    state: &AppState,
-    caller: &Caller,
-    id: &str,
-) -> Result<(WorkflowResult, Found), ApiError> {
-    caller.require(Scope::Read)?;
-    let found = find_content_for(state, caller, id).await?;
-    let wf = &found.wf;
-    if !wf.status.is_terminal() {
-        return Err(ApiError::NotFinished(wf.id.clone()));
-    }
-    let stored = match &found.archived {
-        Some(a) => a.result.clone(),
-        None => {
-            state.read_barrier().await;
-            state.store.get_result(&wf.id).await?
-        }
-    };
-    match stored {
-        Some(r) => Ok((r, found)),
-        None => Err(ApiError::Internal(format!(
-            "the result of '{}' is missing from the store",
-            wf.id
-        ))),
-    }
 }
 
 /// Cancels a pending or running workflow (needs no body).
@@ -298,73 +236,6 @@ async fn cancel(
     match wf.status.is_terminal() {
         true => Ok(HttpResponse::Ok().json(wf)),
         false => Ok(HttpResponse::Accepted().json(wf)),
-    }
-}
-
-/// Cancels a pending or running workflow this caller may act on (`write` scope);
-/// `already_finished` otherwise. Shared by `POST /v1/workflows/{id}/cancel` and MCP.
-pub async fn cancel_workflow(
-    state: &AppState,
-    caller: &Caller,
-    id: &str,
-) -> Result<Arc<Workflow>, ApiError> {
-    caller.require(Scope::Write)?;
-    check_visible(state, caller, id).await?;
-    match state.registry.send(Cancel(id.to_string())).await? {
-        CancelOutcome::Cancelled { workflow, seq } => {
-            state.acknowledge(seq).await?;
-            Ok(workflow)
-        }
-        CancelOutcome::AlreadyFinished(wf) => Err(already_finished(&wf)),
-        CancelOutcome::Unknown => {
-            let (wf, _) = find(state, id).await?;
-            match &state.cluster {
-                Some(c) if !wf.status.is_terminal() => cancel_elsewhere(state, c, wf).await,
-                _ => Err(already_finished(&wf)),
-            }
-        }
-    }
-}
-
-/// The workflow runs on another instance: ask its owner (a durable request and
-/// a NOTIFY) and wait, at most the ack timeout, until the store shows it
-/// finished. Still unfinished then: the request stands and the workflow is
-/// returned as it is (the v1 route answers 202).
-async fn cancel_elsewhere(
-    state: &AppState,
-    c: &crate::ClusterHandle,
-    wf: Arc<Workflow>,
-) -> Result<Arc<Workflow>, ApiError> {
-    let unavailable = |e: crate::store::StoreError| ApiError::StoreUnavailable(e.to_string());
-    c.cluster
-        .request_cancel(&wf.id)
-        .await
-        .map_err(unavailable)?;
-    let deadline = std::time::Instant::now() + state.config.ack_timeout();
-    let mut last = wf;
-    while std::time::Instant::now() < deadline {
-        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
-        if let Some(now) = state
-            .store
-            .get_workflow(&last.id)
-            .await
-            .map_err(unavailable)?
-        {
-            last = Arc::new(now);
-        }
-        match last.status {
-            Status::Cancelled => return Ok(last),
-            s if s.is_terminal() => return Err(already_finished(&last)),
-            _ => {}
-        }
-    }
-    Ok(last)
-}
-
-fn already_finished(wf: &Workflow) -> ApiError {
-    ApiError::AlreadyFinished {
-        id: wf.id.clone(),
-        status: wf.status.to_string(),
     }
 }
 
