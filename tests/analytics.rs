@@ -19,7 +19,7 @@ use mcp_orchestrator::store::Store;
 use serde_json::{json, Value};
 
 use crate::common::pg::PgDb;
-use crate::common::{new_dir, research, server, Builder, Server, SEC};
+use crate::common::{change, new_dir, research, server, Builder, Server, SEC};
 
 const N: usize = 10_000;
 const MODELS: [&str; 3] = ["gpt-4o-mini", "claude-haiku", "llama-3"];
@@ -125,11 +125,7 @@ fn changes(rows: &[Row]) -> Vec<Arc<StateChange>> {
         wf.execution_time = r.exec;
         wf.tokens.total = r.tokens;
         let seq = out.len() as u64 + 1;
-        out.push(Arc::new(StateChange {
-            epoch: None,
-            seq,
-            kind: ChangeKind::Workflow(Arc::new(wf)),
-        }));
+        out.push(change(seq, ChangeKind::Workflow(Arc::new(wf))));
         if r.calls.is_empty() {
             continue;
         }
@@ -150,11 +146,7 @@ fn changes(rows: &[Row]) -> Vec<Arc<StateChange>> {
             "tokens": {"input": 1, "output": 1, "total": 2}, "cost": cost, "execution_time": 1.0}))
         .unwrap()];
         let seq = out.len() as u64 + 1;
-        out.push(Arc::new(StateChange {
-            epoch: None,
-            seq,
-            kind: ChangeKind::Result(Arc::new(result)),
-        }));
+        out.push(change(seq, ChangeKind::Result(Arc::new(result))));
     }
     out
 }

@@ -1,4 +1,4 @@
-//! Submitting and following workflows, listing, and bad input (issue: core runtime 2, 3, 8).
+//! Submitting and following workflows, listing, and bad input.
 
 use std::time::Duration;
 

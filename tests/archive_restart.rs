@@ -1,4 +1,4 @@
-//! Archived with the server stopped, then restarted (issue 23): the `archive`
+//! Archived with the server stopped, then restarted: the `archive`
 //! command moves finished workflows while no server runs; the next start must not
 //! bring them back as in-memory records (they have no result or events left in
 //! the store), so every read route answers from the archive, exactly as before,
@@ -10,8 +10,8 @@ use std::path::Path;
 
 use serde_json::Value;
 
-use crate::archive::{finished_workflows, free_port, raw_get, routes, run_archive, Moto};
-use crate::common::{research, server, Builder, SEC};
+use crate::common::archiving::{finished_workflows, raw_get, routes, run_archive, Moto};
+use crate::common::{free_port, research, server, Builder, SEC};
 
 /// `archived/{yyyy}/{mm}/{id}.json.zst` of a workflow record as the API shows it.
 fn key_of(wf: &Value) -> String {

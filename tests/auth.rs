@@ -1,4 +1,4 @@
-//! API keys (issue 14): 401 without a valid key, owners, safe defaults at start,
+//! API keys: 401 without a valid key, owners, safe defaults at start,
 //! `keys new`.
 
 use std::process::{Command, Stdio};
@@ -103,7 +103,7 @@ async fn metrics_require_a_key_once_keys_exist_unless_opened() {
     assert_eq!((none.status, code(&none).as_str()), (401, "unauthorized"));
     let ok = s.get_as(&k, "/metrics").await;
     assert_eq!(ok.status, 200);
-    let m = crate::metrics::samples(ok.body.as_str().unwrap_or(""));
+    let m = crate::common::prometheus::samples(ok.body.as_str().unwrap_or(""));
     assert!(m
         .keys()
         .any(|k| k.starts_with("auth_key_requests_total{key=\"scraper\"")));

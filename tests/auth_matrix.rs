@@ -1,7 +1,7 @@
-//! Issue 14, the scope × route matrix: every route with no key, a wrong key, a
+//! The scope × route matrix: every route with no key, a wrong key, a
 //! `read` key, a `write` key, an `admin` key, the owner's key and another owner's
 //! key, each case with its exact status and code; then a scan of the log for any
-//! token. Issue 22 adds two columns, both with the admin key: a rebound `Host`
+//! token. Two more columns, both with the admin key: a rebound `Host`
 //! (421 on every route) and a foreign `Origin` (403 on every state change, the
 //! admin's answer on reads).
 

@@ -1,4 +1,4 @@
-//! Issue 14: per-key quotas (max_active, request rate, daily spend), JSON-only
+//! Per-key quotas (max_active, request rate, daily spend), JSON-only
 //! bodies (CSRF) and CORS.
 
 use reqwest::Method;
@@ -48,7 +48,7 @@ async fn max_active_counts_the_keys_own_unfinished_workflows() {
         .as_str()
         .unwrap_or("")
         .to_string();
-    let m = crate::metrics::samples(&m);
+    let m = crate::common::prometheus::samples(&m);
     assert_eq!(
         m.get("auth_key_rejections_total{key=\"q\",reason=\"quota_exceeded\"}"),
         Some(&2.0),
@@ -87,7 +87,7 @@ async fn the_request_rate_is_a_token_bucket_per_key() {
         .unwrap_or("")
         .to_string();
     assert_eq!(
-        crate::metrics::samples(&m)
+        crate::common::prometheus::samples(&m)
             .get("auth_key_requests_total{key=\"slow\",outcome=\"rate_limited\"}"),
         Some(&1.0),
         "metrics"

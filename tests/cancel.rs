@@ -1,4 +1,5 @@
-//! Cancelling workflows (core runtime 6).
+//! Cancelling workflows: pending or running ones end cancelled with partial
+//! results kept; finished ones answer `already_finished`.
 
 use std::time::Duration;
 

@@ -1,45 +1,22 @@
 //! Hostile input against capped resources, secrets, the SSRF guard and provider
-//! advice (issue 12 items 5, 7, 8 and the Retry-After clamp): each test feeds the
-//! attack, asserts the refusal or the clean failure, then runs a normal workflow.
+//! advice (the Retry-After clamp): each test feeds the attack, asserts the refusal
+//! or the clean failure, then runs a normal workflow.
 
 use std::collections::HashSet;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
 use crate::common::fake_openai::{Behaviour, FakeOpenAi};
+use crate::common::prometheus::{metric, wait_metric};
 use crate::common::receiver::Receiver;
 use crate::common::*;
-use crate::metrics::{samples, scrape};
 
 const KEY: &str = "sk-test-CAPS-0a1b2c3d4e5f6a7b8c9d";
 
 fn with_fake(b: Builder, fake: &FakeOpenAi, key_env: &str) -> Builder {
-    b.env("MCPO__PROVIDERS__FAKE__KIND", "openai")
-        .env("MCPO__PROVIDERS__FAKE__BASE_URL", &fake.base_url)
-        .env("MCPO__PROVIDERS__FAKE__MODEL", "fake-default")
-        .env("MCPO__PROVIDERS__FAKE__API_KEY_ENV", key_env)
-        .env(key_env, KEY)
+    b.fake_provider(fake, key_env, KEY)
         .env("MCPO__PROVIDERS__FAKE__RETRY_BACKOFF", "20ms")
-        .env("MCPO__EXECUTION__DEFAULT_PROVIDER", "fake")
-}
-
-async fn metric(s: &Server, name: &str) -> f64 {
-    samples(&scrape(s).await).get(name).copied().unwrap_or(0.0)
-}
-
-/// Waits (bounded) until a metric has a value.
-async fn wait_metric(s: &Server, name: &str, want: f64) {
-    let t = Instant::now();
-    loop {
-        let v = metric(s, name).await;
-        if v == want {
-            return;
-        }
-        assert!(t.elapsed() < 20 * SEC, "{name} is {v}, never {want}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 }
 
 /// A search workflow of one agent that completes: the service still works.
@@ -133,22 +110,12 @@ async fn sse_streams_are_capped_in_total_and_per_workflow() {
     a_normal_workflow_completes(&s).await;
 }
 
-fn dev(b: Builder) -> Builder {
-    b.env("MCPO__WEBHOOKS__ALLOW_HOSTS", "127.0.0.1")
-        .env("MCPO__WEBHOOKS__ALLOW_HTTP", "true")
-}
-
-async fn deliveries(s: &Server, id: &str) -> Vec<Value> {
-    let r = s.get(&format!("/v1/workflows/{id}/deliveries")).await;
-    assert_eq!(r.status, 200, "{:?}", r.body);
-    r.body["items"].as_array().unwrap().clone()
-}
-
 #[tokio::test]
 async fn a_delivery_flood_is_capped_and_every_delivery_is_recorded() {
     let recv = Receiver::start();
     recv.delay(Duration::from_millis(800));
-    let s = dev(server())
+    let s = server()
+        .webhooks_to("127.0.0.1")
         .latency_ms(5)
         .env("MCPO__WEBHOOKS__MAX_PENDING", 2)
         .env("MCPO__WEBHOOKS__MAX_CONCURRENT", 1)
@@ -206,7 +173,7 @@ async fn the_ssrf_guard_refuses_every_special_range_and_ignores_proxies() {
     let proxy = Receiver::start();
     let recv = Receiver::start();
     let proxy_url = format!("http://127.0.0.1:{}", proxy.port);
-    let mut b = dev(server()).latency_ms(5);
+    let mut b = server().webhooks_to("127.0.0.1").latency_ms(5);
     for var in [
         "HTTP_PROXY",
         "HTTPS_PROXY",
@@ -329,24 +296,6 @@ async fn a_providers_retry_after_is_clamped_to_the_call_timeout() {
     a_normal_workflow_completes(&s).await;
 }
 
-fn run(args: &[&str], env: &[(&str, &str)]) -> (i32, String) {
-    let mut cmd = Command::new(BIN);
-    cmd.current_dir(new_dir())
-        .args(args)
-        .env_remove("RUST_LOG")
-        .env("MCPO__SERVER__BIND", "127.0.0.1:0");
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    let out = cmd.output().expect("run binary");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (out.status.code().unwrap_or(-1), text)
-}
-
 #[tokio::test]
 async fn secrets_stay_hidden_in_every_form() {
     // A provider that echoes the key right where error text is shortened.
@@ -389,16 +338,17 @@ async fn secrets_stay_hidden_in_every_form() {
             "redis://127.0.0.1:1/0?pass=hunter2-pass",
         ),
     ] {
-        let (code, out) = run(&["check-config"], &[(key, url)]);
+        let bind = ("MCPO__SERVER__BIND", "127.0.0.1:0");
+        let (code, out, err) = run_bin(&["check-config"], &[bind, (key, url)], &new_dir());
+        let out = out + &err;
         assert!(!out.contains("hunter2"), "{url}: {out}");
         if code == 0 {
             assert!(out.contains("***"), "{url}: {out}");
         }
         if key == "MCPO__POSTGRES__URL" {
-            let (code, out) = run(
-                &[],
-                &[(key, url), ("MCPO__POSTGRES__CONNECT_TIMEOUT", "2s")],
-            );
+            let timeout = ("MCPO__POSTGRES__CONNECT_TIMEOUT", "2s");
+            let (code, out, err) = run_bin(&[], &[bind, (key, url), timeout], &new_dir());
+            let out = out + &err;
             assert_ne!(code, 0, "{url}: {out}");
             assert!(out.contains("postgres.url"), "{url}: {out}");
             assert!(!out.contains("hunter2"), "{url}: {out}");
@@ -416,7 +366,8 @@ async fn webhook_subscriptions_are_capped_and_a_finished_workflows_leave() {
     let recv = Receiver::start();
     let fake = FakeOpenAi::start();
     fake.set(Behaviour::Hang(Duration::from_secs(120)));
-    let s = dev(with_fake(server(), &fake, "MCPO_TEST_KEY_CAPS_WH"))
+    let s = with_fake(server(), &fake, "MCPO_TEST_KEY_CAPS_WH")
+        .webhooks_to("127.0.0.1")
         .env("MCPO__PROVIDERS__FAKE__TIMEOUT", "120s")
         .env("MCPO__WEBHOOKS__MAX_SUBSCRIPTIONS", 3)
         .env("MCPO__WEBHOOKS__MAX_SUBSCRIPTIONS_PER_WORKFLOW", 2)

@@ -1,4 +1,4 @@
-//! Fencing by the epoch a change was made under (issue 23): an instance that
+//! Fencing by the epoch a change was made under: an instance that
 //! loses a workflow's lease and claims it back before its queued changes are
 //! written must not write them. The writer is held back by a test hook (every
 //! commit waits), the lease is taken by a dead instance under a newer epoch and

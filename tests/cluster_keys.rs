@@ -1,4 +1,4 @@
-//! One `Idempotency-Key` per owner across the cluster (issue 23): concurrent
+//! One `Idempotency-Key` per owner across the cluster: concurrent
 //! creates with one key on three instances sharing one PostgreSQL create exactly
 //! one workflow; every other answer returns it (200 `Idempotent-Replayed`) or says
 //! it is still being created (409 `idempotency_in_progress`), never a second one.

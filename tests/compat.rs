@@ -1,4 +1,4 @@
-//! The old server's API keeps working (issue: real LLM execution 9): a test per route.
+//! The old server's API keeps working: a test per route.
 
 use std::time::Duration;
 

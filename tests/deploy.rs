@@ -15,8 +15,8 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::common::{new_dir, research, server, BIN, SEC};
-use crate::metrics::{samples, scrape};
+use crate::common::prometheus::{samples, scrape};
+use crate::common::{free_port, new_dir, research, server, BIN, SEC};
 
 fn repo(p: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join(p)
@@ -310,13 +310,6 @@ fn host_args(img: &Image, args: &[String]) -> Vec<String> {
             None => a.clone(),
         })
         .collect()
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("free port")
 }
 
 #[test]

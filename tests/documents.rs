@@ -1,4 +1,4 @@
-//! Report documents (issue 28): `document_formats` on every route, the documents
+//! Report documents: `document_formats` on every route, the documents
 //! step, the list and download routes with their headers, and the documents
 //! themselves checked by outside tools: poppler's `pdftotext`, `pdftoppm`,
 //! `pdfinfo` and `pdffonts` (Debian poppler-utils) and python-docx (PyPI,
@@ -492,21 +492,25 @@ async fn a_crash_while_generating_generates_the_documents_again_on_resume() {
 
 #[tokio::test]
 async fn archived_documents_are_served_from_the_archive_object() {
-    let mut s = crate::archive::local(server()).start();
+    let mut s = crate::common::archiving::local(server()).start();
     let dir = s.dir.clone();
     let id = s.create(all_formats("archive me", 3)).await;
     s.wait_status(&id, "completed", 60 * SEC).await;
     let before = fetch_all(&s, &id).await;
     s.signal(libc::SIGTERM);
     s.wait_exit(30 * SEC);
-    let out = crate::archive::run_archive(&dir, &[], &["--older-than", "0s"]);
-    assert_eq!(crate::archive::count(&out, "archived"), 1, "{out}");
+    let out = crate::common::archiving::run_archive(&dir, &[], &["--older-than", "0s"]);
+    assert_eq!(
+        crate::common::archiving::count(&out, "archived"),
+        1,
+        "{out}"
+    );
     let c = rusqlite::Connection::open(dir.join("orchestrator.db")).unwrap();
     let rows: i64 = c
         .query_row("SELECT count(*) FROM documents", [], |r| r.get(0))
         .unwrap();
     assert_eq!(rows, 0, "the documents left the store with the workflow");
-    let s = crate::archive::local(server()).dir(&dir).start();
+    let s = crate::common::archiving::local(server()).dir(&dir).start();
     let after = fetch_all(&s, &id).await;
     assert_eq!(before, after, "the same bytes from the archive");
     let pdf = download(&s, &id, "report.pdf", None).await;
@@ -520,12 +524,14 @@ async fn mcp_reads_documents_as_resources_binary_as_blobs() {
     let id = s.create(all_formats("mcp documents", 3)).await;
     s.wait_status(&id, "completed", 60 * SEC).await;
     let pdf = download(&s, &id, "report.pdf", None).await;
-    let sid = crate::mcp::session(&s).await;
-    let t = crate::mcp::call(&s, &sid, 2, "resources/templates/list", json!({})).await;
+    let sid = crate::common::mcp_client::session(&s).await;
+    let t =
+        crate::common::mcp_client::call(&s, &sid, 2, "resources/templates/list", json!({})).await;
     let templates = t.reply()["result"]["resourceTemplates"].to_string();
     assert!(templates.contains("orchestrator://workflows/{id}/documents/{name}"));
     let uri = format!("orchestrator://workflows/{id}/documents/report.pdf");
-    let r = crate::mcp::call(&s, &sid, 3, "resources/read", json!({"uri": uri})).await;
+    let r =
+        crate::common::mcp_client::call(&s, &sid, 3, "resources/read", json!({"uri": uri})).await;
     let c = &r.reply()["result"]["contents"][0];
     assert_eq!(c["mimeType"], "application/pdf");
     let blob = base64::engine::general_purpose::STANDARD
@@ -533,13 +539,15 @@ async fn mcp_reads_documents_as_resources_binary_as_blobs() {
         .unwrap();
     assert_eq!(blob, pdf.body);
     let uri = format!("orchestrator://workflows/{id}/documents/report.md");
-    let r = crate::mcp::call(&s, &sid, 4, "resources/read", json!({"uri": uri})).await;
+    let r =
+        crate::common::mcp_client::call(&s, &sid, 4, "resources/read", json!({"uri": uri})).await;
     let c = &r.reply()["result"]["contents"][0];
     assert!(c["text"]
         .as_str()
         .unwrap()
         .starts_with(&format!("# {TITLE}")));
     let uri = format!("orchestrator://workflows/{id}/documents/report.odt");
-    let r = crate::mcp::call(&s, &sid, 5, "resources/read", json!({"uri": uri})).await;
+    let r =
+        crate::common::mcp_client::call(&s, &sid, 5, "resources/read", json!({"uri": uri})).await;
     assert_eq!(r.reply()["error"]["data"]["code"], "document_not_found");
 }

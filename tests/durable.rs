@@ -1,4 +1,4 @@
-//! Durable steps and idempotent creates (issue 15): step keys on every LLM call
+//! Durable steps and idempotent creates: step keys on every LLM call
 //! (events and the provider's `Idempotency-Key`), committed answers reused after
 //! SIGKILL with cost counted once, the crash test on SQLite and on PostgreSQL +
 //! Redis, and `Idempotency-Key` on `POST /v1/workflows` and the old routes.

@@ -1,4 +1,4 @@
-//! The queryable history on PostgreSQL (issue 26): migration V8 converts a
+//! The queryable history on PostgreSQL: migration V8 converts a
 //! database written by the previous version (finished workflows packed into one
 //! zstd value, their event rows gone) into the plan's schema without losing
 //! anything, and V13 then makes `results.result` NOT NULL.

@@ -1,4 +1,4 @@
-//! Hostile input (issue 12, items 2, 3, 4, 6, 10): each test sends the attack and
+//! Hostile input (oversized and out-of-range values, malformed requests, floods): each test sends the attack and
 //! asserts the refusal or the clean failure, then that a normal workflow still
 //! completes on the same server.
 

@@ -1,4 +1,4 @@
-//! Shutdown, restart and crash without loss (core runtime 7).
+//! Shutdown, restart and crash without loss.
 
 use std::collections::HashMap;
 use std::time::Duration;

@@ -1,4 +1,4 @@
-//! The bounded active set and FIFO eviction by completion time (core runtime 4, 5).
+//! The bounded active set and FIFO eviction by completion time .
 
 use std::time::Duration;
 

@@ -1,4 +1,4 @@
-//! Issue 14: `GET /openapi.json` is OpenAPI 3.1 generated from the handlers:
+//! `GET /openapi.json` is OpenAPI 3.1 generated from the handlers:
 //! every route (the old ones too) with its parameters, error codes and the
 //! bearer scheme; it needs a key; its methods are the ones the server takes.
 

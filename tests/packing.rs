@@ -1,4 +1,4 @@
-//! Packed results (issue 18 item 8) on the embedded SQLite store: a finished
+//! Packed results on the embedded SQLite store: a finished
 //! workflow's events and result become one compressed value, reads return exactly
 //! what was written, replays change nothing, and rows written before packing
 //! existed (JSON text) still read and get packed when touched again.
@@ -7,21 +7,14 @@ use std::sync::Arc;
 
 use mcp_orchestrator::config::Durability;
 use mcp_orchestrator::domain::{
-    ChangeKind, Event, EventType, Pattern, PatternConfig, StateChange, Status, Workflow,
-    WorkflowResult,
+    ChangeKind, Event, EventType, Pattern, PatternConfig, Status, Workflow, WorkflowResult,
 };
 use mcp_orchestrator::store::analytics::AnalyticsQuery;
 use mcp_orchestrator::store::sqlite::SqliteStore;
 use mcp_orchestrator::store::Store;
 use serde_json::json;
 
-fn change(seq: u64, kind: ChangeKind) -> Arc<StateChange> {
-    Arc::new(StateChange {
-        seq,
-        epoch: None,
-        kind,
-    })
-}
+use crate::common::{change, sqlite_value};
 
 fn workflow(id: &str) -> Workflow {
     let mut wf = Workflow::new(
@@ -59,20 +52,6 @@ fn result(id: &str) -> WorkflowResult {
     r
 }
 
-fn sqlite(conn: &std::path::Path, sql: &str) -> String {
-    let c = rusqlite::Connection::open(conn).unwrap();
-    c.query_row(sql, [], |r| {
-        Ok(match r.get_ref(0)? {
-            rusqlite::types::ValueRef::Null => "null".to_string(),
-            rusqlite::types::ValueRef::Integer(i) => i.to_string(),
-            rusqlite::types::ValueRef::Real(f) => f.to_string(),
-            rusqlite::types::ValueRef::Text(t) => String::from_utf8_lossy(t).into_owned(),
-            rusqlite::types::ValueRef::Blob(b) => format!("blob {}", b.len()),
-        })
-    })
-    .unwrap()
-}
-
 #[tokio::test]
 async fn finished_workflows_are_packed_and_read_back_exactly_even_after_replays() {
     let dir = tempfile::tempdir().unwrap();
@@ -87,7 +66,7 @@ async fn finished_workflows_are_packed_and_read_back_exactly_even_after_replays(
     ];
     store.write_batch(first.clone()).await.unwrap();
     // Unfinished: its events are rows, read as before.
-    assert_eq!(sqlite(&path, "SELECT count(*) FROM events"), "1");
+    assert_eq!(sqlite_value(&path, "SELECT count(*) FROM events"), "1");
     assert_eq!(
         store.events_after(id, 0).await.unwrap(),
         vec![(*started).clone()]
@@ -111,10 +90,10 @@ async fn finished_workflows_are_packed_and_read_back_exactly_even_after_replays(
         store.write_batch(first[1..].to_vec()).await.unwrap();
     }
     store.write_batch(second.clone()).await.unwrap();
-    assert_eq!(sqlite(&path, "SELECT count(*) FROM events"), "0");
-    assert!(sqlite(&path, "SELECT result FROM results").starts_with("blob "));
+    assert_eq!(sqlite_value(&path, "SELECT count(*) FROM events"), "0");
+    assert!(sqlite_value(&path, "SELECT result FROM results").starts_with("blob "));
     assert_eq!(
-        sqlite(
+        sqlite_value(
             &path,
             "SELECT model || ' ' || calls || ' ' || cost FROM model_costs"
         ),
@@ -178,7 +157,7 @@ async fn rows_from_before_packing_still_read_and_are_packed_when_touched() {
         c.execute_batch(backfill).unwrap();
     }
     assert_eq!(
-        sqlite(
+        sqlite_value(
             &path,
             "SELECT model || ' ' || calls || ' ' || cost FROM model_costs"
         ),
@@ -196,8 +175,8 @@ async fn rows_from_before_packing_still_read_and_are_packed_when_touched() {
         .write_batch(vec![change(2, ChangeKind::Workflow(Arc::new(wf.clone())))])
         .await
         .unwrap();
-    assert_eq!(sqlite(&path, "SELECT count(*) FROM events"), "0");
-    assert!(sqlite(&path, "SELECT result FROM results").starts_with("blob "));
+    assert_eq!(sqlite_value(&path, "SELECT count(*) FROM events"), "0");
+    assert!(sqlite_value(&path, "SELECT result FROM results").starts_with("blob "));
     assert_eq!(store.get_result(id).await.unwrap(), Some(result(id)));
     assert_eq!(
         store.events_after(id, 0).await.unwrap(),

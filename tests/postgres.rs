@@ -10,15 +10,15 @@ use std::time::{Duration, Instant};
 
 use mcp_orchestrator::config::PostgresConfig;
 use mcp_orchestrator::domain::{
-    ChangeKind, Delivery, DeliveryStatus, Event, EventType, Pattern, PatternConfig, StateChange,
-    Status, Subscription, Workflow, WorkflowResult,
+    ChangeKind, Delivery, DeliveryStatus, Event, EventType, Pattern, PatternConfig, Status,
+    Subscription, Workflow, WorkflowResult,
 };
 use mcp_orchestrator::store::postgres::PgStore;
 use mcp_orchestrator::store::Store;
 use serde_json::json;
 
 use crate::common::pg::{PgDb, PrivatePg};
-use crate::common::{research, server, Builder, Server, BIN, SEC};
+use crate::common::{change, research, server, Builder, Server, BIN, SEC};
 
 fn pg_server(url: &str) -> Builder {
     server().env("MCPO__POSTGRES__URL", url).latency_ms(1)
@@ -207,14 +207,6 @@ async fn migrate_command_creates_the_schema_once() {
             "missing index {needle} in\n{indexes}"
         );
     }
-}
-
-fn change(seq: u64, kind: ChangeKind) -> Arc<StateChange> {
-    Arc::new(StateChange {
-        seq,
-        epoch: None,
-        kind,
-    })
 }
 
 #[tokio::test]

@@ -1,5 +1,5 @@
-//! Real LLM execution against a fake OpenAI-compatible server on loopback
-//! (issue: real LLM execution 1–8, 10).
+//! Real LLM execution against a fake OpenAI-compatible server on loopback:
+//! prices and usage, retries and rate advice, timeouts, models, secrets.
 
 use std::time::Duration;
 
@@ -11,21 +11,16 @@ use crate::common::*;
 const KEY: &str = "sk-test-SECRET-0a1b2c3d";
 
 fn with_fake(b: Builder, fake: &FakeOpenAi, key_env: &str) -> Builder {
-    b.env("MCPO__PROVIDERS__FAKE__KIND", "openai")
-        .env("MCPO__PROVIDERS__FAKE__BASE_URL", &fake.base_url)
-        .env("MCPO__PROVIDERS__FAKE__MODEL", "fake-default")
+    b.fake_provider(fake, key_env, KEY)
         .env(
             "MCPO__PROVIDERS__FAKE__MODELS",
             "fake-default,big-model,small-model",
         )
-        .env("MCPO__PROVIDERS__FAKE__API_KEY_ENV", key_env)
-        .env(key_env, KEY)
         .env("MCPO__PROVIDERS__FAKE__INPUT_PRICE_PER_MTOK", "2.0")
         .env("MCPO__PROVIDERS__FAKE__OUTPUT_PRICE_PER_MTOK", "4.0")
         .env("MCPO__PROVIDERS__FAKE__MAX_RETRIES", 2)
         .env("MCPO__PROVIDERS__FAKE__RETRY_BACKOFF", "20ms")
         .env("MCPO__PROVIDERS__FAKE__TIMEOUT", "2s")
-        .env("MCPO__EXECUTION__DEFAULT_PROVIDER", "fake")
 }
 
 fn close(a: f64, b: f64) -> bool {
@@ -370,7 +365,7 @@ async fn provider_quota_queues_calls_across_workflows() {
     }
     assert!(queued > 0.0, "waiting time shows in events: {queued}");
     // And in /metrics, per provider: the wait, the calls and their tokens.
-    let m = crate::metrics::samples(&crate::metrics::scrape(&s).await);
+    let m = crate::common::prometheus::samples(&crate::common::prometheus::scrape(&s).await);
     assert_eq!(m[r#"llm_queue_wait_seconds_count{provider="fake"}"#], 6.0);
     let waited = m[r#"llm_queue_wait_seconds_sum{provider="fake"}"#];
     assert!(

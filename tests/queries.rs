@@ -17,6 +17,7 @@ use mcp_orchestrator::store::postgres::PgStore;
 use mcp_orchestrator::store::Store;
 use serde_json::json;
 
+use crate::common::change;
 use crate::common::pg::PgDb;
 
 const N: usize = 240;
@@ -135,11 +136,7 @@ fn changes(set: &[Wf]) -> Vec<Arc<StateChange>> {
     let mut out = Vec::new();
     let mut push = |kind| {
         let seq = out.len() as u64 + 1;
-        out.push(Arc::new(StateChange {
-            seq,
-            epoch: None,
-            kind,
-        }));
+        out.push(change(seq, kind));
     };
     for w in set {
         let pattern = Pattern::parse(w.pattern).unwrap();

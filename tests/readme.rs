@@ -1,4 +1,4 @@
-//! The README's shell examples run as written (issue 23): every command of "Using
+//! The README's shell examples run as written: every command of "Using
 //! it" and of the MCP, webhook and API key quick starts is taken from README.md and
 //! run with bash against the real binary. Only what cannot be literal is replaced:
 //! the port (5060 → the test server's), the workflow id (`wf_…` → the id the

@@ -1,4 +1,4 @@
-//! Issue 22, what a web page elsewhere can do, each test written as the attack:
+//! What a web page elsewhere can do, each test written as the attack:
 //! DNS rebinding (a page whose name re-resolves to the server sends its own
 //! `Host`), a cross-site state change without a body, and a write key probing
 //! internal names through `/webhook/register` without owning a workflow.

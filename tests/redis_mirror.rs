@@ -1,4 +1,4 @@
-//! Redis persistence (issue 4): the mirror's contents, TTL, compression, restore,
+//! Redis persistence: the mirror's contents, TTL, compression, restore,
 //! outages and a full queue, health, URLs. Each test uses its own key prefix on the
 //! shared Redis, or its own `redis-server` when it must stop Redis.
 
@@ -392,7 +392,7 @@ async fn survives_redis_outages_and_mirrors_exactly_what_the_store_holds() {
         .as_str()
         .unwrap_or_default()
         .to_string();
-    let m = crate::metrics::samples(&metrics);
+    let m = crate::common::prometheus::samples(&metrics);
     let value = |name: &str| {
         m.get(name)
             .copied()

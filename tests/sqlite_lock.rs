@@ -1,4 +1,4 @@
-//! SQLite stays single-instance (issue 16): a second process on the same database
+//! SQLite stays single-instance: a second process on the same database
 //! file refuses to start with one line naming `storage.sqlite_path` and exit 2,
 //! and so do `archive` and `migrate` while a server holds the file; a SIGKILLed
 //! holder's lock goes with it, so a restart is never blocked. With PostgreSQL

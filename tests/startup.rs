@@ -1,23 +1,10 @@
-//! Start-up, configuration and health (core runtime 1, 8, 9, 10).
+//! Start-up, configuration and health: the default database, config layers and
+//! their errors, `check-config`, health.
 
 use std::process::Command;
 use std::time::Duration;
 
 use crate::common::*;
-
-fn run(args: &[&str], env: &[(&str, &str)], dir: &std::path::Path) -> (i32, String, String) {
-    let mut cmd = Command::new(BIN);
-    cmd.current_dir(dir).args(args).env_remove("RUST_LOG");
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    let out = cmd.output().expect("run binary");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
 
 #[tokio::test]
 async fn fresh_directory_gets_its_default_database() {
@@ -45,7 +32,7 @@ async fn fresh_directory_gets_its_default_database() {
 fn unwritable_or_corrupt_database_fails_with_one_line_naming_the_path() {
     let dir = new_dir();
     let bad_dir = "/proc/mcpo-cannot-create/orchestrator.db";
-    let (code, _, err) = run(
+    let (code, _, err) = run_bin(
         &[],
         &[
             ("MCPO__STORAGE__SQLITE_PATH", bad_dir),
@@ -68,7 +55,7 @@ fn unwritable_or_corrupt_database_fails_with_one_line_naming_the_path() {
     let corrupt = dir.join("corrupt.db");
     std::fs::write(&corrupt, b"this is not a database, just some bytes that are long enough to look like a header......................").unwrap();
     let path = corrupt.to_str().unwrap();
-    let (code, _, err) = run(
+    let (code, _, err) = run_bin(
         &[],
         &[
             ("MCPO__STORAGE__SQLITE_PATH", path),
@@ -85,12 +72,12 @@ fn unwritable_or_corrupt_database_fails_with_one_line_naming_the_path() {
 fn config_layers_file_env_and_check_config() {
     let dir = new_dir();
     // Built-in defaults, printed.
-    let (code, out, _) = run(&["check-config"], &[], &dir);
+    let (code, out, _) = run_bin(&["check-config"], &[], &dir);
     assert_eq!(code, 0);
     assert!(out.contains("max_active = 50"), "{out}");
     assert!(out.contains("bind = \"127.0.0.1:5060\""));
     // Environment overrides.
-    let (_, out, _) = run(
+    let (_, out, _) = run_bin(
         &["check-config"],
         &[
             ("MCPO__LIMITS__MAX_ACTIVE", "5"),
@@ -108,13 +95,13 @@ fn config_layers_file_env_and_check_config() {
     )
     .unwrap();
     let f = file.to_str().unwrap();
-    let (code, out, _) = run(&["--config", f, "check-config"], &[], &dir);
+    let (code, out, _) = run_bin(&["--config", f, "check-config"], &[], &dir);
     assert_eq!(code, 0);
     assert!(
         out.contains("max_active = 7\n") && out.contains("max_completed = 11\n"),
         "{out}"
     );
-    let (_, out, _) = run(
+    let (_, out, _) = run_bin(
         &["--config", f, "check-config"],
         &[("MCPO__LIMITS__MAX_ACTIVE", "8")],
         &dir,
@@ -127,7 +114,7 @@ fn config_layers_file_env_and_check_config() {
         "[limits]\nmax_active = 3\n",
     )
     .unwrap();
-    let (_, out, _) = run(&["check-config"], &[], &dir);
+    let (_, out, _) = run_bin(&["check-config"], &[], &dir);
     assert!(out.contains("max_active = 3\n"), "{out}");
 
     // Bad values fail with the key and the reason.
@@ -149,15 +136,15 @@ fn config_layers_file_env_and_check_config() {
         (vec![("MCPO__SERVER__BIND", "nowhere")], "server.bind"),
     ];
     for (env, key) in bad {
-        let (code, _, err) = run(&["check-config"], &env, &dir);
+        let (code, _, err) = run_bin(&["check-config"], &env, &dir);
         assert_eq!(code, 2, "{env:?}: {err}");
         assert!(err.contains(key), "{env:?}: {err}");
     }
     std::fs::write(&file, "[limits]\nmax_actve = 7\n").unwrap();
-    let (code, _, err) = run(&["--config", f, "check-config"], &[], &dir);
+    let (code, _, err) = run_bin(&["--config", f, "check-config"], &[], &dir);
     assert_eq!(code, 2);
     assert!(err.contains("max_actve"), "unknown key named: {err}");
-    let (code, _, err) = run(
+    let (code, _, err) = run_bin(
         &["--config", "/nonexistent.toml", "check-config"],
         &[],
         &dir,

@@ -1,4 +1,4 @@
-//! Run supervision (issue 12, item 1): every run ends its workflow. Faults are
+//! Run supervision: every run ends its workflow. Faults are
 //! injected through the provider kind `fault`, which exists only for tests and is
 //! refused unless the server runs with `MCPO_TEST_FAULTS=1`.
 

@@ -1,4 +1,4 @@
-//! Issue 22, what one tenant (key) can do to another, and what an anonymous client
+//! What one tenant (key) can do to another, and what an anonymous client
 //! learns, each test written as the attack: a second key reading an admin's
 //! global webhook URL from its own deliveries, a second key on a live MCP session
 //! (call, resume, DELETE), one key filling each shared cap while another still
@@ -10,16 +10,13 @@ use reqwest::Method;
 use serde_json::{json, Value};
 
 use crate::common::keys::{code, key, TestKey};
+use crate::common::mcp_client::{initialize, ACCEPT, LEGACY};
 use crate::common::receiver::Receiver;
 use crate::common::{research, server, Builder, Resp, Server, SEC};
 
-const ACCEPT: &str = "application/json, text/event-stream";
-const LEGACY: &str = "2025-11-25";
-
 /// Webhooks to the loopback test receiver; a provider `slow` that never ends.
 fn dev(b: Builder) -> Builder {
-    b.env("MCPO__WEBHOOKS__ALLOW_HOSTS", "127.0.0.1")
-        .env("MCPO__WEBHOOKS__ALLOW_HTTP", "true")
+    b.webhooks_to("127.0.0.1")
         .env("MCPO__PROVIDERS__SLOW__KIND", "simulated")
         .env("MCPO__PROVIDERS__SLOW__LATENCY_MS", 600_000)
 }
@@ -145,8 +142,7 @@ async fn mcp(
 
 /// Opens an MCP session as `k` (the handshake of the revisions before 2026-07-28).
 async fn open_session(s: &Server, k: &TestKey) -> Result<String, (u16, String)> {
-    let init = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
-        "protocolVersion": LEGACY, "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}});
+    let init = initialize(LEGACY);
     let (status, sid, text) = mcp(s, Method::POST, &k.token, None, &[], Some(&init)).await;
     if status != 200 {
         return Err((status, text));
@@ -256,7 +252,7 @@ async fn one_key_cannot_take_every_mcp_session() {
     assert_eq!(status, 200);
     open_session(&s, &reader).await.expect("room again");
     let m = s.get_as(&other, "/metrics").await;
-    let m = crate::metrics::samples(m.body.as_str().unwrap_or(""));
+    let m = crate::common::prometheus::samples(m.body.as_str().unwrap_or(""));
     assert_eq!(
         m.get("auth_key_share_refusals_total{key=\"reader\",cap=\"mcp_sessions\"}"),
         Some(&1.0),

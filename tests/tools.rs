@@ -1,4 +1,4 @@
-//! Agents with tools (issue 27), against MCP servers nobody here wrote: the
+//! Agents with tools, against MCP servers nobody here wrote: the
 //! official reference fetch server (PyPI `mcp-server-fetch`, pinned in
 //! tests/tools/requirements.txt) fetching pages from a loopback web site the
 //! test starts, and the official reference filesystem server (npm

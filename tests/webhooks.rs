@@ -1,4 +1,4 @@
-//! Webhooks: signed, persisted, retried deliveries with SSRF protection (issue 7).
+//! Webhooks: signed, persisted, retried deliveries with SSRF protection.
 
 use std::time::{Duration, Instant};
 
@@ -9,9 +9,9 @@ use sha2::Sha256;
 use crate::common::receiver::{Received, Receiver};
 use crate::common::*;
 
+/// Receivers on 127.0.0.1 or localhost; retries 100 ms apart.
 fn dev(b: Builder) -> Builder {
-    b.env("MCPO__WEBHOOKS__ALLOW_HOSTS", "127.0.0.1,localhost")
-        .env("MCPO__WEBHOOKS__ALLOW_HTTP", "true")
+    b.webhooks_to("127.0.0.1,localhost")
         .env("MCPO__WEBHOOKS__RETRY_BACKOFF", "100ms")
 }
 
@@ -36,12 +36,6 @@ fn verify_parts(secret: &str, ts: &str, body: &[u8], signature: &str) -> bool {
         .map(|b| format!("{b:02x}"))
         .collect();
     hex == signature
-}
-
-async fn deliveries(s: &Server, id: &str) -> Vec<Value> {
-    let r = s.get(&format!("/v1/workflows/{id}/deliveries")).await;
-    assert_eq!(r.status, 200, "{:?}", r.body);
-    r.body["items"].as_array().unwrap().clone()
 }
 
 async fn wait_deliveries(s: &Server, id: &str, n: usize, status: &str) -> Vec<Value> {
@@ -206,7 +200,7 @@ async fn failed_deliveries_are_retried_with_backoff() {
     // subscriptions are gone (issue 12: bounded subscriptions).
     assert_eq!(stats["webhooks"]["registered"], 0);
     // /metrics counts the same deliveries and attempts.
-    let m = crate::metrics::samples(&crate::metrics::scrape(&s).await);
+    let m = crate::common::prometheus::samples(&crate::common::prometheus::scrape(&s).await);
     let w = &stats["webhooks"];
     assert_eq!(m[r#"webhook_deliveries_total{outcome="delivered"}"#], 1.0);
     assert_eq!(m[r#"webhook_deliveries_total{outcome="failed"}"#], 1.0);

@@ -25,16 +25,11 @@ pub const SEARCH_TYPES: [&str; 8] = [
 /// Points the server at the fake with fixed prices, generous timeouts (no
 /// retries: every repeat of a step key is a resume) and room for `n` workflows.
 pub fn with_fake(b: Builder, fake: &FakeOpenAi, n: usize) -> Builder {
-    b.env("MCPO__PROVIDERS__FAKE__KIND", "openai")
-        .env("MCPO__PROVIDERS__FAKE__BASE_URL", &fake.base_url)
-        .env("MCPO__PROVIDERS__FAKE__MODEL", "fake-default")
-        .env("MCPO__PROVIDERS__FAKE__API_KEY_ENV", "MCPO_CRASH_TEST_KEY")
-        .env("MCPO_CRASH_TEST_KEY", "sk-crash-test")
+    b.fake_provider(fake, "MCPO_CRASH_TEST_KEY", "sk-crash-test")
         .env("MCPO__PROVIDERS__FAKE__INPUT_PRICE_PER_MTOK", "0.15")
         .env("MCPO__PROVIDERS__FAKE__OUTPUT_PRICE_PER_MTOK", "0.6")
         .env("MCPO__PROVIDERS__FAKE__MAX_RETRIES", 0)
         .env("MCPO__PROVIDERS__FAKE__TIMEOUT", "120s")
-        .env("MCPO__EXECUTION__DEFAULT_PROVIDER", "fake")
         .env("MCPO__LIMITS__MAX_ACTIVE", n + 10)
         .env("MCPO__RETENTION__MAX_COMPLETED", n + 10)
 }
@@ -124,7 +119,7 @@ pub struct CrashReport {
 
 /// Reads the step commit window off a `/metrics` exposition.
 pub fn commit_window(metrics: &Value) -> (u64, f64, f64) {
-    let m = crate::metrics::samples(metrics.as_str().unwrap_or(""));
+    let m = crate::common::prometheus::samples(metrics.as_str().unwrap_or(""));
     let value = |series: &str| m.get(series).copied().unwrap_or(0.0);
     let count = value("llm_step_commit_seconds_count");
     let sum = value("llm_step_commit_seconds_sum");

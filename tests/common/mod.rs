@@ -4,11 +4,14 @@
 
 #![allow(dead_code)]
 
+pub mod archiving;
 pub mod crash;
 pub mod fake_openai;
 pub mod keys;
+pub mod mcp_client;
 pub mod pages;
 pub mod pg;
+pub mod prometheus;
 pub mod receiver;
 pub mod redis_util;
 
@@ -16,8 +19,10 @@ use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::mpsc;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use mcp_orchestrator::domain::{ChangeKind, StateChange};
 use serde_json::Value;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_mcp-orchestrator");
@@ -55,6 +60,24 @@ impl Builder {
 
     pub fn latency_ms(self, ms: u64) -> Self {
         self.env("MCPO__PROVIDERS__SIMULATED__LATENCY_MS", ms)
+    }
+
+    /// Webhooks to test receivers on this machine: `hosts` (a comma-separated
+    /// `webhooks.allow_hosts`) pass the SSRF guard, over plain HTTP.
+    pub fn webhooks_to(self, hosts: &str) -> Self {
+        self.env("MCPO__WEBHOOKS__ALLOW_HOSTS", hosts)
+            .env("MCPO__WEBHOOKS__ALLOW_HTTP", "true")
+    }
+
+    /// The provider `fake` (the default) on a fake OpenAI-compatible server,
+    /// its key `key` read from the variable `key_env`.
+    pub fn fake_provider(self, fake: &fake_openai::FakeOpenAi, key_env: &str, key: &str) -> Self {
+        self.env("MCPO__PROVIDERS__FAKE__KIND", "openai")
+            .env("MCPO__PROVIDERS__FAKE__BASE_URL", &fake.base_url)
+            .env("MCPO__PROVIDERS__FAKE__MODEL", "fake-default")
+            .env("MCPO__PROVIDERS__FAKE__API_KEY_ENV", key_env)
+            .env(key_env, key)
+            .env("MCPO__EXECUTION__DEFAULT_PROVIDER", "fake")
     }
 
     pub fn start(self) -> Server {
@@ -127,6 +150,56 @@ pub fn instance_id(dir: &Path) -> String {
         .unwrap_or_else(|| "test".into())
 }
 
+/// Runs the binary to completion in `dir` (a command such as `check-config`, or a
+/// start that must fail): its exit code, stdout and stderr.
+pub fn run_bin(args: &[&str], env: &[(&str, &str)], dir: &Path) -> (i32, String, String) {
+    let mut cmd = Command::new(BIN);
+    cmd.current_dir(dir).args(args).env_remove("RUST_LOG");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().expect("run binary");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// The first column of the first row `sql` returns from the SQLite database at
+/// `db`, as text (`null`, a number, the text, or `blob <length>`).
+pub fn sqlite_value(db: &Path, sql: &str) -> String {
+    use rusqlite::types::ValueRef;
+    let c = rusqlite::Connection::open(db).expect("open the SQLite database");
+    c.query_row(sql, [], |r| {
+        Ok(match r.get_ref(0)? {
+            ValueRef::Null => "null".to_string(),
+            ValueRef::Integer(i) => i.to_string(),
+            ValueRef::Real(f) => f.to_string(),
+            ValueRef::Text(t) => String::from_utf8_lossy(t).into_owned(),
+            ValueRef::Blob(b) => format!("blob {}", b.len()),
+        })
+    })
+    .unwrap_or_else(|e| panic!("{sql}: {e}"))
+}
+
+/// A change as the registry emits it, outside any lease epoch.
+pub fn change(seq: u64, kind: ChangeKind) -> Arc<StateChange> {
+    Arc::new(StateChange {
+        seq,
+        epoch: None,
+        kind,
+    })
+}
+
+/// A TCP port nothing listens on right now.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
+
 pub fn server() -> Builder {
     Builder::default()
 }
@@ -181,6 +254,13 @@ impl Drop for TestDirs {
 
 pub fn read_log(dir: &Path) -> String {
     std::fs::read_to_string(dir.join("server.log")).unwrap_or_default()
+}
+
+/// `GET /v1/workflows/{id}/deliveries`: its items.
+pub async fn deliveries(s: &Server, id: &str) -> Vec<Value> {
+    let r = s.get(&format!("/v1/workflows/{id}/deliveries")).await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    r.body["items"].as_array().cloned().unwrap_or_default()
 }
 
 pub struct Resp {

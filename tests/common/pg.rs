@@ -6,6 +6,8 @@
 use std::path::PathBuf;
 use std::process::Command;
 
+use super::free_port;
+
 fn server_url() -> String {
     std::env::var("MCPO_TEST_PG_URL")
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".to_string())
@@ -94,11 +96,6 @@ fn pg_bin() -> PathBuf {
         .collect();
     dirs.sort();
     dirs.pop().expect("a PostgreSQL bin directory with pg_ctl")
-}
-
-fn free_port() -> u16 {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    l.local_addr().expect("addr").port()
 }
 
 fn is_root() -> bool {

@@ -6,6 +6,8 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use super::free_port;
+
 use mcp_orchestrator::actors::persist::redis_schema::Keys;
 use mcp_orchestrator::store::codec::Codec;
 use redis::aio::MultiplexedConnection;
@@ -74,13 +76,6 @@ pub async fn flush_prefix(url: &str, prefix: &str) -> usize {
         let _: () = c.del(&keys).await.expect("del");
     }
     keys.len()
-}
-
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("free port")
 }
 
 /// A `redis-server` of the test's own, on its own port and directory.
