@@ -770,3 +770,258 @@ async fn an_http_tool_server_gets_its_headers_and_each_calls_step_key() {
     assert!(!bad.status.success());
     assert!(text.contains("tools.agents.news[0]"), "{text}");
 }
+
+fn research(task: &str, extra: Value) -> Value {
+    let mut config = json!({"num_agents": 3});
+    if let (Some(c), Value::Object(m)) = (config.as_object_mut(), extra) {
+        c.extend(m);
+    }
+    json!({"pattern": "research", "task": task, "config": config})
+}
+
+const SUBTASKS: [&str; 3] = ["leases", "fencing tokens", "clock skew"];
+
+#[tokio::test]
+async fn a_decomposer_with_a_tool_looks_up_first_and_splits_after_reading() {
+    let dir = new_dir();
+    let kb = HttpKb::start(&dir);
+    let fake = FakeOpenAi::start();
+    fake.decompose_into(&SUBTASKS);
+    fake.script_tools(vec![vec![("search__search", json!({"q": "leases"}))]]);
+    // `default` is for agents: only the explicit `decomposer` entry gives the
+    // decomposer its tool, and the research agents get none.
+    let s = with_model(server(), &fake)
+        .env("MCPO__TOOLS__SERVERS__SEARCH__URL", &kb.url)
+        .env("MCPO__TOOLS__AGENTS__DECOMPOSER", "[\"search.search\"]")
+        .start();
+    healthy_tools(&s, 30 * SEC).await;
+    let id = s.create(research("leases in practice", json!({}))).await;
+    s.wait_status(&id, "completed", 60 * SEC).await;
+
+    // Turn 1 offered the tool and asked for it; the call carried the step key;
+    // turn 2 saw its result and answered with the subtasks.
+    let calls = kb.calls();
+    assert_eq!(calls.len(), 1, "{calls:?}");
+    let tool_key = format!("{id}/decompose/tool/1/0");
+    assert_eq!(calls[0]["idempotency_key"], tool_key.as_str());
+    let by_key = fake.calls_by_step_key();
+    let turn = |k: u32| format!("{id}/decompose/turn/{k}");
+    let t1 = &by_key[&turn(1)];
+    assert_eq!(t1.len(), 1);
+    assert_eq!(t1[0].offered_tools(), vec!["search__search".to_string()]);
+    assert!(t1[0].is_decomposition());
+    let t2 = &by_key[&turn(2)];
+    assert_eq!(t2.len(), 1);
+    assert!(t2[0].tool_messages()[0].contains("1 hit for leases"));
+    assert!(!by_key.contains_key(&format!("{id}/decompose")));
+    assert!(fake
+        .requests()
+        .iter()
+        .filter(|r| !r.is_decomposition())
+        .all(|r| r.offered_tools().is_empty()));
+
+    let r = result(&s, &id).await;
+    let want: Vec<String> = SUBTASKS
+        .iter()
+        .map(|t| format!("{t} (after 1 tool results)"))
+        .collect();
+    assert_eq!(r["subtasks"], json!(want));
+    assert_eq!(r["decomposition"]["tools_used"], json!(["search.search"]));
+    assert_eq!(
+        r["decomposition"]["tool_usage"],
+        json!([{"server": "search", "calls": 1, "cost": 0.0}])
+    );
+    // Its source is the workflow's source [1], credited to the decomposer, and
+    // reaches the synthesis prompt and the report's Sources.
+    let hit = "https://kb.example/hits/leases";
+    assert_eq!(
+        r["sources"],
+        json!([{"n": 1, "url": hit, "title": "Leases and fencing",
+                "agent": "decomposer", "tool": "search.search"}])
+    );
+    assert!(fake
+        .requests()
+        .iter()
+        .any(|r| r.user_prompt().contains("Findings to synthesise")
+            && r.user_prompt()
+                .contains(&format!("[1] Leases and fencing <{hit}>"))));
+    let report = r["documents"][0]["content"].as_str().unwrap_or("");
+    let tail = report
+        .split("## Sources")
+        .nth(1)
+        .expect("a Sources section");
+    assert!(tail.contains(hit), "{tail}");
+    assert!(tail.contains("decomposer"), "{tail}");
+    let events = s.sse(&id, None, 10 * SEC).await;
+    let done: Vec<&SseEvent> = events
+        .iter()
+        .filter(|e| e.event.as_deref() == Some("tool_call_completed"))
+        .collect();
+    assert_eq!(done.len(), 1, "{events:?}");
+    assert_eq!(done[0].data["data"]["agent_id"], "decomposer");
+    assert_eq!(done[0].data["data"]["step_key"], tool_key.as_str());
+    assert_eq!(done[0].data["data"]["ok"], true);
+}
+
+#[tokio::test]
+async fn a_request_narrowing_away_the_decomposers_tool_gets_a_plain_decomposition() {
+    let dir = new_dir();
+    let (kb, other) = (HttpKb::start(&dir), HttpKb::start(&new_dir()));
+    let fake = FakeOpenAi::start();
+    fake.decompose_into(&SUBTASKS);
+    fake.script_tools(vec![vec![("search__search", json!({"q": "leases"}))]]);
+    let s = with_model(server(), &fake)
+        .env("MCPO__TOOLS__SERVERS__SEARCH__URL", &kb.url)
+        .env("MCPO__TOOLS__SERVERS__OTHER__URL", &other.url)
+        .env("MCPO__TOOLS__AGENTS__DECOMPOSER", "[\"search.search\"]")
+        .env("MCPO__TOOLS__AGENTS__RESEARCH", "[\"other.search\"]")
+        .start();
+    healthy_tools(&s, 30 * SEC).await;
+    // A research request may name the decomposer's tools, not others.
+    let wide = s
+        .post(
+            "/v1/workflows",
+            &research("q", json!({"tools": ["search.search", "web.fetch"]})),
+        )
+        .await;
+    assert_eq!(wide.status, 400, "{:?}", wide.body);
+    assert_eq!(wide.body["error"]["field"], "config.tools[1]");
+    let id = s
+        .create(research(
+            "leases narrowed",
+            json!({"tools": ["other.search"]}),
+        ))
+        .await;
+    s.wait_status(&id, "completed", 60 * SEC).await;
+    assert!(kb.calls().is_empty(), "{:?}", kb.calls());
+    let by_key = fake.calls_by_step_key();
+    let plain = &by_key[&format!("{id}/decompose")];
+    assert_eq!(plain.len(), 1);
+    assert!(plain[0].offered_tools().is_empty());
+    assert!(!by_key.contains_key(&format!("{id}/decompose/turn/1")));
+    let r = result(&s, &id).await;
+    assert_eq!(r["subtasks"], json!(SUBTASKS));
+    assert!(r["decomposition"].get("tools_used").is_none(), "{r}");
+    // The agents kept their own (narrowed) tool.
+    assert!(fake
+        .requests()
+        .iter()
+        .filter(|r| !r.is_decomposition())
+        .any(|r| r.offered_tools() == vec!["other__search".to_string()]));
+}
+
+#[tokio::test]
+async fn sigkill_between_the_decomposers_tool_rounds_repeats_no_committed_step() {
+    let pages = Pages::start();
+    let a = pages.page("/a.html", &article("A", &["First page, about leases."]));
+    let b = pages.page("/b.html", &article("B", &["Second page, about fencing."]));
+    pages.hold("/b.html");
+    let fake = FakeOpenAi::start();
+    fake.decompose_into(&SUBTASKS);
+    fake.script_tools(vec![
+        vec![("web__fetch", json!({"url": a}))],
+        vec![("web__fetch", json!({"url": b}))],
+    ]);
+    let dir = new_dir();
+    let decomposer = |b: Builder| b.env("MCPO__TOOLS__AGENTS__DECOMPOSER", "[\"web.fetch\"]");
+    let mut s = decomposer(with_tools(server().dir(&dir), &fake)).start();
+    healthy_tools(&s, 30 * SEC).await;
+    let id = s.create(research("two lookups", json!({}))).await;
+    // Round 2's fetch is under way: turn 1, its tool call and turn 2 are committed.
+    pages.wait_hits("/b.html", 1, 60 * SEC).await;
+    s.kill9();
+    pages.release("/b.html");
+    let turn = |k: u32| format!("{id}/decompose/turn/{k}");
+    let before = fake.calls_by_step_key();
+    assert_eq!(before.get(&turn(1)).map(Vec::len), Some(1));
+    assert_eq!(before.get(&turn(2)).map(Vec::len), Some(1));
+
+    let s = decomposer(with_tools(server().dir(&dir), &fake)).start();
+    s.wait_status(&id, "completed", 60 * SEC).await;
+    let after = fake.calls_by_step_key();
+    assert_eq!(
+        after.get(&turn(1)).map(Vec::len),
+        Some(1),
+        "turn 1 repeated"
+    );
+    assert_eq!(
+        after.get(&turn(2)).map(Vec::len),
+        Some(1),
+        "turn 2 repeated"
+    );
+    assert_eq!(after.get(&turn(3)).map(Vec::len), Some(1));
+    assert_eq!(
+        pages.hits("/a.html"),
+        1,
+        "round 1's committed fetch repeated"
+    );
+    assert_eq!(pages.hits("/b.html"), 2);
+    let last = &after[&turn(3)][0];
+    let results = last.tool_messages();
+    assert_eq!(results.len(), 2, "{results:?}");
+    assert!(results[0].contains("about leases") && results[1].contains("about fencing"));
+    let r = result(&s, &id).await;
+    let want: Vec<String> = SUBTASKS
+        .iter()
+        .map(|t| format!("{t} (after 2 tool results)"))
+        .collect();
+    assert_eq!(r["subtasks"], json!(want));
+    let urls: Vec<&str> = r["sources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|s| s["url"].as_str())
+        .collect();
+    assert_eq!(urls, vec![a.as_str(), b.as_str()]);
+    assert_eq!(s.workflow(&id).await["resumes"], 1);
+}
+
+#[tokio::test]
+async fn a_patterns_rounds_default_bounds_its_agents_tool_loop() {
+    let dir = new_dir();
+    let kb = HttpKb::start(&dir);
+    let fake = FakeOpenAi::start();
+    // The model would search five times; search agents get two rounds.
+    fake.script_tools(vec![vec![("search__search", json!({"q": "again"}))]; 5]);
+    let s = with_model(server(), &fake)
+        .env("MCPO__TOOLS__SERVERS__SEARCH__URL", &kb.url)
+        .env("MCPO__TOOLS__AGENTS__NEWS", "[\"search.*\"]")
+        .env("MCPO__TOOLS__ROUNDS__SEARCH", 2)
+        .start();
+    healthy_tools(&s, 30 * SEC).await;
+    let p = s.get("/v1/patterns").await.body;
+    let rounds = |name: &str| {
+        p["patterns"]
+            .as_array()
+            .and_then(|a| a.iter().find(|x| x["name"] == name))
+            .map(|x| x["max_tool_rounds"].clone())
+    };
+    assert_eq!(rounds("search"), Some(json!(2)), "{p}");
+    assert_eq!(rounds("research"), Some(json!(4)), "{p}");
+    let id = s.create(search("rounds", &["news"], json!({}))).await;
+    s.wait_status(&id, "completed", 60 * SEC).await;
+    assert_eq!(kb.calls().len(), 2, "{:?}", kb.calls());
+    let by_key = fake.calls_by_step_key();
+    let turn = |k: u32| by_key.get(&format!("{id}/agent/1/turn/{k}"));
+    assert_eq!(turn(2).map(|t| t[0].offered_tools().len()), Some(1));
+    // The turn after the last round is offered no tools, so it answers.
+    assert_eq!(turn(3).map(|t| t[0].offered_tools().len()), Some(0));
+    assert!(turn(4).is_none());
+    // A request still sets its own.
+    let id = s
+        .create(search("rounds", &["news"], json!({"max_tool_rounds": 3})))
+        .await;
+    s.wait_status(&id, "completed", 60 * SEC).await;
+    assert_eq!(kb.calls().len(), 5);
+
+    // check-config refuses a per-pattern value out of range, naming the key.
+    let bad = std::process::Command::new(BIN)
+        .args(["check-config"])
+        .env("MCPO__TOOLS__ROUNDS__SEARCH", "17")
+        .current_dir(&dir)
+        .output()
+        .expect("check-config");
+    let text = String::from_utf8_lossy(&bad.stderr).to_string();
+    assert!(!bad.status.success());
+    assert!(text.contains("tools.rounds.search"), "{text}");
+}

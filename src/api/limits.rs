@@ -4,7 +4,8 @@
 //! (`providers.<name>.models`). Each refusal names the field and the allowed range.
 
 use crate::config::{tool_allowed, Config};
-use crate::domain::PatternConfig;
+use crate::domain::tools::DECOMPOSER;
+use crate::domain::{Pattern, PatternConfig};
 use crate::error::ApiError;
 
 pub use crate::domain::bounds::{MAX_TASK_CHARS, MAX_TITLE_CHARS};
@@ -60,12 +61,16 @@ pub fn check_config(config: &Config, pc: &PatternConfig) -> Result<(), ApiError>
 }
 
 /// `config.tools` may narrow what `[tools.agents]` allows the workflow's agent
-/// types, never widen it: each entry must be allowed for one of them.
+/// types (and a research workflow's decomposer), never widen it: each entry
+/// must be allowed for one of them.
 fn check_tools(config: &Config, pc: &PatternConfig) -> Result<(), ApiError> {
     let Some(wanted) = pc.exec().tools else {
         return Ok(());
     };
-    let types = pc.agent_types();
+    let mut types = pc.agent_types();
+    if pc.pattern() == Pattern::Research {
+        types.push(DECOMPOSER);
+    }
     let allowed: Vec<String> = types
         .iter()
         .flat_map(|t| config.tools.allowed_for(t).iter().cloned())

@@ -11,7 +11,7 @@ use crate::config::Scope;
 use crate::domain::bounds::{
     CONCURRENT_AGENTS, RESEARCH_AGENTS, SYNTHESIS_GROUP_SIZE, TOOL_ROUNDS,
 };
-use crate::domain::{ResearchConfig, SearchConfig, AGENT_TYPES};
+use crate::domain::{Pattern, ResearchConfig, SearchConfig, AGENT_TYPES};
 use crate::error::ApiError;
 use crate::AppState;
 
@@ -39,6 +39,7 @@ pub fn describe(state: &AppState, caller: &Caller) -> Result<Value, ApiError> {
             "servers": state.config.tools.servers.keys().collect::<Vec<_>>(),
             "agents": state.config.tools.agents,
             "max_tool_rounds": state.config.tools.max_tool_rounds,
+            "rounds": state.config.tools.rounds,
             "max_tool_rounds_limits": TOOL_ROUNDS,
             "max_result_bytes": state.config.tools.max_result_bytes,
         },
@@ -49,6 +50,9 @@ pub fn describe(state: &AppState, caller: &Caller) -> Result<Value, ApiError> {
                 "description": "decompose the task into N subtasks, run N agents in parallel, synthesise in groups, then a final synthesis and a Markdown report",
                 "defaults": ResearchConfig::default(),
                 "limits": {"num_agents": RESEARCH_AGENTS, "max_concurrent_agents": CONCURRENT_AGENTS, "synthesis_group_size": SYNTHESIS_GROUP_SIZE},
+                // The tool rounds its agents and decomposer take unless a
+                // request sets `config.max_tool_rounds`.
+                "max_tool_rounds": state.config.tools.rounds_for(Pattern::Research),
             },
             {
                 "name": "search",
@@ -56,6 +60,7 @@ pub fn describe(state: &AppState, caller: &Caller) -> Result<Value, ApiError> {
                 "description": "one agent per requested agent type, then a synthesis and a Markdown report",
                 "defaults": SearchConfig::default(),
                 "limits": {"max_concurrent_agents": CONCURRENT_AGENTS, "agent_types": AGENT_TYPES},
+                "max_tool_rounds": state.config.tools.rounds_for(Pattern::Search),
             }
         ]
     }))

@@ -127,7 +127,7 @@ fn exec_options(maxima: Option<&Bounds>) -> Map<String, Value> {
             "max_tool_rounds",
             with(
                 integer(TOOL_ROUNDS),
-                json!({"description": "rounds of tool calls per agent; default tools.max_tool_rounds"}),
+                json!({"description": "rounds of tool calls per agent (and a research decomposer with tools); default tools.rounds.<pattern>, else tools.max_tool_rounds"}),
             ),
         ),
         ("document_formats", document_formats()),

@@ -8,6 +8,9 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+pub use crate::domain::tools::DECOMPOSER;
+use crate::domain::Pattern;
+
 /// Tool rounds one agent may take at most, whatever the config or a request says.
 pub const MAX_TOOL_ROUNDS: u32 = crate::domain::bounds::TOOL_ROUNDS.max;
 /// Largest `tools.max_result_bytes`.
@@ -21,13 +24,19 @@ pub struct ToolsConfig {
     /// Tool servers by name (letters, digits, `-`; the model sees `name__tool`).
     pub servers: BTreeMap<String, ToolServerConfig>,
     /// Tools per agent type: `"server.tool"` or `"server.*"`; `default` applies to
-    /// agent types not listed.
+    /// agent types not listed. `decomposer` gives the research pattern's
+    /// decomposition tools; `default` does not apply to it (only an explicit
+    /// `decomposer` entry does), so adding tools for agents never changes how a
+    /// task is split.
     pub agents: BTreeMap<String, Vec<String>>,
     /// A tool result is cut to this many bytes before the model sees it.
     pub max_result_bytes: usize,
     /// Rounds of tool calls per agent (model turn → tool calls → model turn), by
     /// default; a request may set `config.max_tool_rounds` up to 16.
     pub max_tool_rounds: u32,
+    /// The default per pattern (`research = 4`, `search = 6`), each 1–16;
+    /// patterns not listed use `max_tool_rounds`.
+    pub rounds: BTreeMap<String, u32>,
 }
 
 impl Default for ToolsConfig {
@@ -37,6 +46,7 @@ impl Default for ToolsConfig {
             agents: BTreeMap::new(),
             max_result_bytes: 64 * 1024,
             max_tool_rounds: 4,
+            rounds: BTreeMap::new(),
         }
     }
 }
@@ -136,6 +146,18 @@ impl ToolsConfig {
                 "tools.max_tool_rounds: must be between 1 and {MAX_TOOL_ROUNDS}"
             ));
         }
+        for (pattern, n) in &self.rounds {
+            if Pattern::parse(pattern).is_none_or(|p| p.as_str() != pattern) {
+                return Err(format!(
+                    "tools.rounds.{pattern}: not a pattern (research, search)"
+                ));
+            }
+            if !(1..=MAX_TOOL_ROUNDS).contains(n) {
+                return Err(format!(
+                    "tools.rounds.{pattern}: must be between 1 and {MAX_TOOL_ROUNDS}"
+                ));
+            }
+        }
         for (name, s) in &self.servers {
             let key = |k: &str| format!("tools.servers.{name}.{k}");
             if !valid_server_name(name) {
@@ -214,13 +236,27 @@ impl ToolsConfig {
         out
     }
 
-    /// The patterns (`server.tool`, `server.*`) an agent type may use.
+    /// The patterns (`server.tool`, `server.*`) an agent type may use; the
+    /// decomposer only what its own entry lists (`default` is for agents).
     pub fn allowed_for(&self, agent_type: &str) -> &[String] {
         self.agents
             .get(agent_type)
-            .or_else(|| self.agents.get("default"))
+            .or_else(|| {
+                (agent_type != DECOMPOSER)
+                    .then(|| self.agents.get("default"))
+                    .flatten()
+            })
             .map(Vec::as_slice)
             .unwrap_or(&[])
+    }
+
+    /// Tool rounds by default for a pattern's agents (and decomposer):
+    /// `tools.rounds.<pattern>`, else `tools.max_tool_rounds`.
+    pub fn rounds_for(&self, pattern: Pattern) -> u32 {
+        self.rounds
+            .get(pattern.as_str())
+            .copied()
+            .unwrap_or(self.max_tool_rounds)
     }
 }
 
@@ -280,7 +316,32 @@ mod tests {
         );
         assert!(err("max_tool_rounds = 17\n").contains("tools.max_tool_rounds"));
         assert!(err("max_result_bytes = 10\n").contains("tools.max_result_bytes"));
+        assert!(err("[rounds]\nsearch = 0\n").contains("tools.rounds.search"));
+        assert!(err("[rounds]\nresearch = 17\n").contains("tools.rounds.research"));
+        assert!(err("[rounds]\nswarm = 4\n").contains("tools.rounds.swarm"));
         assert!(err("[servers.a]\ncommand = \"x\"\nbogus = 1\n").contains("bogus"));
+    }
+
+    #[test]
+    fn rounds_default_per_pattern_then_globally() {
+        let c: ToolsConfig = toml::from_str("max_tool_rounds = 3\n[rounds]\nsearch = 6\n").unwrap();
+        c.validate().unwrap();
+        assert_eq!(c.rounds_for(Pattern::Search), 6);
+        assert_eq!(c.rounds_for(Pattern::Research), 3);
+    }
+
+    #[test]
+    fn the_decomposer_gets_tools_only_from_its_own_entry() {
+        let c: ToolsConfig =
+            toml::from_str("[servers.kb]\ncommand = \"x\"\n[agents]\ndefault = [\"kb.*\"]\n")
+                .unwrap();
+        assert_eq!(c.allowed_for("news"), ["kb.*"]);
+        assert!(c.allowed_for(DECOMPOSER).is_empty());
+        let c: ToolsConfig = toml::from_str(
+            "[servers.kb]\ncommand = \"x\"\n[agents]\ndecomposer = [\"kb.search\"]\n",
+        )
+        .unwrap();
+        assert_eq!(c.allowed_for(DECOMPOSER), ["kb.search"]);
     }
 
     #[test]

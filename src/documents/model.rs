@@ -73,9 +73,10 @@ pub enum Sources {
 
 impl Report {
     pub fn build(input: &ReportInput<'_>) -> Report {
-        // The numbering the result carries (`sources`): agents that completed.
+        // The numbering the result carries (`sources`): the decomposer, then
+        // agents that completed.
         let done = |a: &&AgentResult| a.status == AgentStatus::Completed;
-        let sources = number_sources(input.agents.iter().filter(done));
+        let sources = number_sources(input.decomposition, input.agents.iter().filter(done));
         let agents: Vec<AgentSection> = input
             .agents
             .iter()

@@ -181,7 +181,9 @@ impl FakeOpenAi {
     /// (after k-1 turns that asked for tools) asks for round k's calls — those
     /// whose function the request offers, all in one answer — and once the
     /// rounds are spent (or none of a round's functions is offered) it answers,
-    /// quoting the start of each tool result and citing `[1]`.
+    /// quoting the start of each tool result and citing `[1]` — or, for a
+    /// decomposition, with the `decompose_into` subtasks, each marked
+    /// "(after k tool results)".
     pub fn script_tools(&self, rounds: Vec<Vec<(&str, Value)>>) {
         self.state.lock().unwrap().tool_rounds = rounds
             .into_iter()
@@ -362,7 +364,14 @@ async fn handle(
             prompt_tokens,
             completion_tokens,
         } => {
-            if let Some(answer) = tool_turn(&rec, &tool_rounds, prompt_tokens, completion_tokens) {
+            let turn = tool_turn(
+                &rec,
+                &tool_rounds,
+                &subtasks,
+                prompt_tokens,
+                completion_tokens,
+            );
+            if let Some(answer) = turn {
                 return (200, Vec::new(), answer.to_string(), index);
             }
             let content = if rec.is_decomposition() && !subtasks.is_empty() {
@@ -438,6 +447,7 @@ async fn handle(
 fn tool_turn(
     rec: &Recorded,
     rounds: &[Vec<(String, Value)>],
+    subtasks: &[String],
     prompt_tokens: u64,
     completion_tokens: u64,
 ) -> Option<Value> {
@@ -463,7 +473,15 @@ fn tool_turn(
                 .collect()
         })
         .unwrap_or_default();
-    let message = if calls.is_empty() {
+    let message = if calls.is_empty() && rec.is_decomposition() && !subtasks.is_empty() {
+        // A decomposer with tools answers with the subtasks, marked with what
+        // it read, so a test sees they come from the turn after the tools.
+        let marked: Vec<String> = subtasks
+            .iter()
+            .map(|s| format!("{s} (after {} tool results)", results.len()))
+            .collect();
+        json!({"role": "assistant", "content": serde_json::to_string(&marked).unwrap()})
+    } else if calls.is_empty() {
         let quoted: Vec<String> = results
             .iter()
             .map(|r| r.chars().take(300).collect::<String>())

@@ -97,7 +97,8 @@ macro_rules! pattern_config {
             /// Only these of the tools `[tools.agents]` allows (`server.tool`, `server.*`).
             #[serde(skip_serializing_if = "Option::is_none")]
             pub tools: Option<Vec<String>>,
-            /// Tool rounds per agent, 1–16; `tools.max_tool_rounds` when absent.
+            /// Tool rounds per agent (and decomposer), 1–16; `tools.rounds.<pattern>`,
+            /// else `tools.max_tool_rounds`, when absent.
             #[serde(skip_serializing_if = "Option::is_none")]
             pub max_tool_rounds: Option<u32>,
             /// Report formats (`markdown`, `pdf`, `docx`); `documents.default_formats`

@@ -36,8 +36,12 @@ pub fn final_key(workflow_id: &str) -> String {
     format!("{workflow_id}/final")
 }
 
-/// The decomposition call's answer.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// The decomposition call's answer. A decomposer with tools (`[tools.agents]
+/// decomposer = …`) runs a tool loop like an agent's, under its own key
+/// (`wf_…/decompose/turn/1`, `wf_…/decompose/tool/1/0`); its tokens and cost
+/// are the sums over its turns and calls, and it records what an agent's result
+/// records about tools (absent in records from before decomposers had tools).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Decomposition {
     pub step_key: String,
     pub subtasks: Vec<String>,
@@ -47,6 +51,15 @@ pub struct Decomposition {
     pub execution_time: f64,
     #[serde(default)]
     pub retries: u32,
+    /// Tools the decomposer called (`server.tool`), each once, in first-use order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tools_used: Vec<String>,
+    /// Sources its tool results named, in the order found.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sources: Vec<super::AgentSource>,
+    /// Tool calls per server and their `cost_per_call` total (part of `cost`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tool_usage: Vec<super::ToolUsage>,
 }
 
 /// One step's answer, as committed.
@@ -273,8 +286,7 @@ pub fn reusable(workflow_id: &str, r: &WorkflowResult) -> HashMap<String, StepAn
             model: String::new(),
             tokens: TokenUsage::default(),
             cost: 0.0,
-            execution_time: 0.0,
-            retries: 0,
+            ..Decomposition::default()
         };
         out.insert(key, StepAnswer::Decomposition(d));
     }

@@ -1,11 +1,12 @@
 //! Agents with tools, as data: the durable steps of an agent's tool loop (each
 //! model turn `wf_…/agent/3/turn/1` and each tool call `wf_…/agent/3/tool/1/0`
-//! is committed under its own key before the next turn uses it), the tool-call
-//! events, and the workflow's numbered sources.
+//! is committed under its own key before the next turn uses it; a decomposer
+//! with tools uses the same keys under `wf_…/decompose`), the tool-call events,
+//! and the workflow's numbered sources.
 
 use serde::{Deserialize, Serialize};
 
-use super::{AgentResult, TokenUsage};
+use super::{AgentResult, Decomposition, TokenUsage};
 
 /// Model turn `turn` (from 1) of the agent whose step key is `agent_key`.
 pub fn turn_key(agent_key: &str, turn: u32) -> String {
@@ -127,15 +128,26 @@ fn agent_index(a: &AgentResult) -> usize {
         .unwrap_or(usize::MAX)
 }
 
-/// Numbers the agents' sources 1, 2, 3… in agent order (`wf_…/agent/1` first,
-/// whatever order they finished in), each URL once: the same list whether it is
-/// computed by the run for the synthesis prompt or by the core for the result.
-pub fn number_sources<'a>(agents: impl IntoIterator<Item = &'a AgentResult>) -> Vec<Source> {
+/// The `agent` a source the decomposer found is credited to.
+pub const DECOMPOSER: &str = "decomposer";
+
+/// Numbers the sources 1, 2, 3…: the decomposer's first (it ran first), then the
+/// agents' in agent order (`wf_…/agent/1` first, whatever order they finished
+/// in), each URL once: the same list whether it is computed by the run for the
+/// synthesis prompt or by the core for the result.
+pub fn number_sources<'a>(
+    decomposition: Option<&Decomposition>,
+    agents: impl IntoIterator<Item = &'a AgentResult>,
+) -> Vec<Source> {
     let mut agents: Vec<&AgentResult> = agents.into_iter().collect();
     agents.sort_by_key(|a| agent_index(a));
+    let found = decomposition
+        .map(|d| (DECOMPOSER, &d.sources))
+        .into_iter()
+        .chain(agents.iter().map(|a| (a.agent_id.as_str(), &a.sources)));
     let mut out: Vec<Source> = Vec::new();
-    for a in agents {
-        for s in &a.sources {
+    for (agent, sources) in found {
+        for s in sources {
             if out.iter().any(|o| o.url == s.url) {
                 continue;
             }
@@ -143,7 +155,7 @@ pub fn number_sources<'a>(agents: impl IntoIterator<Item = &'a AgentResult>) -> 
                 n: out.len() as u32 + 1,
                 url: s.url.clone(),
                 title: s.title.clone(),
-                agent: a.agent_id.clone(),
+                agent: agent.to_string(),
                 tool: s.tool.clone(),
             });
         }
@@ -185,6 +197,31 @@ mod tests {
     }
 
     #[test]
+    fn the_decomposers_sources_come_first() {
+        let d = Decomposition {
+            sources: vec![AgentSource {
+                url: "http://b".into(),
+                title: "B".into(),
+                tool: "kb.search".into(),
+            }],
+            ..Decomposition::default()
+        };
+        let a1 = agent(1, &["http://a", "http://b"]);
+        let s = number_sources(Some(&d), [&a1]);
+        let got: Vec<(u32, &str, &str)> = s
+            .iter()
+            .map(|s| (s.n, s.url.as_str(), s.agent.as_str()))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                (1, "http://b", DECOMPOSER),
+                (2, "http://a", "news_agent_01")
+            ]
+        );
+    }
+
+    #[test]
     fn keys_have_the_documented_shape() {
         assert_eq!(turn_key("wf_1/agent/3", 1), "wf_1/agent/3/turn/1");
         assert_eq!(tool_key("wf_1/agent/3", 1, 0), "wf_1/agent/3/tool/1/0");
@@ -197,7 +234,7 @@ mod tests {
             agent(2, &["http://b", "http://c"]),
             agent(10, &["http://d"]),
         );
-        let s = number_sources([&a10, &a2, &a1]);
+        let s = number_sources(None, [&a10, &a2, &a1]);
         let got: Vec<(u32, &str, &str)> = s
             .iter()
             .map(|s| (s.n, s.url.as_str(), s.agent.as_str()))

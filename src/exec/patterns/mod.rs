@@ -15,8 +15,8 @@ use super::provider::{CallRole, ChatRequest};
 use super::{fail, Halted, Run, Step, Stop};
 use crate::domain::machine::check_quorum;
 use crate::domain::{
-    call_timeout, number_sources, step, AgentResult, AgentStatus, ExecOptions, FailureCode, Source,
-    StepAnswer, SynthesisResult,
+    call_timeout, number_sources, step, AgentResult, AgentStatus, Decomposition, ExecOptions,
+    FailureCode, Source, StepAnswer, SynthesisResult,
 };
 use crate::metric_names::STEPS_REUSED;
 use durable::{durable_call, Outcome};
@@ -122,19 +122,20 @@ async fn agent_call(
     key: &str,
     spec: &AgentSpec,
 ) -> Result<Result<tool_loop::Looped, String>, Halted> {
-    let exec = run.config.exec();
-    let offered = run.tools.catalog(&spec.agent_type, exec.tools.as_deref());
-    // A resumed agent that had begun its tool loop finishes it, tools or not.
-    let looping = !offered.is_empty()
-        || run
-            .resume
-            .answers
-            .contains_key(&crate::domain::tools::turn_key(key, 1));
-    if looping {
-        let rounds = exec
-            .max_tool_rounds
-            .unwrap_or(run.tools.config().max_tool_rounds);
-        return match tool_loop::run_loop(run, roles, key, spec, &offered, rounds).await {
+    let offered = run
+        .tools
+        .catalog(&spec.agent_type, run.config.exec().tools.as_deref());
+    if looping(run, key, &offered) {
+        let caller = tool_loop::Caller {
+            id: spec.agent_id.clone(),
+            role: CallRole::Agent,
+            system: tool_loop::TOOL_SYSTEM.into(),
+            prompt: agent_prompt(run, spec),
+            model: roles.agent_model.clone(),
+            timeout: roles.agent_timeout,
+            expected_items: None,
+        };
+        return match tool_loop::run_loop(run, key, &caller, &offered, tool_rounds(run)).await {
             Ok(l) => Ok(Ok(l)),
             Err(tool_loop::LoopError::Halted) => Err(Halted),
             Err(tool_loop::LoopError::Failed(e)) => Ok(Err(e)),
@@ -166,6 +167,25 @@ async fn agent_call(
             tool_usage: Vec::new(),
         })
         .map_err(|e| e.to_string()))
+}
+
+/// Whether step `key` runs a tool loop: it is offered tools, or a resumed run
+/// had begun its loop (which it finishes, tools or not).
+fn looping(run: &Run, key: &str, offered: &[crate::tools::Offered]) -> bool {
+    !offered.is_empty()
+        || run
+            .resume
+            .answers
+            .contains_key(&crate::domain::tools::turn_key(key, 1))
+}
+
+/// The workflow's tool rounds: the request's `config.max_tool_rounds`, else
+/// `tools.rounds.<pattern>`, else `tools.max_tool_rounds`.
+fn tool_rounds(run: &Run) -> u32 {
+    run.config
+        .exec()
+        .max_tool_rounds
+        .unwrap_or_else(|| run.tools.config().rounds_for(run.config.pattern()))
 }
 
 fn agent_result(
@@ -314,6 +334,6 @@ pub fn sources_block(sources: &[Source]) -> String {
 }
 
 /// The workflow's numbered sources: the same numbering the result carries.
-pub fn numbered(results: &[&AgentResult]) -> Vec<Source> {
-    number_sources(results.iter().copied())
+pub fn numbered(decomposition: Option<&Decomposition>, results: &[&AgentResult]) -> Vec<Source> {
+    number_sources(decomposition, results.iter().copied())
 }

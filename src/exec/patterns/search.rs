@@ -27,7 +27,7 @@ pub async fn run(run: &Run, cfg: &SearchConfig) -> Result<(), Stop> {
     if cfg.enable_synthesis {
         let roles = Roles::from(&cfg.exec());
         let sources = ok.iter().map(|r| r.agent_id.clone()).collect();
-        let numbered = super::numbered(&ok);
+        let numbered = super::numbered(None, &ok);
         let fin = synthesize(
             run,
             &roles,

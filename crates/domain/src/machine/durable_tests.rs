@@ -84,6 +84,7 @@ fn decomposition() -> Decomposition {
         cost: 0.3,
         execution_time: 0.05,
         retries: 0,
+        ..Default::default()
     }
 }
 

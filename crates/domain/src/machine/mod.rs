@@ -61,7 +61,10 @@ impl WorkflowState {
     /// Totals and progress from the result's answers.
     pub(super) fn settle(&mut self) {
         (self.wf.total_cost_usd, self.wf.tokens) = super::step::result_totals(&self.result);
-        self.result.sources = super::number_sources(&self.result.agent_results);
+        self.result.sources = super::number_sources(
+            self.result.decomposition.as_ref(),
+            &self.result.agent_results,
+        );
         self.wf.progress.completed_agents = self.result.agent_results.len() as u32;
         self.wf.progress.recompute();
     }

@@ -54,6 +54,7 @@ fn answer_of(workflow_id: &str, ev: &Event) -> Option<StepAnswer> {
                 cost: field("cost").as_f64().unwrap_or(0.0),
                 execution_time: 0.0,
                 retries: 0,
+                ..Default::default()
             }))
         }
         EventType::AgentCompleted => serde_json::from_value::<AgentResult>(ev.data.clone())

@@ -112,6 +112,7 @@ fn decomposed(n: u32) -> Step {
         cost: 0.01,
         execution_time: 0.5,
         retries: 0,
+        ..Default::default()
     })
 }
 

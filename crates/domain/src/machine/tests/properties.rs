@@ -65,6 +65,7 @@ fn input(op: &Op) -> Input {
             cost: f64::from(c) / 1000.0,
             execution_time: 0.0,
             retries: 0,
+            ..Default::default()
         })),
         Op::AgentStarted(i) => Input::Step(Step::AgentStarted {
             agent_id: format!("agent_{i:02}"),
