@@ -5,6 +5,7 @@
 pub mod analytics;
 pub mod codec;
 pub mod packed;
+pub mod plan;
 pub mod postgres;
 pub mod sqlite;
 

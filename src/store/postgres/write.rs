@@ -15,8 +15,9 @@ use tokio_postgres::types::ToSql;
 
 type Param = dyn ToSql + Sync;
 
-use crate::domain::{ChangeKind, StateChange, Workflow, WorkflowResult};
+use crate::domain::{ChangeKind, StateChange, WorkflowResult};
 use crate::store::packed;
+use crate::store::plan::BatchPlan;
 
 const UPSERT_WORKFLOWS: &str = "
 INSERT INTO workflows (id, pattern, status, created_at, started_at, completed_at, total_cost_usd, execution_time, record, owner)
@@ -129,38 +130,23 @@ pub async fn write_batch(
     tx: &Transaction<'_>,
     batch: &[Arc<StateChange>],
 ) -> Result<(), WriteError> {
-    // Only the last record (and result) of each workflow in the batch matters,
-    // and one statement may not upsert a row twice.
-    let mut last_record: HashMap<&str, &Workflow> = HashMap::new();
-    let mut last_result: HashMap<&str, &WorkflowResult> = HashMap::new();
+    let plan = BatchPlan::of(batch);
     let mut steps = Steps::default();
-    for change in batch {
-        match &change.kind {
-            ChangeKind::Workflow(wf) => {
-                last_record.insert(&wf.id, wf);
-            }
-            ChangeKind::Result(r) => {
-                last_result.insert(&r.workflow_id, r);
-            }
-            ChangeKind::Step(st) => {
-                steps.workflow_id.push(st.workflow_id.clone());
-                steps.step_key.push(st.step_key.clone());
-                steps.answered_at.push(st.answered_at);
-                steps.answer.push(serde_json::to_string(&st.answer)?);
-            }
-            _ => {}
-        }
+    for st in &plan.steps {
+        steps.workflow_id.push(st.workflow_id.clone());
+        steps.step_key.push(st.step_key.clone());
+        steps.answered_at.push(st.answered_at);
+        steps.answer.push(serde_json::to_string(&st.answer)?);
     }
     let mut events = Events::default();
-    for change in batch {
-        if let ChangeKind::Event(ev) = &change.kind {
-            events.workflow_id.push(ev.workflow_id.clone());
-            events.seq.push(ev.seq as i64);
-            events.kind.push(ev.kind.as_str());
-            events.ts.push(ev.timestamp);
-            events.data.push(ev.data.to_string());
-        }
+    for ev in &plan.events {
+        events.workflow_id.push(ev.workflow_id.clone());
+        events.seq.push(ev.seq as i64);
+        events.kind.push(ev.kind.as_str());
+        events.ts.push(ev.timestamp);
+        events.data.push(ev.data.to_string());
     }
+    let (last_record, last_result) = (&plan.records, &plan.results);
     if !last_record.is_empty() {
         let mut w = Workflows::default();
         for wf in last_record.values() {
@@ -221,12 +207,12 @@ pub async fn write_batch(
         .await?;
     }
     if !last_result.is_empty() {
-        write_results(tx, &last_result).await?;
+        write_results(tx, last_result).await?;
     }
     // Webhooks and deliveries are rare next to events: one statement each, in
     // order, so a removal after a registration in the same batch wins.
-    for change in batch {
-        match &change.kind {
+    for kind in &plan.others {
+        match kind {
             ChangeKind::Webhook(w) => {
                 let stmt = tx.prepare_cached(UPSERT_WEBHOOK).await?;
                 let record = serde_json::to_string(w.as_ref())?;
@@ -286,7 +272,6 @@ pub async fn write_batch(
                 )
                 .await?;
             }
-            // Evictions drop the in-memory copy only; the store keeps its own.
             ChangeKind::Step(_)
             | ChangeKind::Workflow(_)
             | ChangeKind::Event(_)

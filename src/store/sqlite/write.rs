@@ -12,8 +12,9 @@ use chrono::{DateTime, Utc};
 use rusqlite::types::ValueRef;
 use rusqlite::{params, Connection, OptionalExtension, Transaction};
 
-use crate::domain::{ChangeKind, StateChange, Workflow, WorkflowResult};
+use crate::domain::{ChangeKind, StateChange, WorkflowResult};
 use crate::store::packed::{self, Packed, RawEvent};
+use crate::store::plan::BatchPlan;
 
 fn us(t: DateTime<Utc>) -> i64 {
     t.timestamp_micros()
@@ -28,34 +29,7 @@ fn to_json<T: serde::Serialize>(v: &T) -> rusqlite::Result<String> {
 }
 
 pub fn write_batch(conn: &mut Connection, batch: &[Arc<StateChange>]) -> rusqlite::Result<()> {
-    // Only the last record and result of each workflow in the batch need writing.
-    let mut last_record: HashMap<&str, &Workflow> = HashMap::new();
-    let mut last_result: HashMap<&str, &WorkflowResult> = HashMap::new();
-    for change in batch {
-        match &change.kind {
-            ChangeKind::Workflow(wf) => {
-                last_record.insert(&wf.id, wf);
-            }
-            ChangeKind::Result(r) => {
-                last_result.insert(&r.workflow_id, r);
-            }
-            _ => {}
-        }
-    }
-    // Workflows whose event log moves into the packed value now. A result is
-    // written only when a workflow finishes; its status says so.
-    let finishing: HashSet<&str> = last_record
-        .values()
-        .filter(|w| w.status.is_terminal())
-        .map(|w| w.id.as_str())
-        .chain(
-            last_result
-                .values()
-                .filter(|r| r.status.is_terminal())
-                .map(|r| r.workflow_id.as_str()),
-        )
-        .collect();
-    let mut held: HashMap<&str, Vec<RawEvent>> = HashMap::new();
+    let plan = BatchPlan::of(batch);
     let tx = conn.transaction()?;
     {
         let mut upsert = tx.prepare_cached(
@@ -64,7 +38,7 @@ pub fn write_batch(conn: &mut Connection, batch: &[Arc<StateChange>]) -> rusqlit
              ON CONFLICT (id) DO UPDATE SET status = excluded.status, completed_at_us = excluded.completed_at_us,
                total_cost_usd = excluded.total_cost_usd, execution_time = excluded.execution_time, record = excluded.record",
         )?;
-        for wf in last_record.values() {
+        for wf in plan.records.values() {
             upsert.execute(params![
                 wf.id,
                 wf.pattern.as_str(),
@@ -77,80 +51,103 @@ pub fn write_batch(conn: &mut Connection, batch: &[Arc<StateChange>]) -> rusqlit
                 wf.owner
             ])?;
         }
+    }
+    // A finishing workflow's events go straight into its packed value: no row
+    // to insert and delete.
+    let mut held: HashMap<&str, Vec<RawEvent>> = HashMap::new();
+    {
         let mut event = tx.prepare_cached(
             "INSERT OR IGNORE INTO events (workflow_id, seq, type, ts_us, data) VALUES (?1, ?2, ?3, ?4, ?5)",
         )?;
-        for change in batch {
-            match &change.kind {
-                ChangeKind::Event(ev) if finishing.contains(ev.workflow_id.as_str()) => {
-                    // Straight into the packed value: no row to insert and delete.
-                    held.entry(ev.workflow_id.as_str())
-                        .or_default()
-                        .push(RawEvent::of(ev));
-                }
-                ChangeKind::Event(ev) => {
-                    event.execute(params![
-                        ev.workflow_id,
-                        ev.seq as i64,
-                        ev.kind.as_str(),
-                        us(ev.timestamp),
-                        ev.data.to_string()
-                    ])?;
-                }
-                ChangeKind::Webhook(w) => {
-                    tx.prepare_cached(
-                        "INSERT OR REPLACE INTO webhooks (id, workflow_id, url, created_at_us, record) VALUES (?1, ?2, ?3, ?4, ?5)",
-                    )?
-                    .execute(params![w.id, w.workflow_id, w.url, us(w.created_at), to_json(w.as_ref())?])?;
-                }
-                ChangeKind::WebhookRemoved(id) => {
-                    tx.prepare_cached("DELETE FROM webhooks WHERE id = ?1")?
-                        .execute([id])?;
-                }
-                ChangeKind::Delivery(d) => {
-                    tx.prepare_cached(
-                        "INSERT OR REPLACE INTO deliveries (id, workflow_id, subscription_id, status, event_seq, record) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                    )?
-                    .execute(params![d.id, d.workflow_id, d.subscription_id, d.status.as_str(), d.event_seq as i64, to_json(d.as_ref())?])?;
-                }
-                ChangeKind::Idempotency(k) => {
-                    tx.prepare_cached(
-                        "INSERT OR REPLACE INTO idempotency_keys (scope, key, request_hash, workflow_id, created_at_us) VALUES (?1, ?2, ?3, ?4, ?5)",
-                    )?
-                    .execute(params![k.scope, k.key, k.request_hash, k.workflow_id, us(k.created_at)])?;
-                }
-                ChangeKind::Step(st) => {
-                    tx.prepare_cached(
-                        "INSERT OR IGNORE INTO steps (workflow_id, step_key, answered_at_us, answer) VALUES (?1, ?2, ?3, ?4)",
-                    )?
-                    .execute(params![st.workflow_id, st.step_key, us(st.answered_at), to_json(&st.answer)?])?;
-                }
-                ChangeKind::Document(d) => {
-                    tx.prepare_cached(
-                        "INSERT OR IGNORE INTO documents (workflow_id, name, format, bytes, sha256, body) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                    )?
-                    .execute(params![d.workflow_id, d.name, d.format, d.body.len() as i64, d.sha256, d.body])?;
-                }
-                ChangeKind::Workflow(_) | ChangeKind::Result(_) | ChangeKind::Evicted(_) => {}
+        for ev in &plan.events {
+            if plan.finishing.contains(ev.workflow_id.as_str()) {
+                held.entry(ev.workflow_id.as_str())
+                    .or_default()
+                    .push(RawEvent::of(ev));
+            } else {
+                event.execute(params![
+                    ev.workflow_id,
+                    ev.seq as i64,
+                    ev.kind.as_str(),
+                    us(ev.timestamp),
+                    ev.data.to_string()
+                ])?;
             }
         }
     }
-    let ids: HashSet<&str> = finishing
+    {
+        let mut step = tx.prepare_cached(
+            "INSERT OR IGNORE INTO steps (workflow_id, step_key, answered_at_us, answer) VALUES (?1, ?2, ?3, ?4)",
+        )?;
+        for st in &plan.steps {
+            step.execute(params![
+                st.workflow_id,
+                st.step_key,
+                us(st.answered_at),
+                to_json(&st.answer)?
+            ])?;
+        }
+    }
+    for kind in &plan.others {
+        write_other(&tx, kind)?;
+    }
+    let ids: HashSet<&str> = plan
+        .finishing
         .iter()
         .copied()
-        .chain(last_result.keys().copied())
+        .chain(plan.results.keys().copied())
         .collect();
     for id in ids {
         let events = held.remove(id).unwrap_or_default();
         pack(
             &tx,
             id,
-            last_result.get(id).copied(),
-            finishing.contains(id),
+            plan.results.get(id).copied(),
+            plan.finishing.contains(id),
             events,
         )?;
     }
     tx.commit()
+}
+
+/// Webhooks, their removals, deliveries, idempotency keys and documents.
+fn write_other(tx: &Transaction<'_>, kind: &ChangeKind) -> rusqlite::Result<()> {
+    match kind {
+        ChangeKind::Webhook(w) => {
+            tx.prepare_cached(
+                "INSERT OR REPLACE INTO webhooks (id, workflow_id, url, created_at_us, record) VALUES (?1, ?2, ?3, ?4, ?5)",
+            )?
+            .execute(params![w.id, w.workflow_id, w.url, us(w.created_at), to_json(w.as_ref())?])?;
+        }
+        ChangeKind::WebhookRemoved(id) => {
+            tx.prepare_cached("DELETE FROM webhooks WHERE id = ?1")?
+                .execute([id])?;
+        }
+        ChangeKind::Delivery(d) => {
+            tx.prepare_cached(
+                "INSERT OR REPLACE INTO deliveries (id, workflow_id, subscription_id, status, event_seq, record) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            )?
+            .execute(params![d.id, d.workflow_id, d.subscription_id, d.status.as_str(), d.event_seq as i64, to_json(d.as_ref())?])?;
+        }
+        ChangeKind::Idempotency(k) => {
+            tx.prepare_cached(
+                "INSERT OR REPLACE INTO idempotency_keys (scope, key, request_hash, workflow_id, created_at_us) VALUES (?1, ?2, ?3, ?4, ?5)",
+            )?
+            .execute(params![k.scope, k.key, k.request_hash, k.workflow_id, us(k.created_at)])?;
+        }
+        ChangeKind::Document(d) => {
+            tx.prepare_cached(
+                "INSERT OR IGNORE INTO documents (workflow_id, name, format, bytes, sha256, body) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            )?
+            .execute(params![d.workflow_id, d.name, d.format, d.body.len() as i64, d.sha256, d.body])?;
+        }
+        ChangeKind::Workflow(_)
+        | ChangeKind::Result(_)
+        | ChangeKind::Event(_)
+        | ChangeKind::Step(_)
+        | ChangeKind::Evicted(_) => {}
+    }
+    Ok(())
 }
 
 /// Writes the packed value of `id`: `result` (or the one stored), the events

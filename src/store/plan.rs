@@ -1,0 +1,111 @@
+//! What one batch of `StateChange`s asks a store to write, worked out once for
+//! both store writers: only the last record and result of each workflow count
+//! (one statement may not upsert a row twice, and earlier versions are
+//! superseded), which workflows finish in the batch, and the rest by kind, in
+//! batch order.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+use crate::domain::{ChangeKind, Event, StateChange, StepRecord, Workflow, WorkflowResult};
+
+pub struct BatchPlan<'a> {
+    /// The last record of each workflow in the batch.
+    pub records: HashMap<&'a str, &'a Workflow>,
+    /// The last result of each workflow in the batch.
+    pub results: HashMap<&'a str, &'a WorkflowResult>,
+    /// Workflows whose record or result in the batch is terminal.
+    pub finishing: HashSet<&'a str>,
+    pub events: Vec<&'a Event>,
+    pub steps: Vec<&'a StepRecord>,
+    /// Webhooks, their removals, deliveries, idempotency keys and documents, in
+    /// batch order (a removal after a registration in the same batch wins).
+    pub others: Vec<&'a ChangeKind>,
+}
+
+impl<'a> BatchPlan<'a> {
+    pub fn of(batch: &'a [Arc<StateChange>]) -> BatchPlan<'a> {
+        let mut plan = BatchPlan {
+            records: HashMap::new(),
+            results: HashMap::new(),
+            finishing: HashSet::new(),
+            events: Vec::new(),
+            steps: Vec::new(),
+            others: Vec::new(),
+        };
+        for change in batch {
+            match &change.kind {
+                ChangeKind::Workflow(wf) => {
+                    plan.records.insert(&wf.id, wf);
+                }
+                ChangeKind::Result(r) => {
+                    plan.results.insert(&r.workflow_id, r);
+                }
+                ChangeKind::Event(ev) => plan.events.push(ev),
+                ChangeKind::Step(st) => plan.steps.push(st),
+                // Evictions drop the in-memory copy only; the store keeps its own.
+                ChangeKind::Evicted(_) => {}
+                other => plan.others.push(other),
+            }
+        }
+        let finishing = plan
+            .records
+            .values()
+            .filter(|w| w.status.is_terminal())
+            .map(|w| w.id.as_str())
+            .chain(
+                plan.results
+                    .values()
+                    .filter(|r| r.status.is_terminal())
+                    .map(|r| r.workflow_id.as_str()),
+            )
+            .collect();
+        plan.finishing = finishing;
+        plan
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{Pattern, PatternConfig, Status};
+
+    fn change(seq: u64, kind: ChangeKind) -> Arc<StateChange> {
+        Arc::new(StateChange {
+            seq,
+            epoch: None,
+            kind,
+        })
+    }
+
+    fn wf(id: &str, status: Status) -> ChangeKind {
+        let mut w = Workflow::new(
+            id.into(),
+            Pattern::Research,
+            "t".into(),
+            "t".into(),
+            PatternConfig::default_for(Pattern::Research),
+            "simulated".into(),
+            true,
+        );
+        w.status = status;
+        ChangeKind::Workflow(Arc::new(w))
+    }
+
+    #[test]
+    fn the_last_record_of_each_workflow_counts_and_a_terminal_one_finishes_it() {
+        let batch = vec![
+            change(1, wf("wf_a", Status::Pending)),
+            change(2, wf("wf_b", Status::Running)),
+            change(3, wf("wf_a", Status::Completed)),
+            change(4, ChangeKind::WebhookRemoved("wh_1".into())),
+            change(5, ChangeKind::Evicted("wf_c".into())),
+        ];
+        let plan = BatchPlan::of(&batch);
+        assert_eq!(plan.records.len(), 2);
+        assert_eq!(plan.records["wf_a"].status, Status::Completed);
+        assert_eq!(plan.records["wf_b"].status, Status::Running);
+        assert_eq!(plan.finishing, HashSet::from(["wf_a"]));
+        assert_eq!(plan.others.len(), 1, "evictions are not written");
+    }
+}
