@@ -2,18 +2,44 @@
 //! HEALTHCHECK (the runtime image has no curl). It asks `GET /health` on the
 //! configured listener and succeeds on 200 (healthy or degraded).
 
-use std::io::{Read, Write};
+use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
 use std::time::Duration;
 
+/// Why the probe failed; the healthcheck prints it and exits 1.
+#[derive(Debug, thiserror::Error)]
+pub enum ProbeError {
+    #[error("server.bind '{bind}': {source}")]
+    Resolve { bind: String, source: io::Error },
+    #[error("server.bind '{0}' resolves to no address")]
+    NoAddress(String),
+    #[error("cannot connect to {addr}: {source}")]
+    Connect { addr: SocketAddr, source: io::Error },
+    #[error("{0}")]
+    Socket(io::Error),
+    #[error("cannot send to {addr}: {source}")]
+    Send { addr: SocketAddr, source: io::Error },
+    #[error("no answer from {addr}: {source}")]
+    Read { addr: SocketAddr, source: io::Error },
+    #[error("{addr} answered HTTP {code} (status {status})")]
+    Unhealthy {
+        addr: SocketAddr,
+        code: String,
+        status: String,
+    },
+}
+
 /// The address to probe for a `server.bind` value: a wildcard bind is reached
 /// over loopback.
-pub fn target(bind: &str) -> Result<SocketAddr, String> {
+pub fn target(bind: &str) -> Result<SocketAddr, ProbeError> {
     let addr = bind
         .to_socket_addrs()
-        .map_err(|e| format!("server.bind '{bind}': {e}"))?
+        .map_err(|source| ProbeError::Resolve {
+            bind: bind.to_string(),
+            source,
+        })?
         .next()
-        .ok_or_else(|| format!("server.bind '{bind}' resolves to no address"))?;
+        .ok_or_else(|| ProbeError::NoAddress(bind.to_string()))?;
     Ok(match addr {
         SocketAddr::V4(a) if a.ip().is_unspecified() => {
             SocketAddr::from(([127, 0, 0, 1], a.port()))
@@ -26,20 +52,20 @@ pub fn target(bind: &str) -> Result<SocketAddr, String> {
 }
 
 /// GETs `/health`; Ok with the reported status when it answered 200.
-pub fn check(addr: SocketAddr, timeout: Duration) -> Result<String, String> {
+pub fn check(addr: SocketAddr, timeout: Duration) -> Result<String, ProbeError> {
     let mut s = TcpStream::connect_timeout(&addr, timeout)
-        .map_err(|e| format!("cannot connect to {addr}: {e}"))?;
+        .map_err(|source| ProbeError::Connect { addr, source })?;
     s.set_read_timeout(Some(timeout))
-        .map_err(|e| e.to_string())?;
+        .map_err(ProbeError::Socket)?;
     s.set_write_timeout(Some(timeout))
-        .map_err(|e| e.to_string())?;
+        .map_err(ProbeError::Socket)?;
     let req = format!("GET /health HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
     s.write_all(req.as_bytes())
-        .map_err(|e| format!("cannot send to {addr}: {e}"))?;
+        .map_err(|source| ProbeError::Send { addr, source })?;
     let mut resp = Vec::new();
     s.take(1 << 20)
         .read_to_end(&mut resp)
-        .map_err(|e| format!("no answer from {addr}: {e}"))?;
+        .map_err(|source| ProbeError::Read { addr, source })?;
     let text = String::from_utf8_lossy(&resp);
     let code = text
         .lines()
@@ -54,7 +80,11 @@ pub fn check(addr: SocketAddr, timeout: Duration) -> Result<String, String> {
     if code == "200" {
         Ok(status)
     } else {
-        Err(format!("{addr} answered HTTP {code} (status {status})"))
+        Err(ProbeError::Unhealthy {
+            addr,
+            code: code.to_string(),
+            status,
+        })
     }
 }
 

@@ -77,19 +77,31 @@ enum KeysCommand {
     },
 }
 
+/// Why `keys new` printed no key.
+#[derive(Debug, thiserror::Error)]
+enum KeyError {
+    #[error("--scopes: unknown scope '{0}'; expected read, write, admin")]
+    UnknownScope(String),
+    #[error("--scopes: name at least one of read, write, admin")]
+    NoScope,
+    #[error(transparent)]
+    Token(#[from] mcp_orchestrator::auth::NoRandomness),
+    #[error("{0}")]
+    Invalid(String),
+}
+
 /// `keys new`: the token on stdout's first line, then the TOML entry.
-fn new_key(name: &str, scopes: &str) -> Result<String, String> {
+fn new_key(name: &str, scopes: &str) -> Result<String, KeyError> {
     use mcp_orchestrator::config::Scope;
     let mut list = Vec::new();
     for s in scopes.split(',').map(str::trim).filter(|s| !s.is_empty()) {
-        let scope = Scope::parse(s)
-            .ok_or_else(|| format!("--scopes: unknown scope '{s}'; expected read, write, admin"))?;
+        let scope = Scope::parse(s).ok_or_else(|| KeyError::UnknownScope(s.to_string()))?;
         if !list.contains(&scope) {
             list.push(scope);
         }
     }
     if list.is_empty() {
-        return Err("--scopes: name at least one of read, write, admin".into());
+        return Err(KeyError::NoScope);
     }
     let entry = mcp_orchestrator::config::KeyConfig {
         name: name.to_string(),
@@ -112,7 +124,7 @@ fn new_key(name: &str, scopes: &str) -> Result<String, String> {
     };
     check
         .validate("127.0.0.1:0")
-        .map_err(|e| e.0.replace("auth.keys[0].name", "--name"))?;
+        .map_err(|e| KeyError::Invalid(e.0.replace("auth.keys[0].name", "--name")))?;
     let scopes: Vec<String> = list.iter().map(|s| format!("\"{}\"", s.as_str())).collect();
     Ok(format!(
         "{token}\n\n# The token above is shown only this once; the server keeps its SHA-256.\n\
@@ -322,16 +334,25 @@ fn sqlite_lock(config: &Config, cmd: &str, hint: &str) -> Result<Option<DbLock>,
     }
 }
 
+/// Why an archive pass failed.
+#[derive(Debug, thiserror::Error)]
+enum ArchiveRunError {
+    #[error(transparent)]
+    Start(#[from] mcp_orchestrator::StartError),
+    #[error(transparent)]
+    Url(#[from] mcp_orchestrator::archive::BadArchiveUrl),
+    #[error("pass stopped: {0} (nothing unverified was deleted; run again to retry)")]
+    Stopped(String),
+}
+
 /// One archive pass, printed: counts, throughput, store size before and after.
 async fn archive_once(
     config: Config,
     older_than: std::time::Duration,
     dry_run: bool,
-) -> Result<(), String> {
+) -> Result<(), ArchiveRunError> {
     use mcp_orchestrator::archive::{pass, Archive};
-    let store = mcp_orchestrator::open_store(&config)
-        .await
-        .map_err(|e| e.to_string())?;
+    let store = mcp_orchestrator::open_store(&config).await?;
     let archive = Archive::open(&config.archive, &config.storage.sqlite_path)?;
     let age = humantime::format_duration(older_than);
     println!("archive: {} (store: {})", archive.url, store.kind());
@@ -365,9 +386,7 @@ async fn archive_once(
     println!("store size before: {}", sizes(&r.space_before));
     println!("store size after: {}", sizes(&r.space_after));
     match r.error {
-        Some(e) => Err(format!(
-            "pass stopped: {e} (nothing unverified was deleted; run again to retry)"
-        )),
+        Some(e) => Err(ArchiveRunError::Stopped(e)),
         None => Ok(()),
     }
 }

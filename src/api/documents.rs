@@ -110,7 +110,7 @@ pub async fn load(
             match d {
                 Some(d) => (
                     d.sha256.clone(),
-                    d.bytes().map_err(ApiError::Internal)?,
+                    d.bytes().map_err(|e| ApiError::Internal(e.to_string()))?,
                     ServedFrom::Archive,
                 ),
                 None if format.is_text() => legacy(meta, ServedFrom::Archive),

@@ -153,7 +153,7 @@ async fn redis_component(link: &crate::actors::persist::RedisLink) -> serde_json
         "latency_ms": p.map(|p| p.latency.as_secs_f64() * 1000.0),
         "keys": p.map(|p| p.keys),
         "used_memory_bytes": p.and_then(|p| p.used_memory),
-        "error": probe.as_ref().err().cloned().or_else(|| h.last_error().filter(|_| h.is_failing())),
+        "error": probe.as_ref().err().map(ToString::to_string).or_else(|| h.last_error().filter(|_| h.is_failing())),
         "persister_restarts": h.restarts(),
         "ttl_seconds": link.ttl.as_secs(),
         "compression": format!("{:?}", link.codec.compression).to_lowercase(),

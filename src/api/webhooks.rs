@@ -150,7 +150,7 @@ async fn create(
         .guard
         .check(&spec.url)
         .await
-        .map_err(|e| ApiError::validation("url", e))?;
+        .map_err(|e| ApiError::validation("url", e.to_string()))?;
     let secret = spec.secret.clone();
     let (sub, seq) = state
         .registry

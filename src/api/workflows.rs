@@ -150,7 +150,7 @@ async fn create(
             .guard
             .check(&w.url)
             .await
-            .map_err(|e| ApiError::validation("webhook.url", e))?;
+            .map_err(|e| ApiError::validation("webhook.url", e.to_string()))?;
     }
     let wf = match admit_keyed(&state, &caller, &req, "/v1/workflows", &raw, new).await? {
         Admitted::New(wf) => (HttpResponse::Created(), wf),

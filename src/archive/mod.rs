@@ -43,6 +43,14 @@ pub enum ArchiveError {
     Store(String),
 }
 
+/// `archive.url` names a store that cannot be built.
+#[derive(Debug, thiserror::Error)]
+#[error("archive.url '{url}': {reason}")]
+pub struct BadArchiveUrl {
+    pub url: String,
+    pub reason: String,
+}
+
 impl ArchiveError {
     /// A short reason, without the key (callers name it themselves).
     pub fn reason(&self) -> String {
@@ -67,9 +75,12 @@ pub struct Archive {
 impl Archive {
     /// Builds the store for `archive.url` (no I/O beyond creating a local
     /// directory). Errors name the key.
-    pub fn open(cfg: &ArchiveConfig, sqlite_path: &FsPath) -> Result<Archive, String> {
+    pub fn open(cfg: &ArchiveConfig, sqlite_path: &FsPath) -> Result<Archive, BadArchiveUrl> {
         let url = cfg.effective_url(sqlite_path);
-        let bad = |e: &dyn std::fmt::Display| format!("archive.url '{url}': {e}");
+        let bad = |e: &dyn std::fmt::Display| BadArchiveUrl {
+            url: url.clone(),
+            reason: e.to_string(),
+        };
         let (store, storage_class): (Arc<dyn ObjectStore>, _) =
             if let Some(dir) = url.strip_prefix("file://") {
                 std::fs::create_dir_all(dir).map_err(|e| bad(&e))?;
@@ -144,9 +155,9 @@ impl Archive {
                 reason: "read back differs from what was written".into(),
             });
         }
-        let decoded = ArchivedWorkflow::decode(&back).map_err(|reason| ArchiveError::Corrupt {
+        let decoded = ArchivedWorkflow::decode(&back).map_err(|e| ArchiveError::Corrupt {
             key: key.into(),
-            reason,
+            reason: e.to_string(),
         })?;
         if decoded.workflow.id != id {
             return Err(ArchiveError::Corrupt {
@@ -182,9 +193,9 @@ impl Archive {
         let decoded = tokio::task::spawn_blocking(move || ArchivedWorkflow::decode(&bytes))
             .await
             .map_err(|e| ArchiveError::Store(e.to_string()))?
-            .map_err(|reason| ArchiveError::Corrupt {
+            .map_err(|e| ArchiveError::Corrupt {
                 key: key_owned,
-                reason,
+                reason: e.to_string(),
             })?;
         let a = Arc::new(decoded);
         if let Ok(mut cache) = self.cache.lock() {

@@ -17,6 +17,26 @@ const LEVEL: i32 = 3;
 /// A corrupt or hostile object must not exhaust memory when decompressed.
 const MAX_DECODED: u64 = 256 * 1024 * 1024;
 
+/// Why an object cannot be written or read back.
+#[derive(Debug, thiserror::Error)]
+pub enum ObjectError {
+    #[error("document '{name}' is not base64: {source}")]
+    NotBase64 {
+        name: String,
+        source: base64::DecodeError,
+    },
+    #[error("{0}")]
+    Json(serde_json::Error),
+    #[error("{0}")]
+    Compress(std::io::Error),
+    #[error("not a zstd frame: {0}")]
+    NotZstd(std::io::Error),
+    #[error("not an archived workflow: {0}")]
+    NotArchived(serde_json::Error),
+    #[error("unknown archive format {0}")]
+    UnknownFormat(u32),
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ArchivedWorkflow {
     pub format: u32,
@@ -49,28 +69,31 @@ impl ArchivedDocument {
     }
 
     /// The bytes, or why not (a corrupt object).
-    pub fn bytes(&self) -> Result<Vec<u8>, String> {
+    pub fn bytes(&self) -> Result<Vec<u8>, ObjectError> {
         BASE64
             .decode(&self.body)
-            .map_err(|e| format!("document '{}' is not base64: {e}", self.name))
+            .map_err(|source| ObjectError::NotBase64 {
+                name: self.name.clone(),
+                source,
+            })
     }
 }
 
 impl ArchivedWorkflow {
-    pub fn encode(&self) -> Result<Vec<u8>, String> {
-        let json = serde_json::to_vec(self).map_err(|e| e.to_string())?;
-        zstd::bulk::compress(&json, LEVEL).map_err(|e| e.to_string())
+    pub fn encode(&self) -> Result<Vec<u8>, ObjectError> {
+        let json = serde_json::to_vec(self).map_err(ObjectError::Json)?;
+        zstd::bulk::compress(&json, LEVEL).map_err(ObjectError::Compress)
     }
 
-    pub fn decode(bytes: &[u8]) -> Result<ArchivedWorkflow, String> {
+    pub fn decode(bytes: &[u8]) -> Result<ArchivedWorkflow, ObjectError> {
         let mut json = Vec::new();
         zstd::stream::read::Decoder::new(bytes)
             .and_then(|d| d.take(MAX_DECODED).read_to_end(&mut json))
-            .map_err(|e| format!("not a zstd frame: {e}"))?;
+            .map_err(ObjectError::NotZstd)?;
         let a: ArchivedWorkflow =
-            serde_json::from_slice(&json).map_err(|e| format!("not an archived workflow: {e}"))?;
+            serde_json::from_slice(&json).map_err(ObjectError::NotArchived)?;
         if a.format != FORMAT {
-            return Err(format!("unknown archive format {}", a.format));
+            return Err(ObjectError::UnknownFormat(a.format));
         }
         Ok(a)
     }

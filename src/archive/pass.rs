@@ -13,8 +13,8 @@ use chrono::Utc;
 use futures::stream::{self, StreamExt};
 use serde::Serialize;
 
-use super::object::ArchivedDocument;
-use super::{Archive, ArchivedWorkflow};
+use super::object::{ArchivedDocument, ObjectError};
+use super::{Archive, ArchiveError, ArchivedWorkflow};
 use crate::store::{Space, Store};
 
 /// Objects written at once.
@@ -85,7 +85,7 @@ pub async fn run(
             }
         };
         report.candidates += ids.len() as u64;
-        let results: Vec<Result<(String, String, u64), String>> = stream::iter(ids)
+        let results: Vec<Result<(String, String, u64), PassError>> = stream::iter(ids)
             .map(|id| archive_one(store, archive, id))
             .buffer_unordered(PARALLEL)
             .collect()
@@ -98,7 +98,7 @@ pub async fn run(
                     done.push((id, key));
                 }
                 Err(e) => {
-                    report.error.get_or_insert(e);
+                    report.error.get_or_insert(e.to_string());
                 }
             }
         }
@@ -133,12 +133,25 @@ pub async fn run(
     report
 }
 
+/// Why one workflow could not be archived (the pass reports the first).
+#[derive(Debug, thiserror::Error)]
+enum PassError {
+    #[error("store: {0}")]
+    Store(#[from] crate::store::StoreError),
+    #[error("{0}")]
+    Join(#[from] tokio::task::JoinError),
+    #[error("encoding '{key}': {source}")]
+    Encode { key: String, source: ObjectError },
+    #[error("{0}")]
+    Put(#[from] ArchiveError),
+}
+
 /// Writes and verifies one workflow's object: (id, key, compressed bytes).
 async fn archive_one(
     store: &Arc<dyn Store>,
     archive: &Archive,
     id: String,
-) -> Result<(String, String, u64), String> {
+) -> Result<(String, String, u64), PassError> {
     let read = async {
         let workflow = store.get_workflow(&id).await?.ok_or_else(|| {
             crate::store::StoreError::Corrupt(format!("workflow '{id}' vanished"))
@@ -156,16 +169,15 @@ async fn archive_one(
             documents: documents.iter().map(ArchivedDocument::of).collect(),
         })
     };
-    let doc = read.await.map_err(|e| format!("store: {e}"))?;
+    let doc = read.await?;
     let key = Archive::key_for(&doc.workflow);
     let bytes = tokio::task::spawn_blocking(move || doc.encode())
-        .await
-        .map_err(|e| e.to_string())?
-        .map_err(|e| format!("encoding '{key}': {e}"))?;
+        .await?
+        .map_err(|source| PassError::Encode {
+            key: key.clone(),
+            source,
+        })?;
     let n = bytes.len() as u64;
-    archive
-        .put_verified(&key, &id, bytes)
-        .await
-        .map_err(|e| e.to_string())?;
+    archive.put_verified(&key, &id, bytes).await?;
     Ok((id, key, n))
 }

@@ -99,11 +99,16 @@ impl Keyring {
     }
 }
 
+/// The OS gave no random bytes for a token.
+#[derive(Debug, thiserror::Error)]
+#[error("no randomness from the OS: {0}")]
+pub struct NoRandomness(getrandom::Error);
+
 /// A fresh token: `mcpo_` + 64 hex characters (256 bits from the OS's CSPRNG).
 /// The prefix lets secret scanners recognise a leaked one.
-pub fn new_token() -> Result<String, String> {
+pub fn new_token() -> Result<String, NoRandomness> {
     let mut bytes = [0u8; 32];
-    getrandom::fill(&mut bytes).map_err(|e| format!("no randomness from the OS: {e}"))?;
+    getrandom::fill(&mut bytes).map_err(NoRandomness)?;
     Ok(format!("mcpo_{}", hex::encode(bytes)))
 }
 

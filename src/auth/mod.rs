@@ -18,6 +18,6 @@ pub mod quota;
 pub mod share;
 
 pub use caller::Caller;
-pub use keyring::{new_token, sha256_hex, Key, Keyring};
+pub use keyring::{new_token, sha256_hex, Key, Keyring, NoRandomness};
 pub use quota::{KeyLimit, Ledger};
 pub use share::Shares;

@@ -6,6 +6,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use super::ConfigError;
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ArchiveConfig {
@@ -57,24 +59,26 @@ impl ArchiveConfig {
         format!("file://{}", dir.join("archive").display())
     }
 
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), ConfigError> {
         if !(self.url.is_empty()
             || self.url.starts_with("file:///")
             || self.url.starts_with("s3://"))
         {
-            return Err(format!(
+            return Err(ConfigError(format!(
                 "archive.url: '{}' must be file:///absolute/path or s3://bucket/prefix",
                 self.url
-            ));
+            )));
         }
         if self.url.starts_with("s3://") && self.url.trim_start_matches("s3://").is_empty() {
-            return Err("archive.url: s3:// needs a bucket".into());
+            return Err(ConfigError("archive.url: s3:// needs a bucket".into()));
         }
         if self.batch == 0 || self.batch > 100_000 {
-            return Err("archive.batch: must be between 1 and 100000".into());
+            return Err(ConfigError(
+                "archive.batch: must be between 1 and 100000".into(),
+            ));
         }
         if self.interval < Duration::from_secs(1) {
-            return Err("archive.interval: must be at least 1s".into());
+            return Err(ConfigError("archive.interval: must be at least 1s".into()));
         }
         Ok(())
     }

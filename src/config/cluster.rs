@@ -6,6 +6,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use super::ConfigError;
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ClusterConfig {
@@ -65,25 +67,31 @@ impl ClusterConfig {
             .collect()
     }
 
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), ConfigError> {
         let id = &self.instance_id;
         if id.len() > MAX_INSTANCE_ID
             || !id
                 .chars()
                 .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | ':'))
         {
-            return Err(format!(
+            return Err(ConfigError(format!(
                 "cluster.instance_id: '{id}' must be at most {MAX_INSTANCE_ID} characters of A-Z a-z 0-9 - _ . :"
-            ));
+            )));
         }
         if !(Duration::from_secs(1)..=Duration::from_secs(3600)).contains(&self.lease_ttl) {
-            return Err("cluster.lease_ttl: must be between 1s and 1h".into());
+            return Err(ConfigError(
+                "cluster.lease_ttl: must be between 1s and 1h".into(),
+            ));
         }
         if !(1..=10_000).contains(&self.claim_batch) {
-            return Err("cluster.claim_batch: must be between 1 and 10000".into());
+            return Err(ConfigError(
+                "cluster.claim_batch: must be between 1 and 10000".into(),
+            ));
         }
         if self.advertise_address.len() > 256 {
-            return Err("cluster.advertise_address: must be at most 256 characters".into());
+            return Err(ConfigError(
+                "cluster.advertise_address: must be at most 256 characters".into(),
+            ));
         }
         Ok(())
     }

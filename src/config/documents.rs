@@ -3,6 +3,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::ConfigError;
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct DocumentsConfig {
@@ -23,19 +25,21 @@ impl Default for DocumentsConfig {
 
 impl DocumentsConfig {
     /// What types alone cannot say; the error names the key.
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), ConfigError> {
         // Its messages name the field (`documents.document_formats[1]: …`).
         crate::domain::document::check_formats("documents.", &self.default_formats).map_err(
             |(_, message)| {
-                message.replace("documents.document_formats", "documents.default_formats")
+                ConfigError(
+                    message.replace("documents.document_formats", "documents.default_formats"),
+                )
             },
         )?;
         if !(1024..=256 * 1024 * 1024).contains(&self.max_bytes) {
-            return Err(format!(
+            return Err(ConfigError(format!(
                 "documents.max_bytes: must be between 1024 and {} (256 MiB), got {}",
                 256 * 1024 * 1024,
                 self.max_bytes
-            ));
+            )));
         }
         Ok(())
     }

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use super::ConfigError;
 pub use crate::domain::tools::DECOMPOSER;
 use crate::domain::Pattern;
 
@@ -132,86 +133,94 @@ pub fn valid_server_name(name: &str) -> bool {
 
 impl ToolsConfig {
     /// Checks what types alone cannot say; every message names the key.
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), ConfigError> {
         if self.servers.len() > MAX_SERVERS {
-            return Err(format!("tools.servers: at most {MAX_SERVERS} servers"));
+            return Err(ConfigError(format!(
+                "tools.servers: at most {MAX_SERVERS} servers"
+            )));
         }
         if !(1024..=MAX_RESULT_BYTES_LIMIT).contains(&self.max_result_bytes) {
-            return Err(format!(
+            return Err(ConfigError(format!(
                 "tools.max_result_bytes: must be between 1024 and {MAX_RESULT_BYTES_LIMIT}"
-            ));
+            )));
         }
         if !(1..=MAX_TOOL_ROUNDS).contains(&self.max_tool_rounds) {
-            return Err(format!(
+            return Err(ConfigError(format!(
                 "tools.max_tool_rounds: must be between 1 and {MAX_TOOL_ROUNDS}"
-            ));
+            )));
         }
         for (pattern, n) in &self.rounds {
             if Pattern::parse(pattern).is_none_or(|p| p.as_str() != pattern) {
-                return Err(format!(
+                return Err(ConfigError(format!(
                     "tools.rounds.{pattern}: not a pattern (research, search)"
-                ));
+                )));
             }
             if !(1..=MAX_TOOL_ROUNDS).contains(n) {
-                return Err(format!(
+                return Err(ConfigError(format!(
                     "tools.rounds.{pattern}: must be between 1 and {MAX_TOOL_ROUNDS}"
-                ));
+                )));
             }
         }
         for (name, s) in &self.servers {
             let key = |k: &str| format!("tools.servers.{name}.{k}");
             if !valid_server_name(name) {
-                return Err(format!(
+                return Err(ConfigError(format!(
                     "tools.servers.{name}: a server name is 1-24 letters, digits, '-' or '_' without '__'"
-                ));
+                )));
             }
             match (&s.command, &s.url) {
                 (Some(c), None) if !c.trim().is_empty() => {
                     if !s.headers.is_empty() {
-                        return Err(format!("{}: only for url servers", key("headers")));
+                        return Err(ConfigError(format!("{}: only for url servers", key("headers"))));
                     }
                 }
                 (None, Some(u)) => {
                     if !(u.starts_with("http://") || u.starts_with("https://")) {
-                        return Err(format!("{}: '{u}' is not an http(s) URL", key("url")));
+                        return Err(ConfigError(format!("{}: '{u}' is not an http(s) URL", key("url"))));
                     }
                     if !s.args.is_empty() || !s.env.is_empty() {
-                        return Err(format!("{}: only for command servers", key("args/env")));
+                        return Err(ConfigError(format!("{}: only for command servers", key("args/env"))));
                     }
                 }
                 (Some(_), Some(_)) => {
-                    return Err(format!(
+                    return Err(ConfigError(format!(
                         "tools.servers.{name}: set either command (stdio) or url (HTTP), not both"
-                    ))
+                    )))
                 }
                 _ => {
-                    return Err(format!(
+                    return Err(ConfigError(format!(
                         "tools.servers.{name}: set command (a stdio server) or url (a Streamable HTTP server)"
-                    ))
+                    )))
                 }
             }
             if !(Duration::from_millis(100)..=Duration::from_secs(3600)).contains(&s.timeout) {
-                return Err(format!("{}: must be between 100ms and 1h", key("timeout")));
+                return Err(ConfigError(format!(
+                    "{}: must be between 100ms and 1h",
+                    key("timeout")
+                )));
             }
             if !(s.cost_per_call.is_finite() && s.cost_per_call >= 0.0) {
-                return Err(format!("{}: must be 0 or positive", key("cost_per_call")));
+                return Err(ConfigError(format!(
+                    "{}: must be 0 or positive",
+                    key("cost_per_call")
+                )));
             }
         }
         for (agent, patterns) in &self.agents {
             for (i, p) in patterns.iter().enumerate() {
                 let key = format!("tools.agents.{agent}[{i}]");
                 let Some((server, tool)) = p.split_once('.') else {
-                    return Err(format!(
+                    return Err(ConfigError(format!(
                         "{key}: '{p}' is not \"server.tool\" or \"server.*\""
-                    ));
+                    )));
                 };
                 if !self.servers.contains_key(server) {
-                    return Err(format!(
+                    return Err(ConfigError(format!(
                         "{key}: '{server}' is not a configured server (tools.servers)"
-                    ));
+                    )));
                 }
                 if tool.is_empty() {
-                    return Err(format!("{key}: '{p}' names no tool"));
+                    return Err(ConfigError(format!("{key}: '{p}' names no tool")));
                 }
             }
         }
@@ -275,7 +284,7 @@ mod tests {
 
     fn parse(toml: &str) -> Result<(), String> {
         let c: ToolsConfig = toml::from_str(toml).map_err(|e| e.to_string())?;
-        c.validate()
+        c.validate().map_err(|e| e.0)
     }
 
     #[test]

@@ -110,7 +110,7 @@ impl Config {
         if self.idempotency.max_cached == 0 {
             return bad("idempotency.max_cached", "must be at least 1".into());
         }
-        self.documents.validate().map_err(ConfigError)?;
+        self.documents.validate()?;
         self.validate_redis()?;
         self.auth.validate(&self.server.bind)?;
         for (i, origin) in self.server.cors_allowed_origins.iter().enumerate() {
@@ -123,9 +123,9 @@ impl Config {
                 );
             }
         }
-        self.archive.validate().map_err(ConfigError)?;
-        self.cluster.validate().map_err(ConfigError)?;
-        self.tools.validate().map_err(ConfigError)?;
+        self.archive.validate()?;
+        self.cluster.validate()?;
+        self.tools.validate()?;
         if !self
             .providers
             .contains_key(&self.execution.default_provider)

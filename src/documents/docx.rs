@@ -6,6 +6,7 @@ use std::io::Cursor;
 
 use docx_rs::{AlignmentType, Docx, Paragraph, Run, Style, StyleType, Table, TableCell, TableRow};
 
+use super::error::RenderError;
 use super::model::{blocks, usd, Block, Report, Sources};
 
 fn heading(level: u8, text: &str) -> Paragraph {
@@ -80,7 +81,7 @@ fn cell(text: &str, bold: bool, right: bool) -> TableCell {
     TableCell::new().add_paragraph(p)
 }
 
-pub fn render(r: &Report) -> Result<Vec<u8>, String> {
+pub fn render(r: &Report) -> Result<Vec<u8>, RenderError> {
     let mut doc = styles(Docx::new());
     doc = doc
         .add_paragraph(heading(1, &r.title))
@@ -173,6 +174,6 @@ pub fn render(r: &Report) -> Result<Vec<u8>, String> {
     let mut out = Cursor::new(Vec::new());
     doc.build()
         .pack(&mut out)
-        .map_err(|e| format!("DOCX: {e}"))?;
+        .map_err(|e| RenderError::Docx(e.to_string()))?;
     Ok(out.into_inner())
 }

@@ -13,6 +13,7 @@
 //! pulldown-cmark reads the agents' Markdown into blocks.
 
 pub mod docx;
+mod error;
 pub mod markdown;
 pub mod model;
 pub mod pdf;
@@ -23,10 +24,11 @@ use std::time::Instant;
 use sha2::{Digest, Sha256};
 
 use crate::domain::{DocFormat, Document, StoredDocument};
+pub use error::RenderError;
 pub use model::{Report, ReportInput};
 
 /// The report in one format.
-pub fn render(format: DocFormat, report: &Report) -> Result<Vec<u8>, String> {
+pub fn render(format: DocFormat, report: &Report) -> Result<Vec<u8>, RenderError> {
     match format {
         DocFormat::Markdown => Ok(markdown::render(report).into_bytes()),
         DocFormat::Pdf => pdf::render(report),
@@ -56,13 +58,13 @@ pub fn generate(
         .map(|&format| {
             let started = Instant::now();
             let outcome = catch_unwind(AssertUnwindSafe(|| render(format, report)))
-                .unwrap_or_else(|_| Err("the renderer panicked".into()))
+                .unwrap_or(Err(RenderError::Panicked))
                 .and_then(|bytes| {
                     if bytes.len() as u64 > max_bytes {
-                        Err(format!(
-                            "{} bytes, more than documents.max_bytes ({max_bytes})",
-                            bytes.len()
-                        ))
+                        Err(RenderError::TooLarge {
+                            size: bytes.len(),
+                            max: max_bytes,
+                        })
                     } else {
                         Ok(bytes)
                     }
@@ -100,7 +102,7 @@ pub fn generate(
                         content: String::new(),
                         bytes: 0,
                         sha256: String::new(),
-                        error: Some(e),
+                        error: Some(e.to_string()),
                     };
                     (doc, None)
                 }

@@ -61,6 +61,27 @@ within webhooks.dns_timeout, to public addresses only (webhooks.allow_hosts list
 #[error("{0}")]
 pub struct Refused(pub String);
 
+/// Why a webhook URL is not accepted: its syntax, scheme or credentials, or a
+/// destination the guard refuses.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum BadUrl {
+    #[error("'{raw}' is not a valid URL: {reason}")]
+    Invalid {
+        raw: String,
+        reason: url::ParseError,
+    },
+    #[error("webhook URLs must be HTTPS (webhooks.allow_http is off)")]
+    NotHttps,
+    #[error("unsupported URL scheme '{0}'; use https")]
+    Scheme(String),
+    #[error("webhook URLs must not carry credentials; sign with the secret instead")]
+    Credentials,
+    #[error("webhook URL has no host")]
+    NoHost,
+    #[error(transparent)]
+    Refused(#[from] Refused),
+}
+
 fn forbidden_v4(ip: Ipv4Addr) -> Option<&'static str> {
     let net = Ipv4Network::from(ip);
     if net.is_loopback() {
@@ -160,27 +181,28 @@ impl Guard {
     }
 
     /// Syntax, scheme, credentials, and an IP-literal host (no DNS).
-    pub fn parse(&self, raw: &str) -> Result<Url, String> {
-        let url = Url::parse(raw.trim()).map_err(|e| format!("'{raw}' is not a valid URL: {e}"))?;
+    pub fn parse(&self, raw: &str) -> Result<Url, BadUrl> {
+        let url = Url::parse(raw.trim()).map_err(|reason| BadUrl::Invalid {
+            raw: raw.to_string(),
+            reason,
+        })?;
         match url.scheme() {
             "https" => {}
             "http" if self.allow_http => {}
-            "http" => return Err("webhook URLs must be HTTPS (webhooks.allow_http is off)".into()),
-            s => return Err(format!("unsupported URL scheme '{s}'; use https")),
+            "http" => return Err(BadUrl::NotHttps),
+            s => return Err(BadUrl::Scheme(s.to_string())),
         }
         if !url.username().is_empty() || url.password().is_some() {
-            return Err(
-                "webhook URLs must not carry credentials; sign with the secret instead".into(),
-            );
+            return Err(BadUrl::Credentials);
         }
-        let host = url.host_str().ok_or("webhook URL has no host")?;
+        let host = url.host_str().ok_or(BadUrl::NoHost)?;
         if let Ok(ip) = bare(host).parse::<IpAddr>() {
             if let Some(kind) = forbidden(ip).filter(|_| !self.allowed_host(host)) {
                 tracing::debug!(
                     kind,
                     "webhook destination refused: an address of a refused kind"
                 );
-                return Err(REFUSED.into());
+                return Err(Refused(REFUSED.into()).into());
             }
         }
         Ok(url)
@@ -215,11 +237,11 @@ impl Guard {
     }
 
     /// Parses and checks a URL, resolving its host when it is a name.
-    pub async fn check(&self, raw: &str) -> Result<Url, String> {
+    pub async fn check(&self, raw: &str) -> Result<Url, BadUrl> {
         let url = self.parse(raw)?;
         let host = url.host_str().unwrap_or_default();
         if bare(host).parse::<IpAddr>().is_err() {
-            self.resolve(host).await.map_err(|e| e.0)?;
+            self.resolve(host).await?;
         }
         Ok(url)
     }
@@ -328,13 +350,14 @@ mod tests {
             "https://0.0.0.0/hook",
             "https://localhost/hook",
         ] {
-            let err = g.check(url).await.unwrap_err();
+            let err = g.check(url).await.unwrap_err().to_string();
             assert!(err.starts_with("refused"), "{url}: {err}");
         }
         assert!(g
             .check("http://example.com/x")
             .await
             .unwrap_err()
+            .to_string()
             .contains("HTTPS"));
         assert!(g.check("ftp://example.com/x").await.is_err());
         assert!(g.check("https://user:pw@8.8.8.8/x").await.is_err());
@@ -346,19 +369,36 @@ mod tests {
         let lookup: Lookup =
             Arc::new(|_| Box::pin(async { Ok(vec!["10.20.30.40".parse().unwrap()]) }));
         let g = guard(false, &[]).with_lookup(lookup);
-        let err = g.check("https://intranet.example/hook").await.unwrap_err();
+        let err = g
+            .check("https://intranet.example/hook")
+            .await
+            .unwrap_err()
+            .to_string();
         assert_eq!(err, REFUSED);
-        let err = g.check("https://localhost/hook").await.unwrap_err();
+        let err = g
+            .check("https://localhost/hook")
+            .await
+            .unwrap_err()
+            .to_string();
         assert_eq!(err, REFUSED);
         // A name that does not exist and a refused literal: the same answer.
         let missing: Lookup =
             Arc::new(|_| Box::pin(async { Err(std::io::Error::other("no such host")) }));
         let g = guard(false, &[]).with_lookup(missing);
         assert_eq!(
-            g.check("https://nope.internal/hook").await.unwrap_err(),
+            g.check("https://nope.internal/hook")
+                .await
+                .unwrap_err()
+                .to_string(),
             REFUSED
         );
-        assert_eq!(g.check("https://10.0.0.1/hook").await.unwrap_err(), REFUSED);
+        assert_eq!(
+            g.check("https://10.0.0.1/hook")
+                .await
+                .unwrap_err()
+                .to_string(),
+            REFUSED
+        );
     }
 
     #[tokio::test]
@@ -366,7 +406,11 @@ mod tests {
         let lookup: Lookup = Arc::new(|_| Box::pin(std::future::pending()));
         let mut g = guard(false, &[]).with_lookup(lookup);
         g.dns_timeout = Duration::from_millis(50);
-        let err = g.check("https://slow.example/hook").await.unwrap_err();
+        let err = g
+            .check("https://slow.example/hook")
+            .await
+            .unwrap_err()
+            .to_string();
         assert_eq!(err, REFUSED);
     }
 

@@ -35,8 +35,8 @@ pub fn start_archive(
     store: &Arc<dyn Store>,
     registry: &Addr<WorkflowRegistry>,
 ) -> Result<Arc<Archive>, StartError> {
-    let archive =
-        Archive::open(&config.archive, &config.storage.sqlite_path).map_err(StartError)?;
+    let archive = Archive::open(&config.archive, &config.storage.sqlite_path)
+        .map_err(|e| StartError(e.to_string()))?;
     let archive = Arc::new(archive);
     if config.archive.enabled {
         let (store, a, cfg) = (

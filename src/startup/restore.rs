@@ -31,7 +31,7 @@ pub async fn restore(
 ) -> Result<Restored, StartError> {
     let redis = match &config.redis.url {
         Some(url) => Some(Arc::new(
-            RedisLink::new(&config.redis, url).map_err(StartError)?,
+            RedisLink::new(&config.redis, url).map_err(|e| StartError(e.to_string()))?,
         )),
         None => None,
     };

@@ -32,26 +32,54 @@ const MAX_STDERR_LINE: usize = 500;
 
 pub type Service = RunningService<RoleClient, ()>;
 
+/// Why a tool server is down: `/health` and the log show the text.
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectError {
+    #[error("neither command nor url is set")]
+    NoTransport,
+    #[error("{what}.{key}: environment variable {} is not set", missing.join(", "))]
+    MissingEnv {
+        what: &'static str,
+        key: String,
+        missing: Vec<String>,
+    },
+    #[error("cannot start '{command}': {source}")]
+    Spawn {
+        command: String,
+        source: std::io::Error,
+    },
+    #[error("headers.{0}: not a header name")]
+    HeaderName(String),
+    #[error("headers.{0}: not a header value")]
+    HeaderValue(String),
+    #[error("HTTP client: {0}")]
+    Client(reqwest::Error),
+    #[error("initialize failed: {0}")]
+    Initialize(String),
+    #[error("tools/list failed: {0}")]
+    List(String),
+    #[error("no answer to initialize/tools/list within {0:?}")]
+    TimedOut(Duration),
+}
+
 /// Connects and lists the tools (names are logged, nothing else).
-pub async fn open(slot: &ServerSlot) -> Result<(Service, Vec<ListedTool>), String> {
+pub async fn open(slot: &ServerSlot) -> Result<(Service, Vec<ListedTool>), ConnectError> {
     let work = async {
         let service = match (&slot.cfg.command, &slot.cfg.url) {
             (Some(command), _) => stdio(slot, command).await?,
             (None, Some(url)) => http(slot, url).await?,
-            (None, None) => return Err("neither command nor url is set".to_string()),
+            (None, None) => return Err(ConnectError::NoTransport),
         };
         let tools = service
             .peer()
             .list_all_tools()
             .await
-            .map_err(|e| format!("tools/list failed: {e}"))?;
+            .map_err(|e| ConnectError::List(e.to_string()))?;
         Ok((service, tools))
     };
     let (service, tools) = tokio::time::timeout(HANDSHAKE_TIMEOUT, work)
         .await
-        .map_err(|_| {
-            format!("no answer to initialize/tools/list within {HANDSHAKE_TIMEOUT:?}")
-        })??;
+        .map_err(|_| ConnectError::TimedOut(HANDSHAKE_TIMEOUT))??;
     let mut listed = Vec::new();
     for t in tools {
         let name = t.name.to_string();
@@ -83,16 +111,15 @@ pub async fn open(slot: &ServerSlot) -> Result<(Service, Vec<ListedTool>), Strin
     Ok((service, listed))
 }
 
-fn expanded(what: &str, key: &str, value: &str) -> Result<String, String> {
-    expand_env(value).map_err(|missing| {
-        format!(
-            "{what}.{key}: environment variable {} is not set",
-            missing.join(", ")
-        )
+fn expanded(what: &'static str, key: &str, value: &str) -> Result<String, ConnectError> {
+    expand_env(value).map_err(|missing| ConnectError::MissingEnv {
+        what,
+        key: key.to_string(),
+        missing,
     })
 }
 
-async fn stdio(slot: &ServerSlot, command: &str) -> Result<Service, String> {
+async fn stdio(slot: &ServerSlot, command: &str) -> Result<Service, ConnectError> {
     let mut cmd = tokio::process::Command::new(command);
     cmd.args(&slot.cfg.args).env_clear();
     for k in INHERITED_ENV {
@@ -110,7 +137,10 @@ async fn stdio(slot: &ServerSlot, command: &str) -> Result<Service, String> {
     let (child, stderr) = TokioChildProcess::builder(wrapped)
         .stderr(std::process::Stdio::piped())
         .spawn()
-        .map_err(|e| format!("cannot start '{command}': {e}"))?;
+        .map_err(|source| ConnectError::Spawn {
+            command: command.to_string(),
+            source,
+        })?;
     if let Some(stderr) = stderr {
         let name = slot.name.clone();
         tokio::spawn(async move {
@@ -123,28 +153,28 @@ async fn stdio(slot: &ServerSlot, command: &str) -> Result<Service, String> {
     }
     ().serve(child)
         .await
-        .map_err(|e| format!("initialize failed: {e}"))
+        .map_err(|e| ConnectError::Initialize(e.to_string()))
 }
 
-async fn http(slot: &ServerSlot, url: &str) -> Result<Service, String> {
+async fn http(slot: &ServerSlot, url: &str) -> Result<Service, ConnectError> {
     let mut headers = HashMap::new();
     for (k, v) in &slot.cfg.headers {
         let name = HeaderName::from_bytes(k.as_bytes())
-            .map_err(|_| format!("headers.{k}: not a header name"))?;
+            .map_err(|_| ConnectError::HeaderName(k.clone()))?;
         let value = HeaderValue::from_str(&expanded("headers", k, v)?)
-            .map_err(|_| format!("headers.{k}: not a header value"))?;
+            .map_err(|_| ConnectError::HeaderValue(k.clone()))?;
         headers.insert(name, value);
     }
     let client = reqwest::Client::builder()
         .connect_timeout(Duration::from_secs(10))
         .redirect(reqwest::redirect::Policy::none())
         .build()
-        .map_err(|e| format!("HTTP client: {e}"))?;
+        .map_err(ConnectError::Client)?;
     let config = StreamableHttpClientTransportConfig::with_uri(url).custom_headers(headers);
     let transport = StreamableHttpClientTransport::with_client(StepKeyed(client), config);
     ().serve(transport)
         .await
-        .map_err(|e| format!("initialize failed: {e}"))
+        .map_err(|e| ConnectError::Initialize(e.to_string()))
 }
 
 /// reqwest with one addition: a `tools/call` whose `_meta` carries a step key

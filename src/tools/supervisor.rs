@@ -55,7 +55,7 @@ impl Actor for ServerActor {
             }
             Err(e) => {
                 tracing::warn!(server = %act.slot.name, error = %e, retry_in_ms = act.backoff.as_millis() as u64, "tool server unavailable");
-                act.slot.set_down(e);
+                act.slot.set_down(e.to_string());
                 act.retry_later(ctx);
             }
         }));

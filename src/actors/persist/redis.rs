@@ -41,15 +41,48 @@ pub struct RedisLink {
     compressed: Mutex<Compressed>,
 }
 
+/// What went wrong talking to the Redis mirror (`/health` and the log show it).
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum MirrorError {
+    #[error("redis.url: '{url}' is not a valid Redis URL: {reason}")]
+    BadUrl { url: String, reason: String },
+    #[error("redis {url}: {reason}")]
+    Redis { url: String, reason: String },
+    #[error("redis {url}: {what} timed out")]
+    TimedOut { url: String, what: &'static str },
+    #[error("refilling redis: primary store: {0}")]
+    Refill(String),
+}
+
+/// Why start-up restores from the primary store rather than from Redis.
+#[derive(Debug, thiserror::Error)]
+pub enum NotRestorable {
+    #[error(transparent)]
+    Mirror(#[from] MirrorError),
+    #[error("reading redis timed out")]
+    TimedOut,
+    #[error(transparent)]
+    Unreadable(#[from] redis_schema::Unreadable),
+    #[error("primary store manifest: {0}")]
+    Manifest(crate::store::StoreError),
+    #[error("redis holds no workflows")]
+    Empty,
+    #[error("redis holds {have_active} active and {have_retained} retained workflows, the primary store {want_active} and {want_retained} (or they differ)")]
+    Differs {
+        have_active: usize,
+        have_retained: usize,
+        want_active: usize,
+        want_retained: usize,
+    },
+}
+
 impl RedisLink {
     /// Parses the URL (config validation already did; this names the key again
     /// rather than trusting it).
-    pub fn new(cfg: &RedisConfig, url: &str) -> Result<RedisLink, String> {
-        let client = redis::Client::open(url).map_err(|e| {
-            format!(
-                "redis.url: '{}' is not a valid Redis URL: {e}",
-                redact_url(url)
-            )
+    pub fn new(cfg: &RedisConfig, url: &str) -> Result<RedisLink, MirrorError> {
+        let client = redis::Client::open(url).map_err(|e| MirrorError::BadUrl {
+            url: redact_url(url),
+            reason: e.to_string(),
         })?;
         Ok(RedisLink {
             client,
@@ -63,7 +96,7 @@ impl RedisLink {
         })
     }
 
-    pub async fn connect(&self) -> Result<MultiplexedConnection, String> {
+    pub async fn connect(&self) -> Result<MultiplexedConnection, MirrorError> {
         let cfg = AsyncConnectionConfig::new()
             .set_connection_timeout(Some(CONNECT_TIMEOUT))
             .set_response_timeout(Some(RESPONSE_TIMEOUT));
@@ -75,14 +108,28 @@ impl RedisLink {
         .await
         {
             Ok(Ok(c)) => Ok(c),
-            Ok(Err(e)) => Err(format!("redis {}: {e}", self.url)),
-            Err(_) => Err(format!("redis {}: connect timed out", self.url)),
+            Ok(Err(e)) => Err(self.failed(e)),
+            Err(_) => Err(self.timed_out("connect")),
         }
     }
 
     /// Pings Redis, counts the keys under the prefix and reads its memory use;
     /// keeps `redis_memory_bytes` current.
-    pub async fn probe(&self) -> Result<Probe, String> {
+    fn failed(&self, e: redis::RedisError) -> MirrorError {
+        MirrorError::Redis {
+            url: self.url.clone(),
+            reason: e.to_string(),
+        }
+    }
+
+    fn timed_out(&self, what: &'static str) -> MirrorError {
+        MirrorError::TimedOut {
+            url: self.url.clone(),
+            what,
+        }
+    }
+
+    pub async fn probe(&self) -> Result<Probe, MirrorError> {
         let mut slot = self.probe_conn.lock().await;
         let mut conn = match slot.as_ref() {
             Some(c) => c.clone(),
@@ -99,11 +146,11 @@ impl RedisLink {
             }
             Ok(Err(e)) => {
                 *slot = None;
-                Err(format!("redis {}: {e}", self.url))
+                Err(self.failed(e))
             }
             Err(_) => {
                 *slot = None;
-                Err(format!("redis {}: probe timed out", self.url))
+                Err(self.timed_out("probe"))
             }
         }
     }
@@ -151,30 +198,29 @@ impl RedisLink {
         store: &dyn Store,
         max_completed: usize,
         max_age: Duration,
-    ) -> Result<Startup, String> {
+    ) -> Result<Startup, NotRestorable> {
         let mut conn = self.connect().await?;
         let startup = tokio::time::timeout(
             Duration::from_secs(30),
             redis_schema::load_startup(&mut conn, &self.keys, max_completed, max_age),
         )
         .await
-        .map_err(|_| "reading redis timed out".to_string())??;
+        .map_err(|_| NotRestorable::TimedOut)??;
         let want = store
             .startup_manifest(max_completed, max_age)
             .await
-            .map_err(|e| format!("primary store manifest: {e}"))?;
+            .map_err(NotRestorable::Manifest)?;
         let have = Manifest::of(&startup);
         if have == Manifest::default() {
-            return Err("redis holds no workflows".into());
+            return Err(NotRestorable::Empty);
         }
         if have != want {
-            return Err(format!(
-                "redis holds {} active and {} retained workflows, the primary store {} and {} (or they differ)",
-                have.active.len(),
-                have.retained.len(),
-                want.active.len(),
-                want.retained.len()
-            ));
+            return Err(NotRestorable::Differs {
+                have_active: have.active.len(),
+                have_retained: have.retained.len(),
+                want_active: want.active.len(),
+                want_retained: want.retained.len(),
+            });
         }
         Ok(startup)
     }
@@ -282,7 +328,7 @@ impl RedisPersister {
         let (max_completed, max_age) = (self.refill.max_completed, self.refill.max_age);
         async move {
             let mut conn = link.connect().await?;
-            let e = |e: redis::RedisError| format!("redis {}: {e}", link.url);
+            let e = |e: redis::RedisError| link.failed(e);
             let present: bool = conn.exists(&marker).await.map_err(e)?;
             let ttl_ms = link.ttl.as_millis().min(u64::MAX as u128) as u64;
             let _: () = conn.pset_ex(&marker, 1, ttl_ms).await.map_err(e)?;
@@ -292,12 +338,12 @@ impl RedisPersister {
                 let s = store
                     .load_startup(max_completed, max_age)
                     .await
-                    .map_err(|e| format!("refilling redis: primary store: {e}"))?;
+                    .map_err(|e| MirrorError::Refill(e.to_string()))?;
                 Some(reseed(store.as_ref(), &s).await)
             } else {
                 None
             };
-            Ok::<_, String>((conn, refill))
+            Ok::<_, MirrorError>((conn, refill))
         }
         .into_actor(self)
         .map(|res, act, ctx| match res {
@@ -316,7 +362,7 @@ impl RedisPersister {
                 act.busy = false;
                 act.flush(ctx);
             }
-            Err(e) => act.fail(ctx, e),
+            Err(e) => act.fail(ctx, e.to_string()),
         })
         .spawn(ctx);
     }

@@ -226,6 +226,25 @@ impl<'a> BatchBuilder<'a> {
     }
 }
 
+/// Why Redis does not hold a readable copy of what start-up restores.
+#[derive(Debug, thiserror::Error)]
+pub enum Unreadable {
+    #[error("{0}")]
+    Redis(#[from] redis::RedisError),
+    #[error("record of {0} is missing")]
+    Missing(String),
+    #[error("record of {id}: {source}")]
+    Record {
+        id: String,
+        source: serde_json::Error,
+    },
+    #[error("event log of {id}: {source}")]
+    Events {
+        id: String,
+        source: serde_json::Error,
+    },
+}
+
 /// Reads back what start-up would restore: active workflows (pending, running,
 /// interrupted) with their event logs, and the newest finished ones. A record
 /// missing or unreadable means Redis does not hold it all: `Err(reason)`.
@@ -234,11 +253,10 @@ pub async fn load_startup(
     keys: &Keys,
     max_completed: usize,
     max_age: Duration,
-) -> Result<Startup, String> {
-    let e = |e: redis::RedisError| e.to_string();
+) -> Result<Startup, Unreadable> {
     let active_sets =
         [Status::Pending, Status::Running, Status::Interrupted].map(|s| keys.status(s));
-    let mut active_ids: Vec<String> = conn.sunion(&active_sets[..]).await.map_err(e)?;
+    let mut active_ids: Vec<String> = conn.sunion(&active_sets[..]).await?;
     active_ids.sort();
     let oldest =
         Utc::now() - chrono::Duration::from_std(max_age).unwrap_or(chrono::Duration::days(36500));
@@ -250,8 +268,7 @@ pub async fn load_startup(
         .arg(0)
         .arg(max_completed)
         .query_async(conn)
-        .await
-        .map_err(e)?;
+        .await?;
     let mut pipe = redis::pipe();
     for id in active_ids.iter().chain(&retained_ids) {
         pipe.get(keys.workflow(id));
@@ -259,7 +276,7 @@ pub async fn load_startup(
     let records: Vec<Option<String>> = if active_ids.is_empty() && retained_ids.is_empty() {
         Vec::new()
     } else {
-        pipe.query_async(conn).await.map_err(e)?
+        pipe.query_async(conn).await?
     };
     let mut pipe = redis::pipe();
     for id in &active_ids {
@@ -268,14 +285,16 @@ pub async fn load_startup(
     let logs: Vec<Vec<String>> = if active_ids.is_empty() {
         Vec::new()
     } else {
-        pipe.query_async(conn).await.map_err(e)?
+        pipe.query_async(conn).await?
     };
     let ids = active_ids.iter().chain(&retained_ids);
     let mut workflows = Vec::with_capacity(records.len());
     for (id, rec) in ids.zip(records) {
-        let rec = rec.ok_or_else(|| format!("record of {id} is missing"))?;
-        let wf: Workflow =
-            serde_json::from_str(&rec).map_err(|err| format!("record of {id}: {err}"))?;
+        let rec = rec.ok_or_else(|| Unreadable::Missing(id.clone()))?;
+        let wf: Workflow = serde_json::from_str(&rec).map_err(|source| Unreadable::Record {
+            id: id.clone(),
+            source,
+        })?;
         workflows.push(wf);
     }
     let retained = workflows.split_off(active_ids.len());
@@ -285,7 +304,10 @@ pub async fn load_startup(
             .iter()
             .map(|j| serde_json::from_str::<Event>(j))
             .collect::<Result<Vec<_>, _>>()
-            .map_err(|err| format!("event log of {}: {err}", workflow.id))?;
+            .map_err(|source| Unreadable::Events {
+                id: workflow.id.clone(),
+                source,
+            })?;
         active.push(StoredActive {
             workflow,
             events,

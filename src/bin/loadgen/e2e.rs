@@ -38,50 +38,66 @@ pub struct E2e {
     server_pid: Option<u32>,
 }
 
+/// Why one workflow of the load did not complete.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// Admission refused it (429): counted apart from errors.
+    #[error("429")]
+    Refused,
+    #[error("create: HTTP {0}")]
+    Create(reqwest::StatusCode),
+    #[error("{0}")]
+    Http(#[from] reqwest::Error),
+    #[error("no id")]
+    NoId,
+    #[error("workflow did not complete")]
+    NotCompleted,
+    #[error("event stream ended early")]
+    StreamEnded,
+}
+
 /// Submits one workflow and follows its events until the terminal one; returns the
 /// submit→completed latency.
 pub async fn one_workflow(
     c: &reqwest::Client,
     url: &str,
     body: &Value,
-) -> Result<Duration, String> {
+) -> Result<Duration, RunError> {
     let t0 = Instant::now();
     let r = c
         .post(format!("{url}/v1/workflows"))
         .json(body)
         .send()
-        .await
-        .map_err(|e| e.to_string())?;
+        .await?;
     if r.status().as_u16() == 429 {
-        return Err("429".into());
+        return Err(RunError::Refused);
     }
     if r.status().as_u16() != 201 {
-        return Err(format!("create: HTTP {}", r.status()));
+        return Err(RunError::Create(r.status()));
     }
-    let v: Value = r.json().await.map_err(|e| e.to_string())?;
-    let id = v["id"].as_str().ok_or("no id")?.to_string();
+    let v: Value = r.json().await?;
+    let id = v["id"].as_str().ok_or(RunError::NoId)?.to_string();
     let resp = c
         .get(format!("{url}/v1/workflows/{id}/events"))
         .send()
-        .await
-        .map_err(|e| e.to_string())?;
+        .await?;
     let mut stream = resp.bytes_stream();
     let mut tail = String::new();
     while let Some(chunk) = stream.next().await {
-        let chunk = chunk.map_err(|e| e.to_string())?;
+        let chunk = chunk?;
         tail.push_str(&String::from_utf8_lossy(&chunk));
         if tail.contains("event: workflow_completed") {
             return Ok(t0.elapsed());
         }
         if tail.contains("event: workflow_failed") || tail.contains("event: workflow_cancelled") {
-            return Err("workflow did not complete".into());
+            return Err(RunError::NotCompleted);
         }
         // Keep only what a marker split across chunks needs.
         if tail.len() > 256 {
             tail = tail[tail.len() - 64..].to_string();
         }
     }
-    Err("event stream ended early".into())
+    Err(RunError::StreamEnded)
 }
 
 /// The i-th server, round-robin.
@@ -102,7 +118,7 @@ pub async fn e2e(a: E2e) {
     let end = measure_from + a.duration;
     let record = {
         let tally = Arc::clone(&tally);
-        move |res: Result<Duration, String>, finished: Instant| {
+        move |res: Result<Duration, RunError>, finished: Instant| {
             if finished < measure_from || finished > end {
                 return;
             }
@@ -113,7 +129,7 @@ pub async fn e2e(a: E2e) {
                         l.push(d.as_secs_f64() * 1000.0);
                     }
                 }
-                Err(e) if e == "429" => {
+                Err(RunError::Refused) => {
                     tally.refused.fetch_add(1, Ordering::Relaxed);
                 }
                 Err(_) => {
@@ -145,7 +161,7 @@ pub async fn e2e(a: E2e) {
                 tasks.push(tokio::spawn(async move {
                     while Instant::now() < end {
                         let r = one_workflow(&c, &url, &body).await;
-                        if r.as_ref().err().is_some_and(|e| e == "429") {
+                        if matches!(r, Err(RunError::Refused)) {
                             tokio::time::sleep(Duration::from_millis(5)).await;
                         }
                         record(r, Instant::now());

@@ -70,31 +70,69 @@ impl Ctx<'_> {
         &of[(self.noise % of.len() as u64) as usize]
     }
 
-    async fn post(&self, path: &str, body: &Value) -> Result<u16, String> {
+    async fn post(&self, path: &str, body: &Value) -> Result<u16, Finding> {
         let r = self
             .client
             .post(format!("{}{path}", self.url))
             .json(body)
             .send()
             .await
-            .map_err(|e| format!("POST {path}: {e}"))?;
+            .map_err(|source| Finding::Post {
+                path: path.to_string(),
+                source,
+            })?;
         let code = r.status().as_u16();
         let _ = r.bytes().await;
         Ok(code)
     }
 }
 
-fn expect(what: &str, got: u16, want: &[u16]) -> Result<(), String> {
+/// What a hostile request was answered that a bounded server should not answer,
+/// or why it could not be sent.
+#[derive(Debug, thiserror::Error)]
+pub enum Finding {
+    #[error("{what}: HTTP {got}, expected one of {want:?}")]
+    Status {
+        what: String,
+        got: u16,
+        want: Vec<u16>,
+    },
+    #[error("{what}: answered {first:?}")]
+    Answer { what: String, first: String },
+    #[error("create for an attack: HTTP {0}")]
+    Create(u16),
+    #[error("POST {path}: {source}")]
+    Post {
+        path: String,
+        source: reqwest::Error,
+    },
+    #[error("{0}")]
+    Http(#[from] reqwest::Error),
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+    #[error("{0}")]
+    Json(#[from] serde_json::Error),
+    #[error("{0}")]
+    Method(String),
+    #[error("no answer within 60 s")]
+    NoAnswer,
+}
+
+fn expect(what: &str, got: u16, want: &[u16]) -> Result<(), Finding> {
     if want.contains(&got) {
         Ok(())
     } else {
-        Err(format!("{what}: HTTP {got}, expected one of {want:?}"))
+        Err(Finding::Status {
+            what: what.to_string(),
+            got,
+            want: want.to_vec(),
+        })
     }
 }
 
 /// Sends one hostile request (or a small burst) of `kind`; `Err` says what was
 /// answered that a bounded server should not answer.
-pub async fn run(kind: Kind, c: &Ctx<'_>) -> Result<(), String> {
+pub async fn run(kind: Kind, c: &Ctx<'_>) -> Result<(), Finding> {
     match kind {
         Kind::HugeTimeout => {
             let field = c.pick(&[
@@ -136,8 +174,7 @@ pub async fn run(kind: Kind, c: &Ctx<'_>) -> Result<(), String> {
                 .client
                 .get(format!("{}/v1/workflows?limit=1e99", c.url))
                 .send()
-                .await
-                .map_err(|e| e.to_string())?;
+                .await?;
             expect("limit=1e99", r.status().as_u16(), &[400])
         }
         Kind::LongText => {
@@ -182,8 +219,8 @@ pub async fn run(kind: Kind, c: &Ctx<'_>) -> Result<(), String> {
             expect("unknown model (old route)", got, &[400])
         }
         Kind::RandomMethod => {
-            let method =
-                reqwest::Method::from_bytes(c.word(2, 7).as_bytes()).map_err(|e| e.to_string())?;
+            let method = reqwest::Method::from_bytes(c.word(2, 7).as_bytes())
+                .map_err(|e| Finding::Method(e.to_string()))?;
             let path = c.pick(&[
                 "/v1/workflows",
                 "/health",
@@ -194,8 +231,7 @@ pub async fn run(kind: Kind, c: &Ctx<'_>) -> Result<(), String> {
                 .client
                 .request(method, format!("{}{path}", c.url))
                 .send()
-                .await
-                .map_err(|e| e.to_string())?;
+                .await?;
             expect("random method", r.status().as_u16(), &[404, 405])
         }
         Kind::RandomPath => {
@@ -210,8 +246,7 @@ pub async fn run(kind: Kind, c: &Ctx<'_>) -> Result<(), String> {
                     c.word(6, 30)
                 ))
                 .send()
-                .await
-                .map_err(|e| e.to_string())?;
+                .await?;
             expect("random path", r.status().as_u16(), &[404])
         }
         Kind::SlowBody => {
@@ -238,8 +273,7 @@ pub async fn run(kind: Kind, c: &Ctx<'_>) -> Result<(), String> {
                 .get(format!("{}/health", c.url))
                 .header("X-Padding", "p".repeat(64 * 1024))
                 .send()
-                .await
-                .map_err(|e| e.to_string())?;
+                .await?;
             expect("64 KiB header", r.status().as_u16(), &[431])
         }
         Kind::SseFlood => sse_flood(c).await,
@@ -268,8 +302,7 @@ pub async fn run(kind: Kind, c: &Ctx<'_>) -> Result<(), String> {
             let task = "é".repeat(100_000);
             let mut body = serde_json::to_vec(
                 &json!({"pattern": "research", "task": task, "config": {"num_agents": 3}}),
-            )
-            .map_err(|e| e.to_string())?;
+            )?;
             body.resize(1024 * 1024, b' ');
             let r = c
                 .client
@@ -277,8 +310,7 @@ pub async fn run(kind: Kind, c: &Ctx<'_>) -> Result<(), String> {
                 .header("content-type", "application/json")
                 .body(body)
                 .send()
-                .await
-                .map_err(|e| e.to_string())?;
+                .await?;
             expect("1 MiB body", r.status().as_u16(), &[201, 429])
         }
         Kind::OverBody => {
@@ -298,14 +330,14 @@ pub async fn run(kind: Kind, c: &Ctx<'_>) -> Result<(), String> {
     }
 }
 
-fn starts(what: &str, answer: &str, want: &str) -> Result<(), String> {
+fn starts(what: &str, answer: &str, want: &str) -> Result<(), Finding> {
     if answer.starts_with(want) {
         Ok(())
     } else {
-        Err(format!(
-            "{what}: answered {:?}",
-            answer.lines().next().unwrap_or("nothing")
-        ))
+        Err(Finding::Answer {
+            what: what.to_string(),
+            first: answer.lines().next().unwrap_or("nothing").to_string(),
+        })
     }
 }
 
@@ -315,23 +347,21 @@ fn host_of(url: &str) -> &str {
     url.trim_start_matches("http://").trim_end_matches('/')
 }
 
-async fn raw(url: &str, bytes: &[u8]) -> Result<String, String> {
+async fn raw(url: &str, bytes: &[u8]) -> Result<String, Finding> {
     let addr = url.trim_start_matches("http://");
-    let mut s = tokio::net::TcpStream::connect(addr)
-        .await
-        .map_err(|e| e.to_string())?;
-    s.write_all(bytes).await.map_err(|e| e.to_string())?;
+    let mut s = tokio::net::TcpStream::connect(addr).await?;
+    s.write_all(bytes).await?;
     let mut buf = vec![0u8; 4096];
     match tokio::time::timeout(Duration::from_secs(60), s.read(&mut buf)).await {
         Ok(Ok(n)) => Ok(String::from_utf8_lossy(&buf[..n]).into_owned()),
-        Ok(Err(e)) => Err(e.to_string()),
-        Err(_) => Err("no answer within 60 s".into()),
+        Ok(Err(e)) => Err(e.into()),
+        Err(_) => Err(Finding::NoAnswer),
     }
 }
 
 /// 120 SSE clients on one workflow (more than a workflow may have): each is served
 /// to the end or refused with 429, and the workflow still completes.
-async fn sse_flood(c: &Ctx<'_>) -> Result<(), String> {
+async fn sse_flood(c: &Ctx<'_>) -> Result<(), Finding> {
     let id = create(
         c,
         json!({"pattern": "research", "task": "sse flood", "config": {"num_agents": 3}}),
@@ -339,11 +369,11 @@ async fn sse_flood(c: &Ctx<'_>) -> Result<(), String> {
     .await?;
     let Some(id) = id else { return Ok(()) };
     let url = format!("{}/v1/workflows/{id}/events", c.url);
-    let statuses: Vec<Result<u16, String>> = futures::stream::iter(0..120)
+    let statuses: Vec<Result<u16, Finding>> = futures::stream::iter(0..120)
         .map(|_| {
             let (client, url) = (c.client.clone(), url.clone());
             async move {
-                let r = client.get(&url).send().await.map_err(|e| e.to_string())?;
+                let r = client.get(&url).send().await?;
                 let code = r.status().as_u16();
                 let _ = tokio::time::timeout(Duration::from_secs(60), r.bytes()).await;
                 Ok(code)
@@ -360,7 +390,7 @@ async fn sse_flood(c: &Ctx<'_>) -> Result<(), String> {
 
 /// 20 webhooks on one workflow through the old route (more than a workflow may
 /// have): each is registered or refused with 429.
-async fn webhook_flood(c: &Ctx<'_>) -> Result<(), String> {
+async fn webhook_flood(c: &Ctx<'_>) -> Result<(), Finding> {
     let id = create(
         c,
         json!({"pattern": "research", "task": "webhook flood", "config": {"num_agents": 3}}),
@@ -381,20 +411,19 @@ async fn webhook_flood(c: &Ctx<'_>) -> Result<(), String> {
 }
 
 /// A workflow for an attack to aim at; `None` when the server is full (429).
-async fn create(c: &Ctx<'_>, body: Value) -> Result<Option<String>, String> {
+async fn create(c: &Ctx<'_>, body: Value) -> Result<Option<String>, Finding> {
     let r = c
         .client
         .post(format!("{}/v1/workflows", c.url))
         .json(&body)
         .send()
-        .await
-        .map_err(|e| e.to_string())?;
+        .await?;
     match r.status().as_u16() {
         201 => {
-            let v: Value = r.json().await.map_err(|e| e.to_string())?;
+            let v: Value = r.json().await?;
             Ok(v["id"].as_str().map(str::to_string))
         }
         429 => Ok(None),
-        other => Err(format!("create for an attack: HTTP {other}")),
+        other => Err(Finding::Create(other)),
     }
 }

@@ -138,7 +138,7 @@ pub async fn soak(a: Soak) -> bool {
     report(&a, &out, &samples, start.elapsed())
 }
 
-fn record_hostile(out: &Outcomes, kind: Kind, res: Result<(), String>) {
+fn record_hostile(out: &Outcomes, kind: Kind, res: Result<(), hostile::Finding>) {
     let name = format!("{kind:?}");
     if let Ok(mut h) = out.hostile.lock() {
         let e = h.entry(name.clone()).or_default();

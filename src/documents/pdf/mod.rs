@@ -18,6 +18,7 @@ use krilla::Document as Pdf;
 
 use layout::{FontId, Layout, Metrics, TextStyle, A4, MARGIN};
 
+use super::error::RenderError;
 use super::model::{blocks, usd, Block, Report, Sources};
 
 static REGULAR: &[u8] = include_bytes!("../../../assets/fonts/DejaVuSans-subset.ttf");
@@ -31,9 +32,12 @@ struct Faces {
 }
 
 impl Faces {
-    fn load() -> Result<Faces, String> {
-        let parse = |name: &str, data: &'static [u8]| {
-            ttf_parser::Face::parse(data, 0).map_err(|e| format!("font {name}: {e}"))
+    fn load() -> Result<Faces, RenderError> {
+        let parse = |name: &'static str, data: &'static [u8]| {
+            ttf_parser::Face::parse(data, 0).map_err(|e| RenderError::Font {
+                name,
+                reason: e.to_string(),
+            })
         };
         Ok(Faces {
             regular: parse("DejaVuSans", REGULAR)?,
@@ -84,7 +88,7 @@ const META: TextStyle = TextStyle {
     leading: 1.4,
 };
 
-pub fn render(r: &Report) -> Result<Vec<u8>, String> {
+pub fn render(r: &Report) -> Result<Vec<u8>, RenderError> {
     let faces = Faces::load()?;
     let mut l = Layout::new(&faces);
     l.heading(&r.title, 20.0);
@@ -209,9 +213,9 @@ fn markdown<M: Metrics>(l: &mut Layout<'_, M>, md: &str) {
     }
 }
 
-fn draw(r: &Report, faces: &Faces, pages: Vec<layout::PageOut>) -> Result<Vec<u8>, String> {
-    let load = |data: &'static [u8], name: &str| {
-        Font::new(data.into(), 0).ok_or_else(|| format!("font {name} cannot be used"))
+fn draw(r: &Report, faces: &Faces, pages: Vec<layout::PageOut>) -> Result<Vec<u8>, RenderError> {
+    let load = |data: &'static [u8], name: &'static str| {
+        Font::new(data.into(), 0).ok_or(RenderError::FontUnusable(name))
     };
     let regular = load(REGULAR, "DejaVuSans")?;
     let bold = load(BOLD, "DejaVuSans-Bold")?;
@@ -221,7 +225,7 @@ fn draw(r: &Report, faces: &Faces, pages: Vec<layout::PageOut>) -> Result<Vec<u8
         FontId::Bold => bold.clone(),
         FontId::Cjk => cjk.clone(),
     };
-    let settings = PageSettings::from_wh(A4.0, A4.1).ok_or("bad page size")?;
+    let settings = PageSettings::from_wh(A4.0, A4.1).ok_or(RenderError::PageSize)?;
     let mut pdf = Pdf::new();
     pdf.set_metadata(
         Metadata::new()
@@ -285,5 +289,5 @@ fn draw(r: &Report, faces: &Faces, pages: Vec<layout::PageOut>) -> Result<Vec<u8
         s.finish();
         page.finish();
     }
-    pdf.finish().map_err(|e| format!("PDF: {e:?}"))
+    pdf.finish().map_err(|e| RenderError::Pdf(format!("{e:?}")))
 }

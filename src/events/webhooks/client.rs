@@ -8,12 +8,33 @@ use std::error::Error as _;
 use std::time::Duration;
 
 use crate::config::WebhooksConfig;
-use crate::events::address_policy::{Guard, Refused};
+use crate::events::address_policy::{BadUrl, Guard, Refused};
+
+/// Why an attempt has no status code: the text recorded on the attempt.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum AttemptError {
+    #[error("cannot build the webhook HTTP client: {0}")]
+    Client(String),
+    #[error("the subscription was removed; nothing to sign with")]
+    NoSecret,
+    #[error(transparent)]
+    Url(#[from] BadUrl),
+    #[error("{0}")]
+    Encode(String),
+    #[error(transparent)]
+    Refused(Refused),
+    #[error("timed out after {0:?}")]
+    TimedOut(Duration),
+    #[error("connection failed")]
+    Connect,
+    #[error("request failed: {0}")]
+    Request(String),
+}
 
 /// Idle pooled connections to a receiver are closed after this long.
 const POOL_IDLE: Duration = Duration::from_secs(60);
 
-pub fn build(guard: &Guard, cfg: &WebhooksConfig) -> Result<reqwest::Client, String> {
+pub fn build(guard: &Guard, cfg: &WebhooksConfig) -> Result<reqwest::Client, AttemptError> {
     reqwest::Client::builder()
         .dns_resolver(guard.clone())
         .no_proxy()
@@ -23,7 +44,7 @@ pub fn build(guard: &Guard, cfg: &WebhooksConfig) -> Result<reqwest::Client, Str
         .pool_idle_timeout(POOL_IDLE)
         .user_agent(concat!("mcp-orchestrator/", env!("CARGO_PKG_VERSION")))
         .build()
-        .map_err(|e| format!("cannot build the webhook HTTP client: {e}"))
+        .map_err(|e| AttemptError::Client(e.to_string()))
 }
 
 /// What one attempt is about.
@@ -42,11 +63,11 @@ pub async fn send(
     guard: &Guard,
     req: Request<'_>,
     timeout: Duration,
-) -> Result<u16, String> {
+) -> Result<u16, AttemptError> {
     // IP literals never reach the resolver: the guard checks them here, at every
     // attempt, as it checks names at every new connection.
     let url = guard.parse(req.url)?;
-    let body = serde_json::to_vec(req.payload).map_err(|e| e.to_string())?;
+    let body = serde_json::to_vec(req.payload).map_err(|e| AttemptError::Encode(e.to_string()))?;
     let ts = chrono::Utc::now().timestamp().to_string();
     let signature = super::sign(req.secret, &ts, &body);
     let resp = client
@@ -66,23 +87,23 @@ pub async fn send(
 
 /// A short reason: the guard's refusal when it refused the connection, else the
 /// kind of failure (reqwest's text would repeat the URL).
-fn describe(e: &reqwest::Error, timeout: Duration) -> String {
+fn describe(e: &reqwest::Error, timeout: Duration) -> AttemptError {
     let mut cause = e.source();
     while let Some(c) = cause {
         if let Some(r) = c.downcast_ref::<Refused>() {
-            return r.0.clone();
+            return AttemptError::Refused(r.clone());
         }
         cause = c.source();
     }
     if e.is_timeout() {
-        format!("timed out after {timeout:?}")
+        AttemptError::TimedOut(timeout)
     } else if e.is_connect() {
-        "connection failed".to_string()
+        AttemptError::Connect
     } else {
         let mut text = e.to_string();
         if let Some(url) = e.url() {
             text = text.replace(url.as_str(), "the URL");
         }
-        format!("request failed: {text}")
+        AttemptError::Request(text)
     }
 }

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use actix::prelude::*;
 use backon::{BackoffBuilder, ExponentialBuilder};
 
-use super::client::{self, Request};
+use super::client::{self, AttemptError, Request};
 use super::{Deliver, RecordDelivery, SetRecorder, WebhookStats};
 use crate::auth::Shares;
 use crate::clock::now;
@@ -36,7 +36,7 @@ struct Waiting {
 
 pub struct WebhookDispatcher {
     guard: Guard,
-    client: Result<reqwest::Client, String>,
+    client: Result<reqwest::Client, AttemptError>,
     cfg: WebhooksConfig,
     recorder: Option<Recipient<RecordDelivery>>,
     stats: Arc<WebhookStats>,
@@ -265,7 +265,7 @@ impl WebhookDispatcher {
             let at = now();
             let started = Instant::now();
             let outcome = match (secret, client) {
-                (None, _) => Err("the subscription was removed; nothing to sign with".to_string()),
+                (None, _) => Err(AttemptError::NoSecret),
                 (_, Err(e)) => Err(e),
                 (Some(secret), Ok(client)) => {
                     let req = Request {
@@ -282,7 +282,7 @@ impl WebhookDispatcher {
             let (status_code, error) = match outcome {
                 Ok(code) if (200..300).contains(&code) => (Some(code), None),
                 Ok(code) => (Some(code), Some(format!("receiver answered HTTP {code}"))),
-                Err(e) => (None, Some(e)),
+                Err(e) => (None, Some(e.to_string())),
             };
             Attempt {
                 at,

@@ -79,41 +79,41 @@ impl OpenAiProvider {
         body: &Value,
         timeout: Duration,
     ) -> Result<Answer, Failure> {
-        let send = async {
-            let mut req = self.client.post(&self.url).bearer_auth(key).json(body);
-            if let Some(k) = step_key {
-                req = req.header("Idempotency-Key", k);
-            }
-            let resp = req
-                .send()
-                .await
-                .map_err(|e| Failure::now(ProviderError::Connect(self.scrub(&without_url(&e)))))?;
-            let status = resp.status().as_u16();
-            let retry_after = resp
-                .headers()
-                .get("retry-after")
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| retry_after(v, chrono::Utc::now()))
-                .map(|d| d.min(timeout).min(MAX_BACKOFF));
-            let text = resp
-                .text()
-                .await
-                .map_err(|e| Failure::now(ProviderError::Connect(self.scrub(&without_url(&e)))))?;
-            if !(200..300).contains(&status) {
-                let message = serde_json::from_str::<Value>(&text)
-                    .ok()
-                    .and_then(|v| v["error"]["message"].as_str().map(str::to_string))
-                    .unwrap_or(text);
-                return Err(Failure {
-                    error: ProviderError::Http {
-                        status,
-                        message: self.scrub(&message),
-                    },
-                    retry_after,
-                });
-            }
-            parse_answer(&text).map_err(|m| Failure::now(ProviderError::Malformed(self.scrub(&m))))
-        };
+        let send =
+            async {
+                let mut req = self.client.post(&self.url).bearer_auth(key).json(body);
+                if let Some(k) = step_key {
+                    req = req.header("Idempotency-Key", k);
+                }
+                let resp = req.send().await.map_err(|e| {
+                    Failure::now(ProviderError::Connect(self.scrub(&without_url(&e))))
+                })?;
+                let status = resp.status().as_u16();
+                let retry_after = resp
+                    .headers()
+                    .get("retry-after")
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| retry_after(v, chrono::Utc::now()))
+                    .map(|d| d.min(timeout).min(MAX_BACKOFF));
+                let text = resp.text().await.map_err(|e| {
+                    Failure::now(ProviderError::Connect(self.scrub(&without_url(&e))))
+                })?;
+                if !(200..300).contains(&status) {
+                    let message = serde_json::from_str::<Value>(&text)
+                        .ok()
+                        .and_then(|v| v["error"]["message"].as_str().map(str::to_string))
+                        .unwrap_or(text);
+                    return Err(Failure {
+                        error: ProviderError::Http {
+                            status,
+                            message: self.scrub(&message),
+                        },
+                        retry_after,
+                    });
+                }
+                parse_answer(&text)
+                    .map_err(|m| Failure::now(ProviderError::Malformed(self.scrub(&m.to_string()))))
+            };
         match tokio::time::timeout(timeout, send).await {
             Ok(r) => r,
             Err(_) => Err(Failure::now(ProviderError::Timeout(timeout))),
@@ -179,20 +179,39 @@ fn without_url(e: &reqwest::Error) -> String {
     format!("{kind}: {}", s.trim())
 }
 
-fn parse_answer(text: &str) -> Result<Answer, String> {
-    let v: Value = serde_json::from_str(text).map_err(|e| format!("not JSON: {e}"))?;
+/// What is wrong with an answer that came back 200 (`ProviderError::Malformed`).
+#[derive(Debug, thiserror::Error)]
+enum Malformed {
+    #[error("not JSON: {0}")]
+    NotJson(serde_json::Error),
+    #[error("no choices in the answer")]
+    NoChoices,
+    #[error("choices[0].message.content is missing")]
+    NoContent,
+    #[error("choices[0].message.content is empty")]
+    EmptyContent,
+    #[error("{0} tool calls in one answer (at most {MAX_TOOL_CALLS})")]
+    TooManyCalls(usize),
+    #[error("tool_calls[{0}].function.name is missing")]
+    NoName(usize),
+    #[error("tool_calls[{0}].function.arguments is too long")]
+    LongArguments(usize),
+}
+
+fn parse_answer(text: &str) -> Result<Answer, Malformed> {
+    let v: Value = serde_json::from_str(text).map_err(Malformed::NotJson)?;
     let choice = v["choices"]
         .as_array()
         .and_then(|c| c.first())
-        .ok_or("no choices in the answer")?;
+        .ok_or(Malformed::NoChoices)?;
     let tool_calls = parse_tool_calls(&choice["message"]["tool_calls"])?;
     let content = match choice["message"]["content"].as_str() {
         Some(c) => c,
         None if !tool_calls.is_empty() => "",
-        None => return Err("choices[0].message.content is missing".into()),
+        None => return Err(Malformed::NoContent),
     };
     if content.trim().is_empty() && tool_calls.is_empty() {
-        return Err("choices[0].message.content is empty".into());
+        return Err(Malformed::EmptyContent);
     }
     let usage = &v["usage"];
     Ok(Answer {
@@ -210,15 +229,12 @@ const MAX_TOOL_CALLS: usize = 16;
 const MAX_ARGUMENTS: usize = 64 * 1024;
 
 /// `message.tool_calls`: function calls with an id, a name and JSON arguments text.
-fn parse_tool_calls(v: &Value) -> Result<Vec<ToolRequest>, String> {
+fn parse_tool_calls(v: &Value) -> Result<Vec<ToolRequest>, Malformed> {
     let Some(calls) = v.as_array() else {
         return Ok(Vec::new());
     };
     if calls.len() > MAX_TOOL_CALLS {
-        return Err(format!(
-            "{} tool calls in one answer (at most {MAX_TOOL_CALLS})",
-            calls.len()
-        ));
+        return Err(Malformed::TooManyCalls(calls.len()));
     }
     calls
         .iter()
@@ -228,14 +244,14 @@ fn parse_tool_calls(v: &Value) -> Result<Vec<ToolRequest>, String> {
             let name = f["name"]
                 .as_str()
                 .filter(|n| !n.is_empty() && n.len() <= 128)
-                .ok_or(format!("tool_calls[{i}].function.name is missing"))?;
+                .ok_or(Malformed::NoName(i))?;
             let arguments = match &f["arguments"] {
                 Value::String(s) => s.clone(),
                 Value::Null => "{}".into(),
                 other => other.to_string(),
             };
             if arguments.len() > MAX_ARGUMENTS {
-                return Err(format!("tool_calls[{i}].function.arguments is too long"));
+                return Err(Malformed::LongArguments(i));
             }
             let id = c["id"]
                 .as_str()
