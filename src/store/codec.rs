@@ -32,9 +32,7 @@ impl Codec {
     /// Tagged, compressed bytes.
     pub fn encode(&self, raw: &[u8]) -> Vec<u8> {
         let compressed = match self.compression {
-            Compression::Zstd => zstd::bulk::compress(raw, self.level)
-                .ok()
-                .map(|c| (TAG_ZSTD, c)),
+            Compression::Zstd => zstd_compress(raw, self.level).map(|c| (TAG_ZSTD, c)),
             Compression::Zlib => {
                 let level = flate2::Compression::new(self.level.clamp(0, 9) as u32);
                 let mut enc = flate2::write::ZlibEncoder::new(Vec::new(), level);
@@ -72,6 +70,24 @@ impl Codec {
         read.map_err(|e| DecodeError(e.to_string()))?;
         Ok(out)
     }
+}
+
+thread_local! {
+    /// One zstd compression context per thread and level, reused: creating one
+    /// allocates and zeroes several hundred KB, which was most of the cost of
+    /// packing a small workflow.
+    static ZSTD: std::cell::RefCell<Option<(i32, zstd::bulk::Compressor<'static>)>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+fn zstd_compress(raw: &[u8], level: i32) -> Option<Vec<u8>> {
+    ZSTD.with(|cell| {
+        let mut slot = cell.borrow_mut();
+        if slot.as_ref().is_none_or(|(l, _)| *l != level) {
+            *slot = Some((level, zstd::bulk::Compressor::new(level).ok()?));
+        }
+        slot.as_mut()?.1.compress(raw).ok()
+    })
 }
 
 /// Uncompressed size over stored size (4.0 = stored in a quarter of the space).

@@ -10,6 +10,7 @@
 //! "events": [[seq, type, ts_us, data], …]}`, events in seq order.
 
 use std::collections::BTreeMap;
+use std::fmt::Write as _;
 
 use chrono::DateTime;
 use serde::Deserialize;
@@ -108,7 +109,7 @@ pub fn encode(result_json: Option<&str>, events: Vec<RawEvent>) -> Vec<u8> {
         }
         // Types are snake_case identifiers and data is JSON written by the store
         // itself, so plain concatenation stays valid JSON.
-        json.push_str(&format!("[{},\"{}\",{},", e.seq, e.kind, e.ts_us));
+        let _ = write!(json, "[{},\"{}\",{},", e.seq, e.kind, e.ts_us);
         json.push_str(&e.data);
         json.push(']');
     }
