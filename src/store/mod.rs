@@ -8,6 +8,9 @@ pub mod packed;
 pub mod plan;
 pub mod postgres;
 pub mod sqlite;
+mod startup;
+
+pub use startup::{retained_since, Manifest, Startup, StoredActive};
 
 use std::time::Duration;
 
@@ -37,60 +40,6 @@ pub struct ListQuery {
     pub limit: usize,
     /// Only this owner's workflows (a non-admin key); None = everyone's.
     pub owner: Option<String>,
-}
-
-/// An unfinished workflow and its event log, for resuming after a restart.
-#[derive(Debug, Clone)]
-pub struct StoredActive {
-    pub workflow: Workflow,
-    pub events: Vec<Event>,
-    /// Its committed step answers (from the primary store, whatever the source
-    /// of the rest).
-    pub steps: Vec<StepRecord>,
-}
-
-/// What start-up restores into memory.
-#[derive(Debug, Default)]
-pub struct Startup {
-    pub active: Vec<StoredActive>,
-    /// Newest-completed first, at most `retention.max_completed`.
-    pub retained: Vec<Workflow>,
-}
-
-/// The identity of what `load_startup` returns, cheap to compute: start-up
-/// compares it with what Redis holds to decide whether Redis can be the source.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Manifest {
-    /// (id, status, number of events, last event seq), sorted by id.
-    pub active: Vec<(String, Status, usize, u64)>,
-    /// (id, status), sorted by id.
-    pub retained: Vec<(String, Status)>,
-}
-
-impl Manifest {
-    pub fn of(s: &Startup) -> Manifest {
-        let mut active: Vec<_> = s
-            .active
-            .iter()
-            .map(|a| {
-                let last = a.events.last().map_or(0, |e| e.seq);
-                (
-                    a.workflow.id.clone(),
-                    a.workflow.status,
-                    a.events.len(),
-                    last,
-                )
-            })
-            .collect();
-        active.sort_by(|a, b| a.0.cmp(&b.0));
-        let mut retained: Vec<_> = s
-            .retained
-            .iter()
-            .map(|w| (w.id.clone(), w.status))
-            .collect();
-        retained.sort_by(|a, b| a.0.cmp(&b.0));
-        Manifest { active, retained }
-    }
 }
 
 #[async_trait]

@@ -11,7 +11,6 @@ pub mod fence;
 mod unpack;
 pub mod write;
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -22,10 +21,10 @@ use tokio_postgres::types::ToSql;
 use tokio_postgres::Row;
 
 use super::analytics::{AnalyticsQuery, CostStats, PerformanceStats, WorkflowStats};
-use super::{ListQuery, Manifest, Space, Startup, Store, StoreError, StoredActive};
+use super::{retained_since, ListQuery, Manifest, Space, Startup, Store, StoreError};
 use crate::config::PostgresConfig;
 use crate::domain::{
-    Delivery, Event, EventType, IdempotencyRecord, StateChange, Status, StepRecord, StoredDocument,
+    Delivery, Event, EventType, IdempotencyRecord, StateChange, StepRecord, StoredDocument,
     Subscription, Workflow, WorkflowResult,
 };
 
@@ -238,8 +237,7 @@ impl Store for PgStore {
         max_completed: usize,
         max_age: Duration,
     ) -> Result<Startup, StoreError> {
-        let oldest = Utc::now()
-            - chrono::Duration::from_std(max_age).unwrap_or(chrono::Duration::days(36500));
+        let oldest = retained_since(max_age);
         let active: Vec<Workflow> = self
             .records(
                 "SELECT record::text FROM workflows
@@ -248,18 +246,7 @@ impl Store for PgStore {
             )
             .await?;
         let ids: Vec<String> = active.iter().map(|w| w.id.clone()).collect();
-        let mut events: HashMap<String, Vec<Event>> = HashMap::new();
-        for ev in self.events_of(&ids, 0).await? {
-            events.entry(ev.workflow_id.clone()).or_default().push(ev);
-        }
-        let active = active
-            .into_iter()
-            .map(|workflow| StoredActive {
-                events: events.remove(&workflow.id).unwrap_or_default(),
-                workflow,
-                steps: Vec::new(),
-            })
-            .collect();
+        let events = self.events_of(&ids, 0).await?;
         let limit = max_completed as i64;
         let retained = self
             .records(
@@ -270,7 +257,7 @@ impl Store for PgStore {
                 &[&oldest, &limit],
             )
             .await?;
-        Ok(Startup { active, retained })
+        Ok(Startup::assemble(active, events, retained))
     }
 
     async fn startup_manifest(
@@ -278,12 +265,7 @@ impl Store for PgStore {
         max_completed: usize,
         max_age: Duration,
     ) -> Result<Manifest, StoreError> {
-        let oldest = Utc::now()
-            - chrono::Duration::from_std(max_age).unwrap_or(chrono::Duration::days(36500));
-        let status = |r: &Row| {
-            let s: String = r.try_get(1).map_err(backend)?;
-            Status::parse(&s).ok_or_else(|| StoreError::Corrupt(format!("status '{s}'")))
-        };
+        let oldest = retained_since(max_age);
         let rows = self
             .query(
                 "SELECT w.id, w.status, COUNT(e.seq), COALESCE(MAX(e.seq), 0)::bigint
@@ -292,17 +274,11 @@ impl Store for PgStore {
                 &[],
             )
             .await?;
-        let mut active = Vec::with_capacity(rows.len());
-        for r in &rows {
-            let n: i64 = r.try_get(2).map_err(backend)?;
-            let last: i64 = r.try_get(3).map_err(backend)?;
-            active.push((
-                r.try_get::<_, String>(0).map_err(backend)?,
-                status(r)?,
-                n as usize,
-                last as u64,
-            ));
-        }
+        let active = rows
+            .iter()
+            .map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?, r.try_get(3)?)))
+            .collect::<Result<Vec<_>, tokio_postgres::Error>>()
+            .map_err(backend)?;
         let limit = max_completed as i64;
         let rows = self
             .query(
@@ -311,14 +287,12 @@ impl Store for PgStore {
                 &[&oldest, &limit],
             )
             .await?;
-        let mut retained = Vec::with_capacity(rows.len());
-        for r in &rows {
-            retained.push((r.try_get::<_, String>(0).map_err(backend)?, status(r)?));
-        }
-        // Byte order, as `Manifest::of` sorts (database collations may differ).
-        active.sort_by(|a, b| a.0.cmp(&b.0));
-        retained.sort_by(|a, b| a.0.cmp(&b.0));
-        Ok(Manifest { active, retained })
+        let retained = rows
+            .iter()
+            .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
+            .collect::<Result<Vec<_>, tokio_postgres::Error>>()
+            .map_err(backend)?;
+        Manifest::from_rows(active, retained)
     }
 
     async fn load_webhooks(&self) -> Result<(Vec<Subscription>, Vec<Delivery>), StoreError> {

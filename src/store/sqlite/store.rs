@@ -11,11 +11,11 @@ use rusqlite::{params, OptionalExtension};
 use super::rows::{parse, query_events, query_json, query_records, stored_result, StoredResult};
 use super::{analytics, archive, backend, us, write, SqliteStore};
 use crate::domain::{
-    Delivery, Event, IdempotencyRecord, StateChange, Status, StepRecord, StoredDocument,
-    Subscription, Workflow, WorkflowResult,
+    Delivery, Event, IdempotencyRecord, StateChange, StepRecord, StoredDocument, Subscription,
+    Workflow, WorkflowResult,
 };
 use crate::store::analytics::{AnalyticsQuery, CostStats, PerformanceStats, WorkflowStats};
-use crate::store::{ListQuery, Manifest, Space, Startup, Store, StoreError, StoredActive};
+use crate::store::{retained_since, ListQuery, Manifest, Space, Startup, Store, StoreError};
 
 #[async_trait]
 impl Store for SqliteStore {
@@ -84,25 +84,17 @@ impl Store for SqliteStore {
         max_completed: usize,
         max_age: Duration,
     ) -> Result<Startup, StoreError> {
-        let oldest = Utc::now()
-            - chrono::Duration::from_std(max_age).unwrap_or(chrono::Duration::days(36500));
+        let oldest = retained_since(max_age);
         self.read(move |c| {
             let active = query_records(
                 c,
                 "SELECT record FROM workflows WHERE status IN ('pending', 'running', 'interrupted') ORDER BY id",
                 &[],
             )?;
-            let active = active
-                .into_iter()
-                .map(|workflow| {
-                    let events = query_events(c, &workflow.id, 0)?;
-                    Ok(StoredActive {
-                        workflow,
-                        events,
-                        steps: Vec::new(),
-                    })
-                })
-                .collect::<Result<Vec<_>, StoreError>>()?;
+            let mut events = Vec::new();
+            for w in &active {
+                events.extend(query_events(c, &w.id, 0)?);
+            }
             let limit = max_completed as i64;
             // Archived workflows are read through the archive, never held in
             // memory (their rows keep only the summary).
@@ -112,7 +104,7 @@ impl Store for SqliteStore {
                  ORDER BY completed_at_us DESC LIMIT ?2",
                 &[&us(oldest), &limit],
             )?;
-            Ok(Startup { active, retained })
+            Ok(Startup::assemble(active, events, retained))
         })
         .await
     }
@@ -122,12 +114,8 @@ impl Store for SqliteStore {
         max_completed: usize,
         max_age: Duration,
     ) -> Result<Manifest, StoreError> {
-        let oldest = Utc::now()
-            - chrono::Duration::from_std(max_age).unwrap_or(chrono::Duration::days(36500));
+        let oldest = retained_since(max_age);
         self.read(move |c| {
-            let status = |s: String| {
-                Status::parse(&s).ok_or_else(|| StoreError::Corrupt(format!("status '{s}'")))
-            };
             let mut stmt = c
                 .prepare(
                     "SELECT w.id, w.status, COUNT(e.seq), COALESCE(MAX(e.seq), 0) FROM workflows w \
@@ -135,35 +123,25 @@ impl Store for SqliteStore {
                      WHERE w.status IN ('pending', 'running', 'interrupted') GROUP BY w.id ORDER BY w.id",
                 )
                 .map_err(backend)?;
-            let rows = stmt
-                .query_map([], |r| {
-                    Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, i64>(2)?, r.get::<_, i64>(3)?))
-                })
+            let active = stmt
+                .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+                .map_err(backend)?
+                .collect::<Result<Vec<_>, _>>()
                 .map_err(backend)?;
-            let mut active = Vec::new();
-            for row in rows {
-                let (id, s, n, last) = row.map_err(backend)?;
-                active.push((id, status(s)?, n as usize, last as u64));
-            }
             let mut stmt = c
                 .prepare(
                     "SELECT id, status FROM workflows WHERE completed_at_us >= ?1 \
                      AND archive_key IS NULL ORDER BY completed_at_us DESC LIMIT ?2",
                 )
                 .map_err(backend)?;
-            let rows = stmt
+            let retained = stmt
                 .query_map(params![us(oldest), max_completed as i64], |r| {
-                    Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+                    Ok((r.get(0)?, r.get(1)?))
                 })
+                .map_err(backend)?
+                .collect::<Result<Vec<_>, _>>()
                 .map_err(backend)?;
-            let mut retained = Vec::new();
-            for row in rows {
-                let (id, s) = row.map_err(backend)?;
-                retained.push((id, status(s)?));
-            }
-            active.sort_by(|a, b| a.0.cmp(&b.0));
-            retained.sort_by(|a, b| a.0.cmp(&b.0));
-            Ok(Manifest { active, retained })
+            Manifest::from_rows(active, retained)
         })
         .await
     }
