@@ -5,7 +5,8 @@
 //! already expired, so this instance's next round sees it lost and claims it back
 //! at once, while changes made under the first epoch are still queued. The stored
 //! event log must then be exactly the adopted run's continuation of what was
-//! stored: no gap, no event of the stopped run after the restore point.
+//! stored: no gap, no event of the stopped run after the restore point, and
+//! event for event what the instance holds and serves.
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -94,4 +95,28 @@ async fn changes_queued_under_a_lost_epoch_are_not_written_after_the_lease_is_cl
     }
     assert_eq!(completed.len(), 8, "{rows}");
     assert!(completed.values().all(|n| *n == 1), "{rows}");
+
+    // Event for event, the stored log is the one the instance holds and serves
+    // (type, data, timestamp to the microsecond; data compared as JSON values,
+    // since jsonb orders keys its own way): a stale change written at any seq
+    // would differ here.
+    let served = s.sse(&id, None, 10 * SEC).await;
+    let stored_log: Vec<serde_json::Value> = serde_json::from_str(&stored(
+        "SELECT json_agg(json_build_object('seq', seq, 'type', type, \
+         'us', (extract(epoch FROM ts) * 1000000)::bigint, 'data', data) ORDER BY seq) \
+         FROM events WHERE workflow_id = '$ID'",
+    ))
+    .expect("the stored log as one JSON array");
+    assert_eq!(served.len(), stored_log.len(), "{rows}");
+    for (live, row) in served.iter().zip(&stored_log) {
+        let e = &live.data;
+        assert_eq!(e["seq"], row["seq"], "{rows}");
+        assert_eq!(e["type"], row["type"], "seq {}", row["seq"]);
+        assert_eq!(e["data"], row["data"], "seq {}", row["seq"]);
+        let us = e["timestamp"]
+            .as_str()
+            .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+            .map(|t| t.timestamp_micros());
+        assert_eq!(us, row["us"].as_i64(), "seq {}", row["seq"]);
+    }
 }
