@@ -28,9 +28,9 @@ pub async fn open_primary(
     }
     let pg = PgStore::connect(&config.postgres)
         .await
-        .map_err(StartError)?;
+        .map_err(|e| StartError(e.to_string()))?;
     let (pool, listen) = crate::store::postgres::connect::cluster_connections(&config.postgres)
-        .map_err(StartError)?;
+        .map_err(|e| StartError(e.to_string()))?;
     let c = &config.cluster;
     let address = match c.advertise_address.is_empty() {
         true => config.server.bind.clone(),
@@ -68,12 +68,12 @@ pub async fn open_store(config: &Config) -> Result<Arc<dyn Store>, StartError> {
         Some(_) => {
             let pg = PgStore::connect(&config.postgres)
                 .await
-                .map_err(StartError)?;
+                .map_err(|e| StartError(e.to_string()))?;
             Ok(Arc::new(pg))
         }
         None => {
             let sqlite = SqliteStore::open(&config.storage.sqlite_path, config.storage.durability)
-                .map_err(StartError)?;
+                .map_err(|e| StartError(e.to_string()))?;
             Ok(Arc::new(sqlite))
         }
     }

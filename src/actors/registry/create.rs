@@ -142,7 +142,7 @@ impl Handler<Create> for WorkflowRegistry {
         };
         provider
             .check_available()
-            .map_err(Refusal::ProviderUnavailable)?;
+            .map_err(|e| Refusal::ProviderUnavailable(e.to_string()))?;
         if req.webhook.is_some() {
             // A new workflow owns none yet: only the total and the key's share
             // can refuse it.

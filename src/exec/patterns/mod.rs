@@ -121,7 +121,7 @@ async fn agent_call(
     roles: &Roles,
     key: &str,
     spec: &AgentSpec,
-) -> Result<Result<tool_loop::Looped, String>, Halted> {
+) -> Result<Result<tool_loop::Looped, tool_loop::AgentFailure>, Halted> {
     let offered = run
         .tools
         .catalog(&spec.agent_type, run.config.exec().tools.as_deref());
@@ -166,7 +166,7 @@ async fn agent_call(
             sources: Vec::new(),
             tool_usage: Vec::new(),
         })
-        .map_err(|e| e.to_string()))
+        .map_err(tool_loop::AgentFailure::Provider))
 }
 
 /// Whether step `key` runs a tool loop: it is offered tools, or a resumed run
@@ -191,12 +191,16 @@ fn tool_rounds(run: &Run) -> u32 {
 fn agent_result(
     spec: AgentSpec,
     key: &str,
-    answer: Result<tool_loop::Looped, String>,
+    answer: Result<tool_loop::Looped, tool_loop::AgentFailure>,
     execution_time: f64,
 ) -> AgentResult {
     let (status, a, error) = match answer {
         Ok(a) => (AgentStatus::Completed, a, None),
-        Err(e) => (AgentStatus::Failed, tool_loop::Looped::default(), Some(e)),
+        Err(e) => (
+            AgentStatus::Failed,
+            tool_loop::Looped::default(),
+            Some(e.to_string()),
+        ),
     };
     AgentResult {
         agent_id: spec.agent_id,

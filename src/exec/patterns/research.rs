@@ -146,7 +146,7 @@ async fn decompose(run: &Run, roles: &Roles, key: &str, n: u32) -> Result<Looped
         return match run_loop(run, key, &caller, &offered, tool_rounds(run)).await {
             Ok(l) => Ok(l),
             Err(LoopError::Halted) => Err(Stop::Halted),
-            Err(LoopError::Failed(e)) => Err(failed(e)),
+            Err(LoopError::Failed(e)) => Err(failed(e.to_string())),
         };
     }
     let a = run

@@ -36,8 +36,18 @@ pub struct Looped {
 
 pub enum LoopError {
     Halted,
-    /// The agent failed (a provider error, or no answer after the last round).
-    Failed(String),
+    Failed(AgentFailure),
+}
+
+/// Why an agent gave no answer; the message becomes the agent's `error`.
+#[derive(Debug, thiserror::Error)]
+pub enum AgentFailure {
+    #[error("{0}")]
+    Provider(#[from] crate::exec::provider::ProviderError),
+    #[error("the model gave no answer after {0} tool rounds (config.max_tool_rounds)")]
+    NoAnswer(u32),
+    #[error("the tool loop ended without an answer")]
+    Unfinished,
 }
 
 impl From<Halted> for LoopError {
@@ -93,9 +103,7 @@ pub async fn run_loop(
         out.model = t.model.clone();
         if t.tool_calls.is_empty() || turn > rounds {
             if t.content.trim().is_empty() {
-                return Err(LoopError::Failed(format!(
-                    "the model gave no answer after {rounds} tool rounds (config.max_tool_rounds)"
-                )));
+                return Err(LoopError::Failed(AgentFailure::NoAnswer(rounds)));
             }
             out.content = t.content;
             return Ok(out);
@@ -149,9 +157,7 @@ pub async fn run_loop(
             }
         }
     }
-    Err(LoopError::Failed(
-        "the tool loop ended without an answer".into(),
-    ))
+    Err(LoopError::Failed(AgentFailure::Unfinished))
 }
 
 /// Turn `turn`: the committed answer of a resumed run, else a provider call
@@ -181,7 +187,7 @@ async fn model_turn(
         .provider
         .chat(req)
         .await
-        .map_err(|e| LoopError::Failed(e.to_string()))?;
+        .map_err(|e| LoopError::Failed(e.into()))?;
     let answered = Instant::now();
     let t = TurnAnswer {
         step_key: tkey.clone(),

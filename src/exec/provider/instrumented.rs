@@ -36,7 +36,7 @@ impl Provider for Instrumented {
         self.inner.simulated()
     }
 
-    fn check_available(&self) -> Result<(), String> {
+    fn check_available(&self) -> Result<(), super::Unavailable> {
         self.inner.check_available()
     }
 

@@ -87,6 +87,13 @@ pub struct ChatResponse {
     pub tool_calls: Vec<crate::domain::ToolRequest>,
 }
 
+/// Why a provider cannot take work now (checked when a workflow is created).
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum Unavailable {
+    #[error("provider '{provider}' has no API key: environment variable {env} is not set")]
+    NoApiKey { provider: String, env: String },
+}
+
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum ProviderError {
     #[error("provider timed out after {0:?}")]
@@ -128,7 +135,7 @@ pub trait Provider: Send + Sync {
     fn simulated(&self) -> bool;
     /// Whether the provider can take work now (e.g. its API key is set); the reason
     /// when not. Checked when a workflow is created.
-    fn check_available(&self) -> Result<(), String> {
+    fn check_available(&self) -> Result<(), Unavailable> {
         Ok(())
     }
     async fn chat(&self, req: ChatRequest) -> Result<ChatResponse, ProviderError>;

@@ -276,19 +276,24 @@ impl Provider for OpenAiProvider {
         false
     }
 
-    fn check_available(&self) -> Result<(), String> {
+    fn check_available(&self) -> Result<(), super::Unavailable> {
         match self.api_key {
             Some(_) => Ok(()),
-            None => Err(format!(
-                "provider '{}' has no API key: environment variable {} is not set",
-                self.name, self.cfg.api_key_env
-            )),
+            None => Err(super::Unavailable::NoApiKey {
+                provider: self.name.clone(),
+                env: self.cfg.api_key_env.clone(),
+            }),
         }
     }
 
     async fn chat(&self, req: ChatRequest) -> Result<ChatResponse, ProviderError> {
         let key = self.api_key.as_deref().ok_or_else(|| {
-            ProviderError::Unavailable(self.check_available().err().unwrap_or_default())
+            ProviderError::Unavailable(
+                self.check_available()
+                    .err()
+                    .map(|e| e.to_string())
+                    .unwrap_or_default(),
+            )
         })?;
         let model = req.model.clone().unwrap_or_else(|| self.cfg.model.clone());
         let mut messages = vec![

@@ -17,14 +17,25 @@ mod embedded {
 /// Any fixed number: start-ups of several instances migrate one at a time.
 const MIGRATION_LOCK: i64 = 0x006d_6370_6f6d_6967;
 
+/// Why PostgreSQL could not be opened or migrated: one line naming
+/// `postgres.url` (password redacted), fit to print at start-up.
+#[derive(Debug, thiserror::Error)]
+#[error("postgres.url '{url}': {what}")]
+pub struct UrlError {
+    url: String,
+    what: String,
+}
+
 /// `postgres.url '<redacted>': <what>`.
-pub fn url_error(cfg: &PostgresConfig, what: impl std::fmt::Display) -> String {
-    let url = cfg.url.as_deref().map(redact_url).unwrap_or_default();
-    format!("postgres.url '{url}': {what}")
+pub fn url_error(cfg: &PostgresConfig, what: impl std::fmt::Display) -> UrlError {
+    UrlError {
+        url: cfg.url.as_deref().map(redact_url).unwrap_or_default(),
+        what: what.to_string(),
+    }
 }
 
 /// Parses the URL and applies the connect and statement timeouts.
-fn pg_config(cfg: &PostgresConfig) -> Result<tokio_postgres::Config, String> {
+fn pg_config(cfg: &PostgresConfig) -> Result<tokio_postgres::Config, UrlError> {
     let url = cfg
         .url
         .as_deref()
@@ -59,7 +70,11 @@ fn named(mut pg: tokio_postgres::Config, pool: &str) -> tokio_postgres::Config {
     pg
 }
 
-fn pool(cfg: &PostgresConfig, pg: tokio_postgres::Config, max_size: usize) -> Result<Pool, String> {
+fn pool(
+    cfg: &PostgresConfig,
+    pg: tokio_postgres::Config,
+    max_size: usize,
+) -> Result<Pool, UrlError> {
     let manager = Manager::from_config(
         pg,
         NoTls,
@@ -80,7 +95,7 @@ fn pool(cfg: &PostgresConfig, pg: tokio_postgres::Config, max_size: usize) -> Re
 }
 
 /// The writer/read pool and the analytics pool; nothing is connected yet.
-pub fn pools(cfg: &PostgresConfig) -> Result<(Pool, Pool), String> {
+pub fn pools(cfg: &PostgresConfig) -> Result<(Pool, Pool), UrlError> {
     let pg = pg_config(cfg)?;
     let main = pool(cfg, named(pg.clone(), "writer"), cfg.pool_size)?;
     let analytics = pool(cfg, named(pg, "analytics"), cfg.analytics_pool_size)?;
@@ -89,7 +104,9 @@ pub fn pools(cfg: &PostgresConfig) -> Result<(Pool, Pool), String> {
 
 /// The cluster's own small pool (heartbeats and claims never wait behind the
 /// writer) and the settings of its dedicated LISTEN connection.
-pub fn cluster_connections(cfg: &PostgresConfig) -> Result<(Pool, tokio_postgres::Config), String> {
+pub fn cluster_connections(
+    cfg: &PostgresConfig,
+) -> Result<(Pool, tokio_postgres::Config), UrlError> {
     let pg = pg_config(cfg)?;
     // Admissions (one round trip each) and the heartbeat pass.
     let pool = pool(cfg, named(pg.clone(), "cluster"), 4)?;
@@ -97,7 +114,7 @@ pub fn cluster_connections(cfg: &PostgresConfig) -> Result<(Pool, tokio_postgres
 }
 
 /// Connects once (proving the server is reachable) and applies the migrations.
-pub async fn migrate(cfg: &PostgresConfig, pool: &Pool) -> Result<usize, String> {
+pub async fn migrate(cfg: &PostgresConfig, pool: &Pool) -> Result<usize, UrlError> {
     let mut client = pool
         .get()
         .await
@@ -115,7 +132,7 @@ pub async fn migrate(cfg: &PostgresConfig, pool: &Pool) -> Result<usize, String>
 
 /// Up to V8, the conversion of packed results (`unpack`), then the rest (V13
 /// needs the conversion done).
-async fn migrate_locked(cfg: &PostgresConfig, client: &mut Object) -> Result<usize, String> {
+async fn migrate_locked(cfg: &PostgresConfig, client: &mut Object) -> Result<usize, UrlError> {
     let failed = |e: refinery::Error| url_error(cfg, format!("migration failed: {e}"));
     let first = embedded::migrations::runner()
         .set_target(refinery::Target::Version(UNPACK_AFTER))
@@ -141,7 +158,7 @@ pub async fn migrate_until(
     cfg: &PostgresConfig,
     pool: &Pool,
     version: i32,
-) -> Result<usize, String> {
+) -> Result<usize, UrlError> {
     let mut client = pool
         .get()
         .await

@@ -50,7 +50,7 @@ fn parse<T: serde::de::DeserializeOwned>(what: &str, json: &str) -> Result<T, St
 impl PgStore {
     /// Builds the pools, connects once and applies the migrations. Errors are one
     /// line naming `postgres.url` (password redacted).
-    pub async fn connect(cfg: &PostgresConfig) -> Result<PgStore, String> {
+    pub async fn connect(cfg: &PostgresConfig) -> Result<PgStore, connect::UrlError> {
         let (pool, analytics) = connect::pools(cfg)?;
         let applied = connect::migrate(cfg, &pool).await?;
         if applied > 0 {
@@ -71,14 +71,17 @@ impl PgStore {
     }
 
     /// Applies migrations only (the `migrate` command); returns how many ran.
-    pub async fn migrate(cfg: &PostgresConfig) -> Result<usize, String> {
+    pub async fn migrate(cfg: &PostgresConfig) -> Result<usize, connect::UrlError> {
         let (pool, _) = connect::pools(cfg)?;
         connect::migrate(cfg, &pool).await
     }
 
     /// Applies migrations up to `version` only: the database as the release
     /// with that schema left it (tests of upgrades).
-    pub async fn migrate_until(cfg: &PostgresConfig, version: i32) -> Result<usize, String> {
+    pub async fn migrate_until(
+        cfg: &PostgresConfig,
+        version: i32,
+    ) -> Result<usize, connect::UrlError> {
         let (pool, _) = connect::pools(cfg)?;
         connect::migrate_until(cfg, &pool, version).await
     }

@@ -36,14 +36,22 @@ WHERE r.workflow_id = t.workflow_id";
 /// rows and the results row goes, as it read back as "no result" before.
 const DROP_EMPTY: &str = "DELETE FROM results WHERE workflow_id = ANY($1)";
 
+/// Why the conversion stopped; the migration reports it after "migration failed".
+#[derive(Debug, thiserror::Error)]
+pub enum UnpackError {
+    #[error("converting packed results: {}", crate::store::error_chain(.0))]
+    Pg(tokio_postgres::Error),
+    #[error("{0}")]
+    Packed(crate::store::StoreError),
+    #[error("packed result of {id}: event time {ts_us}")]
+    EventTime { id: String, ts_us: i64 },
+    #[error("{0}")]
+    Encode(serde_json::Error),
+}
+
 /// Converts every packed row; returns how many. Errors name the workflow.
-pub async fn unpack_all(client: &mut Object) -> Result<u64, String> {
-    let pg = |e: tokio_postgres::Error| {
-        format!(
-            "converting packed results: {}",
-            crate::store::error_chain(&e)
-        )
-    };
+pub async fn unpack_all(client: &mut Object) -> Result<u64, UnpackError> {
+    let pg = UnpackError::Pg;
     if client
         .query_opt(HAS_PACKED, &[])
         .await
@@ -67,21 +75,25 @@ pub async fn unpack_all(client: &mut Object) -> Result<u64, String> {
             let id: String = r.try_get(0).map_err(pg)?;
             let bytes: Vec<u8> = r.try_get(1).map_err(pg)?;
             let packed = Packed::decode(&format!("packed result of {id}"), &bytes)
-                .map_err(|e| e.to_string())?;
+                .map_err(UnpackError::Packed)?;
             let (result, events) = packed.into_raw();
             for e in events {
                 ev_ids.push(id.clone());
                 seqs.push(e.seq as i64);
                 kinds.push(e.kind);
                 ts.push(
-                    chrono::DateTime::from_timestamp_micros(e.ts_us)
-                        .ok_or_else(|| format!("packed result of {id}: event time {}", e.ts_us))?,
+                    chrono::DateTime::from_timestamp_micros(e.ts_us).ok_or_else(|| {
+                        UnpackError::EventTime {
+                            id: id.clone(),
+                            ts_us: e.ts_us,
+                        }
+                    })?,
                 );
                 data.push(e.data);
             }
             match result {
                 Some(r) => {
-                    results.push(serde_json::to_string(&r).map_err(|e| e.to_string())?);
+                    results.push(serde_json::to_string(&r).map_err(UnpackError::Encode)?);
                     ids.push(id);
                 }
                 None => empty.push(id),

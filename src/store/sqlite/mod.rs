@@ -25,6 +25,33 @@ mod embedded {
 
 const MAX_IDLE_READERS: usize = 8;
 
+/// Why the database could not be opened: one line naming `storage.sqlite_path`,
+/// fit to print at start-up.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    #[error("storage.sqlite_path '{path}': cannot create directory '{dir}': {source}")]
+    CreateDir {
+        path: String,
+        dir: String,
+        source: std::io::Error,
+    },
+    #[error("storage.sqlite_path '{path}': cannot open database: {source}")]
+    Open {
+        path: String,
+        source: rusqlite::Error,
+    },
+    #[error("storage.sqlite_path '{path}': {source}")]
+    Setting {
+        path: String,
+        source: rusqlite::Error,
+    },
+    #[error("storage.sqlite_path '{path}': migration failed: {source}")]
+    Migration {
+        path: String,
+        source: refinery::Error,
+    },
+}
+
 /// A cheap-to-clone handle; connections live in the shared inner part.
 #[derive(Clone)]
 pub struct SqliteStore(Arc<Inner>);
@@ -46,27 +73,35 @@ fn us(t: DateTime<Utc>) -> i64 {
 impl SqliteStore {
     /// Opens (creating if missing) and migrates the database. Errors are one line
     /// naming the path, fit to print at start-up.
-    pub fn open(path: &Path, durability: Durability) -> Result<SqliteStore, String> {
-        let shown = path.display();
+    pub fn open(path: &Path, durability: Durability) -> Result<SqliteStore, OpenError> {
+        let shown = path.display().to_string();
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(|e| {
-                format!(
-                    "storage.sqlite_path '{shown}': cannot create directory '{}': {e}",
-                    dir.display()
-                )
+            std::fs::create_dir_all(dir).map_err(|source| OpenError::CreateDir {
+                path: shown.clone(),
+                dir: dir.display().to_string(),
+                source,
             })?;
         }
-        let mut conn = Self::connect(path)
-            .map_err(|e| format!("storage.sqlite_path '{shown}': cannot open database: {e}"))?;
+        let pragma = |source| OpenError::Setting {
+            path: shown.clone(),
+            source,
+        };
+        let mut conn = Self::connect(path).map_err(|source| OpenError::Open {
+            path: shown.clone(),
+            source,
+        })?;
         let sync = match durability {
             Durability::Sync => "FULL",
             Durability::Async => "NORMAL",
         };
         conn.execute_batch(&format!("PRAGMA synchronous = {sync};"))
-            .map_err(|e| format!("storage.sqlite_path '{shown}': {e}"))?;
+            .map_err(pragma)?;
         embedded::migrations::runner()
             .run(&mut conn)
-            .map_err(|e| format!("storage.sqlite_path '{shown}': migration failed: {e}"))?;
+            .map_err(|source| OpenError::Migration {
+                path: shown.clone(),
+                source,
+            })?;
         // SQLite checkpoints inside the commit that crosses the threshold, between
         // the single writer's transactions, so the WAL is reset each time. (A
         // checkpointer thread was tried: under continuous writes it never caught
@@ -74,13 +109,13 @@ impl SqliteStore {
         // the default 1,000 pages copies each hot page once per 16 MB written instead
         // of once per 4 MB (+20% workflows/s in the benchmark); the WAL stays near 16 MB.
         conn.execute_batch("PRAGMA wal_autocheckpoint = 4000;")
-            .map_err(|e| format!("storage.sqlite_path '{shown}': {e}"))?;
+            .map_err(pragma)?;
         // The writer's page cache: at the default 2 MB the hot pages (recent
         // workflows, events, steps) fell out between batches and every batch read
         // them back through the kernel (a tenth of the writer thread's time in
         // the profile). 64 MB holds them; the memory is only used as pages are.
         conn.execute_batch("PRAGMA cache_size = -65536;")
-            .map_err(|e| format!("storage.sqlite_path '{shown}': {e}"))?;
+            .map_err(pragma)?;
         Ok(SqliteStore(Arc::new(Inner {
             path: path.to_path_buf(),
             writer: Mutex::new(conn),
@@ -89,7 +124,7 @@ impl SqliteStore {
     }
 
     /// Applies migrations only (the `migrate` command).
-    pub fn migrate(path: &Path) -> Result<(), String> {
+    pub fn migrate(path: &Path) -> Result<(), OpenError> {
         Self::open(path, Durability::Sync).map(|_| ())
     }
 
