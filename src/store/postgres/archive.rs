@@ -2,6 +2,7 @@
 //! to a summary row, and table sizes (autovacuum reclaims the dead rows).
 
 use chrono::{DateTime, Utc};
+use tokio_postgres::Row;
 
 use super::{backend, PgStore};
 use crate::domain::StoredDocument;
@@ -77,12 +78,7 @@ impl PgStore {
     pub(super) async fn count_candidates(&self, before: DateTime<Utc>) -> Result<u64, StoreError> {
         let sql = format!("SELECT COUNT(*) {CANDIDATES}");
         let rows = self.query(&sql, &[&before]).await?;
-        let n: i64 = rows
-            .first()
-            .map(|r| r.try_get(0))
-            .transpose()
-            .map_err(backend)?
-            .unwrap_or(0);
+        let n: i64 = first_number(&rows)?;
         Ok(n as u64)
     }
 
@@ -90,12 +86,7 @@ impl PgStore {
     pub(super) async fn mark(&self, done: Vec<(String, String)>) -> Result<usize, StoreError> {
         let (ids, keys): (Vec<String>, Vec<String>) = done.into_iter().unzip();
         let rows = self.query(MARK, &[&ids, &keys]).await?;
-        let n: i64 = rows
-            .first()
-            .map(|r| r.try_get(0))
-            .transpose()
-            .map_err(backend)?
-            .unwrap_or(0);
+        let n: i64 = first_number(&rows)?;
         Ok(n as usize)
     }
 
@@ -118,14 +109,20 @@ impl PgStore {
             let rows = self
                 .query("SELECT pg_total_relation_size($1::text::regclass)", &[&t])
                 .await?;
-            let n: i64 = rows
-                .first()
-                .map(|r| r.try_get(0))
-                .transpose()
-                .map_err(backend)?
-                .unwrap_or(0);
+            let n: i64 = first_number(&rows)?;
             s.insert(t.to_string(), n as u64);
         }
         Ok(s)
     }
+}
+
+/// The number in the first column of the first row (a count or a size); 0 when
+/// there is no row.
+fn first_number(rows: &[Row]) -> Result<i64, StoreError> {
+    Ok(rows
+        .first()
+        .map(|r| r.try_get(0))
+        .transpose()
+        .map_err(backend)?
+        .unwrap_or(0))
 }
