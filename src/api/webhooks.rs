@@ -286,6 +286,11 @@ fn missing(field: &str) -> CompatError {
     ))
 }
 
+/// A required text parameter of the old API: absent and empty are both missing.
+fn required(v: Option<String>, field: &str) -> Result<String, CompatError> {
+    v.filter(|s| !s.is_empty()).ok_or_else(|| missing(field))
+}
+
 /// Registers a webhook for one of the key's workflows (old API).
 #[utoipa::path(post, path = "/webhook/register", tag = "old API",
     request_body(content = RegisterBody, content_type = "application/json"),
@@ -300,19 +305,10 @@ async fn register(
 ) -> Result<HttpResponse, CompatError> {
     caller.require(Scope::Write)?;
     let b: RegisterBody = read_json(payload, &state.config.server, None).await?;
-    let task_id = b
-        .task_id
-        .filter(|s| !s.is_empty())
-        .ok_or_else(|| missing("task_id"))?;
-    let url = b
-        .webhook_url
-        .filter(|s| !s.is_empty())
-        .ok_or_else(|| missing("webhook_url"))?;
+    let task_id = required(b.task_id, "task_id")?;
+    let url = required(b.webhook_url, "webhook_url")?;
     text_at_most("webhook_url", &url, MAX_URL_CHARS)?;
-    let secret = b
-        .secret
-        .filter(|s| !s.is_empty())
-        .ok_or_else(|| missing("secret"))?;
+    let secret = required(b.secret, "secret")?;
     let spec = WebhookBody {
         url: Some(url.clone()),
         secret: Some(secret),
@@ -368,14 +364,8 @@ async fn unregister(
 ) -> Result<HttpResponse, CompatError> {
     caller.require(Scope::Write)?;
     let b: UnregisterBody = read_json(payload, &state.config.server, None).await?;
-    let task_id = b
-        .task_id
-        .filter(|s| !s.is_empty())
-        .ok_or_else(|| missing("task_id"))?;
-    let url = b
-        .webhook_url
-        .filter(|s| !s.is_empty())
-        .ok_or_else(|| missing("webhook_url"))?;
+    let task_id = required(b.task_id, "task_id")?;
+    let url = required(b.webhook_url, "webhook_url")?;
     check_visible(&state, &caller, &task_id).await?;
     text_at_most("webhook_url", &url, MAX_URL_CHARS)?;
     let removed = state
