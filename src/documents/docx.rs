@@ -105,14 +105,7 @@ pub fn render(r: &Report) -> Result<Vec<u8>, RenderError> {
     }
     doc = doc.add_paragraph(heading(2, "Agent findings"));
     for a in &r.agents {
-        let mut about = format!("Model: {}", a.model);
-        if !a.tools.is_empty() {
-            about.push_str(&format!(" · Tools used: {}", a.tools.join(", ")));
-        }
-        if !a.cites.is_empty() {
-            let cites: Vec<String> = a.cites.iter().map(|n| format!("[{n}]")).collect();
-            about.push_str(&format!(" · Sources: {}", cites.join(" ")));
-        }
+        let about = a.about();
         doc = doc
             .add_paragraph(heading(3, &a.heading))
             .add_paragraph(note(&about));

@@ -55,6 +55,21 @@ pub struct AgentSection {
     pub error: Option<String>,
 }
 
+impl AgentSection {
+    /// The line under its heading: model, tools used, sources drawn on.
+    pub fn about(&self) -> String {
+        let mut about = format!("Model: {}", self.model);
+        if !self.tools.is_empty() {
+            about.push_str(&format!(" · Tools used: {}", self.tools.join(", ")));
+        }
+        if !self.cites.is_empty() {
+            let cites: Vec<String> = self.cites.iter().map(|n| format!("[{n}]")).collect();
+            about.push_str(&format!(" · Sources: {}", cites.join(" ")));
+        }
+        about
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct CostRow {
     pub step: String,

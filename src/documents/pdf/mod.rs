@@ -117,14 +117,7 @@ pub fn render(r: &Report) -> Result<Vec<u8>, RenderError> {
     l.heading("Agent findings", 15.0);
     for a in &r.agents {
         l.heading(&a.heading, 12.0);
-        let mut about = format!("Model: {}", a.model);
-        if !a.tools.is_empty() {
-            about.push_str(&format!(" · Tools used: {}", a.tools.join(", ")));
-        }
-        if !a.cites.is_empty() {
-            let cites: Vec<String> = a.cites.iter().map(|n| format!("[{n}]")).collect();
-            about.push_str(&format!(" · Sources: {}", cites.join(" ")));
-        }
+        let about = a.about();
         l.text(&about, META, 0.0);
         l.space(3.0);
         match &a.body {
