@@ -233,14 +233,6 @@ fn error(desc: &str, compat: bool) -> RefOr<Response> {
         .into()
 }
 
-fn is_compat(path: &str) -> bool {
-    path == "/"
-        || path == "/stats"
-        || ["/tools/", "/stream/", "/webhook/", "/analytics/"]
-            .iter()
-            .any(|p| path.starts_with(p))
-}
-
 fn operations(item: &mut utoipa::openapi::PathItem) -> Vec<(&'static str, &mut Operation)> {
     let mut out = Vec::new();
     for (name, op) in [
@@ -271,7 +263,7 @@ impl Modify for Standard {
             let public = PUBLIC
                 .iter()
                 .any(|p| path == p || path.starts_with("/dashboard"));
-            let compat = is_compat(path);
+            let compat = crate::auth::middleware::is_compat(path);
             for (method, op) in operations(item) {
                 let r = &mut op.responses.responses;
                 if method == "post" {

@@ -32,8 +32,9 @@ fn is_public(path: &str, metrics_open: bool) -> bool {
     PUBLIC.contains(&path) || (metrics_open && path == "/metrics")
 }
 
-/// The old server's routes answer errors in its shape.
-fn is_compat(path: &str) -> bool {
+/// The old server's routes: they answer errors in its shape, and the OpenAPI
+/// document tags them as the old API.
+pub fn is_compat(path: &str) -> bool {
     path == "/"
         || path == "/stats"
         || ["/tools/", "/stream/", "/webhook/", "/analytics/"]
