@@ -197,6 +197,10 @@ fn named_paths(text: &str) -> Vec<Module> {
         if body.starts_with("crate::") || body.starts_with("super::") || body.starts_with("self::")
         {
             paths.extend(expand(&[], body));
+        } else {
+            // `use child::Item` in a `mod.rs`: relative to this module (resolved
+            // only where such a child file exists; `use std::…` resolves to none).
+            paths.extend(expand(&["self".into()], body));
         }
     }
     for start in ["crate::", "super::"] {

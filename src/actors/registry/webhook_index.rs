@@ -8,7 +8,7 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
-use super::Refusal;
+use super::refusal::Refusal;
 use crate::auth::Shares;
 use crate::domain::{Event, Subscription};
 

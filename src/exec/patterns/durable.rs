@@ -8,9 +8,15 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Instant;
 
-use super::reused;
 use crate::domain::{StepAnswer, StoredDocument};
 use crate::exec::{Halted, Run, Step};
+use crate::metric_names::STEPS_REUSED;
+
+/// A step whose committed answer a resumed run reuses: counted, not called.
+pub fn reused(key: &str) {
+    tracing::debug!(step_key = key, "step answer reused");
+    metrics::counter!(STEPS_REUSED).increment(1);
+}
 
 /// What a call produced.
 pub struct Outcome<T> {

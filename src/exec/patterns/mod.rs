@@ -18,7 +18,6 @@ use crate::domain::{
     call_timeout, number_sources, step, AgentResult, AgentStatus, Decomposition, ExecOptions,
     FailureCode, Source, StepAnswer, SynthesisResult,
 };
-use crate::metric_names::STEPS_REUSED;
 use durable::{durable_call, Outcome};
 
 pub struct AgentSpec {
@@ -79,12 +78,6 @@ fn agent_prompt(run: &Run, spec: &AgentSpec) -> String {
         "Overall task: {}\nYour role: {} agent.\nSubtask:\n{}",
         run.task, spec.agent_type, spec.subtask
     )
-}
-
-/// A step whose committed answer a resumed run reuses: counted, not called.
-pub fn reused(key: &str) {
-    tracing::debug!(step_key = key, "step answer reused");
-    metrics::counter!(STEPS_REUSED).increment(1);
 }
 
 async fn run_agent(

@@ -11,7 +11,7 @@ use std::time::Instant;
 use futures::future::join_all;
 use serde_json::{json, Value};
 
-use super::reused;
+use super::durable::reused;
 use crate::domain::{
     tools::{tool_key, turn_key},
     AgentSource, StepAnswer, TokenUsage, ToolCallAnswer, ToolCallInfo, ToolUsage, TurnAnswer,
