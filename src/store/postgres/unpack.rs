@@ -8,6 +8,7 @@
 
 use deadpool_postgres::Object;
 
+use super::write::INSERT_EVENTS;
 use crate::store::packed::Packed;
 
 /// Packed rows converted per transaction: bounded memory and lock time.
@@ -19,13 +20,6 @@ WHERE table_schema = current_schema() AND table_name = 'results' AND column_name
 
 const NEXT: &str = "
 SELECT workflow_id, packed FROM results WHERE packed IS NOT NULL ORDER BY workflow_id LIMIT $1";
-
-const INSERT_EVENTS: &str = "
-INSERT INTO events (workflow_id, seq, type, ts, data)
-SELECT workflow_id, seq, type, ts, data::jsonb
-FROM UNNEST($1::text[], $2::int8[], $3::text[], $4::timestamptz[], $5::text[])
-  AS t (workflow_id, seq, type, ts, data)
-ON CONFLICT (workflow_id, seq) DO NOTHING";
 
 const SET_RESULTS: &str = "
 UPDATE results r SET result = t.result::jsonb, packed = NULL

@@ -28,7 +28,8 @@ ON CONFLICT (id) DO UPDATE SET status = excluded.status, started_at = excluded.s
   completed_at = excluded.completed_at, total_cost_usd = excluded.total_cost_usd,
   execution_time = excluded.execution_time, record = excluded.record";
 
-const INSERT_EVENTS: &str = "
+/// Also used to unpack the event logs of older packed rows (`unpack.rs`).
+pub(super) const INSERT_EVENTS: &str = "
 INSERT INTO events (workflow_id, seq, type, ts, data)
 SELECT workflow_id, seq, type, ts, data::jsonb
 FROM UNNEST($1::text[], $2::int8[], $3::text[], $4::timestamptz[], $5::text[])
