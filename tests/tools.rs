@@ -557,29 +557,7 @@ async fn sigkill_between_two_tool_rounds_resumes_without_repeating_a_committed_s
     s.wait_status(&id, "completed", 60 * SEC).await;
     // Reused, not called again: both committed turns and round 1's fetch. The
     // fetch that was in flight at the kill had no committed answer: made again.
-    let after = fake.calls_by_step_key();
-    assert_eq!(
-        after.get(&turn(1)).map(Vec::len),
-        Some(1),
-        "turn 1 repeated"
-    );
-    assert_eq!(
-        after.get(&turn(2)).map(Vec::len),
-        Some(1),
-        "turn 2 repeated"
-    );
-    assert_eq!(after.get(&turn(3)).map(Vec::len), Some(1));
-    assert_eq!(
-        pages.hits("/a.html"),
-        1,
-        "round 1's committed fetch repeated"
-    );
-    assert_eq!(pages.hits("/b.html"), 2);
-    // The last turn saw both results, in order, as the first run would have.
-    let last = &after[&turn(3)][0];
-    let results = last.tool_messages();
-    assert_eq!(results.len(), 2, "{results:?}");
-    assert!(results[0].contains("about leases") && results[1].contains("about fencing"));
+    assert_resumed_without_repeats(&fake.calls_by_step_key(), turn, &pages);
     let r = result(&s, &id).await;
     let urls: Vec<&str> = r["sources"]
         .as_array()
@@ -938,28 +916,7 @@ async fn sigkill_between_the_decomposers_tool_rounds_repeats_no_committed_step()
 
     let s = decomposer(with_tools(server().dir(&dir), &fake)).start();
     s.wait_status(&id, "completed", 60 * SEC).await;
-    let after = fake.calls_by_step_key();
-    assert_eq!(
-        after.get(&turn(1)).map(Vec::len),
-        Some(1),
-        "turn 1 repeated"
-    );
-    assert_eq!(
-        after.get(&turn(2)).map(Vec::len),
-        Some(1),
-        "turn 2 repeated"
-    );
-    assert_eq!(after.get(&turn(3)).map(Vec::len), Some(1));
-    assert_eq!(
-        pages.hits("/a.html"),
-        1,
-        "round 1's committed fetch repeated"
-    );
-    assert_eq!(pages.hits("/b.html"), 2);
-    let last = &after[&turn(3)][0];
-    let results = last.tool_messages();
-    assert_eq!(results.len(), 2, "{results:?}");
-    assert!(results[0].contains("about leases") && results[1].contains("about fencing"));
+    assert_resumed_without_repeats(&fake.calls_by_step_key(), turn, &pages);
     let r = result(&s, &id).await;
     let want: Vec<String> = SUBTASKS
         .iter()
@@ -1024,4 +981,28 @@ async fn a_patterns_rounds_default_bounds_its_agents_tool_loop() {
     let text = String::from_utf8_lossy(&bad.stderr).to_string();
     assert!(!bad.status.success());
     assert!(text.contains("tools.rounds.search"), "{text}");
+}
+
+/// After a SIGKILL during round 2's fetch and a restart: both committed turns and
+/// round 1's committed fetch were reused, not called again; the fetch in flight at
+/// the kill had no committed answer and was made again; and the last turn saw
+/// both results, in order, as the first run would have.
+fn assert_resumed_without_repeats(
+    after: &std::collections::HashMap<String, Vec<crate::common::fake_openai::Recorded>>,
+    turn: impl Fn(u32) -> String,
+    pages: &crate::common::pages::Pages,
+) {
+    let calls = |k: u32| after.get(&turn(k)).map(Vec::len);
+    assert_eq!(calls(1), Some(1), "turn 1 repeated");
+    assert_eq!(calls(2), Some(1), "turn 2 repeated");
+    assert_eq!(calls(3), Some(1));
+    assert_eq!(
+        pages.hits("/a.html"),
+        1,
+        "round 1's committed fetch repeated"
+    );
+    assert_eq!(pages.hits("/b.html"), 2);
+    let results = after[&turn(3)][0].tool_messages();
+    assert_eq!(results.len(), 2, "{results:?}");
+    assert!(results[0].contains("about leases") && results[1].contains("about fencing"));
 }
