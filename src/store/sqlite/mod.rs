@@ -111,9 +111,10 @@ impl SqliteStore {
         conn.execute_batch("PRAGMA wal_autocheckpoint = 4000;")
             .map_err(pragma)?;
         // The writer's page cache: at the default 2 MB the hot pages (recent
-        // workflows, events, steps) fell out between batches and every batch read
-        // them back through the kernel (a tenth of the writer thread's time in
-        // the profile). 64 MB holds them; the memory is only used as pages are.
+        // workflows, events, steps) can fall out between batches and be read back
+        // through the kernel (page-cache reads showed on the writer thread in the
+        // profile). 64 MB holds them; the memory is only used as pages are. No
+        // throughput change was measurable on its own (BENCHMARKS.md).
         conn.execute_batch("PRAGMA cache_size = -65536;")
             .map_err(pragma)?;
         Ok(SqliteStore(Arc::new(Inner {
