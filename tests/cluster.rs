@@ -289,7 +289,11 @@ async fn three_hundred_workflows_survive_sigkill_of_one_instance() {
     let of_a: HashSet<&str> = ids.iter().step_by(3).map(String::as_str).collect();
     let committed_by_a: Vec<String> = db
         .query(&format!(
-            "SELECT step_key FROM steps WHERE workflow_id IN
+            "SELECT data->>'step_key' FROM events
+             WHERE type IN ('task_decomposed', 'agent_completed', 'synthesis_completed')
+               AND data->>'status' IS DISTINCT FROM 'failed'
+               AND workflow_id IN (SELECT workflow_id FROM leases WHERE instance_id = '{victim}')
+             UNION SELECT step_key FROM steps WHERE workflow_id IN
                (SELECT workflow_id FROM leases WHERE instance_id = '{victim}')"
         ))
         .lines()

@@ -73,10 +73,13 @@ async fn every_call_has_a_step_key_in_its_events_and_idempotency_header() {
     assert_eq!(in_events, want);
 }
 
-/// Step answers serve resumes only: once a workflow finished (its result holds
-/// them), its rows leave the steps table, on SQLite and on PostgreSQL alike.
+/// An answer its event carries in full (decomposition, agent, synthesis) is
+/// written once, as that event: the steps table never holds it. What it does hold
+/// (the documents step here; tool turns and calls) serves resumes only and leaves
+/// once the workflow finished (its result holds it), on SQLite and on PostgreSQL
+/// alike.
 #[tokio::test]
-async fn a_finished_workflows_step_answers_leave_the_steps_table() {
+async fn answers_are_written_once_and_step_rows_leave_with_the_finished_workflow() {
     let db = PgDb::new();
     for pg in [false, true] {
         let mut b = server().latency_ms(300);
@@ -89,26 +92,36 @@ async fn a_finished_workflows_step_answers_leave_the_steps_table() {
                            "config": {"num_agents": 3, "synthesis_group_size": 3}}))
             .await;
         s.wait_status(&id, "running", 30 * SEC).await;
-        let count = |s: &Server| {
-            let sql = format!("SELECT count(*) FROM steps WHERE workflow_id = '{id}'");
-            match pg {
-                true => db.query(&sql),
-                false => rusqlite::Connection::open(s.dir.join("orchestrator.db"))
-                    .and_then(|c| c.query_row(&sql, [], |r| r.get::<_, i64>(0)))
-                    .map(|n| n.to_string())
-                    .unwrap_or_default(),
-            }
+        let query = |s: &Server, sql: &str| match pg {
+            true => db.query(sql),
+            false => sqlite_value(&s.dir.join("orchestrator.db"), sql),
         };
-        // While it runs, its answers are committed one by one.
+        let answers = format!(
+            "SELECT count(*) FROM events WHERE workflow_id = '{id}'
+               AND type IN ('task_decomposed', 'agent_completed', 'synthesis_completed')"
+        );
+        let steps = format!("SELECT count(*) FROM steps WHERE workflow_id = '{id}'");
+        // While it runs, its answers are committed one by one, as events only.
         let t = std::time::Instant::now();
-        while count(&s) == "0" {
-            assert!(t.elapsed() < 30 * SEC, "no step committed while running");
+        let mut seen = 0;
+        while seen < 4 && s.workflow(&id).await["status"] != "completed" {
+            assert!(t.elapsed() < 30 * SEC, "no answer committed while running");
+            let n: i64 = query(&s, &answers).parse().unwrap_or(0);
+            if n > 0 {
+                seen = seen.max(n);
+                assert_eq!(
+                    query(&s, &steps),
+                    "0",
+                    "pg={pg}: {n} answers committed; none of them is also a step row"
+                );
+            }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
+        assert!(seen > 0, "pg={pg}: an answer event was seen while running");
         s.wait_status(&id, "completed", 60 * SEC).await;
         s.signal(libc::SIGTERM);
         s.wait_exit(30 * SEC);
-        assert_eq!(count(&s), "0", "pg={pg}: finished, its steps are gone");
+        assert_eq!(query(&s, &steps), "0", "pg={pg}: finished, its steps are gone");
     }
 }
 

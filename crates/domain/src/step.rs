@@ -96,6 +96,18 @@ impl StepAnswer {
         matches!(self, StepAnswer::Turn(_) | StepAnswer::ToolCall(_))
     }
 
+    /// Whether this answer's event carries all of it (decomposition, agent,
+    /// synthesis): the event, committed in the same transaction, is then its one
+    /// stored copy, and a restore reads the answer back from the event log
+    /// (`machine::restore`). Turns, tool calls and documents (whose event leaves
+    /// the text out) are stored as step rows.
+    pub fn logged_in_full(&self) -> bool {
+        matches!(
+            self,
+            StepAnswer::Decomposition(_) | StepAnswer::Agent(_) | StepAnswer::Synthesis(_)
+        )
+    }
+
     /// The event that reports this answer, and its data (none for a turn or a
     /// tool call: their agent's result reports them).
     pub fn event(&self) -> Option<(EventType, serde_json::Value)> {

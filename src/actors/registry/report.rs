@@ -40,6 +40,7 @@ impl Handler<Answered> for WorkflowRegistry {
         } = msg;
         // The answer goes first: an event never reaches the store without the
         // answer it reports, so a resume after a crash reuses what was announced.
+        // An answer its event carries in full is written once, as that event.
         let live = self
             .active
             .get(&id)
@@ -52,7 +53,9 @@ impl Handler<Answered> for WorkflowRegistry {
         for d in documents {
             self.out.emit(ChangeKind::Document(d));
         }
-        self.out.emit(ChangeKind::Step(record));
+        if !record.answer.logged_in_full() {
+            self.out.emit(ChangeKind::Step(record));
+        }
         <Self as Handler<Report>>::handle(self, Report { id, step }, ctx)?;
         Ok(self.out.seq)
     }
