@@ -79,6 +79,13 @@ pub trait Store: Send + Sync + 'static {
         key: &str,
         since: chrono::DateTime<chrono::Utc>,
     ) -> Result<Option<IdempotencyRecord>, StoreError>;
+    /// Writes one batch on the calling thread when this store can (SQLite: its
+    /// writer connection), else `None` and `write_batch` is to be awaited. The
+    /// store writer runs on a thread of its own, so blocking it costs nothing and
+    /// saves two thread hand-offs (to the blocking pool and back) per commit.
+    fn write_batch_here(&self, _batch: &[std::sync::Arc<StateChange>]) -> Option<Result<(), StoreError>> {
+        None
+    }
     /// The committed step answers of these workflows.
     async fn steps_of(&self, workflow_ids: &[String]) -> Result<Vec<StepRecord>, StoreError>;
     /// A workflow's deliveries, oldest event first.

@@ -8,6 +8,12 @@
 //! commits/s that was a third of the server's CPU), and when idle a change is
 //! written at once.
 //!
+//! A flush runs once the mailbox is drained, so everything that arrived while
+//! the last commit ran goes into the next one. SQLite commits on this actor's own
+//! thread (`Store::write_batch_here`): the actor has an arbiter to itself, and
+//! one step then crosses two threads fewer (no trip to the blocking pool and
+//! back), which is most of a lone workflow's latency on a small machine.
+//!
 //! Step answers (`CommitStep`) do not wait behind the queue: every pending one
 //! rides in the next transaction, and the sender hears back once it committed.
 //! That keeps the window in which an answered LLM call can be lost to a crash
@@ -25,7 +31,7 @@ use super::PersistHealth;
 use crate::actors::Publish;
 use crate::domain::{ChangeKind, StateChange, StepRecord};
 use crate::exec::{CommitStep, StepNotCommitted};
-use crate::store::Store;
+use crate::store::{Store, StoreError};
 
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
 
@@ -40,6 +46,8 @@ pub struct StoreWriter {
     /// When the last batch started, and whether a delayed flush is scheduled.
     last_start: Option<Instant>,
     delayed: bool,
+    /// A flush is queued behind the messages in the mailbox.
+    scheduled: bool,
     /// Step answers waiting for the next transaction, and those in the current one.
     steps: Vec<PendingStep>,
     steps_in_flight: Vec<PendingStep>,
@@ -72,6 +80,7 @@ impl StoreWriter {
             commit_interval,
             last_start: None,
             delayed: false,
+            scheduled: false,
             steps: Vec::new(),
             steps_in_flight: Vec::new(),
             commit_delay: Duration::ZERO,
@@ -116,6 +125,12 @@ impl StoreWriter {
             }));
         }
         self.in_flight = true;
+        if self.commit_delay.is_zero() {
+            if let Some(res) = self.store.write_batch_here(&batch) {
+                self.written(res, n, last_seq, ctx);
+                return;
+            }
+        }
         let store = Arc::clone(&self.store);
         let delay = self.commit_delay;
         async move {
@@ -124,35 +139,57 @@ impl StoreWriter {
             }
             store.write_batch(batch).await
         }
-            .into_actor(self)
-            .map(move |res, act, ctx| {
-                act.in_flight = false;
-                match res {
-                    Ok(()) => {
-                        for (_, _, done) in act.steps_in_flight.drain(..) {
-                            let _ = done.send(());
-                        }
-                        act.queue.drain(..n);
-                        act.health.set_queue_len(act.queue.len());
-                        act.health.record_batch(n, last_seq);
-                        act.backoff = Duration::from_millis(50);
-                        act.flush(ctx);
-                    }
-                    Err(e) => {
-                        let msg = e.to_string();
-                        tracing::error!(store = act.store.kind(), error = %msg, queued = act.queue.len(),
-                            retry_in = ?act.backoff, "batch write failed; writer restarts");
-                        act.health.record_failure(&msg);
-                        act.requeue_steps();
-                        // No further flush until the restart: keep the backoff.
-                        act.in_flight = true;
-                        let wait = act.backoff;
-                        act.backoff = (act.backoff * 2).min(MAX_BACKOFF);
-                        ctx.run_later(wait, |_, ctx| ctx.stop());
-                    }
+        .into_actor(self)
+        .map(move |res, act, ctx| act.written(res, n, last_seq, ctx))
+        .spawn(ctx);
+    }
+
+    /// Flushes once the messages now in the mailbox are handled (group commit).
+    fn schedule(&mut self, ctx: &mut Context<Self>) {
+        if self.scheduled {
+            return;
+        }
+        self.scheduled = true;
+        ctx.spawn(fut::wrap_future(async {}).map(|_, act: &mut Self, ctx| {
+            act.scheduled = false;
+            act.flush(ctx);
+        }));
+    }
+
+    /// A batch of the first `n` queued changes (up to `last_seq`) and the steps
+    /// in flight was written, or not.
+    fn written(
+        &mut self,
+        res: Result<(), StoreError>,
+        n: usize,
+        last_seq: u64,
+        ctx: &mut Context<Self>,
+    ) {
+        self.in_flight = false;
+        match res {
+            Ok(()) => {
+                for (_, _, done) in self.steps_in_flight.drain(..) {
+                    let _ = done.send(());
                 }
-            })
-            .spawn(ctx);
+                self.queue.drain(..n);
+                self.health.set_queue_len(self.queue.len());
+                self.health.record_batch(n, last_seq);
+                self.backoff = Duration::from_millis(50);
+                self.schedule(ctx);
+            }
+            Err(e) => {
+                let msg = e.to_string();
+                tracing::error!(store = self.store.kind(), error = %msg, queued = self.queue.len(),
+                    retry_in = ?self.backoff, "batch write failed; writer restarts");
+                self.health.record_failure(&msg);
+                self.requeue_steps();
+                // No further flush until the restart: keep the backoff.
+                self.in_flight = true;
+                let wait = self.backoff;
+                self.backoff = (self.backoff * 2).min(MAX_BACKOFF);
+                ctx.run_later(wait, |_, ctx| ctx.stop());
+            }
+        }
     }
 }
 
@@ -177,8 +214,9 @@ impl Supervised for StoreWriter {
     fn restarting(&mut self, _ctx: &mut Context<Self>) {
         self.in_flight = false;
         self.requeue_steps();
-        // Timers of the stopped context are gone with it.
+        // Timers and futures of the stopped context are gone with it.
         self.delayed = false;
+        self.scheduled = false;
         self.health.record_restart();
         tracing::warn!(
             store = self.store.kind(),
@@ -196,7 +234,7 @@ impl Handler<Publish> for StoreWriter {
         // passes their seq: a read barrier waits for every emitted change.
         self.queue.extend(msg.0.iter().cloned());
         self.health.set_queue_len(self.queue.len());
-        self.flush(ctx);
+        self.schedule(ctx);
     }
 }
 
@@ -210,7 +248,7 @@ impl Handler<CommitStep> for StoreWriter {
     ) -> Self::Result {
         let (tx, rx) = oneshot::channel();
         self.steps.push((step, epoch, tx));
-        self.flush(ctx);
+        self.schedule(ctx);
         Box::pin(async move {
             rx.await
                 .map_err(|_| StepNotCommitted("the store writer dropped the step".into()))

@@ -33,6 +33,17 @@ impl Store for SqliteStore {
         .map_err(backend)?
     }
 
+    fn write_batch_here(&self, batch: &[Arc<StateChange>]) -> Option<Result<(), StoreError>> {
+        // A panic is the batch's failure, as it is through `spawn_blocking`.
+        let write = std::panic::AssertUnwindSafe(|| {
+            let mut conn = self.0.writer.lock().map_err(backend)?;
+            write::write_batch(&mut conn, batch).map_err(backend)
+        });
+        Some(std::panic::catch_unwind(write).unwrap_or_else(|_| {
+            Err(StoreError::Backend("the batch write panicked".into()))
+        }))
+    }
+
     async fn get_workflow(&self, id: &str) -> Result<Option<Workflow>, StoreError> {
         let id = id.to_string();
         self.read(move |c| {
