@@ -121,7 +121,11 @@ async fn answers_are_written_once_and_step_rows_leave_with_the_finished_workflow
         s.wait_status(&id, "completed", 60 * SEC).await;
         s.signal(libc::SIGTERM);
         s.wait_exit(30 * SEC);
-        assert_eq!(query(&s, &steps), "0", "pg={pg}: finished, its steps are gone");
+        assert_eq!(
+            query(&s, &steps),
+            "0",
+            "pg={pg}: finished, its steps are gone"
+        );
     }
 }
 

@@ -62,6 +62,7 @@ fn old(id: &str, pattern: Pattern, to: Option<Status>, n_events: u64) -> Old {
             )
             .unwrap(),
             data: json!({"agent_id": format!("agent_{seq}"), "content": format!("raft quorum {seq} \"é\"\n")}),
+            data_text: Default::default(),
         })
         .collect();
     let mut result = None;

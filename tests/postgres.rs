@@ -232,6 +232,7 @@ async fn replayed_batches_never_duplicate_events_or_results() {
             kind,
             timestamp: chrono::Utc::now(),
             data: json!({"n": seq}),
+            data_text: Default::default(),
         })
     };
     let first = vec![

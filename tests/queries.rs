@@ -128,6 +128,7 @@ fn events(w: &Wf) -> Vec<Event> {
             kind,
             timestamp,
             data,
+            data_text: Default::default(),
         })
         .collect()
 }

@@ -35,7 +35,7 @@ pub fn configure(cfg: &mut ServiceConfig) {
 }
 
 pub fn frame(e: &Event) -> sse::Data {
-    let data = serde_json::to_string(e).unwrap_or_else(|_| "{}".into());
+    let data = e.to_json();
     sse::Data::new(data)
         .id(e.seq.to_string())
         .event(e.kind.as_str())

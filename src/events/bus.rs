@@ -60,6 +60,7 @@ mod tests {
             kind: EventType::AgentProgress,
             timestamp: crate::clock::now(),
             data: serde_json::Value::Null,
+            data_text: Default::default(),
         })
     }
 

@@ -83,7 +83,10 @@ pub trait Store: Send + Sync + 'static {
     /// writer connection), else `None` and `write_batch` is to be awaited. The
     /// store writer runs on a thread of its own, so blocking it costs nothing and
     /// saves two thread hand-offs (to the blocking pool and back) per commit.
-    fn write_batch_here(&self, _batch: &[std::sync::Arc<StateChange>]) -> Option<Result<(), StoreError>> {
+    fn write_batch_here(
+        &self,
+        _batch: &[std::sync::Arc<StateChange>],
+    ) -> Option<Result<(), StoreError>> {
         None
     }
     /// The committed step answers of these workflows.

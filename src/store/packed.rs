@@ -38,7 +38,7 @@ impl RawEvent {
             seq: ev.seq,
             kind: ev.kind.as_str().to_string(),
             ts_us: ev.timestamp.timestamp_micros(),
-            data: ev.data.to_string(),
+            data: ev.data_json().to_owned(),
         }
     }
 }
@@ -70,6 +70,7 @@ impl Packed {
                     timestamp: DateTime::from_timestamp_micros(*ts)
                         .ok_or_else(|| StoreError::Corrupt(format!("event timestamp {ts}")))?,
                     data: data.clone(),
+                    data_text: Default::default(),
                 })
             })
             .collect()

@@ -130,11 +130,7 @@ impl<'a> BatchBuilder<'a> {
             ChangeKind::Workflow(w) => self.workflow(w)?,
             ChangeKind::Event(e) => {
                 self.pipe
-                    .zadd(
-                        k.events(&e.workflow_id),
-                        serde_json::to_string(&**e)?,
-                        e.seq,
-                    )
+                    .zadd(k.events(&e.workflow_id), e.to_json(), e.seq)
                     .ignore();
                 self.touched.insert(e.workflow_id.clone());
             }

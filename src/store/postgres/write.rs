@@ -145,7 +145,7 @@ pub async fn write_batch(
         events.seq.push(ev.seq as i64);
         events.kind.push(ev.kind.as_str());
         events.ts.push(ev.timestamp);
-        events.data.push(ev.data.to_string());
+        events.data.push(ev.data_json().to_owned());
     }
     let (last_record, last_result) = (&plan.records, &plan.results);
     if !last_record.is_empty() {

@@ -6,6 +6,7 @@ use rusqlite::types::ValueRef;
 use rusqlite::{params, Connection, OptionalExtension};
 
 use super::backend;
+use crate::domain::event::DataText;
 use crate::domain::{Event, EventType, Workflow};
 use crate::store::packed::Packed;
 use crate::store::StoreError;
@@ -32,6 +33,7 @@ fn row_event(
         timestamp: DateTime::from_timestamp_micros(ts_us)
             .ok_or_else(|| StoreError::Corrupt(format!("event timestamp {ts_us}")))?,
         data: parse("event data", &data)?,
+        data_text: DataText::known(data),
     })
 }
 

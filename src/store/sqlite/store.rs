@@ -39,9 +39,10 @@ impl Store for SqliteStore {
             let mut conn = self.0.writer.lock().map_err(backend)?;
             write::write_batch(&mut conn, batch).map_err(backend)
         });
-        Some(std::panic::catch_unwind(write).unwrap_or_else(|_| {
-            Err(StoreError::Backend("the batch write panicked".into()))
-        }))
+        Some(
+            std::panic::catch_unwind(write)
+                .unwrap_or_else(|_| Err(StoreError::Backend("the batch write panicked".into()))),
+        )
     }
 
     async fn get_workflow(&self, id: &str) -> Result<Option<Workflow>, StoreError> {

@@ -70,7 +70,7 @@ pub fn write_batch(conn: &mut Connection, batch: &[Arc<StateChange>]) -> rusqlit
                     ev.seq as i64,
                     ev.kind.as_str(),
                     us(ev.timestamp),
-                    ev.data.to_string()
+                    ev.data_json()
                 ])?;
             }
         }

@@ -344,6 +344,7 @@ fn event(
         kind,
         timestamp: now,
         data,
+        data_text: Default::default(),
     });
     s.events.push(Arc::clone(&ev));
     fx.push(Effect::Event(ev));
