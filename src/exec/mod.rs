@@ -221,9 +221,10 @@ impl Run {
     }
 
     /// Reports a step that carries the answer of step `step_key` (and the
-    /// documents it made) and waits until the primary store committed them (one
-    /// commit): only then may anything that depends on the answer start.
-    /// `answered` is when the provider's answer arrived.
+    /// documents it made) and, with `wait`, waits until the primary store
+    /// committed them (one commit): only then may anything that depends on the
+    /// answer start. Without `wait` the run goes on at once; what it reports next
+    /// is committed after it, in order. `answered` is when the answer arrived.
     pub async fn answered(
         &self,
         step: Step,
@@ -231,6 +232,7 @@ impl Run {
         answer: StepAnswer,
         documents: Vec<Arc<StoredDocument>>,
         answered: std::time::Instant,
+        wait: bool,
     ) -> Result<(), Halted> {
         let record = Arc::new(StepRecord {
             workflow_id: self.id.clone(),
@@ -249,6 +251,9 @@ impl Run {
             Ok(r) => r?,
             Err(_) => return Err(Halted),
         };
+        if !wait {
+            return Ok(());
+        }
         let mut committed = self.committed.clone();
         if committed.wait_for(|c| *c >= seq).await.is_err() {
             tracing::error!(

@@ -56,8 +56,12 @@ pub async fn generate(run: &Run, m: Material<'_>) -> Result<(), Stop> {
             final_synthesis: m.final_synthesis.as_deref(),
         });
         let (id, max, list) = (run.id.clone(), run.documents_max_bytes, formats(run));
-        // CPU work (layout, font subsetting, zip): off the executor thread.
-        let generated =
+        let generated = if list.iter().all(|f| *f == DocFormat::Markdown) {
+            // Text only, a few microseconds: a trip to the blocking pool and
+            // back would cost more than it.
+            documents::generate(&id, &report, &list, max)
+        } else {
+            // CPU work (layout, font subsetting, zip): off the executor thread.
             tokio::task::spawn_blocking(move || documents::generate(&id, &report, &list, max))
                 .await
                 .map_err(|e| {
@@ -65,7 +69,8 @@ pub async fn generate(run: &Run, m: Material<'_>) -> Result<(), Stop> {
                         FailureCode::InternalError,
                         format!("document generation stopped: {e}"),
                     )
-                })?;
+                })?
+        };
         let mut docs = Vec::with_capacity(generated.len());
         let mut stored = Vec::new();
         for g in generated {
@@ -94,6 +99,11 @@ pub async fn generate(run: &Run, m: Material<'_>) -> Result<(), Stop> {
         let step = StepAnswer::Documents(answer.clone());
         let mut out = Outcome::new(answer, report, Some(step), Instant::now());
         out.documents = stored;
+        // Nothing waits on this commit: the workflow's finish, reported next, is
+        // committed after it (in order), and no client sees either before then.
+        // A crash before the commit makes the documents again, which costs no
+        // model call. One commit fewer on every workflow's path.
+        out.wait_for_commit = false;
         Ok(out)
     };
     let answer = durable_call::<_, Stop, _>(run, &key, committed, None, call).await?;

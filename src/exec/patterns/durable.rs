@@ -30,6 +30,9 @@ pub struct Outcome<T> {
     pub documents: Vec<Arc<StoredDocument>>,
     /// When the provider's answer arrived.
     pub at: Instant,
+    /// Whether the run waits for the commit before going on (see
+    /// `Run::answered`). Only a step nothing waits on may say no.
+    pub wait_for_commit: bool,
 }
 
 impl<T> Outcome<T> {
@@ -40,6 +43,7 @@ impl<T> Outcome<T> {
             answer,
             documents: Vec::new(),
             at,
+            wait_for_commit: true,
         }
     }
 }
@@ -68,7 +72,8 @@ where
     let out = call.await?;
     match out.answer {
         Some(answer) => {
-            run.answered(out.report, key, answer, out.documents, out.at)
+            let wait = out.wait_for_commit;
+            run.answered(out.report, key, answer, out.documents, out.at, wait)
                 .await?
         }
         None => run.step(out.report).await?,

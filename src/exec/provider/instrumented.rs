@@ -2,11 +2,12 @@
 //! its tokens, cost and latency, and the time it queued for the provider's quota
 //! (`llm_*` metrics, named in `crate::metric_names`). Patterns never see the difference.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
 use std::time::Instant;
 
 use async_trait::async_trait;
-use metrics::{counter, histogram, Label};
+use metrics::{counter, histogram, Counter, Histogram, Label};
 
 use super::{ChatRequest, ChatResponse, Provider, ProviderError};
 use crate::metric_names::{LLM_DURATION, LLM_QUEUE_WAIT, LLM_REQUESTS, LLM_TOKENS};
@@ -15,6 +16,37 @@ pub struct Instrumented {
     inner: Arc<dyn Provider>,
     /// The model a call uses when the request names none.
     default_model: String,
+    /// The metric handles of each model called so far: looking a labelled
+    /// metric up builds and hashes its key on every call (a few percent of the
+    /// server's CPU under load). Models are the configured ones (admission
+    /// checks them), so the map stays small.
+    handles: RwLock<HashMap<String, Arc<Handles>>>,
+}
+
+struct Handles {
+    ok: Counter,
+    error: Counter,
+    tokens_in: Counter,
+    tokens_out: Counter,
+    duration: Histogram,
+    queue_wait: Histogram,
+}
+
+impl Handles {
+    fn new(provider: &str, model: &str) -> Handles {
+        let pm = [
+            ("provider", provider.to_string()),
+            ("model", model.to_string()),
+        ];
+        Handles {
+            ok: counter!(LLM_REQUESTS, with(&pm, ("outcome", "ok"))),
+            error: counter!(LLM_REQUESTS, with(&pm, ("outcome", "error"))),
+            tokens_in: counter!(LLM_TOKENS, with(&pm, ("kind", "input"))),
+            tokens_out: counter!(LLM_TOKENS, with(&pm, ("kind", "output"))),
+            duration: histogram!(LLM_DURATION, &pm),
+            queue_wait: histogram!(LLM_QUEUE_WAIT, "provider" => provider.to_string()),
+        }
+    }
 }
 
 impl Instrumented {
@@ -22,7 +54,19 @@ impl Instrumented {
         Arc::new(Instrumented {
             inner,
             default_model: default_model.to_string(),
+            handles: RwLock::new(HashMap::new()),
         })
+    }
+
+    fn handles(&self, model: &str) -> Arc<Handles> {
+        if let Some(h) = self.handles.read().ok().and_then(|m| m.get(model).cloned()) {
+            return h;
+        }
+        let h = Arc::new(Handles::new(self.inner.name(), model));
+        if let Ok(mut m) = self.handles.write() {
+            m.insert(model.to_string(), Arc::clone(&h));
+        }
+        h
     }
 }
 
@@ -41,29 +85,24 @@ impl Provider for Instrumented {
     }
 
     async fn chat(&self, req: ChatRequest) -> Result<ChatResponse, ProviderError> {
-        let provider = self.inner.name().to_string();
         // The label is the model asked for (admission checked it against
         // `providers.<name>.models`), never the name the provider answers with.
-        let model = req
-            .model
-            .clone()
-            .unwrap_or_else(|| self.default_model.clone());
+        let m = self.handles(req.model.as_deref().unwrap_or(&self.default_model));
         let t0 = Instant::now();
         let res = self.inner.chat(req).await;
         let elapsed = t0.elapsed();
-        let pm = [("provider", provider.clone()), ("model", model)];
         match &res {
             Ok(r) => {
-                counter!(LLM_REQUESTS, with(&pm, ("outcome", "ok"))).increment(1);
-                counter!(LLM_TOKENS, with(&pm, ("kind", "input"))).increment(r.tokens.input);
-                counter!(LLM_TOKENS, with(&pm, ("kind", "output"))).increment(r.tokens.output);
-                histogram!(LLM_DURATION, &pm)
+                m.ok.increment(1);
+                m.tokens_in.increment(r.tokens.input);
+                m.tokens_out.increment(r.tokens.output);
+                m.duration
                     .record(elapsed.saturating_sub(r.queued).as_secs_f64());
-                histogram!(LLM_QUEUE_WAIT, "provider" => provider).record(r.queued.as_secs_f64());
+                m.queue_wait.record(r.queued.as_secs_f64());
             }
             Err(_) => {
-                counter!(LLM_REQUESTS, with(&pm, ("outcome", "error"))).increment(1);
-                histogram!(LLM_DURATION, &pm).record(elapsed.as_secs_f64());
+                m.error.increment(1);
+                m.duration.record(elapsed.as_secs_f64());
             }
         }
         res
