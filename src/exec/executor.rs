@@ -32,7 +32,9 @@ impl Executor {
     /// Starts the run on the next arbiter. `None` when no executor thread could
     /// take it (the caller fails the workflow; the run's `RunEnded` follows too).
     pub fn spawn(&self, run: Run) -> Option<AbortHandle> {
-        let (fut, handle) = abortable(supervised(run));
+        // Boxed here: a run's future is large, and every wrapper below would
+        // otherwise move (copy) all of it.
+        let (fut, handle) = abortable(Box::pin(supervised(run)));
         let Ok(mut arbiters) = self.arbiters.lock() else {
             return None;
         };

@@ -76,7 +76,13 @@ impl Event {
     pub fn data_json(&self) -> &str {
         self.data_text
             .0
-            .get_or_init(|| self.data.to_string().into_boxed_str())
+            // `serde_json::to_string` writes straight into a buffer; `Value`'s
+            // `Display` goes through `fmt::Write` piece by piece (~2x the work).
+            .get_or_init(|| {
+                serde_json::to_string(&self.data)
+                    .unwrap_or_else(|_| "null".into())
+                    .into_boxed_str()
+            })
     }
 
     /// The event as JSON text, exactly as `serde_json::to_string` writes it,
