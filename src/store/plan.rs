@@ -17,6 +17,7 @@ pub struct BatchPlan<'a> {
     /// Workflows whose record or result in the batch is terminal.
     pub finishing: HashSet<&'a str>,
     pub events: Vec<&'a Event>,
+    /// Step answers of workflows that do not finish in the batch.
     pub steps: Vec<&'a StepRecord>,
     /// Webhooks, their removals, deliveries, idempotency keys and documents, in
     /// batch order (a removal after a registration in the same batch wins).
@@ -61,6 +62,11 @@ impl<'a> BatchPlan<'a> {
             )
             .collect();
         plan.finishing = finishing;
+        // A finishing workflow's step answers are in the result packed in the
+        // same transaction, and its step rows are deleted there: not written.
+        let finishing = &plan.finishing;
+        plan.steps
+            .retain(|s| !finishing.contains(s.workflow_id.as_str()));
         plan
     }
 }
@@ -68,7 +74,7 @@ impl<'a> BatchPlan<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::{Pattern, PatternConfig, Status};
+    use crate::domain::{DocumentsAnswer, Pattern, PatternConfig, Status, StepAnswer};
 
     fn change(seq: u64, kind: ChangeKind) -> Arc<StateChange> {
         Arc::new(StateChange {
@@ -107,5 +113,34 @@ mod tests {
         assert_eq!(plan.records["wf_b"].status, Status::Running);
         assert_eq!(plan.finishing, HashSet::from(["wf_a"]));
         assert_eq!(plan.others.len(), 1, "evictions are not written");
+    }
+
+    fn step(workflow: &str) -> ChangeKind {
+        ChangeKind::Step(Arc::new(StepRecord {
+            workflow_id: workflow.into(),
+            step_key: format!("{workflow}/documents"),
+            answer: StepAnswer::Documents(DocumentsAnswer {
+                step_key: format!("{workflow}/documents"),
+                documents: Vec::new(),
+            }),
+            answered_at: crate::clock::now(),
+        }))
+    }
+
+    #[test]
+    fn a_finishing_workflows_step_answers_are_not_written() {
+        let batch = vec![
+            change(1, step("wf_a")),
+            change(2, step("wf_b")),
+            change(3, wf("wf_a", Status::Completed)),
+            change(4, wf("wf_b", Status::Running)),
+        ];
+        let plan = BatchPlan::of(&batch);
+        let written: Vec<&str> = plan.steps.iter().map(|s| s.workflow_id.as_str()).collect();
+        assert_eq!(
+            written,
+            ["wf_b"],
+            "wf_a's answer is in the result packed with it"
+        );
     }
 }
