@@ -63,6 +63,7 @@ pub struct Event {
     pub seq: u64,
     #[serde(rename = "type")]
     pub kind: EventType,
+    #[serde(serialize_with = "crate::ts::rfc3339")]
     pub timestamp: DateTime<Utc>,
     pub data: serde_json::Value,
     /// `data` as JSON text, made once (see `DataText`).
@@ -94,6 +95,7 @@ impl Event {
             seq: u64,
             #[serde(rename = "type")]
             kind: EventType,
+            #[serde(serialize_with = "crate::ts::rfc3339")]
             timestamp: &'a DateTime<Utc>,
         }
         let head = Head {

@@ -15,6 +15,7 @@ pub mod result;
 pub mod status;
 pub mod step;
 pub mod tools;
+pub mod ts;
 pub mod webhook;
 pub mod workflow;
 

@@ -13,8 +13,11 @@ pub struct Workflow {
     pub title: String,
     pub config: PatternConfig,
     pub status: Status,
+    #[serde(serialize_with = "crate::ts::rfc3339")]
     pub created_at: DateTime<Utc>,
+    #[serde(serialize_with = "crate::ts::rfc3339_opt")]
     pub started_at: Option<DateTime<Utc>>,
+    #[serde(serialize_with = "crate::ts::rfc3339_opt")]
     pub completed_at: Option<DateTime<Utc>>,
     pub error: Option<WorkflowError>,
     pub progress: Progress,
