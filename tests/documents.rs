@@ -186,6 +186,16 @@ async fn pdf_docx_and_markdown_are_generated_listed_and_downloadable() {
         .collect();
     assert_eq!(names, ["report.md", "report.pdf", "report.docx"]);
     let docs = fetch_all(&s, &id).await;
+    // SQLite keeps the Markdown compressed (it is served as generated, above:
+    // bytes and sha256 checked on the download).
+    let stored = sqlite_value(
+        &s.dir.join("orchestrator.db"),
+        &format!(
+            "SELECT coalesce(encoding, '-') || ':' || (length(body) * 2 < bytes) FROM documents
+             WHERE workflow_id = '{id}' AND name = 'report.md'"
+        ),
+    );
+    assert_eq!(stored, "codec:1", "stored at under half its size");
 
     // The Markdown download is the inline report, byte for byte.
     let md = std::str::from_utf8(body_of(&docs, "report.md")).unwrap();

@@ -22,7 +22,7 @@ use crate::domain::{Event, EventType, WorkflowResult};
 
 /// zstd level: 1 packs a research workflow within 5% of level 3's size at about
 /// half the CPU, and the writer's thread is what bounds throughput.
-const LEVEL: i32 = 1;
+pub const LEVEL: i32 = 1;
 
 /// One event as a packed JSON array; `data` is already JSON text (as stored).
 pub struct RawEvent {

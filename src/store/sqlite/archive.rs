@@ -5,8 +5,10 @@
 use chrono::{DateTime, Utc};
 use rusqlite::{params, Connection, OptionalExtension};
 
+use super::write::DOCUMENT_CODEC;
 use super::{backend, SqliteStore};
 use crate::domain::StoredDocument;
+use crate::store::codec::Codec;
 use crate::store::{Space, StoreError};
 
 const CANDIDATES: &str = "
@@ -75,22 +77,41 @@ pub fn documents(
 ) -> Result<Vec<StoredDocument>, StoreError> {
     let mut stmt = c
         .prepare_cached(
-            "SELECT name, format, sha256, body FROM documents
+            "SELECT name, format, sha256, body, encoding FROM documents
              WHERE workflow_id = ?1 AND (?2 IS NULL OR name = ?2) ORDER BY name",
         )
         .map_err(backend)?;
     let rows = stmt
         .query_map(params![id, name], |r| {
-            Ok(StoredDocument {
+            let doc = StoredDocument {
                 workflow_id: id.to_string(),
                 name: r.get(0)?,
                 format: r.get(1)?,
                 sha256: r.get(2)?,
                 body: r.get(3)?,
-            })
+            };
+            Ok((doc, r.get::<_, Option<String>>(4)?))
         })
         .map_err(backend)?;
-    rows.collect::<rusqlite::Result<_>>().map_err(backend)
+    let mut out = Vec::new();
+    for row in rows {
+        let (mut doc, encoding) = row.map_err(backend)?;
+        match encoding.as_deref() {
+            None => {}
+            Some(DOCUMENT_CODEC) => {
+                doc.body = Codec::decode(&doc.body)
+                    .map_err(|e| StoreError::Corrupt(format!("document {id}/{}: {e}", doc.name)))?;
+            }
+            Some(other) => {
+                return Err(StoreError::Corrupt(format!(
+                    "document {id}/{}: unknown encoding '{other}'",
+                    doc.name
+                )))
+            }
+        }
+        out.push(doc);
+    }
+    Ok(out)
 }
 
 pub fn key(c: &Connection, id: &str) -> Result<Option<String>, StoreError> {

@@ -12,9 +12,14 @@ use chrono::{DateTime, Utc};
 use rusqlite::types::ValueRef;
 use rusqlite::{params, Connection, OptionalExtension, Transaction};
 
+use crate::config::Compression;
 use crate::domain::{ChangeKind, StateChange, WorkflowResult};
+use crate::store::codec::Codec;
 use crate::store::packed::{self, Packed, RawEvent};
 use crate::store::plan::BatchPlan;
+
+/// `documents.encoding` of a body stored as a `Codec` value.
+pub const DOCUMENT_CODEC: &str = "codec";
 
 fn us(t: DateTime<Utc>) -> i64 {
     t.timestamp_micros()
@@ -136,10 +141,16 @@ fn write_other(tx: &Transaction<'_>, kind: &ChangeKind) -> rusqlite::Result<()> 
             .execute(params![k.scope, k.key, k.request_hash, k.workflow_id, us(k.created_at)])?;
         }
         ChangeKind::Document(d) => {
+            // Compressed when that is smaller (text is; PDF and DOCX are not).
+            let packed = Codec::new(Compression::Zstd, packed::LEVEL).encode(&d.body);
+            let (body, encoding) = match packed.len() < d.body.len() {
+                true => (packed.as_slice(), Some(DOCUMENT_CODEC)),
+                false => (d.body.as_slice(), None),
+            };
             tx.prepare_cached(
-                "INSERT OR IGNORE INTO documents (workflow_id, name, format, bytes, sha256, body) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                "INSERT OR IGNORE INTO documents (workflow_id, name, format, bytes, sha256, body, encoding) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
             )?
-            .execute(params![d.workflow_id, d.name, d.format, d.body.len() as i64, d.sha256, d.body])?;
+            .execute(params![d.workflow_id, d.name, d.format, d.body.len() as i64, d.sha256, body, encoding])?;
         }
         ChangeKind::Workflow(_)
         | ChangeKind::Result(_)
