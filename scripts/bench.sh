@@ -165,10 +165,11 @@ fi
 if [ "$SETUP" = crash ]; then
   # tests/durable.rs's crash tests (SQLite, then PostgreSQL + Redis) with the
   # release server: MCPO_CRASH_WINDOW_CHECK turns the 50 ms report into an assertion.
+  # (With --nocapture a test's output can follow its "test … " line: -o keeps it.)
   echo
   echo "\$ MCPO_TEST_BIN=$BIN MCPO_CRASH_WINDOW_CHECK=1 cargo test --test integration crash_test -- --ignored --test-threads=1 --nocapture"
   MCPO_TEST_BIN="$BIN" MCPO_CRASH_WINDOW_CHECK=1 cargo test --quiet --test integration crash_test -- \
-    --ignored --test-threads=1 --nocapture 2>&1 | grep -E '^CRASH|test result|panicked|left|right'
+    --ignored --test-threads=1 --nocapture 2>&1 | grep -oE 'CRASH .*|test result.*|panicked.*|left.*|right.*'
   exit 0
 fi
 
