@@ -100,6 +100,11 @@ async fn answers_are_written_once_and_step_rows_leave_with_the_finished_workflow
             "SELECT count(*) FROM events WHERE workflow_id = '{id}'
                AND type IN ('task_decomposed', 'agent_completed', 'synthesis_completed')"
         );
+        // The documents step's row may stand for a moment before the finish: not
+        // one of the answers its event carries.
+        let answer_rows = format!(
+            "SELECT count(*) FROM steps WHERE workflow_id = '{id}' AND step_key NOT LIKE '%/documents'"
+        );
         let steps = format!("SELECT count(*) FROM steps WHERE workflow_id = '{id}'");
         // While it runs, its answers are committed one by one, as events only.
         let t = std::time::Instant::now();
@@ -110,7 +115,7 @@ async fn answers_are_written_once_and_step_rows_leave_with_the_finished_workflow
             if n > 0 {
                 seen = seen.max(n);
                 assert_eq!(
-                    query(&s, &steps),
+                    query(&s, &answer_rows),
                     "0",
                     "pg={pg}: {n} answers committed; none of them is also a step row"
                 );

@@ -2,8 +2,8 @@
 //! (RFC 3339, `Z`, 0, 3, 6 or 9 fractional digits). chrono hands serde_json a
 //! `Display` that serde_json escapes character by character; formatted first, the
 //! string is escaped once. Events and records carry several timestamps each and
-//! are serialised on every commit and SSE frame, so this was ~2 % of the server's
-//! instructions. Reading them back is chrono's own `Deserialize`.
+//! are serialised on every commit and SSE frame: this saved 2–6 % of the
+//! server's instructions per workflow (BENCHMARKS.md). Reading them back is chrono's own `Deserialize`.
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::Serializer;

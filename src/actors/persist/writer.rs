@@ -11,8 +11,8 @@
 //! A flush runs once the mailbox is drained, so everything that arrived while
 //! the last commit ran goes into the next one. SQLite commits on this actor's own
 //! thread (`Store::write_batch_here`): the actor has an arbiter to itself, and
-//! one step then crosses two threads fewer (no trip to the blocking pool and
-//! back), which is most of a lone workflow's latency on a small machine.
+//! each commit then crosses two threads fewer (no trip to the blocking pool and
+//! back).
 //!
 //! Step answers (`CommitStep`) do not wait behind the queue: every pending one
 //! rides in the next transaction, and the sender hears back once it committed.

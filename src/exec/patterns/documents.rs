@@ -57,8 +57,8 @@ pub async fn generate(run: &Run, m: Material<'_>) -> Result<(), Stop> {
         });
         let (id, max, list) = (run.id.clone(), run.documents_max_bytes, formats(run));
         let generated = if list.iter().all(|f| *f == DocFormat::Markdown) {
-            // Text only, a few microseconds: a trip to the blocking pool and
-            // back would cost more than it.
+            // Text only, tens of microseconds: a trip to the blocking pool and
+            // back costs about as much, and two thread wake-ups.
             documents::generate(&id, &report, &list, max)
         } else {
             // CPU work (layout, font subsetting, zip): off the executor thread.

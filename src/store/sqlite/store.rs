@@ -17,6 +17,19 @@ use crate::domain::{
 use crate::store::analytics::{AnalyticsQuery, CostStats, PerformanceStats, WorkflowStats};
 use crate::store::{retained_since, ListQuery, Manifest, Space, Startup, Store, StoreError};
 
+impl SqliteStore {
+    /// One batch on the writer connection, on the calling thread. A panic is the
+    /// batch's failure.
+    fn write_now(&self, batch: &[Arc<StateChange>]) -> Result<(), StoreError> {
+        let write = std::panic::AssertUnwindSafe(|| {
+            let mut conn = self.0.writer.lock().map_err(backend)?;
+            write::write_batch(&mut conn, batch).map_err(backend)
+        });
+        std::panic::catch_unwind(write)
+            .unwrap_or_else(|_| Err(StoreError::Backend("the batch write panicked".into())))
+    }
+}
+
 #[async_trait]
 impl Store for SqliteStore {
     fn kind(&self) -> &'static str {
@@ -24,25 +37,14 @@ impl Store for SqliteStore {
     }
 
     async fn write_batch(&self, batch: Vec<Arc<StateChange>>) -> Result<(), StoreError> {
-        let this = Arc::clone(&self.0);
-        tokio::task::spawn_blocking(move || {
-            let mut conn = this.writer.lock().map_err(backend)?;
-            write::write_batch(&mut conn, &batch).map_err(backend)
-        })
-        .await
-        .map_err(backend)?
+        let this = self.clone();
+        tokio::task::spawn_blocking(move || this.write_now(&batch))
+            .await
+            .map_err(backend)?
     }
 
     fn write_batch_here(&self, batch: &[Arc<StateChange>]) -> Option<Result<(), StoreError>> {
-        // A panic is the batch's failure, as it is through `spawn_blocking`.
-        let write = std::panic::AssertUnwindSafe(|| {
-            let mut conn = self.0.writer.lock().map_err(backend)?;
-            write::write_batch(&mut conn, batch).map_err(backend)
-        });
-        Some(
-            std::panic::catch_unwind(write)
-                .unwrap_or_else(|_| Err(StoreError::Backend("the batch write panicked".into()))),
-        )
+        Some(self.write_now(batch))
     }
 
     async fn get_workflow(&self, id: &str) -> Result<Option<Workflow>, StoreError> {
