@@ -184,3 +184,51 @@ async fn rows_from_before_packing_still_read_and_are_packed_when_touched() {
         vec![(*ev).clone()]
     );
 }
+
+/// The writer packs a workflow it saw from its first event from the log it
+/// committed (its rows are deleted unread); one it did not (restored after a
+/// restart: a new store handle) from its rows. Both give every event once.
+#[tokio::test]
+async fn a_workflow_is_packed_whole_whether_the_writer_saw_its_start_or_not() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("o.db");
+    for reopen in [false, true] {
+        let id = if reopen { "wf_restored" } else { "wf_seen" };
+        let mut store = SqliteStore::open(&path, Durability::Sync).unwrap();
+        let mut wf = workflow(id);
+        let events: Vec<Arc<Event>> = (1..=4)
+            .map(|seq| event(id, seq, EventType::AgentCompleted))
+            .collect();
+        // Two batches of running events, then (maybe after a restart) the finish.
+        for (i, ev) in events[..3].iter().enumerate() {
+            let seq = 10 * i as u64;
+            store
+                .write_batch(vec![
+                    change(seq + 1, ChangeKind::Workflow(Arc::new(wf.clone()))),
+                    change(seq + 2, ChangeKind::Event(Arc::clone(ev))),
+                ])
+                .await
+                .unwrap();
+        }
+        if reopen {
+            store = SqliteStore::open(&path, Durability::Sync).unwrap();
+        }
+        wf.transition(Status::Running, mcp_orchestrator::clock::now())
+            .unwrap();
+        wf.transition(Status::Completed, mcp_orchestrator::clock::now())
+            .unwrap();
+        store
+            .write_batch(vec![
+                change(41, ChangeKind::Event(Arc::clone(&events[3]))),
+                change(42, ChangeKind::Result(Arc::new(result(id)))),
+                change(43, ChangeKind::Workflow(Arc::new(wf.clone()))),
+            ])
+            .await
+            .unwrap();
+        let sql = format!("SELECT count(*) FROM events WHERE workflow_id = '{id}'");
+        assert_eq!(sqlite_value(&path, &sql), "0", "{id}: rows left");
+        let want: Vec<Event> = events.iter().map(|e| (**e).clone()).collect();
+        assert_eq!(store.events_after(id, 0).await.unwrap(), want, "{id}");
+        assert_eq!(store.get_result(id).await.unwrap(), Some(result(id)));
+    }
+}

@@ -16,7 +16,7 @@ pub struct BatchPlan<'a> {
     pub results: HashMap<&'a str, &'a WorkflowResult>,
     /// Workflows whose record or result in the batch is terminal.
     pub finishing: HashSet<&'a str>,
-    pub events: Vec<&'a Event>,
+    pub events: Vec<&'a Arc<Event>>,
     /// Step answers of workflows that do not finish in the batch.
     pub steps: Vec<&'a StepRecord>,
     /// Webhooks, their removals, deliveries, idempotency keys and documents, in

@@ -15,6 +15,7 @@ use crate::config::Durability;
 mod analytics;
 mod archive;
 pub mod lock;
+mod logs;
 mod rows;
 mod store;
 mod write;
@@ -59,6 +60,8 @@ pub struct SqliteStore(Arc<Inner>);
 struct Inner {
     path: PathBuf,
     writer: Mutex<Connection>,
+    /// Locked while `writer` is, by the batch writer only.
+    logs: Mutex<logs::CommittedLogs>,
     readers: Mutex<Vec<Connection>>,
 }
 
@@ -120,6 +123,7 @@ impl SqliteStore {
         Ok(SqliteStore(Arc::new(Inner {
             path: path.to_path_buf(),
             writer: Mutex::new(conn),
+            logs: Mutex::default(),
             readers: Mutex::new(Vec::new()),
         })))
     }

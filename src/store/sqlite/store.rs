@@ -23,7 +23,8 @@ impl SqliteStore {
     fn write_now(&self, batch: &[Arc<StateChange>]) -> Result<(), StoreError> {
         let write = std::panic::AssertUnwindSafe(|| {
             let mut conn = self.0.writer.lock().map_err(backend)?;
-            write::write_batch(&mut conn, batch).map_err(backend)
+            let mut logs = self.0.logs.lock().map_err(backend)?;
+            write::write_batch(&mut conn, &mut logs, batch).map_err(backend)
         });
         std::panic::catch_unwind(write)
             .unwrap_or_else(|_| Err(StoreError::Backend("the batch write panicked".into())))

@@ -13,10 +13,12 @@ use rusqlite::types::ValueRef;
 use rusqlite::{params, Connection, OptionalExtension, Transaction};
 
 use crate::config::Compression;
-use crate::domain::{ChangeKind, StateChange, WorkflowResult};
+use crate::domain::{ChangeKind, Event, StateChange, WorkflowResult};
 use crate::store::codec::Codec;
 use crate::store::packed::{self, Packed, RawEvent};
 use crate::store::plan::BatchPlan;
+
+use super::logs::CommittedLogs;
 
 /// `documents.encoding` of a body stored as a `Codec` value.
 pub const DOCUMENT_CODEC: &str = "codec";
@@ -33,7 +35,11 @@ fn to_json<T: serde::Serialize>(v: &T) -> rusqlite::Result<String> {
     serde_json::to_string(v).map_err(encode_err)
 }
 
-pub fn write_batch(conn: &mut Connection, batch: &[Arc<StateChange>]) -> rusqlite::Result<()> {
+pub fn write_batch(
+    conn: &mut Connection,
+    logs: &mut CommittedLogs,
+    batch: &[Arc<StateChange>],
+) -> rusqlite::Result<()> {
     let plan = BatchPlan::of(batch);
     let tx = conn.transaction()?;
     {
@@ -104,15 +110,20 @@ pub fn write_batch(conn: &mut Connection, batch: &[Arc<StateChange>]) -> rusqlit
         .collect();
     for id in ids {
         let events = held.remove(id).unwrap_or_default();
+        let finished = plan.finishing.contains(id);
+        let log = logs.get(id).filter(|_| finished);
         pack(
             &tx,
             id,
             plan.results.get(id).copied(),
-            plan.finishing.contains(id),
+            finished,
+            log,
             events,
         )?;
     }
-    tx.commit()
+    tx.commit()?;
+    logs.committed(&plan);
+    Ok(())
 }
 
 /// Webhooks, their removals, deliveries, idempotency keys and documents.
@@ -163,12 +174,14 @@ fn write_other(tx: &Transaction<'_>, kind: &ChangeKind) -> rusqlite::Result<()> 
 
 /// Writes the packed value of `id`: `result` (or the one stored), the events
 /// already packed, `events`, and (when `finished`) its event rows, deleted; a
-/// finished workflow's step answers go too (they are in its result).
+/// finished workflow's step answers go too (they are in its result). `log`:
+/// every event row of `id`, known to the writer, so the rows need not be read.
 fn pack(
     tx: &Transaction<'_>,
     id: &str,
     result: Option<&WorkflowResult>,
     finished: bool,
+    log: Option<&[Arc<Event>]>,
     mut events: Vec<RawEvent>,
 ) -> rusqlite::Result<()> {
     let stored: Option<Vec<u8>> = tx
@@ -201,19 +214,28 @@ fn pack(
         // Its step answers served resumes only; the result holds them now.
         tx.prepare_cached("DELETE FROM steps WHERE workflow_id = ?1")?
             .execute([id])?;
-        let mut del = tx.prepare_cached(
-            "DELETE FROM events WHERE workflow_id = ?1 RETURNING seq, type, ts_us, data",
-        )?;
-        let rows = del.query_map([id], |r| {
-            Ok(RawEvent {
-                seq: r.get::<_, i64>(0)? as u64,
-                kind: r.get(1)?,
-                ts_us: r.get(2)?,
-                data: r.get(3)?,
-            })
-        })?;
-        for row in rows {
-            events.push(row?);
+        match log {
+            Some(log) => {
+                tx.prepare_cached("DELETE FROM events WHERE workflow_id = ?1")?
+                    .execute([id])?;
+                events.extend(log.iter().map(|e| RawEvent::of(e)));
+            }
+            None => {
+                let mut del = tx.prepare_cached(
+                    "DELETE FROM events WHERE workflow_id = ?1 RETURNING seq, type, ts_us, data",
+                )?;
+                let rows = del.query_map([id], |r| {
+                    Ok(RawEvent {
+                        seq: r.get::<_, i64>(0)? as u64,
+                        kind: r.get(1)?,
+                        ts_us: r.get(2)?,
+                        data: r.get(3)?,
+                    })
+                })?;
+                for row in rows {
+                    events.push(row?);
+                }
+            }
         }
     }
     if let Some(r) = result {
