@@ -61,8 +61,7 @@ fn old(id: &str, pattern: Pattern, to: Option<Status>, n_events: u64) -> Old {
                 t0.timestamp_micros() + seq as i64 * 1_000_001 + 7,
             )
             .unwrap(),
-            data: json!({"agent_id": format!("agent_{seq}"), "content": format!("raft quorum {seq} \"é\"\n")}),
-            data_text: Default::default(),
+            data: json!({"agent_id": format!("agent_{seq}"), "content": format!("raft quorum {seq} \"é\"\n")}).into(),
         })
         .collect();
     let mut result = None;

@@ -36,8 +36,7 @@ fn event(id: &str, seq: u64, kind: EventType) -> Arc<Event> {
         seq,
         kind,
         timestamp: mcp_orchestrator::clock::now(),
-        data: json!({"n": seq, "text": "säme \"text\"\n".repeat(seq as usize)}),
-        data_text: Default::default(),
+        data: json!({"n": seq, "text": "säme \"text\"\n".repeat(seq as usize)}).into(),
     })
 }
 

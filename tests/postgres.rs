@@ -231,8 +231,7 @@ async fn replayed_batches_never_duplicate_events_or_results() {
             seq,
             kind,
             timestamp: chrono::Utc::now(),
-            data: json!({"n": seq}),
-            data_text: Default::default(),
+            data: json!({"n": seq}).into(),
         })
     };
     let first = vec![

@@ -127,8 +127,7 @@ fn events(w: &Wf) -> Vec<Event> {
             seq: n as u64 + 1,
             kind,
             timestamp,
-            data,
-            data_text: Default::default(),
+            data: data.into(),
         })
         .collect()
 }

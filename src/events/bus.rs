@@ -59,8 +59,7 @@ mod tests {
             seq,
             kind: EventType::AgentProgress,
             timestamp: crate::clock::now(),
-            data: serde_json::Value::Null,
-            data_text: Default::default(),
+            data: serde_json::Value::Null.into(),
         })
     }
 

@@ -169,3 +169,11 @@ pub fn error_chain(e: &dyn std::error::Error) -> String {
     }
     msg
 }
+
+/// An event's data as read from a store row: checked to be JSON (a corrupt row
+/// is an error, as before) without building a `Value`, and kept as that text.
+pub fn stored_data(text: String) -> Result<crate::domain::EventData, StoreError> {
+    serde_json::from_str::<serde::de::IgnoredAny>(&text)
+        .map_err(|e| StoreError::Corrupt(format!("event data: {e}")))?;
+    Ok(crate::domain::EventData::from_text(text))
+}

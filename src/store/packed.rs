@@ -69,8 +69,7 @@ impl Packed {
                     kind: *kind,
                     timestamp: DateTime::from_timestamp_micros(*ts)
                         .ok_or_else(|| StoreError::Corrupt(format!("event timestamp {ts}")))?,
-                    data: data.clone(),
-                    data_text: Default::default(),
+                    data: data.clone().into(),
                 })
             })
             .collect()

@@ -1,7 +1,10 @@
 //! Workflow events: numbered 1, 2, 3… per workflow, with the old server's types.
 
+use std::sync::OnceLock;
+
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -65,25 +68,13 @@ pub struct Event {
     pub kind: EventType,
     #[serde(serialize_with = "crate::ts::rfc3339")]
     pub timestamp: DateTime<Utc>,
-    pub data: serde_json::Value,
-    /// `data` as JSON text, made once (see `DataText`).
-    #[serde(skip)]
-    pub data_text: DataText,
+    pub data: EventData,
 }
 
 impl Event {
-    /// `data` as JSON text: serialised the first time it is asked for, then
-    /// reused (the store writer, every SSE frame and the packing all use it).
+    /// `data` as JSON text (see `EventData::json`).
     pub fn data_json(&self) -> &str {
-        self.data_text
-            .0
-            // `serde_json::to_string` writes straight into a buffer; `Value`'s
-            // `Display` goes through `fmt::Write` piece by piece (~2x the work).
-            .get_or_init(|| {
-                serde_json::to_string(&self.data)
-                    .unwrap_or_else(|_| "null".into())
-                    .into_boxed_str()
-            })
+        self.data.json()
     }
 
     /// The event as JSON text, exactly as `serde_json::to_string` writes it,
@@ -116,29 +107,114 @@ impl Event {
     }
 }
 
-/// An event's data as JSON text, made once, the first time it is needed: an
-/// answer's event data is the largest JSON the service writes, and the store
-/// writer, each SSE frame and the packing of a finished workflow would each
-/// serialise it again. Not part of the event's value: equality and `Debug`
-/// ignore it, serde skips it.
-#[derive(Clone, Default)]
-pub struct DataText(std::sync::OnceLock<Box<str>>);
+/// An event's data: a JSON value held as a `Value`, as JSON text, or both, each
+/// made from the other once, the first time it is needed. An answer's event
+/// carries the answer in full, the largest JSON the service writes: it is
+/// serialised once from the typed answer (`from_text`) for the store writer,
+/// every SSE frame and the packing, and only parsed into a `Value` if something
+/// reads a field (a restore, a webhook payload). Rows read back from a store
+/// keep the text they were read as. Equality compares values.
+#[derive(Clone)]
+pub struct EventData {
+    value: OnceLock<Value>,
+    text: OnceLock<Box<str>>,
+}
 
-impl DataText {
-    /// Text already at hand (read from a store), which `data` was parsed from.
-    pub fn known(text: String) -> DataText {
-        DataText(std::sync::OnceLock::from(text.into_boxed_str()))
+impl EventData {
+    /// Data as JSON text written by `serde_json` (a typed answer, a stored row):
+    /// trusted to parse; text that does not reads as `null`.
+    pub fn from_text(text: String) -> EventData {
+        EventData {
+            value: OnceLock::new(),
+            text: OnceLock::from(text.into_boxed_str()),
+        }
+    }
+
+    /// A value serialised to JSON text at once (`serde_json::to_string`).
+    pub fn serialised<T: Serialize>(v: &T) -> EventData {
+        EventData::from_text(serde_json::to_string(v).unwrap_or_else(|_| "null".into()))
+    }
+
+    pub fn value(&self) -> &Value {
+        self.value.get_or_init(|| {
+            self.text
+                .get()
+                .and_then(|t| serde_json::from_str(t).ok())
+                .unwrap_or(Value::Null)
+        })
+    }
+
+    /// The data read as a `T`: from the text when there is one (no `Value` is
+    /// built on the way).
+    pub fn parse<T: serde::de::DeserializeOwned>(&self) -> serde_json::Result<T> {
+        match self.text.get() {
+            Some(t) => serde_json::from_str(t),
+            None => T::deserialize(self.value()),
+        }
+    }
+
+    /// The data as JSON text, byte for byte what `serde_json::to_string` writes
+    /// for `value()`.
+    pub fn json(&self) -> &str {
+        // `serde_json::to_string` writes straight into a buffer; `Value`'s
+        // `Display` goes through `fmt::Write` piece by piece (~2x the work).
+        self.text.get_or_init(|| {
+            serde_json::to_string(self.value())
+                .unwrap_or_else(|_| "null".into())
+                .into_boxed_str()
+        })
     }
 }
 
-impl PartialEq for DataText {
-    fn eq(&self, _: &DataText) -> bool {
-        true
+impl From<Value> for EventData {
+    fn from(v: Value) -> EventData {
+        EventData {
+            value: OnceLock::from(v),
+            text: OnceLock::new(),
+        }
     }
 }
 
-impl std::fmt::Debug for DataText {
+impl Default for EventData {
+    fn default() -> EventData {
+        EventData::from(Value::Null)
+    }
+}
+
+/// Read access as a `Value` (`ev.data["agent_id"]`, `ev.data.get(…)`).
+impl std::ops::Deref for EventData {
+    type Target = Value;
+    fn deref(&self) -> &Value {
+        self.value()
+    }
+}
+
+impl PartialEq for EventData {
+    fn eq(&self, other: &EventData) -> bool {
+        self.value() == other.value()
+    }
+}
+
+impl PartialEq<Value> for EventData {
+    fn eq(&self, other: &Value) -> bool {
+        self.value() == other
+    }
+}
+
+impl std::fmt::Debug for EventData {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("DataText")
+        self.value().fmt(f)
+    }
+}
+
+impl Serialize for EventData {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.value().serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for EventData {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<EventData, D::Error> {
+        Value::deserialize(d).map(EventData::from)
     }
 }

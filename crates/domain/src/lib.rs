@@ -22,7 +22,7 @@ pub mod workflow;
 pub use bounds::{Bounds, AGENT_TYPES};
 pub use change::{ChangeKind, StateChange};
 pub use document::{documents_key, DocFormat, DocumentsAnswer, StoredDocument};
-pub use event::{Event, EventType};
+pub use event::{Event, EventData, EventType};
 pub use failure::FailureCode;
 pub use idempotency::IdempotencyRecord;
 pub use pattern::{

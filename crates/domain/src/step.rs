@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 
 use super::{
-    AgentResult, AgentStatus, DocumentsAnswer, EventType, SynthesisResult, TokenUsage,
+    AgentResult, AgentStatus, DocumentsAnswer, EventData, EventType, SynthesisResult, TokenUsage,
     ToolCallAnswer, TurnAnswer, WorkflowResult,
 };
 
@@ -110,19 +110,26 @@ impl StepAnswer {
 
     /// The event that reports this answer, and its data (none for a turn or a
     /// tool call: their agent's result reports them).
-    pub fn event(&self) -> Option<(EventType, serde_json::Value)> {
-        let data = |v: serde_json::Result<serde_json::Value>| v.unwrap_or_default();
+    pub fn event(&self) -> Option<(EventType, EventData)> {
+        /// The decomposition with its subtask count (old server's field).
+        #[derive(Serialize)]
+        struct Decomposed<'a> {
+            #[serde(flatten)]
+            d: &'a Decomposition,
+            count: usize,
+        }
+        // Serialised from the typed answer straight to text: no `Value` built.
         Some(match self {
-            StepAnswer::Decomposition(d) => {
-                let mut v = data(serde_json::to_value(d));
-                v["count"] = d.subtasks.len().into();
-                (EventType::TaskDecomposed, v)
-            }
-            StepAnswer::Agent(a) => (EventType::AgentCompleted, data(serde_json::to_value(a))),
-            StepAnswer::Synthesis(s) => {
-                (EventType::SynthesisCompleted, data(serde_json::to_value(s)))
-            }
-            StepAnswer::Documents(d) => (EventType::DocumentsGenerated, documents_event(d)),
+            StepAnswer::Decomposition(d) => (
+                EventType::TaskDecomposed,
+                EventData::serialised(&Decomposed {
+                    d,
+                    count: d.subtasks.len(),
+                }),
+            ),
+            StepAnswer::Agent(a) => (EventType::AgentCompleted, EventData::serialised(a)),
+            StepAnswer::Synthesis(s) => (EventType::SynthesisCompleted, EventData::serialised(s)),
+            StepAnswer::Documents(d) => (EventType::DocumentsGenerated, documents_event(d).into()),
             StepAnswer::Turn(_) | StepAnswer::ToolCall(_) => return None,
         })
     }
@@ -362,5 +369,40 @@ mod tests {
         let b = [a[2], a[0], a[1], a[0]];
         assert_eq!(totals(a), totals(b));
         assert_eq!(totals(b).1.total, 450);
+    }
+
+    /// An answer's event data is written from the typed answer, not through a
+    /// `Value`: the text must be what the `Value` route wrote, byte for byte
+    /// (the old server's field order, `count` last), and parse back to it.
+    #[test]
+    fn answer_event_text_is_what_the_value_route_wrote() {
+        let d = Decomposition {
+            step_key: decompose_key("wf_1"),
+            subtasks: vec!["a \"quoted\"\n".into(), "b".into()],
+            model: "m".into(),
+            tokens: TokenUsage::new(3, 4),
+            cost: 0.1,
+            execution_time: 1.5,
+            tools_used: vec!["fs.read".into()],
+            ..Default::default()
+        };
+        let a: AgentResult = serde_json::from_value(serde_json::json!({"agent_id": "agent_1",
+            "agent_type": "research", "subtask": "s", "content": "é\u{1F600}\t", "status": "completed",
+            "model": "m1", "tokens": {"input": 1, "output": 2, "total": 3}, "cost": 0.25,
+            "execution_time": 1.0, "error": null}))
+        .unwrap();
+        let mut old_decomposed = serde_json::to_value(&d).unwrap();
+        old_decomposed["count"] = 2.into();
+        for (answer, old) in [
+            (StepAnswer::Decomposition(d.clone()), old_decomposed),
+            (
+                StepAnswer::Agent(a.clone()),
+                serde_json::to_value(&a).unwrap(),
+            ),
+        ] {
+            let (_, data) = answer.event().unwrap();
+            assert_eq!(data.json(), serde_json::to_string(&old).unwrap());
+            assert_eq!(*data.value(), old);
+        }
     }
 }

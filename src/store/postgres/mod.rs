@@ -23,7 +23,6 @@ use tokio_postgres::Row;
 use super::analytics::{AnalyticsQuery, CostStats, PerformanceStats, WorkflowStats};
 use super::{retained_since, ListQuery, Manifest, Space, Startup, Store, StoreError};
 use crate::config::PostgresConfig;
-use crate::domain::event::DataText;
 use crate::domain::{
     Delivery, Event, EventType, IdempotencyRecord, StateChange, StepRecord, StoredDocument,
     Subscription, Workflow, WorkflowResult,
@@ -137,8 +136,7 @@ fn row_event(r: &Row) -> Result<Event, StoreError> {
         seq: r.try_get::<_, i64>(1).map_err(backend)? as u64,
         kind: parse::<EventType>("event type", &format!("\"{kind}\""))?,
         timestamp: r.try_get::<_, DateTime<Utc>>(3).map_err(backend)?,
-        data: parse("event data", &data)?,
-        data_text: DataText::known(data),
+        data: crate::store::stored_data(data)?,
     })
 }
 

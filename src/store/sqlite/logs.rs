@@ -71,8 +71,7 @@ mod tests {
                 seq,
                 kind: EventType::AgentCompleted,
                 timestamp: crate::clock::now(),
-                data: serde_json::json!({}),
-                data_text: Default::default(),
+                data: serde_json::json!({}).into(),
             })),
         })
     }

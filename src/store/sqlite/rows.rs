@@ -6,10 +6,9 @@ use rusqlite::types::ValueRef;
 use rusqlite::{params, Connection, OptionalExtension};
 
 use super::backend;
-use crate::domain::event::DataText;
 use crate::domain::{Event, EventType, Workflow};
 use crate::store::packed::Packed;
-use crate::store::StoreError;
+use crate::store::{stored_data, StoreError};
 
 pub(super) fn parse<T: serde::de::DeserializeOwned>(
     what: &str,
@@ -32,8 +31,7 @@ fn row_event(
         kind,
         timestamp: DateTime::from_timestamp_micros(ts_us)
             .ok_or_else(|| StoreError::Corrupt(format!("event timestamp {ts_us}")))?,
-        data: parse("event data", &data)?,
-        data_text: DataText::known(data),
+        data: stored_data(data)?,
     })
 }
 

@@ -10,7 +10,8 @@ use serde_json::{json, Value};
 
 use super::{restore, Effect, Input, Lost, Rejection, Step, WorkflowState};
 use crate::{
-    step, Event, EventType, FailureCode, Pattern, Stage, Status, StepAnswer, WorkflowError,
+    step, Event, EventData, EventType, FailureCode, Pattern, Stage, Status, StepAnswer,
+    WorkflowError,
 };
 
 /// Applies `input` to the workflow at time `now`. On `Err` the state is unchanged
@@ -112,7 +113,8 @@ pub fn apply(
             // Answers committed whose event was not (the process died between
             // the two): the step is done all the same; its event is logged now.
             for answer in unlogged {
-                if let Some((kind, mut data)) = answer.event() {
+                if let Some((kind, data)) = answer.event() {
+                    let mut data = data.value().clone();
                     data["restored"] = json!(true);
                     event(s, kind, data, now, &mut fx);
                 }
@@ -334,7 +336,7 @@ fn transition(s: &mut WorkflowState, to: Status, now: DateTime<Utc>) {
 fn event(
     s: &mut WorkflowState,
     kind: EventType,
-    data: Value,
+    data: impl Into<EventData>,
     now: DateTime<Utc>,
     fx: &mut Vec<Effect>,
 ) {
@@ -343,8 +345,7 @@ fn event(
         seq: s.next_seq(),
         kind,
         timestamp: now,
-        data,
-        data_text: Default::default(),
+        data: data.into(),
     });
     s.events.push(Arc::clone(&ev));
     fx.push(Effect::Event(ev));
@@ -361,7 +362,7 @@ fn wrong(status: Status, input: &'static str) -> Rejection {
 /// Records a step's answer in the result (replacing an earlier answer of the
 /// same step) and recomputes the totals from all answers, so each step counts
 /// exactly once; returns the answer's event data.
-pub(super) fn add_answer(s: &mut WorkflowState, answer: StepAnswer) -> Value {
+pub(super) fn add_answer(s: &mut WorkflowState, answer: StepAnswer) -> EventData {
     let data = answer.event().map(|(_, d)| d).unwrap_or_default();
     step::merge(&mut s.result, answer);
     s.settle();

@@ -42,7 +42,7 @@ pub(super) fn rebuild_result(s: &mut WorkflowState) -> Vec<StepAnswer> {
 fn answer_of(workflow_id: &str, ev: &Event) -> Option<StepAnswer> {
     match ev.kind {
         EventType::TaskDecomposed => {
-            if let Ok(d) = serde_json::from_value::<Decomposition>(ev.data.clone()) {
+            if let Ok(d) = ev.data.parse::<Decomposition>() {
                 return Some(StepAnswer::Decomposition(d));
             }
             let field = |k: &str| ev.data.get(k).cloned().unwrap_or(Value::Null);
@@ -57,10 +57,10 @@ fn answer_of(workflow_id: &str, ev: &Event) -> Option<StepAnswer> {
                 ..Default::default()
             }))
         }
-        EventType::AgentCompleted => serde_json::from_value::<AgentResult>(ev.data.clone())
-            .ok()
-            .map(StepAnswer::Agent),
-        EventType::SynthesisCompleted => serde_json::from_value::<SynthesisResult>(ev.data.clone())
+        EventType::AgentCompleted => ev.data.parse::<AgentResult>().ok().map(StepAnswer::Agent),
+        EventType::SynthesisCompleted => ev
+            .data
+            .parse::<SynthesisResult>()
             .ok()
             .map(StepAnswer::Synthesis),
         // Events from before the documents step carry names only: not an answer.
