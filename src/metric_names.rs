@@ -31,6 +31,9 @@ pub const HTTP_DURATION: &str = "http_request_duration_seconds";
 pub const PERSISTER_QUEUE: &str = "persister_queue_depth";
 /// Counter: changes a persister committed, by `persister`.
 pub const PERSISTER_WRITES: &str = "persister_writes_total";
+/// Histogram: seconds a primary-store batch took from its cut to its commit, by
+/// `persister` (primary): an answer waits for the batch in flight and its own.
+pub const PERSISTER_BATCH: &str = "persister_batch_seconds";
 /// Counter: failed write attempts, by `persister`.
 pub const PERSISTER_FAILURES: &str = "persister_failures_total";
 /// Counter: persister restarts by its supervisor, by `persister`.

@@ -207,7 +207,8 @@ fn print(label: &str, r: &CrashReport) {
         "CRASH {label}: {} workflows ({} calls), {} finished at the kill; lost 0; \
          calls in flight at the kill {}; repeated after their answer arrived {} \
          (answered, not yet committed; {} answered >= 50 ms before the kill); repeated in flight {}; finished {:.2?} after the restart; \
-         commit window: {} answers, mean {:.1} ms, {:.0}% within 10 ms",
+         commit window: {} answers, mean {:.1} ms, {:.0}% within 10 ms; \
+         store batches: {}, mean {:.1} ms",
         r.workflows,
         r.calls,
         r.finished_before_kill,
@@ -218,7 +219,9 @@ fn print(label: &str, r: &CrashReport) {
         r.finish_after_restart,
         r.window.0,
         r.window.1 * 1000.0,
-        r.window.2 * 100.0
+        r.window.2 * 100.0,
+        r.batches.0,
+        r.batches.1 * 1000.0
     );
 }
 

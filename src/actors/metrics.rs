@@ -69,6 +69,7 @@ pub fn install() -> PrometheusHandle {
                 (LLM_DURATION, LATENCY_BUCKETS),
                 (LLM_QUEUE_WAIT, LATENCY_BUCKETS),
                 (STEP_COMMIT, LATENCY_BUCKETS),
+                (PERSISTER_BATCH, LATENCY_BUCKETS),
                 (DOCUMENT_DURATION, LATENCY_BUCKETS),
                 (DOCUMENT_BYTES, BYTES_BUCKETS),
             ];
@@ -185,6 +186,11 @@ fn describe() {
     );
     describe_counter!(EVENTS_EMITTED, "Workflow events emitted");
     describe_gauge!(MCP_SESSIONS, "Open MCP sessions");
+    describe_histogram!(
+        PERSISTER_BATCH,
+        Unit::Seconds,
+        "Time a primary-store batch took from its cut to its commit"
+    );
     describe_histogram!(
         STEP_COMMIT,
         Unit::Seconds,

@@ -115,6 +115,9 @@ pub struct CrashReport {
     /// From `llm_step_commit_seconds` just before the kill: (answers committed,
     /// mean seconds from an answer's arrival to its commit, share within 10 ms).
     pub window: (u64, f64, f64),
+    /// From `persister_batch_seconds` just before the kill: (batches committed,
+    /// mean seconds from a batch's cut to its commit).
+    pub batches: (u64, f64),
 }
 
 /// Reads the step commit window off a `/metrics` exposition.
@@ -131,6 +134,16 @@ pub fn commit_window(metrics: &Value) -> (u64, f64, f64) {
         0.0
     };
     (count as u64, mean, share)
+}
+
+/// Reads the primary store's batch count and mean duration off a `/metrics`
+/// exposition.
+pub fn batch_times(metrics: &Value) -> (u64, f64) {
+    let m = crate::common::prometheus::samples(metrics.as_str().unwrap_or(""));
+    let value = |series: &str| m.get(series).copied().unwrap_or(0.0);
+    let count = value("persister_batch_seconds_count{persister=\"primary\"}");
+    let sum = value("persister_batch_seconds_sum{persister=\"primary\"}");
+    (count as u64, if count > 0.0 { sum / count } else { 0.0 })
 }
 
 /// Runs `n` workflows, SIGKILLs the server once `share` of them finished,
@@ -160,7 +173,9 @@ pub async fn crash_and_resume(
         assert!(t.elapsed() < 300 * SEC, "only {c} of {n} finished");
         tokio::time::sleep(Duration::from_millis(2)).await;
     };
-    let window = commit_window(&s.get("/metrics").await.body);
+    let metrics = s.get("/metrics").await.body;
+    let (window, batches) = (commit_window(&metrics), batch_times(&metrics));
+    assert!(batches.0 > 0, "persister_batch_seconds counts the batches");
     let kill_at = Instant::now();
     s.kill9();
     let before = fake.requests();
@@ -251,6 +266,7 @@ pub async fn crash_and_resume(
         workflows: n,
         finished_before_kill,
         window,
+        batches,
         in_flight_at_kill,
         repeated_after_answer: repeated.values().filter(|a| **a).count(),
         repeated_answered_50ms_before,

@@ -31,6 +31,7 @@ use super::PersistHealth;
 use crate::actors::Publish;
 use crate::domain::{ChangeKind, StateChange, StepRecord};
 use crate::exec::{CommitStep, StepNotCommitted};
+use crate::metric_names::PERSISTER_BATCH;
 use crate::store::{Store, StoreError};
 
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
@@ -168,6 +169,10 @@ impl StoreWriter {
         self.in_flight = false;
         match res {
             Ok(()) => {
+                if let Some(t) = self.last_start {
+                    metrics::histogram!(PERSISTER_BATCH, "persister" => "primary")
+                        .record(t.elapsed().as_secs_f64());
+                }
                 for (_, _, done) in self.steps_in_flight.drain(..) {
                     let _ = done.send(());
                 }
