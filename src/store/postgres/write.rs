@@ -170,27 +170,6 @@ pub async fn write_batch(
     let results = Results::of(&plan.results)?;
     let others = Others::of(&plan.others)?;
 
-    // Statements first (prepared once per connection, cached), then every
-    // execution issued at once.
-    let mut sql: Vec<&'static str> = Vec::new();
-    if !w.id.is_empty() {
-        sql.push(UPSERT_WORKFLOWS);
-    }
-    if !events.seq.is_empty() {
-        sql.push(INSERT_EVENTS);
-    }
-    if !steps.step_key.is_empty() {
-        sql.push(INSERT_STEPS);
-    }
-    if !results.ids.is_empty() {
-        sql.extend([UPSERT_RESULTS, UPSERT_MODEL_COSTS, DELETE_STEPS]);
-    }
-    sql.extend(others.rows.iter().map(|(sql, _)| *sql));
-    let mut stmts = Vec::with_capacity(sql.len());
-    for q in &sql {
-        stmts.push(tx.prepare_cached(q).await?);
-    }
-
     let wf_params: [&Param; 10] = [
         &w.id,
         &w.pattern,
@@ -224,26 +203,36 @@ pub async fn write_batch(
         &results.costs,
     ];
     let finished_params: [&Param; 1] = [&results.finished];
-    let mut params: Vec<&[&Param]> = Vec::with_capacity(sql.len());
+    let other_params: Vec<Vec<&Param>> = others.rows.iter().map(|(_, p)| p.params()).collect();
+    // The batch's statements in order, each with its values.
+    let mut work: Vec<(&str, &[&Param])> = Vec::new();
     if !w.id.is_empty() {
-        params.push(&wf_params);
+        work.push((UPSERT_WORKFLOWS, &wf_params));
     }
     if !events.seq.is_empty() {
-        params.push(&ev_params);
+        work.push((INSERT_EVENTS, &ev_params));
     }
     if !steps.step_key.is_empty() {
-        params.push(&step_params);
+        work.push((INSERT_STEPS, &step_params));
     }
     if !results.ids.is_empty() {
-        params.extend([&result_params[..], &cost_params[..], &finished_params[..]]);
+        work.push((UPSERT_RESULTS, &result_params));
+        work.push((UPSERT_MODEL_COSTS, &cost_params));
+        work.push((DELETE_STEPS, &finished_params));
     }
-    let other_params: Vec<Vec<&Param>> = others.rows.iter().map(|(_, p)| p.params()).collect();
-    params.extend(other_params.iter().map(Vec::as_slice));
+    for ((sql, _), params) in others.rows.iter().zip(&other_params) {
+        work.push((sql, params));
+    }
+    // Prepared once per connection (cached), then every execution issued at once.
+    let mut stmts = Vec::with_capacity(work.len());
+    for (sql, _) in &work {
+        stmts.push(tx.prepare_cached(sql).await?);
+    }
     futures::future::try_join_all(
         stmts
             .iter()
-            .zip(params)
-            .map(|(stmt, p)| tx.execute(stmt, p)),
+            .zip(&work)
+            .map(|(stmt, (_, params))| tx.execute(stmt, params)),
     )
     .await?;
     Ok(())
