@@ -11,6 +11,11 @@
 #   scripts/bench.sh crash       # the crash tests against the release binary: SIGKILL with
 #                                # 300 workflows in flight; no answer received >= 50 ms
 #                                # before the kill may be requested again (asserted)
+#   BEFORE=bin AFTER=bin scripts/bench.sh pairs
+#                                # two builds alternating (ROUNDS=2): one at a time,
+#                                # 200 in flight and sequential creates on one server,
+#                                # then 200 in flight at 50 ms on another; a fresh
+#                                # SQLite store per server start
 #
 # BIN and LOADGEN may name other builds (to compare two commits back to back);
 # NO_BUILD=1 skips the release build.
@@ -115,6 +120,28 @@ wait_idle() {
     sleep 0.5
   done
 }
+
+if [ "$SETUP" = pairs ]; then
+  # The before/after comparison BENCHMARKS.md reports: the same loop for both
+  # builds, alternating, so a drifting host shifts both alike.
+  : "${BEFORE:?BEFORE=<binary> is required}" "${AFTER:?AFTER=<binary> is required}"
+  SETUP=sqlite
+  for round in $(seq 1 "${ROUNDS:-2}"); do
+    for side in before after; do
+      if [ "$side" = before ]; then BIN="$BEFORE"; else BIN="$AFTER"; fi
+      echo; echo "## round $round, $side: $BIN"
+      start_server 0
+      run "$LOADGEN" e2e --url "$URL" --concurrency 1 --duration "$DURATION" --sim-latency-ms 0 --server-pid "$SERVER_PID"
+      run "$LOADGEN" e2e --url "$URL" --concurrency 200 --duration "$DURATION" --sim-latency-ms 0 --server-pid "$SERVER_PID"
+      run "$LOADGEN" http --url "$URL" --op post --concurrency 1 --duration 10s
+      stop_server
+      start_server 50
+      run "$LOADGEN" e2e --url "$URL" --concurrency 200 --duration "$DURATION" --sim-latency-ms 50 --server-pid "$SERVER_PID"
+      stop_server
+    done
+  done
+  exit 0
+fi
 
 if [ "$SETUP" = cluster ]; then
   # N instances on one new database, ports PORT.. PORT+N-1, ids bench-1..N.
