@@ -153,8 +153,9 @@ impl EventData {
         }
     }
 
-    /// The data as JSON text, byte for byte what `serde_json::to_string` writes
-    /// for `value()`.
+    /// The data as JSON text: the text it was made from (a typed answer as
+    /// `serde_json` wrote it, a stored row as the store returned it), else what
+    /// `serde_json::to_string` writes for `value()`.
     pub fn json(&self) -> &str {
         // `serde_json::to_string` writes straight into a buffer; `Value`'s
         // `Display` goes through `fmt::Write` piece by piece (~2x the work).
